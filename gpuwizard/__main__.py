@@ -1,0 +1,5 @@
+"""Allow `python -m gpuwizard`."""
+
+from gpuwizard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""Events are plain data that flow up from actions to whichever face draws them.
+
+The TUI turns them into Textual messages, the CLI prints them, the detached worker appends
+them to the run's events file so that a face started later can replay and follow them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of output from a command or an action."""
+
+    step: str
+    text: str
+    stream: str = "out"  # out | err | info
+    kind: str = "log"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a long operation is; fraction None means unknown."""
+
+    step: str
+    fraction: Optional[float]
+    label: str = ""
+    kind: str = "progress"
+
+
+@dataclass(frozen=True)
+class StepState:
+    """A step changed state: pending, running, done, failed, blocked, rolled-back, skipped."""
+
+    step: str
+    state: str
+    reason: str = ""
+    kind: str = "step"
+
+
+@dataclass(frozen=True)
+class ActionEvent:
+    """An action started, finished, failed or was rolled back."""
+
+    step: str
+    action: str
+    phase: str  # start | done | failed | rollback | rolled-back
+    description: str = ""
+    error: Optional[dict[str, Any]] = None
+    kind: str = "action"
+
+
+@dataclass(frozen=True)
+class DiffReady:
+    """A preview is ready: the diffs the user must see before anything is written."""
+
+    step: str
+    diffs: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = "diff"
+
+
+@dataclass(frozen=True)
+class RunState:
+    """The whole run changed state: running, awaiting-confirmation, finished, failed, rolled-back."""
+
+    run_id: str
+    state: str
+    detail: str = ""
+    deadline: Optional[float] = None
+    kind: str = "run"
+
+
+Event = Union[LogLine, Progress, StepState, ActionEvent, DiffReady, RunState]
+EventSink = Callable[[Event], None]
+
+_KINDS: dict[str, type] = {
+    "log": LogLine,
+    "progress": Progress,
+    "step": StepState,
+    "action": ActionEvent,
+    "diff": DiffReady,
+    "run": RunState,
+}
+
+
+def to_json(event: Event) -> str:
+    """Serialise an event to one JSON line."""
+    return json.dumps(dataclasses.asdict(event), ensure_ascii=False)
+
+
+def from_json(line: str) -> Event:
+    """Parse one JSON line back into an event; unknown kinds raise ValueError."""
+    data = json.loads(line)
+    cls = _KINDS.get(data.get("kind", ""))
+    if cls is None:
+        raise ValueError(f"unknown event kind: {data.get('kind')!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    obj: Event = cls(**{k: v for k, v in data.items() if k in names})
+    return obj
+
+
+def discard(_event: Event) -> None:
+    """An event sink that drops everything (for probes nobody watches)."""

@@ -1,0 +1,189 @@
+"""The command runner: the one seam through which gpuwizard starts programs.
+
+Argument lists only (never a shell), `LC_ALL=C` so output can be parsed, output streamed
+line by line to a callback as it is produced, a timeout, and the tail kept for errors.
+Demo mode swaps this object, not the code that calls it.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional, Protocol, Sequence
+
+from gpuwizard.errors import CommandFailed, CommandTimeout, WizardError
+
+LineCallback = Callable[[str, str], None]  # (stream "out"|"err", line without newline)
+
+TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a finished command left: exit status, its full stdout, and the tail of both streams."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    tail: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class Runner(Protocol):
+    """Runs a program and streams its output."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        on_line: Optional[LineCallback] = None,
+        timeout: Optional[float] = None,
+        env: Optional[Mapping[str, str]] = None,
+        input: Optional[bytes] = None,
+        check: bool = True,
+        cwd: Optional[str] = None,
+        remedy: str = "",
+    ) -> CommandResult: ...
+
+
+def base_env(extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """The environment every command gets: ours, with a C locale and a sane PATH."""
+    env = dict(os.environ)
+    env["LC_ALL"] = "C"
+    env["LANG"] = "C"
+    path = env.get("PATH", "")
+    for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"):
+        if d not in path.split(":"):
+            path = f"{path}:{d}" if path else d
+    env["PATH"] = path
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass
+class SubprocessRunner:
+    """Runs real programs."""
+
+    default_timeout: float = 3600.0
+    history: list[tuple[str, ...]] = field(default_factory=list)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        on_line: Optional[LineCallback] = None,
+        timeout: Optional[float] = None,
+        env: Optional[Mapping[str, str]] = None,
+        input: Optional[bytes] = None,
+        check: bool = True,
+        cwd: Optional[str] = None,
+        remedy: str = "",
+    ) -> CommandResult:
+        argv = [str(a) for a in argv]
+        self.history.append(tuple(argv))
+        limit = self.default_timeout if timeout is None else timeout
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+                argv,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=base_env(env),
+                cwd=cwd,
+                start_new_session=False,
+            )
+        except FileNotFoundError as exc:
+            raise WizardError(
+                f"`{argv[0]}` is not installed (or not on PATH)",
+                remedy or f"Install the package that provides `{argv[0]}`, then run gpuwizard again.",
+            ) from exc
+        except PermissionError as exc:
+            raise WizardError(
+                f"`{argv[0]}` cannot be executed: {exc.strerror}",
+                remedy or "Check the file's permissions, or run gpuwizard as root.",
+            ) from exc
+        if input is not None and proc.stdin is not None:
+            try:
+                proc.stdin.write(input)
+            except BrokenPipeError:
+                pass
+            proc.stdin.close()
+        out_chunks: list[str] = []
+        err_chunks: list[str] = []
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        partial = {"out": b"", "err": b""}
+        sel = selectors.DefaultSelector()
+        assert proc.stdout is not None and proc.stderr is not None
+        sel.register(proc.stdout, selectors.EVENT_READ, "out")
+        sel.register(proc.stderr, selectors.EVENT_READ, "err")
+
+        def emit(stream: str, raw: bytes) -> None:
+            text = raw.decode("utf-8", errors="replace").rstrip("\r")
+            (out_chunks if stream == "out" else err_chunks).append(text)
+            tail.append(text)
+            if on_line is not None:
+                on_line(stream, text)
+
+        timed_out = False
+        while sel.get_map():
+            remaining = limit - (time.monotonic() - start)
+            if remaining <= 0:
+                timed_out = True
+                break
+            for key, _ in sel.select(timeout=min(remaining, 0.5)):
+                stream = key.data
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    if partial[stream]:
+                        emit(stream, partial[stream])
+                        partial[stream] = b""
+                    continue
+                buf = partial[stream] + chunk
+                *lines, partial[stream] = buf.split(b"\n")
+                for line in lines:
+                    emit(stream, line)
+        sel.close()
+        if timed_out:
+            _terminate(proc)
+            raise CommandTimeout(
+                f"`{' '.join(argv)}` did not finish within {limit:.0f} s and was stopped",
+                remedy or "Check what it is waiting for (network, a lock), then run gpuwizard again.",
+                "\n".join(tail),
+            )
+        returncode = proc.wait()
+        result = CommandResult(
+            argv=tuple(argv),
+            returncode=returncode,
+            stdout="\n".join(out_chunks) + ("\n" if out_chunks else ""),
+            stderr="\n".join(err_chunks) + ("\n" if err_chunks else ""),
+            tail="\n".join(tail),
+            duration=time.monotonic() - start,
+        )
+        if check and returncode != 0:
+            raise CommandFailed(list(argv), returncode, result.tail, remedy)
+        return result
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process: TERM, then KILL after a grace period."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,236 @@
+"""The host: the one door to the machine gpuwizard changes.
+
+`Host(root="/")` resolves every path under `root` and runs commands inside it (through
+`chroot`) when it is not `/`, the way installers treat a target system mounted at a folder.
+Steps and actions never touch the machine except through this object.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from gpuwizard.errors import WizardError
+from gpuwizard.host.runner import CommandResult, LineCallback, Runner, SubprocessRunner
+
+_ARCH_NAMES = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64el"}
+
+
+@dataclass(frozen=True)
+class SystemFacts:
+    """What kind of system this is: enough to choose commands and remedies."""
+
+    distro_id: str
+    distro_version: str
+    distro_like: tuple[str, ...]
+    codename: str
+    pretty_name: str
+    arch: str  # Debian-style: amd64, arm64
+    machine: str  # kernel-style: x86_64, aarch64
+    package_manager: Optional[str]  # apt | dnf | yum | zypper | None
+    init_system: str  # systemd | sysvinit | openrc | none
+    euid: int
+    kernel: str
+    in_container: bool
+    wsl: bool
+
+    @property
+    def is_root(self) -> bool:
+        return self.euid == 0
+
+    def family(self) -> str:
+        """debian | rhel | suse | other: which remedies apply."""
+        ids = (self.distro_id, *self.distro_like)
+        if any(i in ("debian", "ubuntu") for i in ids):
+            return "debian"
+        if any(i in ("rhel", "fedora", "centos", "amzn") for i in ids):
+            return "rhel"
+        if any(i.startswith(("suse", "opensuse", "sles")) for i in ids):
+            return "suse"
+        return "other"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["distro_like"] = list(self.distro_like)
+        data["family"] = self.family()
+        return data
+
+
+@dataclass
+class Host:
+    """A machine (or a root folder holding one) and the means to look at and change it."""
+
+    root: Path = Path("/")
+    runner: Runner = field(default_factory=SubprocessRunner)
+    label: str = ""  # shown in the UI, e.g. "demo: recorded H200 host"
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        if not self.root.is_dir():
+            raise WizardError(
+                f"The root folder {self.root} does not exist or is not a folder",
+                "Pass --root the folder where the target system is mounted, or leave it out for /.",
+            )
+
+    @property
+    def is_live(self) -> bool:
+        """True when we act on the running system, not on a root folder."""
+        return self.root == Path("/")
+
+    def path(self, p: str | os.PathLike[str]) -> Path:
+        """Resolve an absolute system path (e.g. /etc/docker/daemon.json) under the root."""
+        rel = str(p)
+        if not rel.startswith("/"):
+            raise ValueError(f"host paths are absolute, got {rel!r}")
+        if self.is_live:
+            return Path(rel)
+        return self.root / rel.lstrip("/")
+
+    def display(self, p: str | os.PathLike[str]) -> str:
+        """How to show a path to the user: the system path, plus the root when there is one."""
+        return str(p) if self.is_live else f"{p} (under {self.root})"
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        inside: bool = True,
+        on_line: Optional[LineCallback] = None,
+        timeout: Optional[float] = None,
+        env: Optional[Mapping[str, str]] = None,
+        input: Optional[bytes] = None,
+        check: bool = True,
+        remedy: str = "",
+    ) -> CommandResult:
+        """Run a program; inside the root (chroot) when there is one, unless inside=False."""
+        full = list(argv)
+        if inside and not self.is_live:
+            full = ["chroot", str(self.root), *full]
+        return self.runner.run(
+            full, on_line=on_line, timeout=timeout, env=env, input=input, check=check,
+            remedy=remedy,
+        )
+
+    def which(self, name: str, extra_dirs: Sequence[str] = ()) -> Optional[str]:
+        """Find an executable by name on the target's PATH; returns its system path."""
+        dirs = [*extra_dirs, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
+                "/sbin", "/bin"]
+        if self.is_live:
+            dirs = [*extra_dirs, *os.environ.get("PATH", "").split(":"), *dirs]
+        seen: set[str] = set()
+        for d in dirs:
+            if not d or d in seen:
+                continue
+            seen.add(d)
+            candidate = f"{d.rstrip('/')}/{name}"
+            real = self.path(candidate)
+            if real.is_file() and os.access(real, os.X_OK):
+                return candidate
+        return None
+
+    def read_text(self, p: str, default: Optional[str] = None) -> Optional[str]:
+        """Read a text file on the host, or return default when it is absent or unreadable."""
+        try:
+            return self.path(p).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return default
+
+    @cached_property
+    def facts(self) -> SystemFacts:
+        return probe_system(self)
+
+    def forget(self) -> None:
+        """Drop cached facts after a change (a package manager installed, say)."""
+        self.__dict__.pop("facts", None)
+
+
+def _os_release(host: Host) -> dict[str, str]:
+    """os-release of the target, read through `distro` (which honours a root folder)."""
+    import distro  # lazy: only the probe needs it
+
+    info = distro.LinuxDistribution(
+        include_lsb=False, include_uname=False, include_oslevel=False,
+        root_dir=None if host.is_live else str(host.root),
+    )
+    data = {k.upper(): v for k, v in info.os_release_info().items()}
+    if "ID_LIKE" not in data and info.like():
+        data["ID_LIKE"] = info.like()
+    return data
+
+
+def _package_manager(host: Host) -> Optional[str]:
+    for name, binary in (("apt", "apt-get"), ("dnf", "dnf"), ("dnf", "dnf5"), ("yum", "yum"),
+                         ("zypper", "zypper")):
+        for d in ("/usr/bin", "/bin", "/usr/sbin"):
+            if host.path(f"{d}/{binary}").exists():
+                return name
+    return None
+
+
+def _init_system(host: Host) -> str:
+    if host.is_live:
+        if Path("/run/systemd/system").is_dir():
+            return "systemd"
+        try:
+            comm = Path("/proc/1/comm").read_text().strip()
+        except OSError:
+            comm = ""
+        if comm == "systemd":
+            return "systemd"
+        if comm in ("init",) and Path("/sbin/openrc").exists():
+            return "openrc"
+        if comm == "init":
+            return "sysvinit"
+        return "none"
+    init = host.path("/sbin/init")
+    try:
+        target = os.readlink(init) if init.is_symlink() else ""
+    except OSError:
+        target = ""
+    if "systemd" in target or host.path("/lib/systemd/systemd").exists():
+        return "systemd"
+    if host.path("/sbin/openrc").exists():
+        return "openrc"
+    if init.exists():
+        return "sysvinit"
+    return "none"
+
+
+def _debian_arch(host: Host, machine: str) -> str:
+    if not host.is_live:
+        status = host.read_text("/var/lib/dpkg/arch")
+        if status:
+            return status.split()[0]
+    return _ARCH_NAMES.get(machine, machine)
+
+
+def probe_system(host: Host) -> SystemFacts:
+    """Read the distribution, package manager, init system and user of the host."""
+    rel = _os_release(host)
+    machine = platform.machine()
+    proc_version = host.read_text("/proc/version", "") if host.is_live else ""
+    in_container = host.is_live and (
+        Path("/.dockerenv").exists()
+        or Path("/run/.containerenv").exists()
+        or os.environ.get("container", "") != ""
+    )
+    return SystemFacts(
+        distro_id=rel.get("ID", "unknown").lower(),
+        distro_version=rel.get("VERSION_ID", ""),
+        distro_like=tuple(rel.get("ID_LIKE", "").lower().split()),
+        codename=rel.get("VERSION_CODENAME", "") or rel.get("UBUNTU_CODENAME", ""),
+        pretty_name=rel.get("PRETTY_NAME", rel.get("NAME", "unknown Linux")),
+        arch=_debian_arch(host, machine),
+        machine=machine,
+        package_manager=_package_manager(host),
+        init_system=_init_system(host),
+        euid=os.geteuid(),
+        kernel=platform.release(),
+        in_container=in_container,
+        wsl="microsoft" in (proc_version or "").lower()
+        or Path("/proc/sys/fs/binfmt_misc/WSLInterop").exists(),
+    )

@@ -1,0 +1,454 @@
+"""The journal: write-ahead records, byte-exact backups and the run lock, kept on the host.
+
+Every mutation is preceded by an fsynced *intent* record holding what undo needs (original
+bytes by content hash, mode, owner, package set, service state). After a crash, rollback reads
+the records and undoes every intent in reverse order; undo is idempotent, so an intent whose
+mutation never happened is harmless to undo.
+
+Layout under the state directory (default /var/lib/gpuwizard under the root):
+
+    lock                          flock()ed by the run in progress; names its holder
+    runs/<run-id>/meta.json       what was asked for
+    runs/<run-id>/journal.jsonl   the records, one JSON object a line
+    runs/<run-id>/events.jsonl    the events, for a face that attaches later
+    runs/<run-id>/backups/<sha256>
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from gpuwizard.errors import JournalError, LockHeld
+
+CRASH_ENV = "GPUWIZARD_CRASH_AT"  # fault injection: SIGKILL ourselves at the Nth transition
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in `path` durable."""
+    fd = os.open(str(path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def new_run_id() -> str:
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{now}-{secrets.token_hex(3)}"
+
+
+class _Transitions:
+    """Counts journal transitions in this process, for crash-consistency tests."""
+
+    count = 0
+
+    @classmethod
+    def tick(cls) -> None:
+        cls.count += 1
+        target = os.environ.get(CRASH_ENV)
+        if target and int(target) == cls.count:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def checkpoint() -> None:
+    """A transition that is not a journal write (e.g. a mutation just happened)."""
+    _Transitions.tick()
+
+
+@dataclass
+class Record:
+    seq: int
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Run:
+    """One run folder, read back."""
+
+    run_id: str
+    folder: Path
+    meta: dict[str, Any]
+    records: list[Record]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def started(self) -> str:
+        return str(self.meta.get("started", ""))
+
+    def intents(self) -> list[Record]:
+        return [r for r in self.records if r.type == "intent"]
+
+    def ended(self) -> Optional[Record]:
+        ends = [r for r in self.records if r.type == "end"]
+        return ends[-1] if ends else None
+
+    def rolled_back_refs(self) -> set[int]:
+        return {int(r.data["ref"]) for r in self.records if r.type == "rolled-back"}
+
+    def done_refs(self) -> set[int]:
+        return {int(r.data["ref"]) for r in self.records if r.type == "done"}
+
+    def changed_something(self) -> bool:
+        """A run that only looked changes nothing and is no rollback target."""
+        return bool(self.intents())
+
+    def pending_undo(self, steps: Optional[set[str]] = None) -> list[Record]:
+        """Intents not yet rolled back, newest first, optionally narrowed to some steps."""
+        done = self.rolled_back_refs()
+        out = [r for r in self.intents() if r.seq not in done]
+        if steps:
+            out = [r for r in out if r.data.get("step") in steps]
+        return list(reversed(out))
+
+    def status(self) -> str:
+        """finished | failed | rolled-back | interrupted | in-progress | awaiting-confirmation."""
+        end = self.ended()
+        rb = any(r.type == "rollback-end" for r in self.records)
+        if rb and not self.pending_undo():
+            return "rolled-back"
+        if end is not None:
+            return str(end.data.get("status", "finished"))
+        if _pid_alive(self.meta.get("worker_pid")):
+            if any(r.type == "awaiting-confirmation" for r in self.records) and not any(
+                r.type == "confirmed" for r in self.records
+            ):
+                return "awaiting-confirmation"
+            return "in-progress"
+        return "interrupted"
+
+    def confirmation_deadline(self) -> Optional[float]:
+        awaiting = [r for r in self.records if r.type == "awaiting-confirmation"]
+        if not awaiting or any(r.type in ("confirmed", "end") for r in self.records):
+            return None
+        return float(awaiting[-1].data["deadline"])
+
+    def summary(self) -> dict[str, Any]:
+        steps: list[str] = []
+        for r in self.intents():
+            s = str(r.data.get("step", ""))
+            if s not in steps:
+                steps.append(s)
+        return {
+            "run": self.run_id,
+            "started": self.started,
+            "argv": self.meta.get("argv", []),
+            "status": self.status(),
+            "changes": len(self.intents()),
+            "pending_undo": len(self.pending_undo()),
+            "steps": steps,
+            "warnings": self.warnings,
+        }
+
+    def backup_path(self, sha: str) -> Path:
+        return self.folder / "backups" / sha
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not alive for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class Journal:
+    """The state directory: runs, their records and backups, and the lock."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self.runs_dir = self.state_dir / "runs"
+        self._lock_fd: Optional[int] = None
+
+    # -- the state directory ------------------------------------------------------------
+    def ensure_writable(self) -> None:
+        """Create the state directory, or say precisely why we cannot."""
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.state_dir / f".probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            if exc.errno == errno.EROFS:
+                raise JournalError(
+                    f"The state directory {self.state_dir} is on a read-only file system",
+                    "Remount it read-write, or pass --state-dir a writable folder "
+                    "(it must survive a reboot to allow rollback).",
+                ) from exc
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise JournalError(
+                    f"No permission to write the state directory {self.state_dir}",
+                    "Run gpuwizard as root (sudo gpuwizard …), or pass --state-dir.",
+                ) from exc
+            raise JournalError(
+                f"Cannot create the state directory {self.state_dir}: {exc.strerror}",
+                "Check the disk and the path, or pass --state-dir another folder.",
+            ) from exc
+
+    # -- the lock -----------------------------------------------------------------------
+    def lock_holder(self) -> Optional[dict[str, Any]]:
+        """Who holds the lock now, or None if nobody does."""
+        path = self.state_dir / "lock"
+        if not path.exists():
+            return None
+        try:
+            fd = os.open(str(path), os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                try:
+                    return dict(json.loads(path.read_text() or "{}"))
+                except (ValueError, OSError):
+                    return {"pid": None}
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def acquire(self, run_id: str, argv: list[str]) -> None:
+        """Take the lock for one run; refuse, naming the holder, if another run has it."""
+        self.ensure_writable()
+        path = self.state_dir / "lock"
+        fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = self.lock_holder() or {}
+            raise LockHeld(
+                "Another gpuwizard run is in progress "
+                f"(pid {holder.get('pid', '?')}, started {holder.get('started', '?')}, "
+                f"run {holder.get('run', '?')})",
+                "Wait for it to finish, or follow it with `gpuwizard attach`.",
+            ) from None
+        info = {
+            "pid": os.getpid(),
+            "started": _dt.datetime.now().isoformat(timespec="seconds"),
+            "run": run_id,
+            "argv": argv,
+        }
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(info).encode())
+        os.fsync(fd)
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._lock_fd, 0)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @contextlib.contextmanager
+    def locked(self, run_id: str, argv: list[str]) -> Iterator[None]:
+        self.acquire(run_id, argv)
+        try:
+            yield
+        finally:
+            self.release()
+
+    # -- runs ---------------------------------------------------------------------------
+    def start_run(self, argv: list[str], meta: Optional[dict[str, Any]] = None,
+                  run_id: Optional[str] = None) -> RunWriter:
+        """Create a run folder and its first record."""
+        self.ensure_writable()
+        run_id = run_id or new_run_id()
+        folder = self.runs_dir / run_id
+        (folder / "backups").mkdir(parents=True, exist_ok=True)
+        full_meta = {
+            "run": run_id,
+            "started": _dt.datetime.now().isoformat(timespec="seconds"),
+            "argv": argv,
+            "worker_pid": os.getpid(),
+            **(meta or {}),
+        }
+        _atomic_json(folder / "meta.json", full_meta)
+        fsync_dir(self.runs_dir)
+        writer = RunWriter(run_id, folder)
+        writer.append("begin", {})
+        return writer
+
+    def open_run(self, run_id: str) -> RunWriter:
+        """Append to an existing run (rollback, confirmation)."""
+        folder = self.runs_dir / run_id
+        if not folder.is_dir():
+            raise JournalError(
+                f"There is no run {run_id} in {self.runs_dir}",
+                "List the runs with `gpuwizard history`.",
+            )
+        return RunWriter(run_id, folder, next_seq=_last_seq(folder / "journal.jsonl") + 1)
+
+    def update_meta(self, run_id: str, **changes: Any) -> None:
+        path = self.runs_dir / run_id / "meta.json"
+        data = json.loads(path.read_text())
+        data.update(changes)
+        _atomic_json(path, data)
+
+    def runs(self) -> list[Run]:
+        """Every run, oldest first. Unreadable runs are returned with a warning, not dropped."""
+        if not self.runs_dir.is_dir():
+            return []
+        out = []
+        for folder in sorted(p for p in self.runs_dir.iterdir() if p.is_dir()):
+            out.append(self.read_run(folder.name))
+        return out
+
+    def read_run(self, run_id: str) -> Run:
+        folder = self.runs_dir / run_id
+        warnings: list[str] = []
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except FileNotFoundError:
+            meta = {"run": run_id}
+            warnings.append("meta.json is missing")
+        except (ValueError, OSError) as exc:
+            meta = {"run": run_id}
+            warnings.append(f"meta.json is unreadable: {exc}")
+        records, more = read_records(folder / "journal.jsonl")
+        warnings.extend(more)
+        return Run(run_id, folder, meta, records, warnings)
+
+    def latest_run(self) -> Optional[Run]:
+        runs = self.runs()
+        return runs[-1] if runs else None
+
+
+def read_records(path: Path) -> tuple[list[Record], list[str]]:
+    """Read a journal file. A torn last line (a crash mid-write) is dropped with a warning;
+    a corrupt line in the middle means the journal cannot be trusted and is an error."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return [], ["the journal file is missing (the run never wrote a record)"]
+    except OSError as exc:
+        raise JournalError(
+            f"Cannot read the journal {path}: {exc.strerror}",
+            "Check the file's permissions (run as root) and the disk.",
+        ) from exc
+    lines = raw.split(b"\n")
+    records: list[Record] = []
+    warnings: list[str] = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            records.append(Record(int(obj["seq"]), str(obj["type"]), dict(obj.get("data", {}))))
+        except (ValueError, KeyError, TypeError) as exc:
+            is_last = all(not rest.strip() for rest in lines[i + 1 :])
+            if is_last:
+                warnings.append(f"dropped a torn last record in {path.name} (line {i + 1})")
+                continue
+            raise JournalError(
+                f"The journal {path} is corrupt at line {i + 1}",
+                "Do not edit journal files by hand. Inspect the file; the backups in "
+                f"{path.parent / 'backups'} hold the original bytes of every file gpuwizard "
+                "changed, by content hash.",
+                str(exc),
+            ) from exc
+    return records, warnings
+
+
+def _last_seq(path: Path) -> int:
+    records, _ = read_records(path)
+    return max((r.seq for r in records), default=0)
+
+
+def _atomic_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+class RunWriter:
+    """Appends fsynced records to one run's journal and stores its backups."""
+
+    def __init__(self, run_id: str, folder: Path, next_seq: int = 1) -> None:
+        self.run_id = run_id
+        self.folder = folder
+        self.path = folder / "journal.jsonl"
+        self.events_path = folder / "events.jsonl"
+        self._seq = next_seq
+
+    def append(self, rtype: str, data: dict[str, Any]) -> int:
+        seq = self._seq
+        line = json.dumps({"seq": seq, "type": rtype, "time": time.time(), "data": data},
+                          ensure_ascii=False)
+        fd = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8") + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if seq == 1:
+            fsync_dir(self.folder)
+        self._seq += 1
+        _Transitions.tick()
+        return seq
+
+    def save_backup(self, data: bytes) -> str:
+        """Store bytes by content hash (fsynced) and return the hash."""
+        sha = sha256_bytes(data)
+        target = self.folder / "backups" / sha
+        if not target.exists():
+            tmp = target.with_name(f".{sha}.tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            fsync_dir(target.parent)
+        return sha
+
+    def load_backup(self, sha: str) -> bytes:
+        path = self.folder / "backups" / sha
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise JournalError(
+                f"The backup {sha[:12]}… of run {self.run_id} is missing",
+                f"Look for it in {path.parent}; without it that file cannot be restored.",
+            ) from exc
+        if sha256_bytes(data) != sha:
+            raise JournalError(
+                f"The backup {sha[:12]}… of run {self.run_id} is damaged (hash mismatch)",
+                "The disk may be failing. The file cannot be restored byte-exact from it.",
+            )
+        return data
+
+    def write_event(self, line: str) -> None:
+        with open(self.events_path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")

@@ -1,0 +1,66 @@
+"""Everything a user can choose, in one frozen-able record that travels to the worker."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+NVIDIA_KEY_FINGERPRINT = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
+NVIDIA_REPO_URL = "https://nvidia.github.io/libnvidia-container/stable"
+NVIDIA_KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"
+
+STEP_NAMES = ("driver", "repository", "packages", "daemon-config", "restart", "gpu-test")
+
+
+@dataclass
+class Options:
+    """The user's choices. Defaults are what a person on a fresh machine wants."""
+
+    # repository (mirrors and air-gapped hosts set these)
+    repo_url: str = NVIDIA_REPO_URL
+    key_url: str = NVIDIA_KEY_URL
+    key_fingerprint: str = NVIDIA_KEY_FINGERPRINT
+    experimental: bool = False
+    toolkit_version: Optional[str] = None
+    keep_legacy: bool = False  # leave old nvidia-docker lists alone
+
+    # docker
+    docker_host: Optional[str] = None  # e.g. unix:///run/docker.sock
+    daemon_json: Optional[str] = None  # explicit path; otherwise found from the engine
+    set_default_runtime: bool = False
+    enable_cdi: bool = False
+    replace_runtime: bool = False  # an existing runtimes.nvidia with another path
+    restart_method: Optional[str] = None  # systemd | service | snap | openrc | command
+    restart_command: Optional[list[str]] = None
+    docker_wait: float = 60.0
+
+    # the GPU test
+    test_image: Optional[str] = None  # the smoke test image (default ubuntu:24.04)
+    cuda_image: Optional[str] = None  # override the chosen nvidia/cuda tag
+    cuda_repository: str = "nvidia/cuda"
+    gpus: str = "all"
+    skip_cuda_test: bool = False
+    framework: Optional[str] = None  # tensorflow | pytorch (opt-in: large images)
+    framework_image: Optional[str] = None
+
+    # the run
+    steps: tuple[str, ...] = ()  # empty: all, in order
+    yes: bool = False
+    force: bool = False
+    auto_revert: float = 120.0  # seconds; 0 turns it off
+    state_dir: Optional[str] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["steps"] = list(self.steps)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Options:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        if "steps" in kwargs:
+            kwargs["steps"] = tuple(kwargs["steps"])
+        return cls(**kwargs)

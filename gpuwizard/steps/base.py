@@ -1,0 +1,90 @@
+"""What a step is: it looks at the host, and plans the actions that bring it where it must be.
+
+A step never changes the machine itself. It plans against a Simulation that already holds
+the effects of the steps before it, so a later step's preview accounts for earlier ones
+(the packages step knows the repository step will have added the list).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional
+
+from gpuwizard.actions.base import Action, ApplyContext, Diff
+from gpuwizard.host.system import Host
+from gpuwizard.options import Options
+
+DONE, PENDING, BLOCKED, FAILED, SKIPPED = "done", "pending", "blocked", "failed", "skipped"
+
+
+@dataclass
+class Simulation:
+    """The host as it will be once the steps planned so far have run."""
+
+    files: dict[str, Optional[bytes]] = field(default_factory=dict)  # path -> bytes | None
+    packages: dict[str, Optional[str]] = field(default_factory=dict)  # name -> version | None
+    marks: dict[str, Any] = field(default_factory=dict)  # e.g. "docker-restart": reason
+
+    def read(self, host: Host, path: str) -> Optional[bytes]:
+        """A file's bytes as they will be (None: absent)."""
+        if path in self.files:
+            return self.files[path]
+        try:
+            return host.path(path).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def exists(self, host: Host, path: str) -> bool:
+        if path in self.files:
+            return self.files[path] is not None
+        return host.path(path).exists()
+
+
+@dataclass
+class StepPlan:
+    """What one step found and what it will do."""
+
+    step: str
+    title: str
+    state: str
+    reason: str = ""
+    remedy: str = ""
+    actions: list[Action] = field(default_factory=list)
+    diffs: list[Diff] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "title": self.title,
+            "state": self.state,
+            "reason": self.reason,
+            "remedy": self.remedy,
+            "actions": [{"action": a.kind, "describe": a.describe(), "params": a.params()}
+                        for a in self.actions],
+            "diffs": [d.to_json() for d in self.diffs],
+            "facts": self.facts,
+            "warnings": self.warnings,
+        }
+
+
+class Step(ABC):
+    """One screen of the wizard, one row of the plan."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    # steps whose changes must be undone with this one when it fails (a failed restart
+    # brings daemon.json back)
+    rollback_with: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
+        """Probe (read-only) and plan. Record planned effects in `sim`."""
+
+    def verify(self, ctx: ApplyContext, options: Options, plan: StepPlan) -> None:
+        """After the actions ran: check the step's goal is met; raise WizardError if not."""
+
+    def make(self, state: str, **kw: Any) -> StepPlan:
+        return StepPlan(step=self.name, title=self.title, state=state, **kw)

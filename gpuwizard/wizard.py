@@ -1,0 +1,257 @@
+"""The wizard: the ordered steps, their states, one plan, one apply, one rollback.
+
+Faces (the Textual app, the CLI) call these functions and draw the events; nothing here
+knows how things are drawn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from gpuwizard.actions.base import ApplyContext, action_class
+from gpuwizard.errors import RollbackConflict, WizardError
+from gpuwizard.events import ActionEvent, EventSink, LogLine, StepState, discard
+from gpuwizard.host.system import Host
+from gpuwizard.journal import Journal, Run, RunWriter
+from gpuwizard.options import STEP_NAMES, Options
+from gpuwizard.steps.base import BLOCKED, DONE, FAILED, PENDING, SKIPPED, Simulation, Step, StepPlan
+
+# name -> "module:Class"; imported lazily so start-up stays fast
+STEP_CLASSES = {
+    "driver": "gpuwizard.steps.driver:DriverStep",
+    "repository": "gpuwizard.steps.repository:RepositoryStep",
+    "packages": "gpuwizard.steps.packages:PackagesStep",
+    "daemon-config": "gpuwizard.steps.daemon_config:DaemonConfigStep",
+    "restart": "gpuwizard.steps.restart:RestartStep",
+    "gpu-test": "gpuwizard.steps.gpu_test:GpuTestStep",
+}
+
+# Rollback order matters in this domain: daemon.json back first, then Docker restarted on it,
+# then packages removed, then the repository. Within a step, newest change first.
+ROLLBACK_ORDER = ("gpu-test", "daemon-config", "restart", "packages", "repository", "driver")
+
+
+def default_steps() -> list[Step]:
+    out = []
+    for name in STEP_NAMES:
+        module, _, cls = STEP_CLASSES[name].partition(":")
+        out.append(getattr(importlib.import_module(module), cls)())
+    return out
+
+
+@dataclass
+class Plan:
+    """Every step's plan, in order, and a digest that detects a host changed since."""
+
+    steps: list[StepPlan]
+    selected: tuple[str, ...]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        basis = [
+            {"step": s.step, "state": s.state,
+             "actions": [[a.kind, a.params()] for a in s.actions],
+             "diffs": [[d.path, d.before, d.after] for d in s.diffs]}
+            for s in self.steps if s.step in self.selected
+        ]
+        return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()
+
+    def runnable(self) -> list[StepPlan]:
+        """The steps apply will run: the selected ones with something to do."""
+        return [s for s in self.steps if s.step in self.selected and s.state == PENDING]
+
+    def has_changes(self) -> bool:
+        return any(s.actions for s in self.runnable())
+
+    def blocked(self) -> list[StepPlan]:
+        return [s for s in self.steps if s.step in self.selected and s.state in (BLOCKED, FAILED)]
+
+    def step(self, name: str) -> StepPlan:
+        return next(s for s in self.steps if s.step == name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "steps": [s.to_json() | {"selected": s.step in self.selected} for s in self.steps],
+            "selected": list(self.selected),
+            "changes_pending": self.has_changes(),
+            "digest": self.digest,
+            "warnings": self.warnings,
+        }
+
+
+def select_steps(options: Options) -> tuple[str, ...]:
+    if not options.steps:
+        return tuple(STEP_NAMES)
+    unknown = [s for s in options.steps if s not in STEP_NAMES]
+    if unknown:
+        raise WizardError(f"Unknown step {unknown[0]!r}",
+                          "Steps are: " + ", ".join(STEP_NAMES) + ".")
+    return tuple(s for s in STEP_NAMES if s in options.steps)
+
+
+def plan(host: Host, options: Options, steps: Optional[Sequence[Step]] = None,
+         emit: EventSink = discard) -> Plan:
+    """Probe every step read-only and plan it against the simulated effects of the earlier
+    selected steps. Nothing on the host changes."""
+    selected = select_steps(options)
+    explicit = bool(options.steps)
+    sim = Simulation()
+    out: list[StepPlan] = []
+    warnings: list[str] = []
+    first_block: Optional[StepPlan] = None
+    for step in steps if steps is not None else default_steps():
+        try:
+            sp = step.plan(host, options, sim if step.name in selected else Simulation(
+                files=dict(sim.files), packages=dict(sim.packages), marks=dict(sim.marks)))
+        except WizardError as exc:
+            sp = step.make(FAILED, reason=exc.cause, remedy=exc.remedy)
+        if step.name in selected:
+            for action in sp.actions:
+                action.step = step.name
+                if sp.state == PENDING:
+                    action.simulate(sim)
+            if first_block is not None and not explicit and sp.state == PENDING:
+                sp.state = BLOCKED
+                sp.reason = f"waits for {first_block.step}: {first_block.reason}"
+                sp.remedy = first_block.remedy
+            if sp.state in (BLOCKED, FAILED) and first_block is None:
+                first_block = sp
+        else:
+            if sp.state in (BLOCKED, FAILED, PENDING):
+                warnings.append(f"{sp.step} is {sp.state} (not selected)"
+                                + (f": {sp.reason}" if sp.reason else ""))
+            sp = StepPlan(sp.step, sp.title, SKIPPED, reason=f"not selected ({sp.state})",
+                          remedy=sp.remedy, diffs=sp.diffs, facts=sp.facts,
+                          warnings=sp.warnings)
+        emit(StepState(sp.step, sp.state, sp.reason))
+        out.append(sp)
+    return Plan(out, selected, warnings)
+
+
+def apply(host: Host, options: Options, the_plan: Plan, run: RunWriter,
+          emit: EventSink = discard, steps: Optional[Sequence[Step]] = None) -> None:
+    """Run the plan's pending steps in order. A failed step is rolled back at once (with the
+    steps it depends on, e.g. daemon-config for a failed restart) and the error re-raised."""
+    by_name = {s.name: s for s in (steps if steps is not None else default_steps())}
+    for sp in the_plan.steps:
+        if sp.step not in the_plan.selected:
+            continue
+        if sp.state in (BLOCKED, FAILED):
+            raise WizardError(f"Step {sp.step} is {sp.state}: {sp.reason}",
+                              sp.remedy or "Fix the cause, then run gpuwizard again.")
+        if sp.state != PENDING:
+            emit(StepState(sp.step, sp.state, sp.reason))
+            continue
+        emit(StepState(sp.step, "running"))
+        ctx = ApplyContext(host, run, sp.step, emit)
+        try:
+            for action in sp.actions:
+                action.step = sp.step
+                action.run(ctx)
+            by_name[sp.step].verify(ctx, options, sp)
+        except WizardError as exc:
+            emit(StepState(sp.step, FAILED, exc.cause))
+            emit(LogLine(sp.step, f"{exc.cause} — rolling back this step", "err"))
+            undo_steps = {sp.step, *by_name[sp.step].rollback_with}
+            rollback_records(host, run, _reread(run), undo_steps, emit=emit)
+            raise
+        emit(StepState(sp.step, DONE))
+
+
+def _reread(run: RunWriter) -> Run:
+    journal = Journal(run.folder.parent.parent)
+    return journal.read_run(run.run_id)
+
+
+def rollback_records(host: Host, run: RunWriter, record_run: Run,
+                     steps: Optional[set[str]] = None, force: bool = False,
+                     emit: EventSink = discard) -> list[str]:
+    """Undo a run's changes not yet undone, in the domain's order; journaled, idempotent."""
+    pending = record_run.pending_undo(steps)
+    results = {r.data["ref"]: r.data.get("result") for r in record_run.records if r.type == "done"}
+
+    def order(rec: Any) -> int:
+        step = rec.data.get("step", "")
+        return ROLLBACK_ORDER.index(step) if step in ROLLBACK_ORDER else len(ROLLBACK_ORDER)
+
+    pending.sort(key=order)  # stable: newest first within a step
+    notes: list[str] = []
+    if not pending:
+        return notes
+    run.append("rollback-begin", {"steps": sorted(steps) if steps else None})
+    for rec in pending:
+        step = rec.data.get("step", "")
+        kind = rec.data["action"]
+        ctx = ApplyContext(host, run, step, emit)
+        emit(ActionEvent(step, kind, "rollback", rec.data.get("describe", "")))
+        run.append("rollback-intent", {"ref": rec.seq})
+        undo = dict(rec.data.get("undo", {}))
+        try:
+            cls = action_class(kind)
+            note = cls.undo(ctx, undo, results.get(rec.seq))
+        except RollbackConflict:
+            if not force:
+                raise
+            undo["merge_back"] = None
+            note = _force_restore(ctx, cls, undo, results.get(rec.seq))
+        run.append("rolled-back", {"ref": rec.seq, "note": note})
+        emit(ActionEvent(step, kind, "rolled-back", note))
+        emit(LogLine(step, f"undone: {note}", "info"))
+        notes.append(f"{step}: {note}")
+    run.append("rollback-end", {})
+    return notes
+
+
+def _force_restore(ctx: ApplyContext, cls: Any, undo: dict[str, Any], result: Any) -> str:
+    """--force: restore the original bytes even over someone's later edit (kept in backups)."""
+    from pathlib import Path
+
+    from gpuwizard.journal import sha256_bytes
+
+    real = Path(undo["real"])
+    if real.exists():
+        current = real.read_bytes()
+        sha = ctx.run.save_backup(current)
+        ctx.log(f"--force: the edited {undo['path']} is kept in backups/{sha}")
+        undo["after_sha"] = sha256_bytes(current)
+    note: str = cls.undo(ctx, undo, result)
+    return note
+
+
+def rollback(host: Host, journal: Journal, run_id: Optional[str] = None, all_runs: bool = False,
+             steps: Optional[set[str]] = None, force: bool = False, emit: EventSink = discard,
+             argv: Optional[list[str]] = None) -> list[dict[str, Any]]:
+    """Roll back the newest run that changed something (or one run, or every run)."""
+    runs = journal.runs()
+    if run_id:
+        targets = [journal.read_run(run_id)]
+    else:
+        candidates = [r for r in runs if r.changed_something() and r.pending_undo(steps)]
+        if not candidates:
+            return []
+        targets = list(reversed(candidates)) if all_runs else [candidates[-1]]
+    report = []
+    for target in targets:
+        status = target.status()
+        if status in ("in-progress", "awaiting-confirmation") and target.meta.get(
+                "worker_pid") not in (None, _own_pid()):
+            raise WizardError(
+                f"Run {target.run_id} is still in progress",
+                "Wait for it (gpuwizard attach), or let its auto-revert timer act.")
+        writer = journal.open_run(target.run_id)
+        notes = rollback_records(host, writer, target, steps, force, emit)
+        if notes and not steps:
+            writer.append("end", {"status": "rolled-back"})
+        report.append({"run": target.run_id, "undone": notes})
+    return report
+
+
+def _own_pid() -> int:
+    import os
+
+    return os.getpid()
