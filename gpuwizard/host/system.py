@@ -67,6 +67,11 @@ class Host:
     root: Path = Path("/")
     runner: Runner = field(default_factory=SubprocessRunner)
     label: str = ""  # shown in the UI, e.g. "demo: recorded H200 host"
+    # The two seams where a stand-in may replace hardware or a daemon (demo mode, CI):
+    # the NVML backend (None: the real pynvml, imported lazily) and the Docker engine
+    # connection factory (None: the Docker SDK against options.docker_host).
+    nvml_backend: Any = None
+    engine_factory: Any = None
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
