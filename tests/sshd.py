@@ -86,7 +86,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     )
     proc = subprocess.Popen(
         [binary, "-D", "-e", "-f", str(config)],
-        stdout=open(folder / "sshd.log", "wb"),
+        stdout=open(folder / "sshd.log", "wb"),  # noqa: SIM115 - lives as long as sshd
         stderr=subprocess.STDOUT,
     )
     server = SshServer(port, user_key, folder)
