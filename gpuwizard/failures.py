@@ -111,7 +111,7 @@ class KnownFailure:
         )
 
 
-class _Values(dict):  # type: ignore[type-arg]
+class _Values(dict[str, str]):
     """Template values; an unknown name stays visible rather than raising."""
 
     def __missing__(self, key: str) -> str:
@@ -213,11 +213,13 @@ def explain(text: str, family: Optional[str] = None) -> str:
         return (
             "Not recognised: this message is not one of the failures gpuwizard knows.\n"
             "  -> Run `gpuwizard doctor` to check the chain from the GPU to Docker link by link,\n"
-            "     and paste the whole error (with the command that printed it) when you ask for help."
+            "     and paste the whole error (with the command that printed it) when you ask\n"
+            "     for help."
         )
     lines = [f"{failure.title}  [{failure.code}]"]
     if failure.details:
-        lines.append("  found:  " + ", ".join(f"{k}={v}" for k, v in sorted(failure.details.items())))
+        found = ", ".join(f"{k}={v}" for k, v in sorted(failure.details.items()))
+        lines.append(f"  found:  {found}")
     lines.append(f"  cause:  {failure.cause}")
     if failure.checks:
         lines.append("  check:")

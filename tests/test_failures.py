@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the messages are quoted as users paste them)
 """A user pastes an error; gpuwizard names it, explains why, and says what to do.
 
 The messages below are written the way they reach us: with `docker: Error response from
