@@ -231,7 +231,8 @@ class GpuWizardApp(App[int]):
           description="Starting the detached worker")
     def launch(self, options: Options, digest: str) -> None:
         argv = ["tui", *sys.argv[1:]]
-        run_id = self.engine.launch(self.host, options, digest, self.journal, argv)
+        run_id = self.engine.launch(self.host, options, digest, self.journal, argv,
+                                    demo=self.demo)
         self.call_from_thread(self.follow_run, run_id)
 
     def follow_run(self, run_id: str) -> None:

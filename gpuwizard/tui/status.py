@@ -20,6 +20,8 @@ _LOOK = {
     "awaiting-confirmation": ("?", "$warning"),
     "skipped": ("–", "$foreground-muted"),
     "rolled-back": ("↺", "$secondary"),
+    "auto-reverted": ("↺", "$warning"),
+    "refused": ("✗", "$error"),
     "planning": ("…", "$foreground-muted"),
 }
 

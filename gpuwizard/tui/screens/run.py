@@ -21,6 +21,8 @@ from gpuwizard.tui.screens.base import WizardScreen
 from gpuwizard.tui.status import badge
 from gpuwizard.tui.widgets.output_log import OutputLog
 
+_SHOWN_AS_BADGE = ("finished", "failed", "rolled-back", "awaiting-confirmation", "refused",
+                   "interrupted", "auto-reverted")
 _PHASE = {"start": "▶", "done": "✓", "failed": "✗", "rollback": "↺", "rolled-back": "↺"}
 
 
@@ -63,9 +65,9 @@ class RunScreen(WizardScreen):
 
     def _state_line(self) -> Content:
         word = self.state
-        parts = [badge(word if word in ("finished", "failed", "rolled-back",
-                                        "awaiting-confirmation") else "running")]
-        if word not in ("finished", "failed", "rolled-back", "awaiting-confirmation"):
+        if word in _SHOWN_AS_BADGE:
+            parts = [badge(word)]
+        else:
             parts = [Content.styled(f"▶ {word}", "$accent")]
         if self.detail:
             parts.append(Content.styled(f"  {self.detail}", "$foreground-muted"))
@@ -119,9 +121,9 @@ class RunScreen(WizardScreen):
 
             self.app.push_screen(KeepChangeScreen(self.run_id, event.deadline),
                                  self._kept)
-        elif event.state in ("finished", "rolled-back"):
+        elif event.state in ("finished", "rolled-back", "auto-reverted"):
             self._ended()
-        elif event.state == "failed":
+        elif event.state in ("failed", "refused", "interrupted"):
             self._ended()
             if not self.rollback:
                 self.action_failure()
@@ -154,7 +156,7 @@ class RunScreen(WizardScreen):
         if not self.ended:
             self.notify("The run is still going; Escape leaves it running in the background.")
             return
-        if self.state == "failed" and not self.rollback:
+        if self.state in ("failed", "refused", "interrupted") and not self.rollback:
             self.action_failure()
             return
         plan = self.wizard.plan
