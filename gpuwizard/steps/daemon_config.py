@@ -75,8 +75,10 @@ class DaemonConfigStep(Step):
         if path in sim.files:
             before = sim.files[path]
         else:
-            state = read_state(host.path(path), shown)  # refuses a directory, a dangling link
-            before = state.data
+            try:  # refuses a directory, a dangling link
+                before = read_state(host.path(path), str(host.path(path))).data
+            except WizardError as exc:
+                return self.make(FAILED, reason=exc.cause, remedy=exc.remedy, facts=info)
         want = dj.Wanted(set_default=options.set_default_runtime, enable_cdi=options.enable_cdi,
                          replace_runtime=options.replace_runtime)
         flags = dockerd_flags(host, facts)
