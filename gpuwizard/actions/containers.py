@@ -38,9 +38,11 @@ def parse_gpus(spec: str) -> dict[str, Any]:
             key, value = part.split("=", 1)
             key = key.strip()
         else:
-            value = part  # continues the previous list (device=0,2)
+            value = part  # continues the previous list (device=0,2), or a bare all / N
         value = value.strip().strip('"')
-        if key == "device":
+        if not key and (value == "all" or value.isdigit()):
+            out["count"] = -1 if value == "all" else int(value)
+        elif key == "device":
             out.setdefault("device_ids", []).append(value)
         elif key == "count":
             out["count"] = -1 if value == "all" else int(value)
