@@ -181,10 +181,10 @@ class LineSplitter:
 
 
 def pull(ctx: ApplyContext, client: Any, image: str) -> None:
-    """Pull with per-layer progress: one Progress event per update, the fraction over all
-    layers whose size is known."""
+    """Pull with per-layer progress: one Progress event per update; the fraction counts each
+    layer's download and extraction as halves of its size, so it only grows."""
     repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
-    layers: dict[str, tuple[int, int]] = {}
+    layers: dict[str, dict[str, int]] = {}
     ctx.log(f"pulling {image}")
     try:
         for ev in client.api.pull(repo, tag=tag, stream=True, decode=True):
@@ -193,14 +193,28 @@ def pull(ctx: ApplyContext, client: Any, image: str) -> None:
             lid = ev.get("id", "")
             status = ev.get("status", "")
             detail = ev.get("progressDetail") or {}
-            if lid and detail.get("total"):
-                layers[lid] = (int(detail.get("current", 0)), int(detail["total"]))
-            if lid and status in ("Pull complete", "Already exists") and lid in layers:
-                layers[lid] = (layers[lid][1], layers[lid][1])
-            done = sum(c for c, _ in layers.values())
-            total = sum(t for _, t in layers.values())
-            label = f"{lid}: {status}" if lid else status
-            ctx.progress(done / total if total else None, label)
+            if lid and status in ("Pulling fs layer", "Waiting", "Downloading", "Extracting",
+                                  "Download complete", "Verifying Checksum", "Pull complete",
+                                  "Already exists"):
+                layer = layers.setdefault(lid, {"total": 0, "down": 0, "ext": 0})
+                if detail.get("total"):
+                    layer["total"] = max(layer["total"], int(detail["total"]))
+                current = int(detail.get("current", 0) or 0)
+                if status == "Downloading":
+                    layer["down"] = max(layer["down"], current)
+                elif status == "Extracting":
+                    layer["down"] = layer["total"]
+                    layer["ext"] = max(layer["ext"], current)
+                elif status in ("Download complete", "Verifying Checksum"):
+                    layer["down"] = layer["total"]
+                elif status in ("Pull complete", "Already exists"):
+                    layer["total"] = layer["total"] or 1
+                    layer["down"] = layer["ext"] = layer["total"]
+            known = [v for v in layers.values() if v["total"]]
+            total = 2 * sum(v["total"] for v in known)
+            done = sum(min(v["down"], v["total"]) + min(v["ext"], v["total"]) for v in known)
+            fraction = done / total if total and len(known) == len(layers) else None
+            ctx.progress(fraction, f"{lid}: {status}" if lid else status)
     except Exception as exc:  # the SDK's APIError and the stream's error events
         text = str(exc)
         verdict = classify(text)
