@@ -94,3 +94,19 @@ def test_restart_is_done_when_nothing_changed(dockerd: Dockerd) -> None:
     opts = wizard_options(dockerd, steps=("restart",))
     the_plan = wizard.plan(Host(), opts, steps=docker_steps())
     assert the_plan.step("restart").state == "done"
+
+
+def test_rollback_after_success_restores_bytes_then_restarts_docker_on_them(
+        dockerd: Dockerd, tmp_path: Path) -> None:
+    dockerd.daemon_json.write_bytes(USER_JSON)
+    opts = wizard_options(dockerd, steps=("daemon-config", "restart"))
+    plan_and_apply(opts, tmp_path / "state")
+    assert "nvidia" in dockerd.client().info()["Runtimes"]
+    events: list = []
+    report = wizard.rollback(Host(), Journal(tmp_path / "state"), emit=events.append)
+    undone = report[0]["undone"]
+    # the domain's order: daemon.json back first, then Docker restarted on it
+    assert undone[0].startswith("daemon-config:") and "restored byte-exact" in undone[0]
+    assert undone[1].startswith("restart:")
+    assert dockerd.daemon_json.read_bytes() == USER_JSON
+    assert "nvidia" not in dockerd.client().info()["Runtimes"]
