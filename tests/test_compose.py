@@ -38,7 +38,8 @@ def test_compose_snippet_is_valid_yaml_without_version_key(form: str, gpus: str)
 
 
 def test_docker_run_snippets_for_each_way_to_the_gpu() -> None:
-    assert snippets.render_docker_run(CUDA, "all") == f"docker run --rm --gpus all {CUDA} nvidia-smi"
+    assert snippets.render_docker_run(CUDA, "all") == \
+        f"docker run --rm --gpus all {CUDA} nvidia-smi"
     assert snippets.render_docker_run(CUDA, "device=0,2") == \
         f'docker run --rm --gpus "device=0,2" {CUDA} nvidia-smi'
     assert snippets.render_docker_run(CUDA, "all", "runtime") == \
@@ -77,7 +78,7 @@ def test_both_compose_forms_run_with_docker_compose_against_the_daemon(
         folder = tmp_path / form
         folder.mkdir()
         (folder / "docker-compose.yaml").write_text(snippets.render_compose(form, IMAGE, "1"))
-        res = subprocess.run(
+        res = subprocess.run(  # noqa: S603
             ["docker-compose", "-p", f"gw{form}", "run", "--rm", "gpu-test"],
             cwd=folder, capture_output=True, text=True, timeout=120,
             env={**os.environ, "DOCKER_HOST": dockerd.docker_host})
@@ -86,6 +87,7 @@ def test_both_compose_forms_run_with_docker_compose_against_the_daemon(
         assert dockerd.calls("nvidia-container-runtime-hook"), form
         if form == "runtime":
             assert dockerd.calls("nvidia-container-runtime")
-        subprocess.run(["docker-compose", "-p", f"gw{form}", "down"], cwd=folder,
+        subprocess.run(["docker-compose", "-p", f"gw{form}", "down"],  # noqa: S603
+                       cwd=folder,
                        capture_output=True, timeout=60,
                        env={**os.environ, "DOCKER_HOST": dockerd.docker_host})

@@ -149,8 +149,9 @@ def classify(text: str) -> Optional[Verdict]:
         from gpuwizard import failures  # type: ignore[attr-defined]
 
         found = failures.classify(text)
-        if found is not None:
-            return Verdict(False, found.code, found.title, found.cause, found.remedy)
+        if found is not None:  # the doctor's Failure names its remedy `fix`
+            remedy = getattr(found, "remedy", None) or getattr(found, "fix", "")
+            return Verdict(False, found.code, found.title, found.cause, str(remedy))
     except ImportError:
         pass
     for code, needle, title, cause, remedy in _LOCAL_FAILURES:

@@ -92,6 +92,9 @@ class DaemonConfigStep(Step):
                              | {"detail": exc.detail})
         info["notes"] = list(merged.notes)
         warnings = list(merged.warnings)
+        if not facts.installed and host.is_live:
+            warnings.append("Docker is not installed: daemon.json is prepared for it. "
+                            + engine.install_remedy(host))
         if not merged.changed:
             return self.make(DONE, reason=f"{shown} already has the nvidia runtime",
                              facts=info, warnings=warnings)

@@ -93,6 +93,8 @@ class GpuTestStep(Step):
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         facts = engine_facts(host, options, sim)
         report = sim.marks.get("gpu_report")
+        if report is not None and hasattr(report, "to_json"):
+            report = report.to_json()  # the driver step's GpuReport, or its JSON
         info: dict[str, Any] = {"engine": facts.to_json(), "gpu_report": report}
         if sim.marks.get("driver-blocked"):
             return self.make(BLOCKED, reason=f"no working driver: {sim.marks['driver-blocked']}",

@@ -98,7 +98,7 @@ class RestartStep(Step):
             wait=options.docker_wait, expect_runtimes=[r for r in runtimes if r == "nvidia"],
             expect_default_runtime=str(default) if default else None,
             gpu_probe_image=probe_image,
-            log_file=options.extra.get("docker_log") or facts.dockerd_log,
+            log_file=options.docker_log or facts.dockerd_log,
             reason="restart Docker: " + "; ".join(why))
         warnings = []
         if facts.containers_running and not facts.live_restore:
