@@ -4,10 +4,11 @@ guide, with a current image (never the deleted `nvidia/cuda:11.6-base`) and no o
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import tempfile
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from gpuwizard.actions.containers import cli_args, parse_gpus
 from gpuwizard.errors import WizardError
@@ -130,3 +131,41 @@ def snippets(image: str, gpus: str = "all", runtime: bool = True, cdi: bool = Fa
     if runtime:
         out["compose: runtime: nvidia"] = render_compose("runtime", image, gpus)
     return out
+
+
+def render_for_host(host: Host, options: Any, kind: str = "compose", form: str = "both",
+                    validate: bool = False) -> str:
+    """What `gpuwizard snippet run|compose` prints: snippets with this host's image (the CUDA
+    tag chosen from the driver's CUDA version, else the smoke-test image) and GPU selection."""
+    image = _host_image(host, options)
+    gpus = getattr(options, "gpus", None) or "all"
+    out: list[str] = []
+    if kind == "run":
+        for name in ("gpus", "runtime", "cdi"):
+            out.append(f"# {name}\n{render_docker_run(image, gpus, name)}")
+        return "\n\n".join(out) + "\n"
+    forms = FORMS if form == "both" else (form,)
+    for f in forms:
+        text = render_compose(f, image, gpus)
+        if validate:
+            validate_compose(host, text, getattr(options, "docker_host", None))
+            text = "# checked with `docker compose config`\n" + text
+        out.append(f"# docker-compose.yaml ({f} form)\n{text}")
+    return "\n".join(out)
+
+
+def _host_image(host: Host, options: Any) -> str:
+    if getattr(options, "cuda_image", None):
+        return str(options.cuda_image)
+    cuda_version = None
+    try:
+        gpu = importlib.import_module("gpuwizard.host.gpu")  # the driver step's probe
+        cuda_version = gpu.probe_gpus(host).cuda_version
+    except (ImportError, AttributeError, WizardError):
+        pass
+    try:
+        cuda_images = importlib.import_module("gpuwizard.cuda_images")
+        choice = cuda_images.choose_test_images(cuda_version, options)
+        return str(choice.cuda or choice.smoke)
+    except ImportError:
+        return str(getattr(options, "test_image", None) or "ubuntu:24.04")

@@ -91,3 +91,14 @@ def test_both_compose_forms_run_with_docker_compose_against_the_daemon(
                        cwd=folder,
                        capture_output=True, timeout=60,
                        env={**os.environ, "DOCKER_HOST": dockerd.docker_host})
+
+
+def test_snippet_for_host_uses_the_chosen_image_and_gpu_selection(sandbox: Path) -> None:
+    from gpuwizard.options import Options
+
+    text = snippets.render_for_host(Host(root=sandbox), Options(cuda_image=CUDA, gpus="2"),
+                                    kind="compose")
+    assert "count: 2" in text and "runtime: nvidia" in text and CUDA in text
+    run = snippets.render_for_host(Host(root=sandbox), Options(cuda_image=CUDA), kind="run")
+    assert f"docker run --rm --gpus all {CUDA} nvidia-smi" in run
+    assert "11.6-base" not in text + run

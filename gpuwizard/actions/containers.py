@@ -146,7 +146,7 @@ _LOCAL_FAILURES = (
 def classify(text: str) -> Optional[Verdict]:
     """A named failure for an error text: the doctor's table when present, else ours."""
     try:
-        from gpuwizard import failures  # type: ignore[attr-defined]
+        from gpuwizard import failures
 
         found = failures.classify(text)
         if found is not None:  # the doctor's Failure names its remedy `fix`

@@ -9,6 +9,7 @@ version. Reads the driver step's findings only through `sim.marks["gpu_report"]`
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any, Optional
 
@@ -60,8 +61,8 @@ def choose_images(options: Options, report: Optional[dict[str, Any]]) -> tuple[s
     """(smoke image, CUDA image or None, why) from the driver step's table when present."""
     cuda_version = (report or {}).get("cuda_version")
     try:
-        from gpuwizard import cuda_images  # type: ignore[attr-defined,unused-ignore]
-
+        # the driver step's table of full tags (imported by name: it may land later)
+        cuda_images = importlib.import_module("gpuwizard.cuda_images")
         choice = cuda_images.choose_test_images(cuda_version, options)
         return choice.smoke, choice.cuda, choice.reason
     except ImportError:
@@ -96,8 +97,11 @@ class GpuTestStep(Step):
         if report is not None and hasattr(report, "to_json"):
             report = report.to_json()  # the driver step's GpuReport, or its JSON
         info: dict[str, Any] = {"engine": facts.to_json(), "gpu_report": report}
-        if sim.marks.get("driver-blocked"):
-            return self.make(BLOCKED, reason=f"no working driver: {sim.marks['driver-blocked']}",
+        blocked = sim.marks.get("driver-blocked") or (
+            report.get("summary", "no working NVIDIA driver") if report and
+            report.get("ok") is False else None)
+        if blocked:
+            return self.make(BLOCKED, reason=f"no working driver: {blocked}",
                              remedy="Fix the driver first (see the driver step).", facts=info)
         if not host.is_live:
             return self.make(SKIPPED, reason="a --root image has no running Docker", facts=info)
