@@ -148,6 +148,10 @@ class GpuTestStep(Step):
         info.update({"smoke_image": smoke, "cuda_image": cuda, "cuda_reason": why,
                      "gpus": gpus, "commands": [a.cli() for a in actions]})
         warnings = []
+        if facts.cgroup_driver == "systemd" and not cdi_on:
+            warnings.append("Docker uses the systemd cgroup driver: a container started with "
+                            "--gpus can lose its GPU after `systemctl daemon-reload` (`Failed to "
+                            "initialize NVML: Unknown Error`); CDI avoids it.")
         if not report:
             warnings.append("no GPU report from the driver step: the test accepts any GPU line")
         return self.make(PENDING, reason=f"{len(actions)} test container(s)", actions=actions,
