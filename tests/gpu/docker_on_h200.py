@@ -94,6 +94,13 @@ def main() -> int:
     spec["argv"] += ["--storage-driver", "vfs"]
     path = f"{d.bin}:{base}/sys/usr/sbin:{base}/sys/usr/bin:" + spec["env"]["PATH"]
     spec["env"]["PATH"] = path
+    libs = dockerbin.parent / "lib"  # Debian's libdevmapper ... carried along; only the
+    if libs.is_dir():  # sonames this (throwaway) machine lacks are added, none replaced
+        for lib in libs.iterdir():
+            target = Path("/usr/lib/x86_64-linux-gnu") / lib.name
+            if not target.exists():
+                shutil.copy(lib, target)
+                print("added missing library", target)
     spec["argv"][0] = f"{base}/sys/usr/sbin/dockerd"
     (base / "dockerd.json").write_text(json.dumps(spec))
     d.daemon_json.write_text('{\n  "log-level": "info"\n}\n')
