@@ -158,7 +158,7 @@ def run_doctor(host: Host, options: Options, run_test: bool = False,
         facts = host.facts
         family, init, pm = facts.family(), facts.init_system, facts.package_manager
         system = facts.pretty_name
-    except (OSError, WizardError) as exc:  # an unreadable os-release must not stop the walk
+    except (OSError, ImportError, WizardError) as exc:  # no os-release, no `distro`: walk on
         family, init, pm, system = "other", "none", None, f"unknown ({exc})"
     walk = _Walk(host=host, options=options, family=family, init_system=init,
                  package_manager=pm)
