@@ -354,6 +354,59 @@ def test_nouveau_holding_the_gpu_is_named_at_the_kernel_module(
     assert "nouveau" in report.first_broken.summary
 
 
+NVIDIA_REPO = """[nvidia-container-toolkit]
+name=nvidia-container-toolkit
+baseurl=https://nvidia.github.io/libnvidia-container/stable/rpm/$basearch
+repo_gpgcheck=1
+gpgcheck=0
+enabled=1
+gpgkey=https://nvidia.github.io/libnvidia-container/gpgkey
+sslverify=1
+sslcacert=/etc/pki/tls/certs/ca-bundle.crt
+
+[nvidia-container-toolkit-experimental]
+name=nvidia-container-toolkit-experimental
+baseurl=https://nvidia.github.io/libnvidia-container/experimental/rpm/$basearch
+enabled=0
+"""
+
+
+@pytest.fixture
+def rocky_gpu_host(gpu_host: Path) -> Path:
+    """The same GPU host, as Rocky Linux 9 with dnf: yum.repos.d and an rpm database."""
+    root = gpu_host
+    (root / "etc/os-release").write_text(
+        'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.7"\n'
+        'PRETTY_NAME="Rocky Linux 9.7 (Blue Onyx)"\n')
+    shutil.rmtree(root / "etc/apt")
+    shutil.rmtree(root / "var/lib/dpkg")
+    _executable(root / "usr/bin/dnf", "#!/bin/sh\nexit 0\n")  # only its presence is probed
+    (root / "var/lib/rpm").mkdir(parents=True)
+    (root / "etc/yum.repos.d").mkdir(parents=True)
+    (root / "etc/yum.repos.d/nvidia-container-toolkit.repo").write_text(NVIDIA_REPO)
+    return root
+
+
+def test_on_a_dnf_host_the_repo_file_is_read_and_old_repos_beside_it_are_named(
+    rocky_gpu_host: Path, signing_key: tuple[bytes, str]
+) -> None:
+    report = check(rocky_gpu_host, signing_key)
+    assert report.family == "rhel"
+    assert report.link("repository").verdict == OK
+    # the real rpm, reading an empty database under the root: nothing installed
+    packages = report.link("packages")
+    assert packages.verdict == BROKEN
+    assert packages.next_command.startswith("sudo dnf install nvidia-container-toolkit")
+    old = rocky_gpu_host / "etc/yum.repos.d/nvidia-docker.repo"
+    old.write_text("[nvidia-docker]\nname=nvidia-docker\nenabled=1\n"
+                   "baseurl=https://nvidia.github.io/nvidia-docker/centos8/$basearch\n")
+    assert check(rocky_gpu_host, signing_key).link("repository").verdict == WARN
+    old.write_text("# Unsupported distribution!\n# Check https://nvidia.github.io/nvidia-docker\n")
+    link = check(rocky_gpu_host, signing_key).link("repository")
+    assert link.verdict == BROKEN and link.code == "unsupported-distribution"
+    assert "/etc/yum.repos.d/" in link.fix  # the RPM variant of the fix
+
+
 # --- the engine: runtimes loaded, and started after the hook -------------------------------
 
 

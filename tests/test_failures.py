@@ -301,6 +301,9 @@ UNRELATED = [
     "Error: Failed to download metadata for repo 'appstream': Cannot prepare internal mirrorlist: "
     "No URLs in mirrorlist",
     "ssh: connect to host 10.0.0.5 port 22: Connection timed out",
+    "$ sudo snap install docker\n$ docker run --gpus all ubuntu nvidia-smi\ndocker: Got "
+    "permission denied while trying to connect to the Docker daemon socket at "
+    "unix:///var/run/docker.sock: connect: permission denied",
 ]
 
 
