@@ -168,6 +168,7 @@ def run_doctor(host: Host, options: Options, run_test: bool = False,
         ("driver", "Driver userspace (NVML, nvidia-smi)", probe_driver),
         ("repository", "Toolkit repository and signing key", probe_repository),
         ("packages", "Toolkit packages", probe_packages),
+        ("toolkit-config", "The toolkit's config.toml", probe_toolkit_config),
         ("daemon-config", "Docker's daemon.json", probe_daemon_config),
         ("engine", "Docker engine running with that file", probe_engine),
         ("gpu-runtime", "GPU support registered in the engine", probe_gpu_runtime),
@@ -659,6 +660,11 @@ def probe_packages(walk: _Walk) -> Link:
                     if walk.family == "debian" else install + " " + " ".join(TOOLKIT_PACKAGES),
                     facts=facts)
     version = toolkit["nvidia-container-toolkit"]
+    if host.path("/snap/bin/docker").exists():
+        return _from_failure(
+            "packages", "snap-docker",
+            f"toolkit {version} installed beside snap Docker, which bundles its own", walk,
+            verdict=BROKEN if walk.gpu else WARN, next_command="snap list docker", facts=facts)
     warnings = []
     if version_tuple(version) < CVE_FLOOR:
         warnings.append(f"{version} is older than 1.17.8 and has known CVEs "
@@ -683,12 +689,77 @@ def probe_packages(walk: _Walk) -> Link:
 
 
 # ---------------------------------------------------------------------------------------------
+# the toolkit's own configuration
+
+TOOLKIT_CONFIG = "/etc/nvidia-container-runtime/config.toml"
+CDI_SPECS = ("/etc/cdi/nvidia.yaml", "/var/run/cdi/nvidia.yaml", "/etc/cdi/nvidia.json",
+             "/var/run/cdi/nvidia.json")
+
+
+def toml_value(text: str, section: str, key: str) -> Optional[str]:
+    """One string value of a small TOML file (Python 3.9 has no tomllib)."""
+    current = ""
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = line.strip("[]").strip()
+            continue
+        m = re.match(r'([\w.-]+)\s*=\s*"([^"]*)"', line)
+        if m and current == section and m.group(1) == key:
+            return m.group(2)
+    return None
+
+
+def probe_toolkit_config(walk: _Walk) -> Link:
+    host = walk.host
+    text = host.read_text(TOOLKIT_CONFIG)
+    if text is None:
+        if walk.hook is None:
+            return Link("toolkit-config", SKIPPED, f"no {TOOLKIT_CONFIG} (toolkit not installed)")
+        return Link("toolkit-config", WARN, f"no {TOOLKIT_CONFIG}: the toolkit runs on defaults",
+                    next_command=f"sudo nvidia-ctk config --config-file={TOOLKIT_CONFIG} "
+                                 "--in-place")
+    facts: dict[str, Any] = {}
+    ldconfig = toml_value(text, "nvidia-container-cli", "ldconfig")
+    facts["ldconfig"] = ldconfig
+    if ldconfig:
+        binary = ldconfig.lstrip("@")
+        if not host.path(binary).exists():
+            return _from_failure(
+                "toolkit-config", "ldcache-error",
+                f"ldconfig = \"{ldconfig}\" but {binary} does not exist here", walk,
+                details={"path": binary}, next_command=f"grep -n ldconfig {TOOLKIT_CONFIG}",
+                facts=facts)
+    mode = toml_value(text, "nvidia-container-runtime", "mode") or "auto"
+    facts["mode"] = mode
+    specs = [p for p in CDI_SPECS if host.path(p).exists()]
+    facts["cdi_specs"] = specs
+    if mode == "cdi":
+        return _from_failure(
+            "toolkit-config", "cdi-mode-gpus-flag",
+            "runtime mode is cdi: `docker run --gpus` fails; use --runtime nvidia", walk,
+            verdict=WARN, next_command=f"grep -n mode {TOOLKIT_CONFIG}", facts=facts)
+    parts = [f"mode {mode}"]
+    if ldconfig:
+        parts.append(f"ldconfig {ldconfig}")
+    parts.append(f"CDI spec: {', '.join(specs)}" if specs else "no CDI spec")
+    return Link("toolkit-config", OK, "; ".join(parts), facts=facts)
+
+
+# ---------------------------------------------------------------------------------------------
 # daemon.json
 
 
 def daemon_json_path(walk: _Walk) -> str:
+    """The daemon.json to check: the option, the running daemon's --config-file, snap's, the
+    default."""
     if walk.options.daemon_json:
         return walk.options.daemon_json
+    if walk.host.is_live or walk.options.docker_pidfile:
+        pid = dockerd_pid(walk)
+        given = _flag(_cmdline(pid), "--config-file") if pid else []
+        if given:
+            return given[0]
     if walk.host.path("/snap/bin/docker").exists() and walk.host.path(SNAP_DAEMON_JSON).exists():
         return SNAP_DAEMON_JSON
     return DEFAULT_DAEMON_JSON
@@ -787,6 +858,13 @@ def probe_daemon_config(walk: _Walk) -> Link:
     features = config.get("features")
     if isinstance(features, dict) and "cdi" in features:
         parts.append(f"features.cdi: {str(features['cdi']).lower()}")
+        if features["cdi"] is True and not any(host.path(p).exists() for p in CDI_SPECS):
+            return _from_failure(
+                "daemon-config", "cdi-unresolvable",
+                f"{path} turns CDI on but no NVIDIA CDI spec exists: --device "
+                "nvidia.com/gpu=all will fail", walk, verdict=WARN,
+                next_command="sudo nvidia-ctk cdi generate --output=/var/run/cdi/nvidia.yaml",
+                facts=facts)
     return Link("daemon-config", OK, f"{path}: " + "; ".join(parts), facts=facts)
 
 
@@ -850,6 +928,13 @@ def probe_engine(walk: _Walk) -> Link:
             "have it: it was not reloaded, or it reads another file", walk,
             details={"runtime": unloaded[0]}, next_command=walk.restart_command(reload=True),
             facts=facts)
+    desktop = desktop_context(walk.host)
+    if desktop:
+        return _from_failure(
+            "engine", "docker-desktop",
+            f"the docker command uses Docker Desktop ({desktop}), not this engine", walk,
+            verdict=BROKEN if walk.gpu else WARN, next_command="docker context use default",
+            facts={**facts, "context_file": desktop})
     file_default = (walk.daemon_config or {}).get("default-runtime")
     if file_default and file_default != default:
         return Link("engine", WARN, f"{walk.daemon_json} sets default-runtime {file_default} but "
@@ -859,33 +944,93 @@ def probe_engine(walk: _Walk) -> Link:
                 f"{', '.join(runtimes)}; default {default}", facts=facts)
 
 
+def desktop_context(host: Host) -> Optional[str]:
+    """The docker CLI config that selects Docker Desktop's context, if any user's does."""
+    homes = ["/root"]
+    home = host.path("/home")
+    if home.is_dir():
+        homes += sorted(f"/home/{p.name}" for p in home.iterdir())
+    for h in homes:
+        text = host.read_text(f"{h}/.docker/config.json")
+        if not text:
+            continue
+        try:
+            context = json.loads(text).get("currentContext", "")
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        if context == "desktop-linux":
+            return f"{h}/.docker/config.json: currentContext desktop-linux"
+    return None
+
+
 def _short(text: str, limit: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+def _flag(argv: list[str], *names: str) -> list[str]:
+    """Every value of a flag (`-H x`, `--host=x`, `--config-file x`)."""
+    out = []
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                out.append(argv[i + 1])
+            elif arg.startswith(name + "="):
+                out.append(arg.split("=", 1)[1])
+    return out
+
+
 def dockerd_pid(walk: _Walk) -> Optional[int]:
-    """The running dockerd's pid: the pidfile option, the default pidfile, else /proc.
+    """The pid of the dockerd that serves our socket: the pidfile option, else /proc.
 
     The engine is a process of the running kernel even when we look at a root folder, so
     its pid and start time come from this machine's /proc, never from under the root.
+    Other dockerds (private test daemons, rootless ones) may run beside it: the one whose
+    -H names our socket wins, then one with the default socket.
     """
-    for pidfile in (walk.options.docker_pidfile, "/var/run/docker.pid", "/run/docker.pid"):
-        if not pidfile:
-            continue
+    pidfile = walk.options.docker_pidfile
+    if pidfile:
         try:
             text = Path(pidfile).read_text().strip()
         except OSError:
-            continue
-        if text.isdigit() and Path(f"/proc/{text}").exists():
-            return int(text)
+            text = ""
+        return int(text) if text.isdigit() and Path(f"/proc/{text}").exists() else None
+    url = walk.options.docker_host or os.environ.get("DOCKER_HOST") or ""
+    candidates: list[tuple[int, list[str]]] = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "dockerd":
-                    return int(entry.name)
-            except OSError:
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "dockerd":
                 continue
+        except OSError:
+            continue
+        candidates.append((int(entry.name), _cmdline(int(entry.name))))
+    return choose_dockerd(candidates, url)
+
+
+def choose_dockerd(candidates: list[tuple[int, list[str]]], url: str) -> Optional[int]:
+    """Of the running dockerds (pid, argv), the one listening on `url` (default socket if "")."""
+    socket = url[len("unix://"):] if url.startswith("unix://") else ""
+    for pid, argv in candidates:
+        hosts = _flag(argv, "-H", "--host")
+        if socket and any(h.endswith(socket) for h in hosts):
+            return pid
+    if socket and socket not in ("/var/run/docker.sock", "/run/docker.sock"):
+        return None
+    for pid, argv in candidates:
+        hosts = _flag(argv, "-H", "--host")
+        if not hosts or any(h in ("fd://", "unix:///var/run/docker.sock",
+                                  "unix:///run/docker.sock") for h in hosts):
+            return pid
     return None
 
 

@@ -112,9 +112,52 @@ def gpu_host(sandbox: Path, signing_key: tuple[bytes, str]) -> Path:
     _executable(root / "usr/bin/nvidia-container-runtime-hook", "#!/bin/sh\nexit 0\n")
     _executable(root / "usr/bin/nvidia-container-runtime", "#!/bin/sh\nexit 0\n")
     write_packages(root, {n: "1.20.0-1" for n in PACKAGES})
+    (root / "etc/nvidia-container-runtime").mkdir(parents=True)
+    (root / "etc/nvidia-container-runtime/config.toml").write_text(TOOLKIT_CONFIG_TOML)
+    _executable(root / "sbin/ldconfig", "#!/bin/sh\nexit 0\n")
     (root / LIST.lstrip("/")).write_text(CURRENT_LINE)
     (root / KEYRING.lstrip("/")).write_bytes(signing_key[0])
     return root
+
+
+# what nvidia-container-toolkit-base 1.20's postinst leaves (nvidia-ctk config --in-place)
+TOOLKIT_CONFIG_TOML = """#accept-nvidia-visible-devices-as-volume-mounts = false
+#accept-nvidia-visible-devices-envvar-when-unprivileged = true
+disable-require = false
+supported-driver-capabilities = "compat32,compute,display,graphics,ngx,utility,video"
+#swarm-resource = "DOCKER_RESOURCE_GPU"
+
+[nvidia-container-cli]
+#debug = "/var/log/nvidia-container-toolkit.log"
+environment = []
+#ldcache = "/etc/ld.so.cache"
+ldconfig = "@/sbin/ldconfig"
+load-kmods = true
+#no-cgroups = false
+#path = "/usr/bin/nvidia-container-cli"
+#root = "/run/nvidia/driver"
+#user = "root:video"
+
+[nvidia-container-runtime]
+#debug = "/var/log/nvidia-container-runtime.log"
+log-level = "info"
+mode = "auto"
+runtimes = ["docker-runc", "runc", "crun"]
+
+[nvidia-container-runtime.modes]
+
+[nvidia-container-runtime.modes.cdi]
+annotation-prefixes = ["cdi.k8s.io/"]
+default-kind = "nvidia.com/gpu"
+spec-dirs = ["/etc/cdi", "/var/run/cdi"]
+
+[nvidia-container-runtime-hook]
+path = "nvidia-container-runtime-hook"
+skip-mode-detection = false
+
+[nvidia-ctk]
+path = "nvidia-ctk"
+"""
 
 
 def options_for(signing_key: tuple[bytes, str], **kw: Any) -> Options:
@@ -159,7 +202,8 @@ def test_a_healthy_gpu_host_holds_at_every_link_doctor_can_check_there(
     verdicts = {link.name: link.verdict for link in report.links}
     assert verdicts == {
         "hardware": OK, "kernel-module": OK, "driver": OK, "repository": OK, "packages": OK,
-        "daemon-config": OK, "engine": SKIPPED, "gpu-runtime": SKIPPED, "smoke-test": SKIPPED,
+        "toolkit-config": OK, "daemon-config": OK, "engine": SKIPPED, "gpu-runtime": SKIPPED,
+        "smoke-test": SKIPPED,
     }, render_report(report)
     assert report.ok and report.exit_code == 0
     assert "10de:2335" in report.link("hardware").summary
@@ -518,6 +562,73 @@ def test_an_unreachable_engine_on_a_gpu_host_is_broken_and_says_how_to_start_it(
     assert report.link("gpu-runtime").verdict == SKIPPED
 
 
+def test_a_config_toml_copied_from_ubuntu_names_an_ldconfig_debian_does_not_have(
+    gpu_host: Path, signing_key: tuple[bytes, str]
+) -> None:
+    config = gpu_host / "etc/nvidia-container-runtime/config.toml"
+    config.write_text(TOOLKIT_CONFIG_TOML.replace('"@/sbin/ldconfig"', '"@/sbin/ldconfig.real"'))
+    report = check(gpu_host, signing_key)
+    link = report.link("toolkit-config")
+    assert link.verdict == BROKEN and report.first_broken == link
+    assert link.code == "ldcache-error"
+    assert "/sbin/ldconfig.real" in link.summary
+
+
+def test_the_runtime_in_cdi_mode_warns_that_gpus_flag_will_be_refused(
+    gpu_host: Path, signing_key: tuple[bytes, str]
+) -> None:
+    config = gpu_host / "etc/nvidia-container-runtime/config.toml"
+    config.write_text(TOOLKIT_CONFIG_TOML.replace('mode = "auto"', 'mode = "cdi"'))
+    link = check(gpu_host, signing_key).link("toolkit-config")
+    assert link.verdict == WARN and link.code == "cdi-mode-gpus-flag"
+    assert "--runtime nvidia" in link.fix
+
+
+def test_cdi_turned_on_without_a_spec_warns_before_the_device_is_unresolvable(
+    gpu_host: Path, signing_key: tuple[bytes, str]
+) -> None:
+    (gpu_host / "etc/docker/daemon.json").write_text('{"features": {"cdi": true}}')
+    link = check(gpu_host, signing_key).link("daemon-config")
+    assert link.verdict == WARN and link.code == "cdi-unresolvable"
+    spec = gpu_host / "var/run/cdi/nvidia.yaml"
+    spec.parent.mkdir(parents=True)
+    spec.write_text("cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices: []\n")
+    assert check(gpu_host, signing_key).link("daemon-config").verdict == OK
+
+
+def test_the_toolkit_deb_beside_snap_docker_is_named(
+    gpu_host: Path, signing_key: tuple[bytes, str]
+) -> None:
+    _executable(gpu_host / "snap/bin/docker", "#!/bin/sh\nexit 0\n")
+    link = check(gpu_host, signing_key).link("packages")
+    assert link.verdict == BROKEN and link.code == "snap-docker"
+
+
+def test_a_docker_cli_on_the_desktop_context_is_named_at_the_engine(
+    gpu_host: Path, signing_key: tuple[bytes, str]
+) -> None:
+    config = gpu_host / "home/ana/.docker/config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text('{"auths": {}, "currentContext": "desktop-linux"}')
+    report = run_doctor(_engine_host(gpu_host, INFO_20_10), options_for(signing_key))
+    link = report.link("engine")
+    assert link.verdict == BROKEN and link.code == "docker-desktop"
+    assert link.next_command == "docker context use default"
+
+
+def test_of_several_dockerds_the_one_on_our_socket_is_the_one_checked() -> None:
+    daemons = [
+        (101, ["dockerd", "--data-root", "/tmp/t1/data", "-H", "unix:///tmp/t1/docker.sock"]),
+        (202, ["/usr/sbin/dockerd", "-H", "fd://", "--containerd=/run/containerd/containerd.sock"]),
+        (303, ["dockerd", "--host=unix:///tmp/t2/docker.sock"]),
+    ]
+    assert doctor.choose_dockerd(daemons, "") == 202
+    assert doctor.choose_dockerd(daemons, "unix:///var/run/docker.sock") == 202
+    assert doctor.choose_dockerd(daemons, "unix:///tmp/t2/docker.sock") == 303
+    assert doctor.choose_dockerd(daemons, "unix:///tmp/none/docker.sock") is None
+    assert doctor._flag(daemons[0][1], "--config-file") == []
+
+
 # --- the walk itself ----------------------------------------------------------------------
 
 
@@ -534,6 +645,10 @@ def test_one_probe_crashing_does_not_stop_the_walk(
     assert report.link("packages").verdict == OK
 
 
+def report_names() -> list[str]:
+    return [link.name for link in run_doctor(Host(), Options()).links]
+
+
 def test_events_report_each_link_as_it_is_checked(
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
@@ -542,7 +657,7 @@ def test_events_report_each_link_as_it_is_checked(
     states = [(e.step, e.state) for e in seen if isinstance(e, StepState)]
     assert states[0] == ("doctor:hardware", "running")
     assert ("doctor:hardware", "ok") in states
-    assert len(states) == 18
+    assert len(states) == 2 * len(report_names())
 
 
 def test_the_report_serialises_to_json_and_renders_plain_text_without_colour(
