@@ -130,10 +130,11 @@ class _Walk:
 
     def absent(self, name: str, title: str, summary: str, **kw: Any) -> Link:
         """Something is not set up: broken where a GPU needs it, skipped where there is none."""
+        facts = {**kw.pop("facts", {}), "absent": True}
         if self.gpu is False:
             return Link(name, SKIPPED, f"{summary} (not needed without an NVIDIA GPU)",
-                        title=title, facts=kw.get("facts", {}))
-        return Link(name, BROKEN, summary, title=title, **kw)
+                        title=title, facts=facts)
+        return Link(name, BROKEN, summary, title=title, facts=facts, **kw)
 
     def restart_command(self, reload: bool = False) -> str:
         if self.options.restart_command:
@@ -190,8 +191,24 @@ def run_doctor(host: Host, options: Options, run_test: bool = False,
             emit(StepState(step=f"doctor:{name}", state=link.verdict, reason=link.summary))
     if walk.client is not None:
         _close(walk.client)
+    links = _settle(links)
     return DoctorReport(links=tuple(links), host=host.label or str(host.root), system=system,
                         family=family, seconds=time.monotonic() - started)
+
+
+def _settle(links: list[Link]) -> list[Link]:
+    """Verdicts one link can only give knowing another's: a toolkit installed from a vendor's
+    repository (Lambda Stack, a cloud image) needs no NVIDIA repository to work."""
+    by_name = {link.name: link for link in links}
+    repo, packages = by_name.get("repository"), by_name.get("packages")
+    if (repo and packages and repo.verdict == BROKEN and repo.facts.get("absent")
+            and packages.verdict in (OK, WARN)):
+        settled = Link("repository", WARN, f"{repo.summary}: the toolkit came from elsewhere",
+                       fix="Upgrades will come from wherever it came from; add NVIDIA's "
+                           "repository to get 1.20.x.", next_command="apt-cache policy "
+                           "nvidia-container-toolkit", title=repo.title, facts=repo.facts)
+        links = [settled if link is repo else link for link in links]
+    return links
 
 
 def _retitle(link: Link, title: str) -> Link:

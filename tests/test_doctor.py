@@ -299,6 +299,21 @@ def test_packages_at_different_versions_are_broken_and_an_old_toolkit_is_a_cve_w
     assert "never purge" in link.summary
 
 
+def test_a_toolkit_from_a_vendor_repository_makes_a_missing_nvidia_list_only_a_warning(
+    gpu_host: Path, signing_key: tuple[bytes, str]
+) -> None:
+    (gpu_host / LIST.lstrip("/")).unlink()
+    (gpu_host / "etc/apt/sources.list.d/lambda-repository.list").write_text(
+        "deb http://archive.lambdalabs.com/ubuntu jammy main\n")
+    write_packages(gpu_host, {n: "1.11.0-0lambda0.22.04.1" for n in PACKAGES})
+    report = check(gpu_host, signing_key)
+    assert report.link("repository").verdict == WARN
+    assert "elsewhere" in report.link("repository").summary
+    packages = report.link("packages")
+    assert packages.verdict == WARN and "not an NVIDIA build" in packages.summary
+    assert report.ok
+
+
 def test_a_missing_toolkit_on_a_gpu_host_is_broken_with_the_install_command(
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
