@@ -60,6 +60,11 @@ KNOWN = [
      "  hook #0:: error running hook: exit status 1, stdout: , stderr: nvidia-container-cli:\n"
      "  initialization error: load library failed: libnvidia-ml.so\n"
      ".1: cannot open shared object file: no such file or directory: unknown.", {}),
+    ("libnvidia-ml-missing",
+     "$ nvidia-smi\nNVIDIA-SMI couldn't find libnvidia-ml.so library in your system. Please make "
+     "sure that the NVIDIA Display Driver is properly installed and present in your system.", {}),
+    ("libnvidia-ml-missing",
+     "pynvml.NVMLError_LibraryNotFound: NVML Shared Library Not Found", {}),
     # 5 -----------------------------------------------------------------------------------
     ("cuda-too-new",
      OCI + "nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.8, please "
