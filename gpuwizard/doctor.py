@@ -918,10 +918,14 @@ def probe_engine(walk: _Walk) -> Link:
     except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds; all mean "unreachable"
         message = str(exc)
         if not installed:
+            install = {"debian": "sudo apt-get install -y docker.io",
+                       "rhel": "sudo dnf install -y docker-ce (after adding Docker's repository)",
+                       "suse": "sudo zypper install -y docker"}.get(walk.family, "docker version")
             return walk.absent("engine", "", "Docker Engine is not installed",
-                               fix="Install Docker Engine (docker-ce, or your distribution's "
-                                   "docker.io), then run gpuwizard.",
-                               next_command="docker version")
+                               fix="Install Docker Engine (docker-ce from Docker's repository, "
+                                   "or your distribution's package), then run gpuwizard. "
+                                   "Docker Desktop cannot use this host's GPU.",
+                               next_command=install)
         if "permission denied" in message.lower():
             return Link("engine", BROKEN, f"no permission to use {url}",
                         cause="Only root and the docker group may talk to the engine.",
