@@ -1132,11 +1132,21 @@ def probe_gpu_runtime(walk: _Walk) -> Link:
     if walk.engine is None:
         return Link("gpu-runtime", SKIPPED, "engine not reachable: nothing to ask")
     host = walk.host
-    hook = walk.hook or host.which(HOOK)
-    hook_mtime = host.path(hook).stat().st_mtime if hook else None
     pid = dockerd_pid(walk) if host.is_live or walk.options.docker_pidfile else None
     started = process_start_time(pid) if pid else None
     daemon_path = process_path(pid) if pid else None
+    hook: Optional[str] = None
+    hook_mtime: Optional[float] = None
+    if host.is_live and daemon_path is not None:
+        # dockerd looks for the hook on its own PATH, which may not be ours
+        for d in daemon_path:
+            candidate = Path(d or ".") / HOOK
+            if d and candidate.is_file() and os.access(candidate, os.X_OK):
+                hook, hook_mtime = str(candidate), candidate.stat().st_mtime
+                break
+    else:
+        hook = walk.hook or host.which(HOOK)
+        hook_mtime = host.path(hook).stat().st_mtime if hook else None
     return gpu_runtime_link(walk, hook, hook_mtime, started, daemon_path)
 
 
