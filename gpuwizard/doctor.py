@@ -11,6 +11,7 @@ broken state is diagnosed exactly like a machine.
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import json
 import os
 import re
@@ -21,7 +22,7 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from gpuwizard import failures
 from gpuwizard.errors import WizardError
@@ -474,6 +475,25 @@ def probe_repository(walk: _Walk) -> Link:
         return _probe_rpm_repository(walk)
     if walk.package_manager != "apt" and not walk.host.path("/etc/apt").is_dir():
         return Link("repository", SKIPPED, "no apt, dnf, yum or zypper on this system")
+    return _worst_first(list(_apt_repository(walk)))
+
+
+_SEVERITY = {BROKEN: 0, WARN: 1, OK: 2, SKIPPED: 3}
+
+
+def _worst_first(found: list[Link]) -> Link:
+    """One link from several findings: the worst leads, the other problems follow it."""
+    found = sorted(found, key=lambda link: _SEVERITY.get(link.verdict, 9))
+    primary, others = found[0], [f for f in found[1:] if f.verdict in (BROKEN, WARN)]
+    if not others:
+        return primary
+    also = "; ".join(o.summary for o in others)
+    return dataclasses.replace(primary, summary=f"{primary.summary}. Also: {also}",
+                               facts={**primary.facts, "also": [o.to_json() for o in others]})
+
+
+def _apt_repository(walk: _Walk) -> Iterator[Link]:
+    """Every finding about NVIDIA's apt lists and key, most basic first."""
     host, options = walk.host, walk.options
     entries, unsupported = apt_sources(host)
     base = options.repo_url.rstrip("/")
@@ -484,7 +504,7 @@ def probe_repository(walk: _Walk) -> Link:
         "legacy": [f"{e.file}:{e.line}" for e in legacy],
     }
     if unsupported:
-        return _from_failure(
+        yield _from_failure(
             "repository", "unsupported-distribution",
             f"{', '.join(unsupported)} says '# Unsupported distribution!'", walk,
             next_command=f"cat {unsupported[0]}", facts=facts)
@@ -495,61 +515,79 @@ def probe_repository(walk: _Walk) -> Link:
     if clashes:
         files = sorted({e.file for e in entries if e.key() in clashes})
         others = [f for f in files if not f.endswith("/nvidia-container-toolkit.list")] or files
-        return _from_failure(
+        shown = next(e.uri for e in entries if e.key() == clashes[0])
+        yield _from_failure(
             "repository", "signed-by-conflict",
-            f"{len(files)} lists name {clashes[0][0]} with different keys: {', '.join(files)}",
-            walk, details={"source": clashes[0][0]},
+            f"{len(files)} lists name {shown} with different keys: {', '.join(files)}",
+            walk, details={"source": shown},
             next_command=f"sudo mkdir -p /root/apt-lists-backup && sudo mv {' '.join(others)} "
                          "/root/apt-lists-backup/ && sudo apt-get update",
             facts=facts)
     if not current:
         if legacy:
-            return _from_failure(
+            yield _from_failure(
                 "repository", "unsupported-distribution",
                 f"only old NVIDIA lists ({', '.join(sorted({e.file for e in legacy}))}): "
                 "frozen at toolkit 1.13.5", walk, verdict=WARN if walk.gpu is False else BROKEN,
                 next_command="gpuwizard plan", facts=facts)
-        return walk.absent("repository", "", "NVIDIA's repository is not configured",
-                           cause="apt does not know where to get the NVIDIA Container Toolkit.",
-                           fix="Let gpuwizard add the list and the verified key.",
-                           next_command="gpuwizard plan", facts=facts)
+            return
+        yield walk.absent("repository", "", "NVIDIA's repository is not configured",
+                          cause="apt does not know where to get the NVIDIA Container Toolkit.",
+                          fix="Let gpuwizard add the list and the verified key.",
+                          next_command="gpuwizard plan", facts=facts)
+        return
     # the key the current list trusts
     signed = sorted({e.signed_by for e in current if e.signed_by})
     if not signed:
-        return Link("repository", WARN,
+        yield Link("repository", WARN,
                     f"{current[0].file} has no signed-by: any key in apt's global keyrings "
                     "can sign it", fix="Use signed-by with NVIDIA's keyring (gpuwizard does).",
                     next_command=f"cat {current[0].file}", facts=facts)
-    keyring = signed[0]
-    path = host.path(keyring)
+        return
+    # the keyring of our own list first: the one apt should keep
+    ours = [e.signed_by for e in current
+            if e.file.endswith("/nvidia-container-toolkit.list") and e.signed_by]
+    keyrings = list(dict.fromkeys([*ours, *signed]))
+    keyring = keyrings[0]
     facts["keyring"] = keyring
-    if not path.exists() or path.stat().st_size == 0:
-        state = "missing" if not path.exists() else "empty (0 bytes)"
-        return _from_failure(
-            "repository", "nvidia-key-missing", f"the keyring {keyring} is {state}: apt "
-            "will say NO_PUBKEY", walk, details={"key_id": options.key_fingerprint[-16:]},
-            next_command=f"ls -l {keyring}", facts=facts)
-    fingerprints = keyring_fingerprints(host, keyring)
-    facts["fingerprints"] = fingerprints
     want = options.key_fingerprint.replace(" ", "").upper()
-    if fingerprints is not None and want not in [f.upper() for f in fingerprints]:
-        what = "no readable key" if not fingerprints else f"{', '.join(fingerprints)}"
-        return _from_failure(
-            "repository", "nvidia-key-missing",
-            f"{keyring} holds {what}, not NVIDIA's key {want}", walk,
-            details={"key_id": want[-16:]}, next_command=f"gpg --show-keys {keyring}",
-            facts=facts)
+    fingerprints: Optional[list[str]] = None
+    bad_key = False
+    for ring in keyrings:
+        path = host.path(ring)
+        if not path.exists() or path.stat().st_size == 0:
+            state = "missing" if not path.exists() else "empty (0 bytes)"
+            yield _from_failure(
+                "repository", "nvidia-key-missing", f"the keyring {ring} is {state}: apt "
+                "will say NO_PUBKEY", walk, details={"key_id": want[-16:]},
+                next_command=f"ls -l {ring}", facts=facts)
+            bad_key = True
+            continue
+        found = keyring_fingerprints(host, ring)
+        if ring == keyring:
+            fingerprints = found
+            facts["fingerprints"] = found
+        if found is not None and want not in [f.upper() for f in found]:
+            what = "no readable key" if not found else f"{', '.join(found)}"
+            yield _from_failure(
+                "repository", "nvidia-key-missing",
+                f"{ring} holds {what}, not NVIDIA's key {want}", walk,
+                details={"key_id": want[-16:]}, next_command=f"gpg --show-keys {ring}",
+                facts=facts)
+            bad_key = True
+    if bad_key:
+        return
     key_note = ("key verified" if fingerprints is not None
                 else "key present (no gpg here to check it)")
-    if legacy:
+    if legacy and not clashes:
         files = sorted({e.file for e in legacy})
-        return Link("repository", WARN,
+        yield Link("repository", WARN,
                     f"{current[0].file} ({key_note}); old lists beside it: {', '.join(files)}",
                     cause="The old lists point at trees frozen at toolkit 1.13.5.",
                     fix="Back them up and remove them (gpuwizard's repository step does).",
                     next_command=f"cat {' '.join(files)}", code="unsupported-distribution",
                     facts=facts)
-    return Link("repository", OK, f"{current[0].file} with {keyring} ({key_note})", facts=facts)
+    yield Link("repository", OK, f"{current[0].file} with {keyring} ({key_note})", facts=facts)
 
 
 def _probe_rpm_repository(walk: _Walk) -> Link:
@@ -1203,16 +1241,18 @@ def render_report(report: DoctorReport, color: Optional[bool] = None, width: int
     indent = " " * (pad + 2)
     for link in report.links:
         mark = _MARKS.get(link.verdict, "?")
-        head = f"{mark} {link.name.ljust(pad)}{link.summary}"
+        summary = textwrap.fill(link.summary, width, initial_indent=" " * (pad + 2),
+                                subsequent_indent=indent, break_on_hyphens=False,
+                                break_long_words=False)[pad + 2:]
         if color:
-            head = f"{_COLOURS.get(link.verdict, '')}{mark}\x1b[0m {link.name.ljust(pad)}" \
-                   f"{link.summary}"
-        out.append(head)
+            mark = f"{_COLOURS.get(link.verdict, '')}{mark}\x1b[0m"
+        out.append(f"{mark} {link.name.ljust(pad)}{summary}")
         if link.verdict in (BROKEN, WARN):
             for label, text in (("cause:", link.cause), ("fix:", link.fix)):
                 if text:
                     out.append(textwrap.fill(text, width, initial_indent=f"{indent}{label:7}",
-                                             subsequent_indent=indent + " " * 7))
+                                             subsequent_indent=indent + " " * 7,
+                                             break_on_hyphens=False))
             if link.next_command:
                 out.append(f"{indent}{'next:':7}$ {link.next_command}")
     broken = [link for link in report.links if link.verdict == BROKEN]

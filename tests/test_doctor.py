@@ -243,6 +243,18 @@ def _apt_check(root: Path) -> str:
     return result.stdout + result.stderr
 
 
+def test_a_conflict_and_an_empty_keyring_are_both_reported_worst_first(
+    gpu_host: Path, signing_key: tuple[bytes, str]
+) -> None:
+    (gpu_host / "etc/apt/sources.list.d/libnvidia-container.list").write_text(
+        "deb https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n")
+    (gpu_host / KEYRING.lstrip("/")).write_bytes(b"")
+    link = check(gpu_host, signing_key).link("repository")
+    assert link.code == "signed-by-conflict"
+    assert "Also: the keyring" in link.summary and "empty" in link.summary
+    assert [a["code"] for a in link.facts["also"]] == ["nvidia-key-missing"]
+
+
 def test_an_old_list_at_another_url_is_a_warning_and_unsupported_distribution_is_broken(
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
