@@ -31,6 +31,8 @@ SMI_DIRS = ("/usr/local/nvidia/bin", "/usr/lib/wsl/lib", "/opt/nvidia/bin")
 SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib",
             "/usr/local/nvidia/lib64", "/usr/local/nvidia/lib")
+NOT_ASKED = "not asked: NVML reads the running machine, not a --root folder"
+PYNVML_MISSING = "pynvml is not installed"
 _PROC_VERSION = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+(?:\.\d+)+)")
 
 
@@ -159,7 +161,7 @@ def read_nvml(backend: NvmlBackend) -> _Reading:
     try:
         backend.init()
     except ImportError:
-        out.error = "pynvml is not installed"
+        out.error = PYNVML_MISSING
         return out
     except Exception as exc:  # noqa: BLE001 - only NVML errors are expected; others re-raised
         if not is_nvml_error(exc):
@@ -596,7 +598,8 @@ def diagnose(host: Host, *, nvml: _Reading, smi: Optional[_Reading], working: bo
         problems.append(Problem("driver_not_loaded", cause, remedy))
         return problems
 
-    if nvml.error == "NVMLError_LibraryNotFound" and kernel_version and not userspace:
+    no_library = nvml.error in ("NVMLError_LibraryNotFound", NOT_ASKED, PYNVML_MISSING)
+    if no_library and kernel_version and not userspace:
         problems.append(Problem(
             "driver_userspace_missing",
             f"The NVIDIA kernel module {kernel_version} is loaded but its user-space libraries "
@@ -614,6 +617,15 @@ def diagnose(host: Host, *, nvml: _Reading, smi: Optional[_Reading], working: bo
         problems.insert(0, Problem(
             "no_driver", f"You have an {names} but no NVIDIA driver is installed",
             install_driver_remedy(host),
+        ))
+        return problems
+
+    if has_hw and nvml.error == NOT_ASKED and smi is None:
+        problems.append(Problem(
+            "driver_unverified",
+            f"An NVIDIA driver ({kernel_version or ', '.join(userspace)}) is installed under "
+            f"{host.root}, but without nvidia-smi there gpuwizard cannot ask it anything",
+            "Run gpuwizard on the machine itself to check the driver.",
         ))
         return problems
 
@@ -654,7 +666,7 @@ def probe_gpus(host: Host, backend: Optional[NvmlBackend] = None) -> GpuReport:
     backend = backend or host.nvml_backend
     if backend is None and host.is_live:
         backend = PynvmlBackend()
-    nvml = read_nvml(backend) if backend is not None else _Reading(error="not asked (--root)")
+    nvml = read_nvml(backend) if backend is not None else _Reading(error=NOT_ASKED)
     if nvml.userspace_version and nvml.userspace_version not in userspace:
         userspace.insert(0, nvml.userspace_version)
 
