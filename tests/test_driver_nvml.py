@@ -19,7 +19,7 @@ from driver_roots import (
 )
 
 from gpuwizard.host.gpu import GpuReport, probe_gpus
-from gpuwizard.host.nvml import RecordedBackend, nvml_error, recorded_h200, record
+from gpuwizard.host.nvml import RecordedBackend, nvml_error, record, recorded_h200
 from gpuwizard.host.system import Host
 
 

@@ -34,6 +34,11 @@ from gpuwizard.host.nvml import (
 from gpuwizard.host.runner import base_env
 
 _MIB = 1024 * 1024
+# errors that mean the whole GPU (or NVML) is gone, not one field: the GPU row shows the error
+_WHOLE_GPU = frozenset({
+    "NVMLError_GpuIsLost", "NVMLError_ResetRequired", "NVMLError_Uninitialized",
+    "NVMLError_DriverNotLoaded", "NVMLError_LibRmVersionMismatch",
+})
 
 
 @dataclass(frozen=True)
@@ -154,11 +159,11 @@ class GpuSampler:
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001
-            if not is_nvml_error(exc):
+            if not is_nvml_error(exc) or error_name(exc) in _WHOLE_GPU:
                 raise
             if error_name(exc) in FIELD_UNAVAILABLE:
                 refused.add(key)
-            return None
+            return None  # a passing refusal (timeout...): asked again next time
 
     def sample(self) -> Sample:
         """Read every GPU now."""
