@@ -177,3 +177,15 @@ def test_benchmark_prints_the_cost_per_sample_as_json() -> None:
         [sys.executable, str(REPO / "benchmarks/sampler_cost.py"), "--recorded",
          "--samples", "100"], capture_output=True, text=True, check=True, timeout=60).stdout
     assert text.startswith("sampler: ") and "ms CPU per sample" in text
+
+
+def test_a_process_nvml_cannot_name_is_named_from_proc(tmp_path: Path) -> None:
+    from gpuwizard.host.system import Host
+
+    root = tmp_path / "root"
+    (root / "proc/4242").mkdir(parents=True)
+    (root / "proc/4242/comm").write_text("trainer\n")
+    data = h200_nvml()
+    data["devices"][0]["processes"] = [[4242, 1024**3]]
+    (g,) = GpuSampler(RecordedBackend(data), host=Host(root=root)).sample().gpus
+    assert g.processes is not None and g.processes[0].name == "trainer"

@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from gpuwizard.host.nvml import (
@@ -98,8 +99,9 @@ class GpuSampler:
     POWER_LIMIT_TTL = 30.0  # s: the limit changes only when someone sets it
 
     def __init__(self, backend: Optional[NvmlBackend] = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, host: Any = None) -> None:
         self.backend: NvmlBackend = backend if backend is not None else PynvmlBackend()
+        self.host = host  # for /proc/PID/comm under a --root; None: this machine
         self.clock = clock
         self._devices: Optional[list[_Device]] = None
         self._names: dict[int, Optional[str]] = {}
@@ -221,9 +223,10 @@ class GpuSampler:
             if not is_nvml_error(exc):
                 raise
         if not name:
+            comm = f"/proc/{pid}/comm"
+            path = self.host.path(comm) if self.host is not None else Path(comm)
             try:
-                with open(f"/proc/{pid}/comm", encoding="utf-8") as f:
-                    name = f.read().strip() or None
+                name = path.read_text(encoding="utf-8").strip() or None
             except OSError:
                 name = None
         if len(self._names) > 4096:
