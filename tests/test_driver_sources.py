@@ -143,3 +143,17 @@ def test_lspci_is_asked_when_sysfs_has_no_pci_bus(tmp_path: Path) -> None:
     assert [(g.name, g.pci_id, g.pci_bus_id) for g in report.gpus] == [
         ("NVIDIA H200", "10de:2335", "00:06.0")]
     assert report.problems[0].code == "no_driver"
+
+
+@needs_chroot
+def test_an_id_missing_from_our_table_takes_its_name_from_lspci(tmp_path: Path) -> None:
+    root = busybox_root(make_root(tmp_path))
+    add_pci_gpu(root, slot="0000:41:00.0", device="0x2bb1")
+    fake_program(root, "/usr/bin/lspci",
+                 '[ "$1 $2" = "-D -nn" ] || exit 2\n'
+                 "echo '0000:41:00.0 VGA compatible controller [0300]: NVIDIA Corporation "
+                 "GB202GL [RTX PRO 6000 Blackwell Workstation Edition] [10de:2bb1] (rev a1)'\n")
+    report = probe_gpus(Host(root=root))
+    assert report.gpus[0].name == "NVIDIA GB202GL [RTX PRO 6000 Blackwell Workstation Edition]"
+    assert report.problems[0].cause.startswith(
+        "You have an NVIDIA GB202GL [RTX PRO 6000 Blackwell Workstation Edition] (10de:2bb1)")

@@ -189,3 +189,18 @@ def test_a_process_nvml_cannot_name_is_named_from_proc(tmp_path: Path) -> None:
     data["devices"][0]["processes"] = [[4242, 1024**3]]
     (g,) = GpuSampler(RecordedBackend(data), host=Host(root=root)).sample().gpus
     assert g.processes is not None and g.processes[0].name == "trainer"
+
+
+def test_demo_raw_view_replays_the_h200_frame_with_the_current_time() -> None:
+    from gpuwizard.host.gpu_sampler import FRAME_START, ReplayedSmiStream
+
+    got: list[str] = []
+    with ReplayedSmiStream.recorded_h200(interval=0.01, on_frame=got.append) as stream:
+        deadline = time.monotonic() + 5
+        while len(got) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert not stream.running and len(got) >= 3
+    first_line = got[0].splitlines()[0]
+    assert FRAME_START.match(first_line) and time.strftime("%Y") in first_line
+    assert "NVIDIA H200" in got[0] and "CUDA Version: 13.0" in got[0]
+    assert split_frames("".join(got[:3])) == got[:3]

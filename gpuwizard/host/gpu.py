@@ -15,7 +15,7 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
@@ -310,31 +310,51 @@ def read_pci(host: Host) -> tuple[list[GpuDevice], list[str]]:
     gpus: list[GpuDevice] = []
     drivers: list[str] = []
     root = host.path("/sys/bus/pci/devices")
-    if root.is_dir():
-        for dev in sorted(root.iterdir()):
-            base = f"/sys/bus/pci/devices/{dev.name}"
-            vendor = (host.read_text(f"{base}/vendor") or "").strip().lower()
-            klass = (host.read_text(f"{base}/class") or "").strip().lower()
-            if vendor != NVIDIA_VENDOR or not klass.startswith("0x03"):
-                continue
-            device = (host.read_text(f"{base}/device") or "").strip().lower().replace("0x", "")
-            pci_id = f"10de:{device}"
-            gpus.append(GpuDevice(index=len(gpus), name=gpu_name_for(pci_id), pci_bus_id=dev.name,
-                                  pci_id=pci_id))
-            link = host.path(f"{base}/driver")
-            if link.is_symlink():
-                drivers.append(os.path.basename(os.readlink(link)))
-        return gpus, drivers
-    lspci = host.which("lspci")
-    if lspci:
-        result = host.run([lspci, "-nn"], check=False, timeout=30)
-        for line in result.stdout.splitlines():
-            m = re.match(r"^(\S+)\s.*\[03[0-9a-f]{2}\]:\s*(.*?)\s*\[10de:([0-9a-f]{4})\]", line)
-            if m:
-                pci_id = f"10de:{m.group(3)}"
-                gpus.append(GpuDevice(index=len(gpus), name=gpu_name_for(pci_id, m.group(2)),
-                                      pci_bus_id=m.group(1), pci_id=pci_id))
+    if not root.is_dir():
+        return read_lspci(host), drivers
+    for dev in sorted(root.iterdir()):
+        base = f"/sys/bus/pci/devices/{dev.name}"
+        vendor = (host.read_text(f"{base}/vendor") or "").strip().lower()
+        klass = (host.read_text(f"{base}/class") or "").strip().lower()
+        if vendor != NVIDIA_VENDOR or not klass.startswith("0x03"):
+            continue
+        device = (host.read_text(f"{base}/device") or "").strip().lower().replace("0x", "")
+        pci_id = f"10de:{device}"
+        gpus.append(GpuDevice(index=len(gpus), name=gpu_name_for(pci_id), pci_bus_id=dev.name,
+                              pci_id=pci_id))
+        link = host.path(f"{base}/driver")
+        if link.is_symlink():
+            drivers.append(os.path.basename(os.readlink(link)))
+    if any(g.pci_id and device_unknown(g.pci_id) for g in gpus):
+        # an id our table lacks: lspci's pci.ids knows the marketing name
+        names = {g.pci_bus_id: g.name for g in read_lspci(host)}
+        gpus = [replace(g, name=names.get(g.pci_bus_id) or g.name) for g in gpus]
     return gpus, drivers
+
+
+def device_unknown(pci_id: str) -> bool:
+    return pci_id.split(":")[-1].lower() not in pci_names()
+
+
+def read_lspci(host: Host) -> list[GpuDevice]:
+    """NVIDIA display/3D controllers as `lspci -D -nn` lists them (no sysfs: old containers)."""
+    lspci = host.which("lspci")
+    if not lspci:
+        return []
+    try:
+        result = host.run([lspci, "-D", "-nn"], check=False, timeout=30)
+    except WizardError:
+        return []
+    gpus: list[GpuDevice] = []
+    for line in result.stdout.splitlines():
+        m = re.match(r"^(\S+)\s.*\[03[0-9a-f]{2}\]:\s*(.*?)\s*\[10de:([0-9a-f]{4})\]", line)
+        if m:
+            pci_id = f"10de:{m.group(3)}"
+            described = m.group(2).replace("NVIDIA Corporation", "NVIDIA").strip()
+            name = described if device_unknown(pci_id) and described else gpu_name_for(pci_id)
+            gpus.append(GpuDevice(index=len(gpus), name=name, pci_bus_id=m.group(1),
+                                  pci_id=pci_id))
+    return gpus
 
 
 # ---------------------------------------------------------------------------------------------

@@ -360,3 +360,69 @@ class SmiStream:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ReplayedSmiStream:
+    """Demo mode's raw view: a recorded `nvidia-smi` frame, shown again every interval with
+    the current time in its header, through the same interface as `SmiStream`."""
+
+    def __init__(self, frame: str, interval: float = 1.0,
+                 on_frame: Optional[Callable[[str], None]] = None) -> None:
+        self.frame = frame
+        self.interval = interval
+        self.on_frame = on_frame
+        self.latest: Optional[str] = None
+        self.frames = 0
+        self.error: Optional[str] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    @classmethod
+    def recorded_h200(cls, interval: float = 1.0,
+                      on_frame: Optional[Callable[[str], None]] = None) -> ReplayedSmiStream:
+        from gpuwizard.host.nvml import recorded_h200
+
+        return cls(recorded_h200(moving=False).data["nvidia_smi_text"], interval, on_frame)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _stamped(self) -> str:
+        t = time.localtime()
+        stamp = f"{time.strftime('%a %b', t)} {t.tm_mday:2d} {time.strftime('%H:%M:%S %Y', t)}"
+        lines = self.frame.splitlines()
+        if lines and FRAME_START.match(lines[0]):
+            lines[0] = stamp
+        else:
+            lines.insert(0, stamp)
+        return "\n".join(lines).rstrip() + "\n"
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            frame = self._stamped()
+            self.latest = frame
+            self.frames += 1
+            if self.on_frame is not None:
+                self.on_frame(frame)
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="nvidia-smi-replay", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+            self._thread = None
+
+    def __enter__(self) -> ReplayedSmiStream:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
