@@ -132,3 +132,14 @@ def test_kernel_module_and_library_versions_that_differ_are_a_mismatch(tmp_path:
     report = probe_gpus(Host(root=root))
     assert report.problems[0].code == "version_mismatch"
     assert "575.57.08" in report.problems[0].cause
+
+
+def test_wsl_with_the_windows_library_but_failing_nvml_says_update_windows_driver(
+        tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    write(root, "/proc/sys/fs/binfmt_misc/WSLInterop", "enabled\n")
+    write(root, "/usr/lib/wsl/lib/libnvidia-ml.so.1", b"\x7fELF")
+    report = probe_gpus(Host(root=root, nvml_backend=RecordedBackend.failing("NVMLError_Unknown")))
+    problem = report.problems[0]
+    assert problem.code == "wsl_nvml_failed" and problem.blocking
+    assert "NVMLError_Unknown" in problem.cause and "wsl --update" in problem.remedy

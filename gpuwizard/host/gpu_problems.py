@@ -132,7 +132,15 @@ def diagnose(host: Host, *, nvml_error: Optional[str], smi_error: Optional[str],
                 "'^nvidia-.*' '^libnvidia-.*'`) and keep only the Windows driver.",
                 blocking=False,
             ))
-        if working or not problems:
+        if not working and wsl_lib:
+            problems.insert(0, Problem(
+                "wsl_nvml_failed",
+                "This is WSL2 and the Windows driver's library is in /usr/lib/wsl/lib, but NVML "
+                f"failed: {nvml_error or smi_error or 'no answer'}",
+                "Update the NVIDIA driver on Windows and WSL itself (`wsl --update` from Windows), "
+                "then `wsl --shutdown` and try `/usr/lib/wsl/lib/nvidia-smi`.",
+            ))
+        if working:
             problems.append(Problem(
                 "wsl", "This is WSL2: the GPU comes from the Windows driver",
                 "Use Docker Engine inside WSL with systemd enabled (or Docker Desktop's WSL "
