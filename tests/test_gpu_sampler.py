@@ -204,3 +204,32 @@ def test_demo_raw_view_replays_the_h200_frame_with_the_current_time() -> None:
     assert FRAME_START.match(first_line) and time.strftime("%Y") in first_line
     assert "NVIDIA H200" in got[0] and "CUDA Version: 13.0" in got[0]
     assert split_frames("".join(got[:3])) == got[:3]
+
+
+def test_the_h200_under_load_shows_the_busy_process() -> None:
+    data = json.loads((FIXTURES / "load" / "nvml.json").read_text())
+    (g,) = GpuSampler(RecordedBackend(data)).sample().gpus
+    assert g.utilization_gpu == 100 and g.power_w is not None and g.power_w > 600
+    assert g.processes is not None
+    (proc,) = g.processes
+    assert (proc.pid, proc.name, proc.used_memory_mib) == (429, "python3", 1130)
+
+
+def test_the_demo_panel_stays_plausible_for_a_minute() -> None:
+    from gpuwizard.host.nvml import recorded_h200
+
+    now = [0.0]
+    backend = recorded_h200(moving=True)
+    backend._now = lambda: now[0]
+    backend._start = 0.0
+    sampler = GpuSampler(backend)
+    utils = set()
+    for t in range(60):
+        now[0] = float(t)
+        (g,) = sampler.sample().gpus
+        assert g.utilization_gpu is not None and 60 <= g.utilization_gpu <= 100
+        assert g.power_w is not None and 450 <= g.power_w <= 700.0
+        assert g.clock_sm_mhz is not None and 1100 <= g.clock_sm_mhz <= 1980
+        assert g.processes and g.processes[0].name == "python3"
+        utils.add(g.utilization_gpu)
+    assert len(utils) > 5

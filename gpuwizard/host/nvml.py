@@ -383,13 +383,15 @@ class RecordedBackend:
     def utilization(self, h: Any) -> tuple[int, int]:
         gpu, mem = self._field(h, "utilization")
         if self.moving:
-            gpu = self._wobble(h, max(gpu, 35), 30, 13.0, 0, 100)
-            mem = self._wobble(h, max(mem, 12), 10, 17.0, 0, 100)
+            busy = gpu >= 80  # recorded under load: stay busy; recorded idle: wake up
+            gpu = self._wobble(h, gpu - 8 if busy else max(gpu, 35), 10 if busy else 30, 13.0,
+                               0, 100)
+            mem = self._wobble(h, max(mem, 12), 8, 17.0, 0, 100)
         return int(gpu), int(mem)
 
     def temperature(self, h: Any) -> int:
         t = self._field(h, "temperature")
-        return self._wobble(h, t + 4, 4, 31.0, 0, 120) if self.moving else int(t)
+        return self._wobble(h, t + 2, 3, 31.0, 0, 120) if self.moving else int(t)
 
     def power_usage(self, h: Any) -> int:
         p = self._field(h, "power_usage")
@@ -397,7 +399,9 @@ class RecordedBackend:
             return int(p)
         limit = self.data["devices"][h]["power_limit"]
         hi = limit if isinstance(limit, int) else p * 4
-        return self._wobble(h, p * 2.2, p * 1.0, 13.0, p * 0.9, hi)
+        if p > hi * 0.5:  # recorded under load
+            return self._wobble(h, p * 0.95, p * 0.05, 13.0, p * 0.7, hi)
+        return self._wobble(h, min(p * 2.2, hi * 0.8), p * 0.5, 13.0, p * 0.9, hi)
 
     def power_limit(self, h: Any) -> int:
         return int(self._field(h, "power_limit"))
@@ -406,6 +410,8 @@ class RecordedBackend:
         key = "clock_sm" if which == CLOCK_SM else "clock_mem"
         value = self._field(h, key)
         if self.moving and which == CLOCK_SM:
+            if value >= 1000:  # recorded under load
+                return self._wobble(h, value - 40, 60, 19.0, value - 300, value + 100)
             return self._wobble(h, value + 600, 500, 19.0, value, value + 1200)
         return int(value)
 
