@@ -110,7 +110,11 @@ def connect(host: Host, docker_host: Optional[str], timeout: float = 10.0) -> An
     import docker  # lazy: a heavy import nobody needs for `--help`
 
     url = docker_host or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
-    return docker.DockerClient(base_url=url, timeout=int(timeout))
+    try:
+        return docker.DockerClient(base_url=url, timeout=int(timeout))
+    except docker.errors.DockerException as exc:
+        raise WizardError(f"Cannot reach Docker at {url}", "Start Docker (or pass --docker-host "
+                          "the engine's socket), then run gpuwizard again.", _short(exc)) from exc
 
 
 def socket_of(docker_host: Optional[str]) -> str:
