@@ -214,7 +214,8 @@ def probe_engine(host: Host, docker_host: Optional[str] = None,
     is_installed = installed(host) or host.engine_factory is not None
     proc = find_dockerd(docker_host) if host.is_live else None
     base: dict[str, Any] = {
-        "installed": is_installed, "docker_host": url, "desktop": desktop_context(host, docker_host),
+        "installed": is_installed, "docker_host": url,
+        "desktop": desktop_context(host, docker_host),
         "snap": bool(proc and "/snap/" in proc.exe) or host.path("/snap/bin/docker").exists(),
         "dockerd_pid": proc.pid if proc else None,
         "dockerd_argv": proc.argv if proc else (),
