@@ -23,7 +23,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -134,6 +134,16 @@ def debian_root(base: Path, where: Path) -> Iterator[Path]:
         root = where / "root"
         shutil.rmtree(root, ignore_errors=True)
         subprocess.run(["cp", "-a", str(base), str(root)], check=True)  # noqa: S603 S607
+    if overlay:
+        # Opening a lower-layer file for writing copies it up to a new inode, which would
+        # detach a lock taken on the old one; copy the lock files up now, so that locks in
+        # this root behave as on a plain file system.
+        for rel in ("var/lib/dpkg/lock", "var/lib/dpkg/lock-frontend",
+                    "var/lib/apt/lists/lock", "var/cache/apt/archives/lock"):
+            f = root / rel
+            if f.exists():
+                with open(f, "r+b"):
+                    pass
     try:
         mount_binds(root)
         yield root
@@ -143,7 +153,8 @@ def debian_root(base: Path, where: Path) -> Iterator[Path]:
         if any(os.path.ismount(m) for m in _mounts(root)):
             raise RuntimeError(f"could not unmount the binds under {root}")
         if overlay:
-            subprocess.run(["umount", str(root)], check=True)  # noqa: S603 S607
+            if subprocess.run(["umount", str(root)]).returncode != 0:  # noqa: S603 S607
+                subprocess.run(["umount", "-l", str(root)], check=True)  # noqa: S603 S607
             shutil.rmtree(where / "upper", ignore_errors=True)
             shutil.rmtree(where / "work", ignore_errors=True)
         else:
@@ -155,6 +166,30 @@ def debroot(debroot_base: Path, tmp_path: Path) -> Iterator[Path]:
     """A fresh, private Debian root for one test."""
     with debian_root(debroot_base, tmp_path) as root:
         yield root
+
+
+@contextlib.contextmanager
+def lock_held(path: Path, seconds: float) -> Iterator[subprocess.Popen[bytes]]:
+    """Another process holding a lock on `path` (flock(1), as a stand-in for
+    unattended-upgrades); it and its child are always stopped afterwards."""
+    import signal
+
+    proc = subprocess.Popen(["flock", "-o", str(path), "sleep", str(seconds)],  # noqa: S603 S607
+                            start_new_session=True)
+    try:
+        time.sleep(0.3)
+        yield proc
+    finally:
+        release(proc)
+
+
+def release(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a lock_held holder and its child (by process group: the one we started)."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def dpkg_set(root: Path) -> str:
@@ -404,7 +439,8 @@ def plan_only(root: Path, options: object) -> object:
     return wizard.plan(Host(root=root), options, steps=our_steps())  # type: ignore[arg-type]
 
 
-def plan_and_apply(root: Path, options: object, state: Path) -> Outcome:
+def plan_and_apply(root: Path, options: object, state: Path,
+                   on_event: Optional[Callable[[object], None]] = None) -> Outcome:
     """gpuwizard's own API, as the CLI uses it: plan, then apply in a journaled run."""
     from gpuwizard import wizard
     from gpuwizard.errors import WizardError
@@ -417,7 +453,12 @@ def plan_and_apply(root: Path, options: object, state: Path) -> Outcome:
     journal = Journal(state)
     run = journal.start_run(["test"])
     try:
-        wizard.apply(host, options, the_plan, run, emit=events.append,  # type: ignore[arg-type]
+        def emit(event: object) -> None:
+            events.append(event)
+            if on_event is not None:
+                on_event(event)
+
+        wizard.apply(host, options, the_plan, run, emit=emit,  # type: ignore[arg-type]
                      steps=our_steps())
     except WizardError as exc:
         return Outcome(the_plan, events, exc)
