@@ -65,7 +65,7 @@ class DiffReady:
 
 @dataclass(frozen=True)
 class RunState:
-    """The whole run changed state: running, awaiting-confirmation, finished, failed, rolled-back."""
+    """The whole run changed state: running, awaiting-confirmation, finished, failed…"""
 
     run_id: str
     state: str

@@ -277,8 +277,9 @@ class Journal:
             self.release()
 
     # -- runs ---------------------------------------------------------------------------
-    def start_run(self, argv: list[str], meta: Optional[dict[str, Any]] = None,
-                  run_id: Optional[str] = None) -> RunWriter:
+    def start_run(
+        self, argv: list[str], meta: Optional[dict[str, Any]] = None, run_id: Optional[str] = None
+    ) -> RunWriter:
         """Create a run folder and its first record."""
         self.ensure_writable()
         run_id = run_id or new_run_id()
@@ -405,8 +406,9 @@ class RunWriter:
 
     def append(self, rtype: str, data: dict[str, Any]) -> int:
         seq = self._seq
-        line = json.dumps({"seq": seq, "type": rtype, "time": time.time(), "data": data},
-                          ensure_ascii=False)
+        line = json.dumps(
+            {"seq": seq, "type": rtype, "time": time.time(), "data": data}, ensure_ascii=False
+        )
         fd = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line.encode("utf-8") + b"\n")

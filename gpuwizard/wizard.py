@@ -54,10 +54,14 @@ class Plan:
     @property
     def digest(self) -> str:
         basis = [
-            {"step": s.step, "state": s.state,
-             "actions": [[a.kind, a.params()] for a in s.actions],
-             "diffs": [[d.path, d.before, d.after] for d in s.diffs]}
-            for s in self.steps if s.step in self.selected
+            {
+                "step": s.step,
+                "state": s.state,
+                "actions": [[a.kind, a.params()] for a in s.actions],
+                "diffs": [[d.path, d.before, d.after] for d in s.diffs],
+            }
+            for s in self.steps
+            if s.step in self.selected
         ]
         return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -89,13 +93,15 @@ def select_steps(options: Options) -> tuple[str, ...]:
         return tuple(STEP_NAMES)
     unknown = [s for s in options.steps if s not in STEP_NAMES]
     if unknown:
-        raise WizardError(f"Unknown step {unknown[0]!r}",
-                          "Steps are: " + ", ".join(STEP_NAMES) + ".")
+        raise WizardError(
+            f"Unknown step {unknown[0]!r}", "Steps are: " + ", ".join(STEP_NAMES) + "."
+        )
     return tuple(s for s in STEP_NAMES if s in options.steps)
 
 
-def plan(host: Host, options: Options, steps: Optional[Sequence[Step]] = None,
-         emit: EventSink = discard) -> Plan:
+def plan(
+    host: Host, options: Options, steps: Optional[Sequence[Step]] = None, emit: EventSink = discard
+) -> Plan:
     """Probe every step read-only and plan it against the simulated effects of the earlier
     selected steps. Nothing on the host changes."""
     selected = select_steps(options)
@@ -106,8 +112,15 @@ def plan(host: Host, options: Options, steps: Optional[Sequence[Step]] = None,
     first_block: Optional[StepPlan] = None
     for step in steps if steps is not None else default_steps():
         try:
-            sp = step.plan(host, options, sim if step.name in selected else Simulation(
-                files=dict(sim.files), packages=dict(sim.packages), marks=dict(sim.marks)))
+            sp = step.plan(
+                host,
+                options,
+                sim
+                if step.name in selected
+                else Simulation(
+                    files=dict(sim.files), packages=dict(sim.packages), marks=dict(sim.marks)
+                ),
+            )
         except WizardError as exc:
             sp = step.make(FAILED, reason=exc.cause, remedy=exc.remedy)
         if step.name in selected:
@@ -123,18 +136,33 @@ def plan(host: Host, options: Options, steps: Optional[Sequence[Step]] = None,
                 first_block = sp
         else:
             if sp.state in (BLOCKED, FAILED, PENDING):
-                warnings.append(f"{sp.step} is {sp.state} (not selected)"
-                                + (f": {sp.reason}" if sp.reason else ""))
-            sp = StepPlan(sp.step, sp.title, SKIPPED, reason=f"not selected ({sp.state})",
-                          remedy=sp.remedy, diffs=sp.diffs, facts=sp.facts,
-                          warnings=sp.warnings)
+                warnings.append(
+                    f"{sp.step} is {sp.state} (not selected)"
+                    + (f": {sp.reason}" if sp.reason else "")
+                )
+            sp = StepPlan(
+                sp.step,
+                sp.title,
+                SKIPPED,
+                reason=f"not selected ({sp.state})",
+                remedy=sp.remedy,
+                diffs=sp.diffs,
+                facts=sp.facts,
+                warnings=sp.warnings,
+            )
         emit(StepState(sp.step, sp.state, sp.reason))
         out.append(sp)
     return Plan(out, selected, warnings)
 
 
-def apply(host: Host, options: Options, the_plan: Plan, run: RunWriter,
-          emit: EventSink = discard, steps: Optional[Sequence[Step]] = None) -> None:
+def apply(
+    host: Host,
+    options: Options,
+    the_plan: Plan,
+    run: RunWriter,
+    emit: EventSink = discard,
+    steps: Optional[Sequence[Step]] = None,
+) -> None:
     """Run the plan's pending steps in order. A failed step is rolled back at once (with the
     steps it depends on, e.g. daemon-config for a failed restart) and the error re-raised."""
     by_name = {s.name: s for s in (steps if steps is not None else default_steps())}
@@ -142,8 +170,10 @@ def apply(host: Host, options: Options, the_plan: Plan, run: RunWriter,
         if sp.step not in the_plan.selected:
             continue
         if sp.state in (BLOCKED, FAILED):
-            raise WizardError(f"Step {sp.step} is {sp.state}: {sp.reason}",
-                              sp.remedy or "Fix the cause, then run gpuwizard again.")
+            raise WizardError(
+                f"Step {sp.step} is {sp.state}: {sp.reason}",
+                sp.remedy or "Fix the cause, then run gpuwizard again.",
+            )
         if sp.state != PENDING:
             emit(StepState(sp.step, sp.state, sp.reason))
             continue
@@ -168,9 +198,14 @@ def _reread(run: RunWriter) -> Run:
     return journal.read_run(run.run_id)
 
 
-def rollback_records(host: Host, run: RunWriter, record_run: Run,
-                     steps: Optional[set[str]] = None, force: bool = False,
-                     emit: EventSink = discard) -> list[str]:
+def rollback_records(
+    host: Host,
+    run: RunWriter,
+    record_run: Run,
+    steps: Optional[set[str]] = None,
+    force: bool = False,
+    emit: EventSink = discard,
+) -> list[str]:
     """Undo a run's changes not yet undone, in the domain's order; journaled, idempotent."""
     pending = record_run.pending_undo(steps)
     results = {r.data["ref"]: r.data.get("result") for r in record_run.records if r.type == "done"}
@@ -223,9 +258,16 @@ def _force_restore(ctx: ApplyContext, cls: Any, undo: dict[str, Any], result: An
     return note
 
 
-def rollback(host: Host, journal: Journal, run_id: Optional[str] = None, all_runs: bool = False,
-             steps: Optional[set[str]] = None, force: bool = False, emit: EventSink = discard,
-             argv: Optional[list[str]] = None) -> list[dict[str, Any]]:
+def rollback(
+    host: Host,
+    journal: Journal,
+    run_id: Optional[str] = None,
+    all_runs: bool = False,
+    steps: Optional[set[str]] = None,
+    force: bool = False,
+    emit: EventSink = discard,
+    argv: Optional[list[str]] = None,
+) -> list[dict[str, Any]]:
     """Roll back the newest run that changed something (or one run, or every run)."""
     runs = journal.runs()
     if run_id:
@@ -239,10 +281,12 @@ def rollback(host: Host, journal: Journal, run_id: Optional[str] = None, all_run
     for target in targets:
         status = target.status()
         if status in ("in-progress", "awaiting-confirmation") and target.meta.get(
-                "worker_pid") not in (None, _own_pid()):
+            "worker_pid"
+        ) not in (None, _own_pid()):
             raise WizardError(
                 f"Run {target.run_id} is still in progress",
-                "Wait for it (gpuwizard attach), or let its auto-revert timer act.")
+                "Wait for it (gpuwizard attach), or let its auto-revert timer act.",
+            )
         writer = journal.open_run(target.run_id)
         notes = rollback_records(host, writer, target, steps, force, emit)
         if notes and not steps:

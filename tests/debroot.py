@@ -172,7 +172,6 @@ def debroot(debroot_base: Path, tmp_path: Path) -> Iterator[Path]:
 def lock_held(path: Path, seconds: float) -> Iterator[subprocess.Popen[bytes]]:
     """Another process holding a lock on `path` (flock(1), as a stand-in for
     unattended-upgrades); it and its child are always stopped afterwards."""
-    import signal
 
     proc = subprocess.Popen(["flock", "-o", str(path), "sleep", str(seconds)],  # noqa: S603 S607
                             start_new_session=True)

@@ -9,19 +9,19 @@ import time
 from pathlib import Path
 
 import pytest
-
-from gpuwizard.options import Options
-from tests.debroot import (
+from debroot import (
     TOOLKIT,
     NvidiaRepo,
     build_deb,
     dpkg_set,
     lock_held,
-    release,
     plan_and_apply,
     plan_only,
+    release,
     rollback_latest,
 )
+
+from gpuwizard.options import Options
 
 pytestmark = pytest.mark.slow
 

@@ -7,11 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from gpuwizard import wizard
-from gpuwizard.host.system import Host
-from gpuwizard.options import Options
-from tests.debroot import (
+from debroot import (
     NvidiaRepo,
     RepoServer,
     free_port,
@@ -21,6 +17,10 @@ from tests.debroot import (
     rollback_latest,
     snapshot,
 )
+
+from gpuwizard import wizard
+from gpuwizard.host.system import Host
+from gpuwizard.options import Options
 
 pytestmark = pytest.mark.slow
 

@@ -5,5 +5,13 @@ from gpuwizard.actions.base import Action, ApplyContext, Diff, action_class, reg
 from gpuwizard.actions.commands import RunCommand
 from gpuwizard.actions.files import RemoveFile, WriteFile
 
-__all__ = ["Action", "ApplyContext", "Diff", "RemoveFile", "RunCommand", "WriteFile", "action_class",
-           "register"]
+__all__ = [
+    "Action",
+    "ApplyContext",
+    "Diff",
+    "RemoveFile",
+    "RunCommand",
+    "WriteFile",
+    "action_class",
+    "register",
+]

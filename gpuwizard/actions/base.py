@@ -44,7 +44,8 @@ class Diff:
         a = (self.before or "").splitlines(keepends=True)
         b = (self.after or "").splitlines(keepends=True)
         out = difflib.unified_diff(
-            a, b,
+            a,
+            b,
             fromfile=self.path if self.before is not None else "/dev/null",
             tofile=self.path if self.after is not None else "/dev/null",
             n=context,
@@ -77,8 +78,10 @@ class ApplyContext:
 
     def line_logger(self) -> Any:
         """A runner callback that forwards each output line as a LogLine."""
+
         def on_line(stream: str, text: str) -> None:
             self.emit(LogLine(self.step, text, stream))
+
         return on_line
 
 
@@ -139,17 +142,22 @@ class Action(ABC):
 
     @classmethod
     @abstractmethod
-    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]
-             ) -> str:
+    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
         """Undo from the journal record alone; idempotent. Returns a note for the user."""
 
     def run(self, ctx: ApplyContext) -> dict[str, Any]:
         """Journal, apply, verify: the write-ahead protocol every action follows."""
         undo = self.prepare(ctx)
-        seq = ctx.run.append("intent", {
-            "step": ctx.step, "action": self.kind, "params": self.params(),
-            "describe": self.describe(), "undo": undo,
-        })
+        seq = ctx.run.append(
+            "intent",
+            {
+                "step": ctx.step,
+                "action": self.kind,
+                "params": self.params(),
+                "describe": self.describe(),
+                "undo": undo,
+            },
+        )
         ctx.emit(ActionEvent(ctx.step, self.kind, "start", self.describe()))
         try:
             result = self.apply(ctx)

@@ -43,13 +43,17 @@ class RunCommand(Action):
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:
         ctx.log("$ " + " ".join(self.argv))
-        res = ctx.host.run(self.argv, inside=self.inside, on_line=ctx.line_logger(),
-                           timeout=self.timeout, env=self.env)
+        res = ctx.host.run(
+            self.argv,
+            inside=self.inside,
+            on_line=ctx.line_logger(),
+            timeout=self.timeout,
+            env=self.env,
+        )
         return {"returncode": res.returncode}
 
     @classmethod
-    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]
-             ) -> str:
+    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
         argv = undo.get("undo_argv")
         if not argv:
             return str(undo.get("note") or "nothing to undo")

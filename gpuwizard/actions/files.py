@@ -53,14 +53,22 @@ def read_state(real: Path, shown: str) -> FileState:
     try:
         data = real.read_bytes()
     except PermissionError as exc:
-        raise WizardError(f"Cannot read {shown}: permission denied",
-                          "Run gpuwizard as root (sudo).") from exc
-    return FileState(True, data, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
-                     os.readlink(real) if real.is_symlink() else None)
+        raise WizardError(
+            f"Cannot read {shown}: permission denied", "Run gpuwizard as root (sudo)."
+        ) from exc
+    return FileState(
+        True,
+        data,
+        stat.S_IMODE(st.st_mode),
+        st.st_uid,
+        st.st_gid,
+        os.readlink(real) if real.is_symlink() else None,
+    )
 
 
-def atomic_write(real: Path, data: bytes, mode: int, uid: Optional[int], gid: Optional[int]
-                 ) -> None:
+def atomic_write(
+    real: Path, data: bytes, mode: int, uid: Optional[int], gid: Optional[int]
+) -> None:
     """Replace a file atomically: temp file beside it, mode and owner set, fsync, rename,
     fsync the directory. Readers see the old bytes or the new, never a mix."""
     real.parent.mkdir(parents=True, exist_ok=True)
@@ -177,9 +185,14 @@ class WriteFile(Action):
         before_sha = ctx.run.save_backup(state.data) if state.data is not None else None
         after_sha = ctx.run.save_backup(self.content)
         return {
-            "path": self.path, "real": str(real), "existed": state.exists,
-            "before_sha": before_sha, "after_sha": after_sha,
-            "mode": state.mode, "uid": state.uid, "gid": state.gid,
+            "path": self.path,
+            "real": str(real),
+            "existed": state.exists,
+            "before_sha": before_sha,
+            "after_sha": after_sha,
+            "mode": state.mode,
+            "uid": state.uid,
+            "gid": state.gid,
             "merge_back": self.merge_back,
         }
 
@@ -194,12 +207,13 @@ class WriteFile(Action):
     def verify(self, ctx: ApplyContext) -> None:
         real, shown = _target(ctx.host, self.path)
         if real.read_bytes() != self.content:
-            raise WizardError(f"{shown} does not hold what was written",
-                              "Another program may be rewriting it; look for one and stop it.")
+            raise WizardError(
+                f"{shown} does not hold what was written",
+                "Another program may be rewriting it; look for one and stop it.",
+            )
 
     @classmethod
-    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]
-             ) -> str:
+    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
         return _restore(ctx, undo, result)
 
 
@@ -227,8 +241,15 @@ class RemoveFile(Action):
     def preview(self, host: Host) -> list[Diff]:
         real = host.path(self.path)
         if real.is_symlink():
-            return [Diff(self.path, f"symlink -> {os.readlink(real)}", None, "file",
-                         "the link is removed; its target is left alone")]
+            return [
+                Diff(
+                    self.path,
+                    f"symlink -> {os.readlink(real)}",
+                    None,
+                    "file",
+                    "the link is removed; its target is left alone",
+                )
+            ]
         state = read_state(real, self.path)
         return [Diff(self.path, _text(state.data), None if state.exists else None, "file")]
 
@@ -242,9 +263,14 @@ class RemoveFile(Action):
             return {"path": self.path, "real": str(real), "link": os.readlink(real)}
         state = read_state(real, self.path)
         return {
-            "path": self.path, "real": str(real), "existed": state.exists,
+            "path": self.path,
+            "real": str(real),
+            "existed": state.exists,
             "before_sha": ctx.run.save_backup(state.data) if state.data is not None else None,
-            "after_sha": None, "mode": state.mode, "uid": state.uid, "gid": state.gid,
+            "after_sha": None,
+            "mode": state.mode,
+            "uid": state.uid,
+            "gid": state.gid,
         }
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:
@@ -255,15 +281,16 @@ class RemoveFile(Action):
         return {}
 
     @classmethod
-    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]
-             ) -> str:
+    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
         real = Path(undo["real"])
         if "link" in undo:
             if real.is_symlink() and os.readlink(real) == undo["link"]:
                 return f"{undo['path']}: link already there"
             if real.exists() or real.is_symlink():
-                raise RollbackConflict(f"{undo['path']} was recreated by someone else",
-                                       "Remove it by hand if the old link should come back.")
+                raise RollbackConflict(
+                    f"{undo['path']} was recreated by someone else",
+                    "Remove it by hand if the old link should come back.",
+                )
             os.symlink(undo["link"], real)
             fsync_dir(real.parent)
             return f"{undo['path']}: link restored"

@@ -8,6 +8,7 @@ Demo mode swaps this object, not the code that calls it.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import selectors
 import signal
@@ -112,7 +113,8 @@ class SubprocessRunner:
         except FileNotFoundError as exc:
             raise WizardError(
                 f"`{argv[0]}` is not installed (or not on PATH)",
-                remedy or f"Install the package that provides `{argv[0]}`, then run gpuwizard again.",
+                remedy
+                or f"Install the package that provides `{argv[0]}`, then run gpuwizard again.",
             ) from exc
         except PermissionError as exc:
             raise WizardError(
@@ -120,10 +122,8 @@ class SubprocessRunner:
                 remedy or "Check the file's permissions, or run gpuwizard as root.",
             ) from exc
         if input is not None and proc.stdin is not None:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 proc.stdin.write(input)
-            except BrokenPipeError:
-                pass
             proc.stdin.close()
         out_chunks: list[str] = []
         err_chunks: list[str] = []
@@ -165,7 +165,8 @@ class SubprocessRunner:
             _terminate(proc)
             raise CommandTimeout(
                 f"`{' '.join(argv)}` did not finish within {limit:.0f} s and was stopped",
-                remedy or "Check what it is waiting for (network, a lock), then run gpuwizard again.",
+                remedy
+                or "Check what it is waiting for (network, a lock), then run gpuwizard again.",
                 "\n".join(tail),
             )
         returncode = proc.wait()

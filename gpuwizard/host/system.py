@@ -124,14 +124,26 @@ class Host:
                 remedy=remedy, pass_fds=pass_fds,
             )
         return self.runner.run(
-            full, on_line=on_line, timeout=timeout, env=env, input=input, check=check,
+            full,
+            on_line=on_line,
+            timeout=timeout,
+            env=env,
+            input=input,
+            check=check,
             remedy=remedy,
         )
 
     def which(self, name: str, extra_dirs: Sequence[str] = ()) -> Optional[str]:
         """Find an executable by name on the target's PATH; returns its system path."""
-        dirs = [*extra_dirs, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
-                "/sbin", "/bin"]
+        dirs = [
+            *extra_dirs,
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        ]
         if self.is_live:
             dirs = [*extra_dirs, *os.environ.get("PATH", "").split(":"), *dirs]
         seen: set[str] = set()
@@ -166,7 +178,9 @@ def _os_release(host: Host) -> dict[str, str]:
     import distro  # lazy: only the probe needs it
 
     info = distro.LinuxDistribution(
-        include_lsb=False, include_uname=False, include_oslevel=False,
+        include_lsb=False,
+        include_uname=False,
+        include_oslevel=False,
         root_dir=None if host.is_live else str(host.root),
     )
     data = {k.upper(): v for k, v in info.os_release_info().items()}
@@ -176,8 +190,13 @@ def _os_release(host: Host) -> dict[str, str]:
 
 
 def _package_manager(host: Host) -> Optional[str]:
-    for name, binary in (("apt", "apt-get"), ("dnf", "dnf"), ("dnf", "dnf5"), ("yum", "yum"),
-                         ("zypper", "zypper")):
+    for name, binary in (
+        ("apt", "apt-get"),
+        ("dnf", "dnf"),
+        ("dnf", "dnf5"),
+        ("yum", "yum"),
+        ("zypper", "zypper"),
+    ):
         for d in ("/usr/bin", "/bin", "/usr/sbin"):
             if host.path(f"{d}/{binary}").exists():
                 return name
@@ -229,7 +248,7 @@ def probe_system(host: Host) -> SystemFacts:
     in_container = host.is_live and (
         Path("/.dockerenv").exists()
         or Path("/run/.containerenv").exists()
-        or os.environ.get("container", "") != ""
+        or os.environ.get("container", "") != ""  # noqa: SIM112 - systemd sets it lower-case
     )
     return SystemFacts(
         distro_id=rel.get("ID", "unknown").lower(),

@@ -62,8 +62,10 @@ class StepPlan:
             "state": self.state,
             "reason": self.reason,
             "remedy": self.remedy,
-            "actions": [{"action": a.kind, "describe": a.describe(), "params": a.params()}
-                        for a in self.actions],
+            "actions": [
+                {"action": a.kind, "describe": a.describe(), "params": a.params()}
+                for a in self.actions
+            ],
             "diffs": [d.to_json() for d in self.diffs],
             "facts": self.facts,
             "warnings": self.warnings,

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print numbers. Nothing in CI fails on a figure."""

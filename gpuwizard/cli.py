@@ -1,0 +1,704 @@
+"""The headless face: status, plan, apply, rollback, history, attach, confirm, doctor, snippet.
+
+Same steps and actions as the app; this module only parses arguments, asks, and prints.
+`--json` prints one JSON document (the shapes are documented in README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from gpuwizard import __version__
+from gpuwizard import events as ev
+from gpuwizard.errors import NeedsRoot, WizardError
+from gpuwizard.options import STEP_NAMES, Options
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+MARKS = {
+    "done": "✓",
+    "pending": "•",
+    "blocked": "✗",
+    "failed": "✗",
+    "skipped": "-",
+    "running": "…",
+    "rolled-back": "↺",
+}
+COLORS = {
+    "done": "32",
+    "pending": "33",
+    "blocked": "31",
+    "failed": "31",
+    "skipped": "2",
+    "running": "36",
+    "rolled-back": "35",
+}
+
+
+def _color(text: str, code: str, stream: Any = None) -> str:
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR") or not getattr(stream, "isatty", lambda: False)():
+        return text
+    return f"\033[{code}m{text}\033[0m"
+
+
+# -- arguments --------------------------------------------------------------------------------
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("target")
+    g.add_argument(
+        "--root",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="the target system is mounted at DIR (default /)",
+    )
+    g.add_argument(
+        "--state-dir",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="journal folder (default /var/lib/gpuwizard under the root)",
+    )
+    g.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
+    )
+    g.add_argument(
+        "--step",
+        action="append",
+        default=argparse.SUPPRESS,
+        choices=STEP_NAMES,
+        help="only this step (repeatable)",
+    )
+    g.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="do not ask; with apply, keep changes once verification passed",
+    )
+    g.add_argument(
+        "--demo",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="recorded H200 host; nothing on this machine is changed",
+    )
+    r = p.add_argument_group("repository (mirrors, air-gapped hosts)")
+    r.add_argument("--repo-url", default=argparse.SUPPRESS)
+    r.add_argument("--key-url", default=argparse.SUPPRESS)
+    r.add_argument("--key-fingerprint", default=argparse.SUPPRESS)
+    r.add_argument("--toolkit-version", default=argparse.SUPPRESS)
+    r.add_argument("--experimental", action="store_true", default=argparse.SUPPRESS)
+    r.add_argument(
+        "--keep-legacy",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="leave old nvidia-docker repositories and packages alone",
+    )
+    d = p.add_argument_group("docker")
+    d.add_argument("--docker-host", default=argparse.SUPPRESS, metavar="URL")
+    d.add_argument("--daemon-json", default=argparse.SUPPRESS, metavar="PATH")
+    d.add_argument("--set-default-runtime", action="store_true", default=argparse.SUPPRESS)
+    d.add_argument("--enable-cdi", action="store_true", default=argparse.SUPPRESS)
+    d.add_argument("--replace-runtime", action="store_true", default=argparse.SUPPRESS)
+    d.add_argument(
+        "--restart-method",
+        default=argparse.SUPPRESS,
+        choices=["systemd", "service", "snap", "openrc", "command"],
+    )
+    d.add_argument(
+        "--docker-restart-command",
+        default=argparse.SUPPRESS,
+        metavar="CMD",
+        help="restart Docker with this command (split like a shell, never run by one)",
+    )
+    d.add_argument("--docker-wait", type=float, default=argparse.SUPPRESS, metavar="SECONDS")
+    t = p.add_argument_group("GPU test")
+    t.add_argument("--test-image", default=argparse.SUPPRESS)
+    t.add_argument("--cuda-image", default=argparse.SUPPRESS)
+    t.add_argument("--cuda-repository", default=argparse.SUPPRESS)
+    t.add_argument("--gpus", default=argparse.SUPPRESS, help="all, a count, or device=0,2 / UUIDs")
+    t.add_argument("--skip-cuda-test", action="store_true", default=argparse.SUPPRESS)
+    t.add_argument("--framework", choices=["tensorflow", "pytorch"], default=argparse.SUPPRESS)
+    t.add_argument("--framework-image", default=argparse.SUPPRESS)
+    a = p.add_argument_group("safety")
+    a.add_argument(
+        "--auto-revert",
+        type=float,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help="roll back daemon.json and the restart unless confirmed (default 120)",
+    )
+    a.add_argument("--no-auto-revert", action="store_true", default=argparse.SUPPRESS)
+    a.add_argument("--force", action="store_true", default=argparse.SUPPRESS)
+    u = p.add_argument_group("terminal")
+    u.add_argument("--no-mouse", action="store_true", default=argparse.SUPPRESS)
+    u.add_argument("--slow-link", action="store_true", default=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _common(common)
+    p = argparse.ArgumentParser(
+        prog="gpuwizard",
+        parents=[common],
+        description="Make Docker containers use this host's NVIDIA GPUs: previewed, "
+        "journaled, reversible. Without a command: the interactive wizard.",
+    )
+    p.add_argument("--version", action="version", version=f"gpuwizard {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("status", parents=[common], help="what is there and what each step needs")
+    pl = sub.add_parser("plan", parents=[common], help="preview every change; change nothing")
+    pl.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 nothing to do, 2 changes pending, 1 error",
+    )
+    ap = sub.add_parser("apply", parents=[common], help="apply the plan (asks first)")
+    ap.add_argument(
+        "--no-detach",
+        action="store_true",
+        help="run in this process (an SSH drop then stops the work)",
+    )
+    rb = sub.add_parser("rollback", parents=[common], help="undo a run's changes")
+    rb.add_argument("--run", dest="run_id", metavar="ID")
+    rb.add_argument("--all", action="store_true", help="every run not yet rolled back")
+    sub.add_parser("history", parents=[common], help="past runs from the journal")
+    at = sub.add_parser("attach", parents=[common], help="follow the run in progress")
+    at.add_argument("run_id", nargs="?")
+    cf = sub.add_parser(
+        "confirm", parents=[common], help="keep a run's changes (stops the auto-revert)"
+    )
+    cf.add_argument("run_id", nargs="?")
+    dr = sub.add_parser(
+        "doctor", parents=[common], help="check the whole chain, or explain an error message"
+    )
+    dr.add_argument(
+        "--explain",
+        nargs="?",
+        const="-",
+        metavar="TEXT",
+        help="classify an error message (TEXT, or stdin)",
+    )
+    dr.add_argument("--run-test", action="store_true", help="also run a smoke container")
+    sn = sub.add_parser("snippet", parents=[common], help="docker run / Compose for this host")
+    sn.add_argument("kind", choices=["compose", "run"])
+    sn.add_argument("--form", choices=["runtime", "deploy", "both"], default="both")
+    sn.add_argument(
+        "--validate",
+        action="store_true",
+        help="check the Compose file with `docker compose config`",
+    )
+    wk = sub.add_parser("_worker", help=argparse.SUPPRESS)
+    wk.add_argument("--state-dir", dest="worker_state_dir", required=True)
+    wk.add_argument("worker_run_id")
+    return p
+
+
+def options_from(ns: argparse.Namespace) -> Options:
+    o = Options()
+    simple = [
+        "repo_url",
+        "key_url",
+        "key_fingerprint",
+        "toolkit_version",
+        "experimental",
+        "keep_legacy",
+        "docker_host",
+        "daemon_json",
+        "set_default_runtime",
+        "enable_cdi",
+        "replace_runtime",
+        "restart_method",
+        "docker_wait",
+        "test_image",
+        "cuda_image",
+        "cuda_repository",
+        "gpus",
+        "skip_cuda_test",
+        "framework",
+        "framework_image",
+        "yes",
+        "force",
+        "auto_revert",
+        "state_dir",
+    ]
+    for name in simple:
+        if hasattr(ns, name):
+            setattr(o, name, getattr(ns, name))
+    if getattr(ns, "key_fingerprint", None):
+        o.key_fingerprint = o.key_fingerprint.replace(" ", "").upper()
+    if getattr(ns, "docker_restart_command", None):
+        o.restart_command = shlex.split(ns.docker_restart_command)
+        o.restart_method = "command"
+    if getattr(ns, "no_auto_revert", False):
+        o.auto_revert = 0
+    if getattr(ns, "step", None):
+        o.steps = tuple(ns.step)
+    return o
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _host(ns: argparse.Namespace) -> Any:
+    if getattr(ns, "demo", False):
+        from gpuwizard.host.demo import demo_host
+
+        return demo_host()
+    from gpuwizard.host.system import Host
+
+    return Host(Path(getattr(ns, "root", "/")))
+
+
+def _journal(host: Any, options: Options) -> Any:
+    from gpuwizard.journal import Journal
+    from gpuwizard.worker import state_dir_for
+
+    return Journal(state_dir_for(host, options))
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _ask(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise WizardError(
+            "A confirmation is needed but there is no terminal to ask on",
+            "Run it in a terminal, or pass --yes after reading the plan.",
+        )
+    try:
+        answer = input(f"{question} [y/N] ").strip().lower()
+    except EOFError:
+        return False
+    return answer in ("y", "yes")
+
+
+def _require_root(host: Any, what: str) -> None:
+    if os.geteuid() != 0 and not getattr(host, "label", "").startswith("demo"):
+        raise NeedsRoot(
+            f"`gpuwizard {what}` changes the system and needs root",
+            f"Run it as `sudo gpuwizard {what} …`. `gpuwizard status` and `gpuwizard plan` "
+            "work without root.",
+        )
+
+
+def _render_plan(the_plan: Any, host: Any, diffs: bool = True) -> None:
+    facts = host.facts
+    print(
+        f"Host: {facts.pretty_name} · {facts.arch} · kernel {facts.kernel}"
+        + (f" · root {host.root}" if not host.is_live else "")
+        + (f" · {host.label}" if host.label else "")
+    )
+    for sp in the_plan.steps:
+        mark = _color(MARKS.get(sp.state, "?"), COLORS.get(sp.state, "0"))
+        line = f" {mark} {sp.title:<28} {sp.state}"
+        if sp.reason:
+            line += f" — {sp.reason}"
+        print(line)
+        if sp.remedy and sp.state in ("blocked", "failed"):
+            print(f"     -> {sp.remedy}")
+        for w in sp.warnings:
+            print(f"     ! {w}")
+        if sp.state == "pending" and sp.step in the_plan.selected:
+            for a in sp.actions:
+                print(f"     · {a.describe()}")
+            if diffs:
+                for d in sp.diffs:
+                    if d.changed and d.kind == "file":
+                        for dl in d.unified().splitlines():
+                            code = (
+                                "32"
+                                if dl.startswith("+")
+                                else "31"
+                                if dl.startswith("-")
+                                else "36"
+                                if dl.startswith("@@")
+                                else "0"
+                            )
+                            print("       " + _color(dl, code))
+    for w in the_plan.warnings:
+        print(f" ! {w}")
+
+
+def _print_event(event: ev.Event) -> None:
+    if isinstance(event, ev.LogLine):
+        prefix = f"[{event.step}] " if event.step else ""
+        stream = sys.stderr if event.stream == "err" else sys.stdout
+        print(prefix + event.text, file=stream, flush=True)
+    elif isinstance(event, ev.StepState):
+        mark = _color(MARKS.get(event.state, "·"), COLORS.get(event.state, "0"))
+        print(
+            f"{mark} {event.step}: {event.state}" + (f" — {event.reason}" if event.reason else ""),
+            flush=True,
+        )
+    elif isinstance(event, ev.Progress):
+        if event.fraction is not None:
+            print(f"[{event.step}] {event.fraction * 100:5.1f}% {event.label}", flush=True)
+        elif event.label:
+            print(f"[{event.step}] {event.label}", flush=True)
+    elif isinstance(event, ev.RunState):
+        print(
+            f"== run {event.run_id}: {event.state}"
+            + (f" — {event.detail}" if event.detail else ""),
+            flush=True,
+        )
+
+
+# -- commands ---------------------------------------------------------------------------------
+def cmd_status(ns: argparse.Namespace, options: Options) -> int:
+    from gpuwizard import wizard
+    from gpuwizard.worker import active_run
+
+    host = _host(ns)
+    the_plan = wizard.plan(host, options)
+    journal = _journal(host, options)
+    active = None
+    with contextlib.suppress(WizardError):
+        active = active_run(journal)
+    if getattr(ns, "json", False):
+        _print_json(
+            {
+                "host": host.facts.to_json(),
+                "root": str(host.root),
+                "label": host.label,
+                "steps": [
+                    {
+                        "step": s.step,
+                        "title": s.title,
+                        "state": s.state,
+                        "reason": s.reason,
+                        "remedy": s.remedy,
+                        "facts": s.facts,
+                    }
+                    for s in the_plan.steps
+                ],
+                "active_run": active.summary() if active else None,
+                "lock": journal.lock_holder(),
+            }
+        )
+        return EXIT_OK
+    _render_plan(the_plan, host, diffs=False)
+    if active:
+        print(
+            f"\nRun {active.run_id} is {active.status()}: `gpuwizard attach` to follow it, "
+            "`gpuwizard rollback` to undo it."
+        )
+    pending = [s for s in the_plan.steps if s.state == "pending"]
+    if pending:
+        print(
+            f"\n{len(pending)} step(s) to do. Preview with `gpuwizard plan`, apply with "
+            "`sudo gpuwizard apply`."
+        )
+    return EXIT_OK
+
+
+def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
+    from gpuwizard import wizard
+
+    host = _host(ns)
+    the_plan = wizard.plan(host, options)
+    if getattr(ns, "json", False):
+        _print_json(the_plan.to_json())
+    else:
+        _render_plan(the_plan, host)
+        print(
+            "\nNothing changed. "
+            + ("Apply with `sudo gpuwizard apply`." if the_plan.has_changes() else "Nothing to do.")
+        )
+    if getattr(ns, "detailed_exitcode", False):
+        return EXIT_CHANGES if the_plan.has_changes() else EXIT_OK
+    return EXIT_OK
+
+
+def cmd_apply(ns: argparse.Namespace, options: Options) -> int:
+    from gpuwizard import wizard, worker
+
+    host = _host(ns)
+    _require_root(host, "apply")
+    journal = _journal(host, options)
+    journal.ensure_writable()
+    worker.recover_expired(host, journal, emit=_print_event)
+    the_plan = wizard.plan(host, options)
+    as_json = getattr(ns, "json", False)
+    if not as_json:
+        _render_plan(the_plan, host)
+    blocked = the_plan.blocked()
+    if blocked:
+        first = blocked[0]
+        raise WizardError(
+            f"Step {first.step} is {first.state}: {first.reason}",
+            first.remedy or "Fix the cause and run gpuwizard again, or choose steps with --step.",
+        )
+    if not the_plan.has_changes():
+        if as_json:
+            _print_json({"changed": False, "plan": the_plan.to_json()})
+        else:
+            print("\nNothing to do: every selected step is already done.")
+        return EXIT_OK
+    if not options.yes and not _ask("\nApply these changes?"):
+        print("Nothing was changed.")
+        return EXIT_OK
+    argv = ["gpuwizard", *sys.argv[1:]]
+    demo = bool(getattr(ns, "demo", False))
+    if getattr(ns, "no_detach", False):
+        run_id = _in_process_run(host, options, the_plan.digest, journal, argv, demo)
+    else:
+        run_id = worker.launch(host, options, the_plan.digest, journal, argv, demo=demo)
+        if not as_json:
+            print(
+                f"Run {run_id} started in the background; it survives a lost connection. "
+                "Ctrl-C stops watching, not the run."
+            )
+    return _watch(journal, run_id, as_json)
+
+
+def _in_process_run(
+    host: Any, options: Options, digest: str, journal: Any, argv: list[str], demo: bool
+) -> str:
+    from gpuwizard import worker
+    from gpuwizard.journal import new_run_id
+
+    run_id = new_run_id()
+    folder = journal.runs_dir / run_id
+    (folder / "backups").mkdir(parents=True)
+    (folder / worker.REQUEST).write_text(
+        json.dumps(
+            {
+                "options": options.to_json(),
+                "digest": digest,
+                "root": str(host.root),
+                "argv": argv,
+                "demo": demo,
+            }
+        )
+    )
+    worker.run_worker(journal, run_id, host=host)
+    return run_id
+
+
+def _watch(journal: Any, run_id: str, as_json: bool) -> int:
+    from gpuwizard import worker
+
+    final: Optional[ev.RunState] = None
+    try:
+        for event in worker.follow(journal, run_id):
+            if not as_json:
+                _print_event(event)
+            if isinstance(event, ev.RunState):
+                final = event
+                if event.state == "awaiting-confirmation" and not as_json:
+                    if sys.stdin.isatty() and _ask("Keep the new Docker settings?"):
+                        worker.confirm(journal, run_id)
+                    elif sys.stdin.isatty():
+                        print(
+                            "Rolling back now is done by the timer; or run "
+                            f"`gpuwizard rollback --run {run_id}`."
+                        )
+    except KeyboardInterrupt:
+        print(f"\nStopped watching. The run goes on: `gpuwizard attach {run_id}`.")
+        return EXIT_OK
+    run = journal.read_run(run_id)
+    if as_json:
+        _print_json({"run": run.summary(), "changed": run.changed_something()})
+    state = final.state if final else run.status()
+    return EXIT_OK if state == "finished" else EXIT_ERROR
+
+
+def cmd_rollback(ns: argparse.Namespace, options: Options) -> int:
+    from gpuwizard import wizard
+
+    host = _host(ns)
+    _require_root(host, "rollback")
+    journal = _journal(host, options)
+    steps = set(options.steps) if options.steps else None
+    runs = journal.runs()
+    if ns.run_id:
+        targets = [journal.read_run(ns.run_id)]
+    else:
+        targets = [r for r in runs if r.changed_something() and r.pending_undo(steps)]
+        if not ns.all:
+            targets = targets[-1:]
+    if not targets:
+        msg = "Nothing to roll back: no run has changes that are not undone yet."
+        _print_json({"rolled_back": []}) if getattr(ns, "json", False) else print(msg)
+        return EXIT_OK
+    if not getattr(ns, "json", False):
+        for t in reversed(targets):
+            print(f"Run {t.run_id} ({t.started}): will undo")
+            for rec in t.pending_undo(steps):
+                print(f"   ↺ [{rec.data.get('step')}] {rec.data.get('describe')}")
+    if not options.yes and not _ask("Roll back these changes?"):
+        print("Nothing was changed.")
+        return EXIT_OK
+    report = []
+    with journal.locked("rollback", ["gpuwizard", *sys.argv[1:]]):
+        for t in reversed(targets):
+            report += wizard.rollback(
+                host,
+                journal,
+                run_id=t.run_id,
+                steps=steps,
+                force=options.force,
+                emit=ev.discard if getattr(ns, "json", False) else _print_event,
+            )
+    if getattr(ns, "json", False):
+        _print_json({"rolled_back": report})
+    else:
+        for r in report:
+            print(f"Run {r['run']}: rolled back")
+            for n in r["undone"]:
+                print(f"   ✓ {n}")
+    return EXIT_OK
+
+
+def cmd_history(ns: argparse.Namespace, options: Options) -> int:
+    host = _host(ns)
+    journal = _journal(host, options)
+    runs = journal.runs()
+    if getattr(ns, "json", False):
+        _print_json({"runs": [r.summary() for r in runs]})
+        return EXIT_OK
+    if not runs:
+        print(f"No runs yet (journal: {journal.state_dir}).")
+        return EXIT_OK
+    for r in reversed(runs):
+        s = r.summary()
+        print(
+            f"{s['run']}  {s['status']:<22} {s['changes']:>2} change(s)  "
+            f"{', '.join(s['steps']) or '-'}"
+        )
+        for w in s["warnings"]:
+            print(f"     ! {w}")
+    return EXIT_OK
+
+
+def cmd_attach(ns: argparse.Namespace, options: Options) -> int:
+    from gpuwizard import worker
+
+    host = _host(ns)
+    journal = _journal(host, options)
+    run_id = ns.run_id
+    if not run_id:
+        active = worker.active_run(journal)
+        latest = journal.latest_run()
+        chosen = active or latest
+        if chosen is None:
+            print("No run to attach to.")
+            return EXIT_OK
+        run_id = chosen.run_id
+    return _watch(journal, run_id, getattr(ns, "json", False))
+
+
+def cmd_confirm(ns: argparse.Namespace, options: Options) -> int:
+    from gpuwizard import worker
+
+    host = _host(ns)
+    journal = _journal(host, options)
+    run_id = ns.run_id
+    if not run_id:
+        active = worker.active_run(journal)
+        if active is None or active.confirmation_deadline() is None:
+            print("No run is waiting for confirmation.")
+            return EXIT_OK
+        run_id = active.run_id
+    worker.confirm(journal, run_id)
+    print(f"Run {run_id}: confirmed; the changes are kept.")
+    return EXIT_OK
+
+
+def cmd_doctor(ns: argparse.Namespace, options: Options) -> int:
+    from gpuwizard import doctor
+
+    if ns.explain is not None:
+        text = sys.stdin.read() if ns.explain == "-" else ns.explain
+        from gpuwizard.failures import classify
+
+        found = classify(text)
+        if getattr(ns, "json", False):
+            _print_json(
+                {"recognised": found is not None, "failure": found.to_json() if found else None}
+            )
+        else:
+            print(doctor.explain(text))
+        return EXIT_OK if found else EXIT_ERROR
+    host = _host(ns)
+    report = doctor.run_doctor(host, options, run_test=ns.run_test)
+    if getattr(ns, "json", False):
+        _print_json(report.to_json())
+    else:
+        print(doctor.render_report(report))
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def cmd_snippet(ns: argparse.Namespace, options: Options) -> int:
+    from gpuwizard import snippets
+
+    host = _host(ns)
+    print(snippets.render_for_host(host, options, kind=ns.kind, form=ns.form, validate=ns.validate))
+    return EXIT_OK
+
+
+def cmd_app(ns: argparse.Namespace, options: Options) -> int:
+    """Bare `gpuwizard`: the Textual app on a terminal, else status and plan."""
+    host = _host(ns)
+    if not sys.stdout.isatty() or getattr(ns, "json", False):
+        return cmd_plan(ns, options)
+    try:
+        from gpuwizard.tui.app import run_app
+    except ImportError as exc:
+        print(f"The interactive app is not available ({exc}); showing the plan.")
+        return cmd_plan(ns, options)
+    return int(
+        run_app(
+            host,
+            options,
+            _journal(host, options),
+            demo=bool(getattr(ns, "demo", False)),
+            mouse=not getattr(ns, "no_mouse", False),
+            slow_link=bool(getattr(ns, "slow_link", False)),
+        )
+    )
+
+
+COMMANDS = {
+    None: cmd_app,
+    "status": cmd_status,
+    "plan": cmd_plan,
+    "apply": cmd_apply,
+    "rollback": cmd_rollback,
+    "history": cmd_history,
+    "attach": cmd_attach,
+    "confirm": cmd_confirm,
+    "doctor": cmd_doctor,
+    "snippet": cmd_snippet,
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command == "_worker":
+        from gpuwizard.worker import worker_main
+
+        return worker_main(ns.worker_state_dir, ns.worker_run_id)
+    try:
+        options = options_from(ns)
+        return COMMANDS[ns.command](ns, options)
+    except WizardError as exc:
+        if getattr(ns, "json", False):
+            _print_json(exc.to_json())
+        else:
+            print(_color(f"error: {exc.cause}", "31", sys.stderr), file=sys.stderr)
+            print(f"  -> {exc.remedy}", file=sys.stderr)
+            if exc.detail:
+                print("  " + exc.detail.replace("\n", "\n  "), file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK

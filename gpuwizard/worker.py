@@ -1,0 +1,400 @@
+"""The detached worker: mutating work runs outside the terminal's session.
+
+An SSH drop sends SIGHUP to the app; apt and dpkg must not die half way with it. So the faces
+never apply anything themselves. They ask for a worker — a transient systemd unit where systemd
+runs, otherwise a process in its own session with SIGHUP ignored — which re-plans, refuses if
+the host changed since the preview, applies, writes every event to the run's events file, and
+keeps the auto-revert timer: unless the user confirms (or, with --yes, unless verification
+passed), the disruptive part is rolled back at the deadline. A face started later replays and
+follows the events; it only draws.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+from gpuwizard import events as ev
+from gpuwizard.errors import LockHeld, PlanChanged, WizardError
+from gpuwizard.host.system import Host
+from gpuwizard.journal import Journal, Run, RunWriter, new_run_id
+from gpuwizard.options import Options
+
+REQUEST = "request.json"
+CONFIRM = "confirm"
+TERMINAL = ("finished", "failed", "rolled-back", "auto-reverted", "refused")
+# the part of a run that auto-revert covers: what can cut the user off from Docker
+DISRUPTIVE_STEPS = ("daemon-config", "restart")
+
+
+def _events_path(journal: Journal, run_id: str) -> Path:
+    return journal.runs_dir / run_id / "events.jsonl"
+
+
+def state_dir_for(host: Host, options: Options) -> Path:
+    """Where the journal lives: --state-dir, else /var/lib/gpuwizard under the root."""
+    return Path(options.state_dir) if options.state_dir else host.path("/var/lib/gpuwizard")
+
+
+# -- the face's side --------------------------------------------------------------------------
+def launch(
+    host: Host,
+    options: Options,
+    digest: str,
+    journal: Journal,
+    argv: list[str],
+    demo: bool = False,
+    wait: float = 15.0,
+) -> str:
+    """Start a detached worker for this plan; return its run id once it has begun."""
+    journal.ensure_writable()
+    holder = journal.lock_holder()
+    if holder:
+        raise LockHeld(
+            f"Another gpuwizard run is in progress (pid {holder.get('pid')}, started "
+            f"{holder.get('started')}, run {holder.get('run')})",
+            "Wait for it to finish, or follow it with `gpuwizard attach`.",
+        )
+    run_id = new_run_id()
+    folder = journal.runs_dir / run_id
+    (folder / "backups").mkdir(parents=True)
+    request = {
+        "options": options.to_json(),
+        "digest": digest,
+        "root": str(host.root),
+        "argv": argv,
+        "demo": demo,
+    }
+    (folder / REQUEST).write_text(json.dumps(request, indent=2))
+    cmd = [
+        sys.executable,
+        "-m",
+        "gpuwizard",
+        "_worker",
+        "--state-dir",
+        str(journal.state_dir),
+        run_id,
+    ]
+    env = dict(os.environ)
+    pkg_parent = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = pkg_parent + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
+    log = open(folder / "worker.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        if _use_systemd_run(host):
+            unit = f"gpuwizard-{run_id.lower()}"
+            full = [
+                "systemd-run",
+                "--unit",
+                unit,
+                "--collect",
+                "--quiet",
+                f"--setenv=PYTHONPATH={env['PYTHONPATH']}",
+                *cmd,
+            ]
+            subprocess.run(
+                full,
+                check=True,
+                stdin=subprocess.DEVNULL,  # noqa: S603
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
+            (folder / "unit").write_text(unit)
+        else:
+            proc = subprocess.Popen(  # noqa: S603 - argv list
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
+            (folder / "spawned-pid").write_text(str(proc.pid))
+    finally:
+        log.close()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        run = journal.read_run(run_id)
+        if run.records:
+            return run_id
+        if _worker_exited(folder):
+            break
+        time.sleep(0.05)
+    tail = (folder / "worker.log").read_text(errors="replace")[-2000:]
+    raise WizardError(
+        "The gpuwizard worker did not start",
+        f"Read {folder / 'worker.log'}; the end of it is below.",
+        tail,
+    )
+
+
+def _use_systemd_run(host: Host) -> bool:
+    if os.environ.get("GPUWIZARD_NO_SYSTEMD_RUN"):
+        return False
+    return (
+        host.is_live
+        and Path("/run/systemd/system").is_dir()
+        and shutil.which("systemd-run") is not None
+    )
+
+
+def _worker_exited(folder: Path) -> bool:
+    try:
+        pid = int((folder / "spawned-pid").read_text())
+    except (OSError, ValueError):
+        return False
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == pid
+    except ChildProcessError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+
+def follow(
+    journal: Journal, run_id: str, stop: Optional[Callable[[], bool]] = None, poll: float = 0.1
+) -> Iterator[ev.Event]:
+    """Replay a run's events from the start, then follow them until the run ends (or the
+    worker died without ending it, which is reported as 'interrupted')."""
+    path = _events_path(journal, run_id)
+    offset = 0
+    buf = b""
+    idle_checks = 0
+    while True:
+        if stop is not None and stop():
+            return
+        chunk = b""
+        if path.exists():
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+            offset += len(chunk)
+        if chunk:
+            idle_checks = 0
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    event = ev.from_json(line.decode("utf-8", errors="replace"))
+                except ValueError:
+                    continue
+                yield event
+                if isinstance(event, ev.RunState) and event.state in TERMINAL:
+                    return
+            continue
+        idle_checks += 1
+        if idle_checks % 10 == 0:
+            run = journal.read_run(run_id)
+            status = run.status()
+            if status == "interrupted":
+                yield ev.RunState(
+                    run_id,
+                    "interrupted",
+                    "the worker stopped without finishing; roll back or resume",
+                )
+                return
+            if status in TERMINAL:
+                return
+        time.sleep(poll)
+
+
+def confirm(journal: Journal, run_id: str) -> None:
+    """Keep the changes of a run awaiting confirmation (stops its auto-revert)."""
+    folder = journal.runs_dir / run_id
+    if not folder.is_dir():
+        raise WizardError(f"There is no run {run_id}", "List runs with `gpuwizard history`.")
+    (folder / CONFIRM).write_text(str(time.time()))
+    run = journal.read_run(run_id)
+    if run.status() == "interrupted" and run.confirmation_deadline() is not None:
+        # the worker is gone (reboot); record the confirmation ourselves
+        w = journal.open_run(run_id)
+        w.append("confirmed", {"by": "user"})
+        w.append("end", {"status": "finished"})
+
+
+def active_run(journal: Journal) -> Optional[Run]:
+    """The run a face should show first: in progress, awaiting confirmation, or interrupted
+    with changes not undone."""
+    for run in reversed(journal.runs()):
+        status = run.status()
+        if status in ("in-progress", "awaiting-confirmation"):
+            return run
+        if status == "interrupted" and run.pending_undo():
+            return run
+    return None
+
+
+def recover_expired(host: Host, journal: Journal, emit: ev.EventSink = ev.discard) -> list[str]:
+    """Roll back runs whose confirmation deadline passed while no worker watched (a reboot
+    kills timers). Returns the ids rolled back."""
+    from gpuwizard import wizard
+
+    done = []
+    for run in journal.runs():
+        deadline = run.confirmation_deadline()
+        if deadline is None or run.status() != "interrupted" or time.time() < deadline:
+            continue
+        writer = journal.open_run(run.run_id)
+        with journal.locked(run.run_id, ["recover"]):
+            wizard.rollback_records(host, writer, run, set(DISRUPTIVE_STEPS), emit=emit)
+            writer.append("end", {"status": "auto-reverted"})
+        done.append(run.run_id)
+    return done
+
+
+# -- the worker's side ------------------------------------------------------------------------
+class _EventWriter:
+    """Send events to the run's events file (and to a second sink, in-process)."""
+
+    def __init__(self, writer: RunWriter, also: ev.EventSink = ev.discard) -> None:
+        self.writer = writer
+        self.also = also
+
+    def __call__(self, event: ev.Event) -> None:
+        self.writer.write_event(ev.to_json(event))
+        self.also(event)
+
+
+def run_worker(
+    journal: Journal, run_id: str, also: ev.EventSink = ev.discard, host: Optional[Host] = None
+) -> int:
+    """Apply one requested run. Exit status 0 when it finished and was kept."""
+    from gpuwizard import wizard
+
+    folder = journal.runs_dir / run_id
+    request = json.loads((folder / REQUEST).read_text())
+    options = Options.from_json(request["options"])
+    if host is None:
+        if request.get("demo"):
+            from gpuwizard.host.demo import demo_host
+
+            host = demo_host()
+        else:
+            host = Host(Path(request["root"]))
+    argv = list(request.get("argv", []))
+    try:
+        journal.acquire(run_id, argv)
+    except LockHeld as exc:
+        (folder / "refused").write_text(str(exc))
+        w = RunWriter(run_id, folder)
+        w.write_event(ev.to_json(ev.RunState(run_id, "refused", exc.cause)))
+        return 3
+    try:
+        writer = journal.start_run(
+            argv, meta={"options": options.to_json(), "root": str(host.root)}, run_id=run_id
+        )
+        emit = _EventWriter(writer, also)
+        emit(ev.RunState(run_id, "running"))
+        return _apply_and_keep(host, journal, writer, options, request, emit, wizard)
+    finally:
+        journal.release()
+
+
+def _apply_and_keep(
+    host: Host,
+    journal: Journal,
+    writer: RunWriter,
+    options: Options,
+    request: dict[str, Any],
+    emit: ev.EventSink,
+    wizard: Any,
+) -> int:
+    run_id = writer.run_id
+    try:
+        the_plan = wizard.plan(host, options, emit=emit)
+        if the_plan.digest != request.get("digest") and not options.force:
+            raise PlanChanged(
+                "The host changed since the preview you approved",
+                "Look at the new plan (gpuwizard plan) and apply again.",
+            )
+        emit(ev.DiffReady("", [d.to_json() for s in the_plan.runnable() for d in s.diffs]))
+        wizard.apply(host, options, the_plan, writer, emit)
+    except WizardError as exc:
+        writer.append("end", {"status": "failed", "error": exc.to_json()})
+        emit(ev.RunState(run_id, "failed", f"{exc.cause}\n{exc.remedy}"))
+        return 1
+    except Exception as exc:  # an unexpected bug: still leave the journal consistent
+        writer.append("end", {"status": "failed", "error": {"cause": repr(exc)}})
+        emit(ev.RunState(run_id, "failed", f"internal error: {exc!r}"))
+        raise
+    touched = {r.data.get("step") for r in journal.read_run(run_id).intents()}
+    if options.auto_revert > 0 and touched & set(DISRUPTIVE_STEPS):
+        return _await_confirmation(host, journal, writer, options, emit, wizard)
+    writer.append("end", {"status": "finished"})
+    emit(ev.RunState(run_id, "finished"))
+    return 0
+
+
+def _await_confirmation(
+    host: Host,
+    journal: Journal,
+    writer: RunWriter,
+    options: Options,
+    emit: ev.EventSink,
+    wizard: Any,
+) -> int:
+    """The netplan-try part: keep the change only if someone says so before the deadline."""
+    run_id = writer.run_id
+    if options.yes:
+        writer.append("confirmed", {"by": "--yes (verification passed)"})
+        writer.append("end", {"status": "finished"})
+        emit(ev.RunState(run_id, "finished", "kept: --yes and verification passed"))
+        return 0
+    deadline = time.time() + options.auto_revert
+    writer.append("awaiting-confirmation", {"deadline": deadline})
+    emit(
+        ev.RunState(
+            run_id,
+            "awaiting-confirmation",
+            f"Docker works with the new settings. Keep them? Without an answer they "
+            f"are rolled back in {options.auto_revert:.0f} s.",
+            deadline,
+        )
+    )
+    confirm_file = writer.folder / CONFIRM
+    while time.time() < deadline:
+        if confirm_file.exists():
+            writer.append("confirmed", {"by": "user"})
+            writer.append("end", {"status": "finished"})
+            emit(ev.RunState(run_id, "finished", "kept"))
+            return 0
+        time.sleep(0.2)
+    emit(
+        ev.LogLine(
+            "",
+            "no confirmation before the deadline: rolling back daemon.json and "
+            "restarting Docker on it",
+            "err",
+        )
+    )
+    wizard.rollback_records(
+        host, writer, journal.read_run(run_id), set(DISRUPTIVE_STEPS), emit=emit
+    )
+    writer.append("end", {"status": "auto-reverted"})
+    emit(ev.RunState(run_id, "auto-reverted", "not confirmed in time: rolled back"))
+    return 2
+
+
+def worker_main(state_dir: str, run_id: str) -> int:
+    """Entry point of `gpuwizard _worker`: detach from the terminal for good."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if os.getsid(0) != os.getpid():
+        with contextlib.suppress(OSError):
+            os.setsid()
+    return run_worker(Journal(Path(state_dir)), run_id)
