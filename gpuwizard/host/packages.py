@@ -424,7 +424,20 @@ class RpmPackages(PackageManager):
         argv = ["rpm", *([] if self.host.is_live else ["--root", str(self.host.root)]), *args]
         return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
 
+    _dbpath: Optional[str] = None
+
+    def has_database(self) -> bool:
+        """Whether the rpm database exists (where this machine's rpm looks for it: Debian's
+        rpm keeps it in ~/.rpmdb, RHEL's in /var/lib/rpm)."""
+        if self._dbpath is None:
+            res = self.host.run(["rpm", "--eval", "%{_dbpath}"], inside=False, check=False)
+            self._dbpath = res.stdout.strip() or "/var/lib/rpm"
+        return any(self.host.path(p).is_dir() for p in (self._dbpath, "/var/lib/rpm",
+                                                        "/usr/lib/sysimage/rpm"))
+
     def installed(self, names: Optional[Sequence[str]] = None) -> dict[str, str]:
+        if not self.has_database():
+            return {}  # an empty root: nothing installed (and rpm would create the database)
         fmt = "%{NAME}\t%{VERSION}-%{RELEASE}\n"
         args = ["-q", "--qf", fmt, *names] if names else ["-qa", "--qf", fmt]
         res = self.rpm(args, check=False)
@@ -434,6 +447,8 @@ class RpmPackages(PackageManager):
         return version if "-" in version else f"{version}-1"
 
     def has_key(self, short_id: str) -> bool:
+        if not self.has_database():
+            return False
         return self.rpm(["-q", f"gpg-pubkey-{short_id}"], check=False).returncode == 0
 
     def import_key(self, key_file: Path) -> CommandResult:
@@ -443,6 +458,8 @@ class RpmPackages(PackageManager):
         return self.rpm(["-e", "--allmatches", f"gpg-pubkey-{short_id}"], check=False)
 
     def origins(self, name: str) -> list[str]:
+        if not self.has_database():
+            return []
         res = self.rpm(["-q", "--qf", "%{VENDOR}|%{PACKAGER}", name], check=False)
         return [res.stdout.strip()] if res.returncode == 0 and res.stdout.strip() else []
 
@@ -465,8 +482,9 @@ class DnfPackages(RpmPackages):
         if self.host.is_live:
             return []
         root = str(self.host.root)
-        args = [f"--installroot={root}", f"--setopt=reposdir={root}/etc/yum.repos.d",
-                f"--setopt=cachedir={root}/var/cache/dnf"]
+        # reposdir is not prefixed with the installroot (cachedir is): name the root's own,
+        # or dnf would fall back to this machine's repositories
+        args = [f"--installroot={root}", f"--setopt=reposdir={root}/etc/yum.repos.d"]
         release = self.host.facts.distro_version or "9"
         args.append(f"--releasever={release}")
         # the .repo names the key by its system path; dnf reads gpgkey files from the
@@ -483,6 +501,10 @@ class DnfPackages(RpmPackages):
         return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
 
     def available(self, name: str) -> list[str]:
+        from gpuwizard.host.sources import YUM_REPO
+
+        if not self.host.path(YUM_REPO).exists() and not self.host.is_live:
+            return []  # nothing configured in the root: do not let dnf create its state there
         res = self.dnf(["-q", "--showduplicates", "list", "--available", name], check=False)
         versions: list[str] = []
         for line in res.stdout.splitlines():
@@ -556,6 +578,10 @@ class ZypperPackages(RpmPackages):
         return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
 
     def available(self, name: str) -> list[str]:
+        from gpuwizard.host.sources import ZYPP_REPO
+
+        if not self.host.path(ZYPP_REPO).exists() and not self.host.is_live:
+            return []
         res = self.zypper(["--quiet", "search", "--details", "--match-exact", name], check=False)
         versions: list[str] = []
         for line in res.stdout.splitlines():
