@@ -35,6 +35,7 @@ class Options:
     restart_method: Optional[str] = None  # systemd | service | snap | openrc | command
     restart_command: Optional[list[str]] = None
     docker_wait: float = 60.0
+    docker_log: Optional[str] = None  # the daemon's log file, shown when a restart fails
 
     # the GPU test
     test_image: Optional[str] = None  # the smoke test image (default ubuntu:24.04)

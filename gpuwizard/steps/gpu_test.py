@@ -1,0 +1,155 @@
+"""The gpu-test step: prove, live, that containers reach the GPU every way it was configured.
+
+`--gpus` (DeviceRequests), `--runtime nvidia`, a plain `docker run` when nvidia is the default
+runtime, CDI names where the engine has CDI, then a CUDA image chosen from the driver's CUDA
+version. Reads the driver step's findings only through `sim.marks["gpu_report"]` ({"gpus":
+[{"index", "name", "uuid"}], "driver_version", "cuda_version", "nvidia_smi"}) and
+`sim.marks["driver-blocked"]` (a reason).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any, Optional
+
+from gpuwizard.actions.containers import DRIVER_ROOT_BINS, RunContainer, parse_gpus
+from gpuwizard.host import docker as engine
+from gpuwizard.host.system import Host
+from gpuwizard.options import Options
+from gpuwizard.steps.base import BLOCKED, PENDING, SKIPPED, Simulation, Step, StepPlan
+from gpuwizard.steps.daemon_config import engine_facts, planned_daemon_json
+
+DEFAULT_SMOKE_IMAGE = "ubuntu:24.04"
+FRAMEWORKS = {
+    # image, command: each prints the GPU it sees, or fails
+    "pytorch": ("pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
+                ["python", "-c", "import torch; assert torch.cuda.is_available(); "
+                 "print(torch.cuda.get_device_name(0))"]),
+    "tensorflow": ("tensorflow/tensorflow:2.18.0-gpu",
+                   ["python", "-c", "import tensorflow as tf; "
+                    "g = tf.config.list_physical_devices('GPU'); assert g; print(g)"]),
+}
+
+
+def visible_devices(gpus: str) -> str:
+    """NVIDIA_VISIBLE_DEVICES for the same selection as `--gpus`."""
+    req = parse_gpus(gpus)
+    if req.get("device_ids"):
+        return ",".join(req["device_ids"])
+    count = int(req.get("count", -1))
+    return "all" if count < 0 else ",".join(str(i) for i in range(count))
+
+
+def gpu_names(report: Optional[dict[str, Any]]) -> list[str]:
+    if not report:
+        return []
+    return [str(g.get("name")) for g in report.get("gpus") or [] if g.get("name")]
+
+
+def nvidia_smi_paths(report: Optional[dict[str, Any]]) -> list[str]:
+    """Absolute paths to try when the container has nvidia-smi on no PATH."""
+    out = []
+    if report and report.get("nvidia_smi"):
+        out.append(str(report["nvidia_smi"]))
+    out += [p for p in DRIVER_ROOT_BINS if p not in out]
+    return out
+
+
+def choose_images(options: Options, report: Optional[dict[str, Any]]) -> tuple[str, Optional[str],
+                                                                                str]:
+    """(smoke image, CUDA image or None, why) from the driver step's table when present."""
+    cuda_version = (report or {}).get("cuda_version")
+    try:
+        # the driver step's table of full tags (imported by name: it may land later)
+        cuda_images = importlib.import_module("gpuwizard.cuda_images")
+        choice = cuda_images.choose_test_images(cuda_version, options)
+        return choice.smoke, choice.cuda, choice.reason
+    except ImportError:
+        smoke = options.test_image or DEFAULT_SMOKE_IMAGE
+        return smoke, options.cuda_image, ("chosen by you (--cuda-image)" if options.cuda_image
+                                           else "no CUDA image table in this build")
+
+
+def framework_check(options: Options, gpus: str) -> Optional[RunContainer]:
+    """The opt-in TensorFlow/PyTorch one-liner (large images: never by default)."""
+    if not options.framework:
+        return None
+    name = options.framework.lower()
+    if name not in FRAMEWORKS:
+        from gpuwizard.errors import WizardError
+
+        raise WizardError(f"Unknown framework {options.framework!r}",
+                          "Use --framework pytorch or --framework tensorflow.")
+    image, command = FRAMEWORKS[name]
+    return RunContainer(image=options.framework_image or image, command=list(command),
+                        gpus=gpus, docker_host=options.docker_host, timeout=1800,
+                        reason=f"{name} sees the GPU")
+
+
+class GpuTestStep(Step):
+    name = "gpu-test"
+    title = "GPU test"
+
+    def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
+        facts = engine_facts(host, options, sim)
+        report = sim.marks.get("gpu_report")
+        if report is not None and hasattr(report, "to_json"):
+            report = report.to_json()  # the driver step's GpuReport, or its JSON
+        info: dict[str, Any] = {"engine": facts.to_json(), "gpu_report": report}
+        blocked = sim.marks.get("driver-blocked") or (
+            report.get("summary", "no working NVIDIA driver") if report and
+            report.get("ok") is False else None)
+        if blocked:
+            return self.make(BLOCKED, reason=f"no working driver: {blocked}",
+                             remedy="Fix the driver first (see the driver step).", facts=info)
+        if not host.is_live:
+            return self.make(SKIPPED, reason="a --root image has no running Docker", facts=info)
+        if not facts.installed:
+            return self.make(BLOCKED, reason="Docker is not installed (no dockerd)",
+                             remedy=engine.install_remedy(host), facts=info)
+        if facts.desktop:
+            return self.make(BLOCKED, reason=engine.DESKTOP_CAUSE, remedy=engine.DESKTOP_REMEDY,
+                             facts=info)
+        gpus = options.gpus or "all"
+        smoke, cuda, why = choose_images(options, report)
+        names = gpu_names(report)
+        expect = ["|".join(re.escape(n) for n in names)] if names else [r"GPU|NVIDIA"]
+        paths = nvidia_smi_paths(report)
+        doc = planned_daemon_json(host, sim, facts)
+        runtimes = set((doc.get("runtimes") or {}).keys()) if doc else set(facts.runtimes)
+        default = (doc.get("default-runtime") if doc else None) or facts.default_runtime
+        env = {"NVIDIA_VISIBLE_DEVICES": visible_devices(gpus)}
+        common: dict[str, Any] = {"docker_host": options.docker_host, "expect": expect,
+                                  "nvidia_smi_paths": paths}
+        actions: list[RunContainer] = [
+            RunContainer(image=smoke, command=["nvidia-smi"], gpus=gpus,
+                         reason=f"smoke test: --gpus {gpus}", **common)]
+        if "nvidia" in runtimes or "nvidia" in facts.runtimes:
+            actions.append(RunContainer(image=smoke, command=["nvidia-smi"], runtime="nvidia",
+                                        env=env, expect_runtime="nvidia",
+                                        reason="smoke test: --runtime nvidia", **common))
+        if default == "nvidia":
+            actions.append(RunContainer(image=smoke, command=["nvidia-smi"], env=env,
+                                        expect_runtime="nvidia",
+                                        reason="a plain docker run gets the NVIDIA runtime "
+                                               "(default-runtime)", **common))
+        cdi_on = (doc.get("features", "cdi") if doc else None) is True or bool(facts.cdi_enabled)
+        if cdi_on and facts.version_tuple() >= (25,):
+            actions.append(RunContainer(image=smoke, command=["nvidia-smi"],
+                                        cdi_devices=["nvidia.com/gpu=all"],
+                                        reason="CDI: --device nvidia.com/gpu=all", **common))
+        if cuda and not options.skip_cuda_test:
+            actions.append(RunContainer(image=cuda, command=["nvidia-smi"], gpus=gpus,
+                                        reason=f"CUDA image {cuda} ({why})", **common))
+        extra = framework_check(options, gpus)
+        if extra is not None:
+            actions.append(extra)
+        info.update({"smoke_image": smoke, "cuda_image": cuda, "cuda_reason": why,
+                     "gpus": gpus, "commands": [a.cli() for a in actions]})
+        warnings = []
+        if not report:
+            warnings.append("no GPU report from the driver step: the test accepts any GPU line")
+        return self.make(PENDING, reason=f"{len(actions)} test container(s)", actions=actions,
+                         diffs=[d for a in actions for d in a.preview(host)], facts=info,
+                         warnings=warnings)
