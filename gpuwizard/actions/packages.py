@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from gpuwizard.actions.base import Action, ApplyContext, Diff, register
-from gpuwizard.actions.files import atomic_write, read_state
+from gpuwizard.actions.files import WriteFile, atomic_write, read_state
 from gpuwizard.errors import CommandFailed, RollbackConflict, WizardError
+from gpuwizard.host.keys import keyring_fingerprints
 from gpuwizard.host.packages import (
     AptPackages,
     Change,
@@ -513,3 +514,39 @@ class ImportRpmKey(Action):
             pm.remove_key(undo["short_id"])
             return f"removed gpg-pubkey-{undo['short_id']} from the rpm database"
         return f"gpg-pubkey-{undo['short_id']} already gone"
+
+
+@register
+@dataclass
+class WriteKeyring(WriteFile):
+    """A binary keyring, written and undone like any file, but previewed as what a person
+    can check: the fingerprint and user id of each key, the size and the hash."""
+
+    kind = "write-keyring"
+
+    fingerprint: str = ""
+    uids: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "fingerprint": self.fingerprint, "source": self.source}
+
+    def preview(self, host: Host) -> list[Diff]:
+        import hashlib
+
+        real = host.path(self.path)
+        before = None
+        if real.is_file():
+            data = real.read_bytes()
+            keys = keyring_fingerprints(host, real)
+            before = (f"binary OpenPGP keyring, {len(data)} bytes, sha256 "
+                      f"{hashlib.sha256(data).hexdigest()[:16]}\n"
+                      + "".join(f"key {f} {u}\n" for f, u in keys))
+        after = (f"binary OpenPGP keyring, {len(self.content)} bytes, sha256 "
+                 f"{hashlib.sha256(self.content).hexdigest()[:16]}\n"
+                 + f"key {self.fingerprint} {', '.join(self.uids)}\n"
+                 + f"(downloaded from {self.source}, fingerprint checked, dearmored)\n")
+        if before is not None and real.read_bytes() == self.content:
+            after = before
+        return [Diff(self.path, before, after, "file", "the key apt trusts for this source only "
+                                                       "(signed-by)")]

@@ -303,7 +303,8 @@ class AptPackages(PackageManager):
     def install(self, specs: Mapping[str, str], *, on_line: Optional[LineCallback] = None,
                 status: Optional[Callable[[float, str], None]] = None,
                 allow_downgrades: bool = False) -> CommandResult:
-        argv = ["apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confold",
+        argv = ["apt-get", "install", "-y", "-q", "-o", "Dpkg::Use-Pty=0",
+                "-o", "Dpkg::Options::=--force-confold",
                 "-o", "Dpkg::Options::=--force-confdef", "-o", "DPkg::Lock::Timeout=60"]
         if allow_downgrades:
             argv.append("--allow-downgrades")
@@ -325,7 +326,8 @@ class AptPackages(PackageManager):
             return self._run(["dpkg", "--remove", *names], on_line=on_line,
                              remedy="Something installed since needs these packages; remove "
                                     "it first, or keep the toolkit.")
-        return self._run(["apt-get", "remove", "-y", "-q", "-o", "DPkg::Lock::Timeout=60",
+        return self._run(["apt-get", "remove", "-y", "-q", "-o", "Dpkg::Use-Pty=0",
+                          "-o", "DPkg::Lock::Timeout=60",
                           *names], on_line=on_line, remedy=_APT_REMEDY)
 
     def update_source(self, list_path: str, on_line: Optional[LineCallback] = None
@@ -377,10 +379,12 @@ class AptStatusPipe:
         return self._w
 
     def _pump(self) -> None:
+        last: Optional[tuple[float, str]] = None
         with os.fdopen(self._r, "r", encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 parsed = parse_apt_status(line)
-                if parsed is not None:
+                if parsed is not None and parsed != last:  # apt repeats itself a lot
+                    last = parsed
                     self.status(*parsed)
 
     def __exit__(self, *exc: object) -> None:

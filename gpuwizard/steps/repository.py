@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from gpuwizard.actions.base import Action, ApplyContext
 from gpuwizard.actions.files import RemoveFile, WriteFile
-from gpuwizard.actions.packages import ImportRpmKey, RefreshPackageIndex
+from gpuwizard.actions.packages import ImportRpmKey, RefreshPackageIndex, WriteKeyring
 from gpuwizard.errors import WizardError
 from gpuwizard.host.keys import (
     MIRROR_REMEDY,
@@ -140,9 +140,11 @@ class RepositoryStep(Step):
     def _apt_actions(self, host: Host, options: Options, key: CheckedKey, warnings: list[str]
                      ) -> tuple[list[Action], list[LegacySource], str]:
         actions: list[Action] = []
-        keyring = WriteFile(KEYRING, key.keyring, mode=0o644,
-                            reason=f"install the NVIDIA signing key {key.fingerprint} "
-                                   f"(checked) as {KEYRING}")
+        keyring = WriteKeyring(KEYRING, key.keyring, mode=0o644,
+                               reason=f"install the NVIDIA signing key {key.fingerprint} "
+                                      f"(checked) as {KEYRING}",
+                               fingerprint=key.fingerprint, uids=list(key.uids),
+                               source=options.key_url)
         if keyring.needed(host):
             actions.append(keyring)
         content = own_list_lines(options.repo_url, KEYRING, options.experimental).encode()
