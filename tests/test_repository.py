@@ -55,6 +55,12 @@ def test_repository_adds_checked_keyring_and_list_then_second_run_changes_nothin
     assert again.step("repository").state == "done"
     assert again.step("repository").actions == []
 
+    # offline later: the key cannot be fetched, but the installed one is the expected key
+    offline = _opts(nvidia_repo)
+    offline.key_url = f"http://127.0.0.1:{free_port()}/gpgkey"
+    step = plan_only(debroot, offline).step("repository")  # type: ignore[attr-defined]
+    assert step.state == "done" and "expected fingerprint" in step.warnings[0]
+
 
 def test_experimental_channel_line_is_enabled_when_asked(
         debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from gpuwizard.host.packages import (
     package_manager,
     version_key,
 )
-from gpuwizard.host.sources import apt_list_prefix
+from gpuwizard.host.sources import apt_list_prefix, experimental_url
 from gpuwizard.host.system import Host
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -142,6 +142,12 @@ class InstallPackages(Action):
         pm = _manager(ctx.host)
         version = self._resolve(ctx, pm)
         self.version = version
+        offered = pm.available("nvidia-container-toolkit")
+        if version not in offered:
+            raise WizardError(
+                f"nvidia-container-toolkit {version} is not in the configured repositories"
+                + (f" (they offer {', '.join(offered[:6])})" if offered else ""),
+                "Pick one of those with --toolkit-version, or leave it out for the newest.")
         specs = {n: version for n in self.names}
         changes = pm.simulate_install(specs)
         installed = pm.installed()
@@ -250,7 +256,9 @@ def newest_from(pm: PackageManager, name: str, repo_url: str) -> Optional[str]:
     if isinstance(pm, AptPackages) and repo_url:
         sources = pm.sources_of(name)
         base = repo_url.rstrip("/")
-        ours = [v for v, srcs in sources.items() if any(s.startswith(base) for s in srcs)]
+        prefixes = [base, *([exp] if (exp := experimental_url(base)) else [])]
+        ours = [v for v, srcs in sources.items()
+                if any(s.startswith(p) for s in srcs for p in prefixes)]
         if ours:
             return sorted(ours, key=version_key, reverse=True)[0]
         return None

@@ -26,6 +26,10 @@ MIRROR_REMEDY = ("If this host reaches the Internet only through a mirror (Artif
                  "file:///path/to/gpgkey.")
 
 
+class KeyUnavailable(WizardError):
+    """The key could not be fetched (network, file): not a trust failure."""
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     """What gpg says a key file holds."""
@@ -72,26 +76,26 @@ def fetch_key(url: str, timeout: float = 30.0) -> bytes:
         try:
             return Path(path).read_bytes()
         except OSError as exc:
-            raise WizardError(f"Cannot read the signing key file {path}: {exc.strerror}",
+            raise KeyUnavailable(f"Cannot read the signing key file {path}: {exc.strerror}",
                               "Check the path given to --key-url. " + MIRROR_REMEDY) from exc
     if parts.scheme not in ("http", "https"):
-        raise WizardError(f"The key URL {url!r} is neither http(s) nor file://",
+        raise KeyUnavailable(f"The key URL {url!r} is neither http(s) nor file://",
                           "Pass --key-url https://… or file:///path/to/gpgkey.")
     req = urllib.request.Request(url, headers={"User-Agent": "gpuwizard"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked
             data: bytes = resp.read(1 << 20)
     except urllib.error.HTTPError as exc:
-        raise WizardError(f"Downloading the NVIDIA signing key from {url} failed: "
+        raise KeyUnavailable(f"Downloading the NVIDIA signing key from {url} failed: "
                           f"HTTP {exc.code} {exc.reason}",
                           "Check the URL. " + MIRROR_REMEDY) from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise WizardError(f"Cannot download the NVIDIA signing key from {url}: {reason}",
+        raise KeyUnavailable(f"Cannot download the NVIDIA signing key from {url}: {reason}",
                           "Check the network and any proxy (https_proxy). " + MIRROR_REMEDY
                           ) from exc
     if not data:
-        raise WizardError(f"The key at {url} is empty", "Check --key-url. " + MIRROR_REMEDY)
+        raise KeyUnavailable(f"The key at {url} is empty", "Check --key-url. " + MIRROR_REMEDY)
     return data
 
 

@@ -62,8 +62,12 @@ class SourceMatcher:
             own.append(exp + "/")
         if any(norm.startswith(p) for p in own):
             return True
-        parent = base.rsplit("/", 1)[0] + "/" if base.count("/") > 2 else base + "/"
-        return norm.startswith(parent) and any(m in parts.path for m in _NVIDIA_PATHS)
+        # NVIDIA's old repositories are siblings of libnvidia-container/ (nvidia-docker/,
+        # nvidia-container-runtime/); a mirror of the site keeps that layout
+        parent = base.rsplit("/", 1)[0] if base.count("/") > 2 else base
+        if parent.endswith("/libnvidia-container") and parent.count("/") > 2:
+            parent = parent.rsplit("/", 1)[0]
+        return norm.startswith(parent + "/") and any(m in parts.path for m in _NVIDIA_PATHS)
 
 
 _NVIDIA_PATHS = ("libnvidia-container", "nvidia-docker", "nvidia-container-runtime",

@@ -17,6 +17,7 @@ from gpuwizard.errors import WizardError
 from gpuwizard.host.keys import (
     MIRROR_REMEDY,
     CheckedKey,
+    KeyUnavailable,
     checked_key,
     keyring_fingerprints,
     keyring_without,
@@ -109,7 +110,15 @@ class RepositoryStep(Step):
         if refused is not None:
             return refused
         assert pm is not None
-        key = checked_key(host, options.key_url, options.key_fingerprint)
+        try:
+            key = checked_key(host, options.key_url, options.key_fingerprint)
+        except KeyUnavailable as exc:
+            done = self._in_place_offline(host, options, pm)
+            if done is None:
+                raise
+            return self.make(DONE, reason=done, warnings=[
+                f"{exc.cause}; the installed key already has the expected fingerprint, so "
+                "nothing needs it now"])
         facts: dict[str, Any] = {"manager": pm.name, "repo_url": options.repo_url,
                                  "key_url": options.key_url, "fingerprint": key.fingerprint,
                                  "key_uids": list(key.uids)}
@@ -135,6 +144,19 @@ class RepositoryStep(Step):
         diffs = [d for a in actions for d in a.preview(host)]
         return self.make(PENDING, reason=f"{len(actions)} change(s) to the package sources",
                          actions=actions, diffs=diffs, facts=facts, warnings=warnings)
+
+    def _in_place_offline(self, host: Host, options: Options, pm: PackageManager
+                          ) -> Optional[str]:
+        """When the key cannot be downloaded (offline, say) but the installed keyring holds
+        the expected key and the source is as it should be, the step is still done."""
+        want = normalize_fingerprint(options.key_fingerprint)
+        if isinstance(pm, AptPackages):
+            listing = own_list_lines(options.repo_url, KEYRING, options.experimental)
+            real = host.path(KEYRING)
+            if real.is_file() and host.read_text(APT_LIST) == listing and \
+                    want in [f for f, _ in keyring_fingerprints(host, real)]:
+                return "the key and the source are in place (the key was not re-downloaded)"
+        return None
 
     # -- apt -------------------------------------------------------------------------------
     def _apt_actions(self, host: Host, options: Options, key: CheckedKey, warnings: list[str]
