@@ -384,6 +384,8 @@ def build_nvidia_repo(top: Path) -> NvidiaRepo:
     flat_repo(www / "stable/deb/amd64", all_debs, key)
     # the experimental channel: the same packages (enough to prove the line works)
     flat_repo(www / "experimental/deb/amd64", debs[VERSIONS[-1]], key)
+    # a mirror that no longer carries the old version (rollback cannot put it back)
+    flat_repo(www / "onlynew/stable/deb/amd64", debs[VERSIONS[-1]], key)
     legacy = legacy_nvidia_docker2(pool)
     # the frozen per-distro tree of the old guides, with nvidia-docker2
     flat_repo(www / "nvidia-docker/ubuntu18.04/amd64", [legacy], key)

@@ -99,6 +99,22 @@ def test_pinned_old_version_warns_and_rollback_of_an_upgrade_puts_the_old_versio
     assert dpkg_set(debroot) == pristine
 
 
+def test_rollback_says_which_versions_could_not_be_restored_when_the_repository_dropped_them(
+        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = plan_and_apply(debroot, _opts(nvidia_repo, toolkit_version="1.17.8"), state)
+    assert first.error is None, first.error
+    moved = _opts(nvidia_repo)
+    moved.repo_url = nvidia_repo.server.url + "/onlynew/stable"
+    second = plan_and_apply(debroot, moved, state)
+    assert second.error is None, second.error
+    report = rollback_latest(debroot, state)
+    notes = " ".join(report[0]["undone"])  # type: ignore[arg-type]
+    assert "could not restore" in notes and "nvidia-container-toolkit 1.17.8-1" in notes
+    # nothing half-done: the four stay together at the version that is there
+    assert {n: _versions(debroot)[n] for n in TOOLKIT} == {n: "1.20.1-1" for n in TOOLKIT}
+
+
 def test_version_below_the_security_floor_is_warned_about(
         debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
     from gpuwizard.steps.packages import PackagesStep

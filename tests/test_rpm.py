@@ -101,6 +101,8 @@ def test_zypper_root_gets_repo_file_and_checked_key_and_the_packages(
     assert any(p.startswith(f"gpg-pubkey {short}-") for p in installed)
     for name in TOOLKIT:
         assert f"{name} 1.20.1-1" in installed
+    again = plan_only(root, _opts(rpm_repo))
+    assert [again.step(s).state for s in ("repository", "packages")] == ["done", "done"]  # type: ignore[attr-defined]
 
     rollback_latest(root, tmp_path / "state")
     assert rpm_qa(root) == []

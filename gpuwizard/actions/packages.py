@@ -18,6 +18,7 @@ from gpuwizard.actions.files import WriteFile, atomic_write, read_state
 from gpuwizard.errors import CommandFailed, RollbackConflict, WizardError
 from gpuwizard.host.keys import keyring_fingerprints
 from gpuwizard.host.packages import (
+    TOOLKIT_PACKAGES,
     AptPackages,
     Change,
     DnfPackages,
@@ -224,6 +225,10 @@ def restore_package_set(ctx: ApplyContext, pm: PackageManager,
             restorable[n] = v
         else:
             lost.append(f"{n} {v}")
+    # the four must match exactly: put none of them back if one of them cannot be
+    if any(item.split(" ")[0] in TOOLKIT_PACKAGES for item in lost):
+        for n in [n for n in restorable if n in TOOLKIT_PACKAGES]:
+            lost.append(f"{n} {restorable.pop(n)} (kept with the others at one version)")
     if restorable or drop:
         wait_for_lock(ctx, pm, lock_wait)
     if restorable:

@@ -559,16 +559,19 @@ class DnfPackages(RpmPackages):
     def last_transaction(self) -> Optional[int]:
         res = self.dnf(["-q", "history", "list"], check=False)
         for line in res.stdout.splitlines():
-            first = line.split("|")[0].strip()
-            if first.isdigit():
-                return int(first)
+            # dnf4/yum: "  7 | install … | …"; dnf5: "7 dnf5 install … " (no bars)
+            tokens = line.split("|")[0].split()
+            if tokens and tokens[0].isdigit():
+                return int(tokens[0])
         return None
 
     def history_undo(self, tid: int, on_line: Optional[LineCallback] = None) -> CommandResult:
         return self.dnf(["-y", "history", "undo", str(tid)], on_line=on_line, check=False)
 
     def refresh(self, repo_id: str, on_line: Optional[LineCallback] = None) -> CommandResult:
-        return self.dnf(["-y", f"--repo={repo_id}", "makecache"], on_line=on_line, check=False)
+        # --disablerepo/--enablerepo: understood by yum 3 (Amazon Linux 2), dnf 4 and dnf 5
+        return self.dnf(["-y", "--disablerepo=*", f"--enablerepo={repo_id}", "makecache"],
+                        on_line=on_line, check=False)
 
 
 class ZypperPackages(RpmPackages):
