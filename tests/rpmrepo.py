@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from debroot import RepoServer, TestKey, make_key
+from debroot import LEGACY_DAEMON_JSON, RepoServer, TestKey, make_key
 
 RPM_VERSIONS = ("1.17.8", "1.20.1")
 
@@ -56,6 +56,24 @@ def build_rpm(top: Path, name: str, version: str) -> Path:
     return top / "RPMS/noarch" / f"{name}-{version}-1.noarch.rpm"
 
 
+def build_legacy_nvidia_docker2(top: Path) -> Path:
+    """nvidia-docker2 2.13.0 as it was: /etc/docker/daemon.json is its %config (not
+    noreplace) file, so erasing it moves an edited file away to .rpmsave."""
+    spec = top / "SPECS/nvidia-docker2.spec"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    daemon = LEGACY_DAEMON_JSON.decode().replace("\n", "\\n").replace('"', '\\"')
+    spec.write_text(
+        "Name: nvidia-docker2\nVersion: 2.13.0\nRelease: 1\nSummary: legacy stand-in\n"
+        "License: Apache-2.0\nBuildArch: noarch\nAutoReqProv: no\n"
+        "%description\nThe legacy package that owned daemon.json (gpuwizard test stand-in).\n"
+        "%install\nmkdir -p %{buildroot}/etc/docker\n"
+        f'printf "{daemon}" > %{{buildroot}}/etc/docker/daemon.json\n'
+        "%files\n%config /etc/docker/daemon.json\n")
+    subprocess.run(["rpmbuild", "--define", f"_topdir {top}", "-bb", str(spec)],  # noqa: S603 S607
+                   check=True, capture_output=True)
+    return top / "RPMS/noarch/nvidia-docker2-2.13.0-1.noarch.rpm"
+
+
 @dataclass
 class RpmRepo:
     server: RepoServer
@@ -80,6 +98,7 @@ def build_rpm_repo(top: Path) -> RpmRepo:
     for version in RPM_VERSIONS:
         for name in _REQUIRES:
             shutil.copy2(build_rpm(top / "build", name, version), repo)
+    shutil.copy2(build_legacy_nvidia_docker2(top / "build"), repo)
     subprocess.run(["createrepo_c", "-q", str(repo)], check=True, capture_output=True)  # noqa: S603 S607
     key.sign_detached(repo / "repodata/repomd.xml", repo / "repodata/repomd.xml.asc")
     (www / "gpgkey").write_bytes(key.armored)

@@ -11,7 +11,9 @@ import pytest
 from debroot import plan_and_apply, plan_only, rollback_latest
 from rpmrepo import LEAP, ROCKY, RpmRepo, rpm_qa, rpm_root
 
+from gpuwizard.host.packages import DnfPackages
 from gpuwizard.host.sources import parse_repo
+from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 
 pytestmark = pytest.mark.slow
@@ -73,6 +75,31 @@ def test_dnf_rollback_of_an_upgrade_puts_the_pinned_older_version_back(
     assert "nvidia-container-toolkit 1.20.1-1" in rpm_qa(root)
     rollback_latest(root, state)
     assert rpm_qa(root) == old
+
+
+def test_dnf_legacy_nvidia_docker2_removal_keeps_the_users_daemon_json_and_rollback_too(
+        rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    _need("dnf")
+    root = rpm_root(tmp_path, ROCKY)
+    state = tmp_path / "state"
+    out = plan_and_apply(root, _opts(rpm_repo, steps=("repository",)), state)
+    assert out.error is None, out.error
+    DnfPackages(Host(root=root)).install({"nvidia-docker2": "2.13.0-1"})
+    daemon_json = root / "etc/docker/daemon.json"
+    daemon_json.write_text('{"log-driver": "journald"}\n')  # the user's own file now
+    before = rpm_qa(root)
+
+    out = plan_and_apply(root, _opts(rpm_repo), state)
+    assert out.error is None, out.error
+    assert not any(p.startswith("nvidia-docker2 ") for p in rpm_qa(root))
+    # rpm moved the edited %config file to .rpmsave; gpuwizard put the user's bytes back
+    assert (root / "etc/docker/daemon.json.rpmsave").exists()
+    assert daemon_json.read_text() == '{"log-driver": "journald"}\n'
+
+    report = rollback_latest(root, state)
+    assert rpm_qa(root) == before
+    assert daemon_json.read_text() == '{"log-driver": "journald"}\n'
+    assert "kept as it was" in " ".join(report[0]["undone"])  # type: ignore[arg-type]
 
 
 def test_dnf_wrong_fingerprint_writes_nothing(rpm_repo: RpmRepo, tmp_path: Path) -> None:

@@ -352,39 +352,60 @@ class RemovePackages(Action):
              ) -> str:
         pm = _manager(ctx.host)
         before: dict[str, Optional[str]] = dict(undo.get("before", {}))
+        kept: dict[str, Any] = dict(undo.get("kept", {}))
+        # what the kept files hold now (earlier steps' undo already ran): a reinstalled
+        # package must not change them (an rpm %config file would be replaced)
+        now = {p: Path(i["real"]).read_bytes() for p, i in kept.items()
+               if Path(i["real"]).is_file()}
         current = pm.installed(list(before))
         missing = {n: v for n, v in before.items() if v and current.get(n) != v}
         notes: list[str] = []
         from_cache: list[str] = []
         if missing and isinstance(pm, AptPackages):
-            debs = undo.get("debs", {})
-            staged = []
-            for n in missing:
-                if n in debs:
-                    folder = ctx.host.path("/var/cache/gpuwizard")
-                    folder.mkdir(parents=True, exist_ok=True)
-                    target = folder / f"{n}.deb"
-                    target.write_bytes(ctx.run.load_backup(debs[n]))
-                    staged.append(f"/var/cache/gpuwizard/{n}.deb")
-                    from_cache.append(n)
-            if staged:
-                wait_for_lock(ctx, pm, float(undo.get("lock_wait", 300)))
-                ctx.host.run(["apt-get", "install", "-y", "-q", "--allow-downgrades",
-                              "-o", "Dpkg::Options::=--force-confold", *staged],
-                             env={"DEBIAN_FRONTEND": "noninteractive"},
-                             on_line=ctx.line_logger())
-                for s in staged:
-                    ctx.host.path(s).unlink(missing_ok=True)
+            from_cache = cls._reinstall_saved_debs(ctx, pm, undo, missing)
+            if from_cache:
                 notes.append("reinstalled " + ", ".join(from_cache) + " from the saved .deb")
         rest = {n: v for n, v in before.items() if n not in from_cache}
         note = restore_package_set(ctx, pm, rest, notes, float(undo.get("lock_wait", 300)))
-        for path, info in dict(undo.get("kept", {})).items():
+        for path, info in kept.items():
             real = Path(info["real"])
-            if not real.exists():
-                atomic_write(real, ctx.run.load_backup(info["sha"]), int(info["mode"]),
-                             info.get("uid"), info.get("gid"))
-                note += f"; {path} restored from the backup"
+            want = now.get(path)
+            if want is None:
+                if not real.exists():
+                    atomic_write(real, ctx.run.load_backup(info["sha"]), int(info["mode"]),
+                                 info.get("uid"), info.get("gid"))
+                    note += f"; {path} restored from the backup"
+            elif not real.is_file() or real.read_bytes() != want:
+                atomic_write(real, want, int(info["mode"]), info.get("uid"), info.get("gid"))
+                note += f"; {path} kept as it was (the reinstalled package shipped its own)"
         return note
+
+    @staticmethod
+    def _reinstall_saved_debs(ctx: ApplyContext, pm: AptPackages, undo: dict[str, Any],
+                              missing: dict[str, str]) -> list[str]:
+        """Reinstall removed packages from the .deb files saved in the journal (the legacy
+        repository that had them is usually gone by now)."""
+        debs = undo.get("debs", {})
+        staged: list[str] = []
+        names: list[str] = []
+        folder = ctx.host.path("/var/cache/gpuwizard")
+        for n in missing:
+            if n in debs:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{n}.deb").write_bytes(ctx.run.load_backup(debs[n]))
+                staged.append(f"/var/cache/gpuwizard/{n}.deb")
+                names.append(n)
+        if not staged:
+            return []
+        wait_for_lock(ctx, pm, float(undo.get("lock_wait", 300)))
+        try:
+            ctx.host.run(["apt-get", "install", "-y", "-q", "--allow-downgrades",
+                          "-o", "Dpkg::Options::=--force-confold", *staged],
+                         env={"DEBIAN_FRONTEND": "noninteractive"}, on_line=ctx.line_logger())
+        finally:
+            for s in staged:
+                ctx.host.path(s).unlink(missing_ok=True)
+        return names
 
 
 @register
