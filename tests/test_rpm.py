@@ -134,3 +134,19 @@ def test_zypper_root_gets_repo_file_and_checked_key_and_the_packages(
     rollback_latest(root, tmp_path / "state")
     assert rpm_qa(root) == []
     assert not (root / "etc/zypp/repos.d/nvidia-container-toolkit.repo").exists()
+
+
+def test_a_root_whose_rpm_database_this_machines_rpm_would_miss_is_refused(
+        rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    import subprocess
+
+    _need("dnf")
+    dbpath = subprocess.run(["rpm", "--eval", "%{_dbpath}"], capture_output=True,  # noqa: S607
+                            text=True).stdout.strip()
+    if dbpath == "/var/lib/rpm":
+        pytest.skip("this machine's rpm looks where RHEL's does")
+    root = rpm_root(tmp_path, ROCKY)
+    (root / "var/lib/rpm").mkdir(parents=True)  # a real RHEL image keeps its database here
+    step = plan_only(root, _opts(rpm_repo)).step("repository")  # type: ignore[attr-defined]
+    assert step.state == "blocked" and "/var/lib/rpm" in step.reason
+    assert "chroot" in step.remedy

@@ -439,6 +439,20 @@ class RpmPackages(PackageManager):
         return any(self.host.path(p).is_dir() for p in (self._dbpath, "/var/lib/rpm",
                                                         "/usr/lib/sysimage/rpm"))
 
+    def foreign_database(self) -> Optional[str]:
+        """With a root folder: the root's rpm database lives where this machine's rpm does
+        not look (Debian's rpm uses ~/.rpmdb, RHEL's /var/lib/rpm). Returns that path, since
+        dnf/zypper would then install into a second, empty database."""
+        if self.host.is_live or not self.has_database():
+            return None
+        assert self._dbpath is not None
+        if self.host.path(self._dbpath).is_dir():
+            return None
+        for p in ("/var/lib/rpm", "/usr/lib/sysimage/rpm"):
+            if self.host.path(p).is_dir():
+                return p
+        return None
+
     def installed(self, names: Optional[Sequence[str]] = None) -> dict[str, str]:
         if not self.has_database():
             return {}  # an empty root: nothing installed (and rpm would create the database)

@@ -66,6 +66,14 @@ def refusal_plan(step: Step, host: Host, pm: Optional[PackageManager],
                          remedy="Install the NVIDIA Container Toolkit the way your "
                                 "distribution documents it; gpuwizard can still configure "
                                 "Docker (--step daemon-config).")
+    if isinstance(pm, RpmPackages):
+        foreign = pm.foreign_database()
+        if foreign is not None:
+            return step.make(
+                BLOCKED, reason=f"the root's rpm database is at {foreign}, where this machine's "
+                                "rpm does not look (it would install into a second database)",
+                remedy="Run gpuwizard inside the target (chroot into it, or on the machine "
+                       "itself), or from a machine of the same distribution family.")
     refusal = docker_packaging_refusal(host)
     if refusal is None:
         refusal = vendor_build_refusal(pm, pm.installed(TOOLKIT_PACKAGES), _host_of(repo_url))
