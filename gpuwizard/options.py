@@ -28,6 +28,7 @@ class Options:
 
     # docker
     docker_host: Optional[str] = None  # e.g. unix:///run/docker.sock
+    docker_pidfile: Optional[str] = None  # the running dockerd's pidfile (doctor: start time)
     daemon_json: Optional[str] = None  # explicit path; otherwise found from the engine
     set_default_runtime: bool = False
     enable_cdi: bool = False

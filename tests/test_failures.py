@@ -60,6 +60,11 @@ KNOWN = [
      "  hook #0:: error running hook: exit status 1, stdout: , stderr: nvidia-container-cli:\n"
      "  initialization error: load library failed: libnvidia-ml.so\n"
      ".1: cannot open shared object file: no such file or directory: unknown.", {}),
+    ("libnvidia-ml-missing",
+     "$ nvidia-smi\nNVIDIA-SMI couldn't find libnvidia-ml.so library in your system. Please make "
+     "sure that the NVIDIA Display Driver is properly installed and present in your system.", {}),
+    ("libnvidia-ml-missing",
+     "pynvml.NVMLError_LibraryNotFound: NVML Shared Library Not Found", {}),
     # 5 -----------------------------------------------------------------------------------
     ("cuda-too-new",
      OCI + "nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.8, please "
@@ -301,6 +306,9 @@ UNRELATED = [
     "Error: Failed to download metadata for repo 'appstream': Cannot prepare internal mirrorlist: "
     "No URLs in mirrorlist",
     "ssh: connect to host 10.0.0.5 port 22: Connection timed out",
+    "$ sudo snap install docker\n$ docker run --gpus all ubuntu nvidia-smi\ndocker: Got "
+    "permission denied while trying to connect to the Docker daemon socket at "
+    "unix:///var/run/docker.sock: connect: permission denied",
 ]
 
 
