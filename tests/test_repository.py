@@ -230,3 +230,18 @@ def test_snap_docker_is_refused_with_the_snap_remedy(
     (debroot / "root/.docker/config.json").write_text('{"currentContext": "desktop-linux"}')
     step = plan_only(debroot, _opts(nvidia_repo)).step("repository")
     assert step.state == "blocked" and "Docker Desktop" in step.reason
+
+
+def test_repository_signed_by_another_key_fails_at_update_and_the_step_is_rolled_back(
+        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    """The key the user vouched for is not the one the repository is signed with (a mirror
+    that re-signs, a wrong --key-url): apt says NO_PUBKEY, and nothing stays behind."""
+    before = snapshot(debroot, ("/etc/apt", "/usr/share/keyrings"))
+    opts = _opts(nvidia_repo)
+    opts.key_url = nvidia_repo.server.url + "/other-gpgkey"
+    opts.key_fingerprint = nvidia_repo.other_key.fingerprint
+    out = plan_and_apply(debroot, opts, tmp_path / "state")
+    assert out.error is not None
+    assert "NO_PUBKEY" in out.error.cause or "not signed" in out.error.cause  # type: ignore[attr-defined]
+    assert "--key-fingerprint" in out.error.remedy  # type: ignore[attr-defined]
+    assert snapshot(debroot, ("/etc/apt", "/usr/share/keyrings")) == before
