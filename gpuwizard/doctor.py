@@ -39,7 +39,6 @@ TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
 LEGACY_PACKAGES = ("nvidia-docker2", "nvidia-container-runtime")
 CVE_FLOOR = (1, 17, 8)  # below: known CVEs (CVE-2025-23266/23267 and older)
 EXACT_MATCH_SINCE = (1, 18, 0)  # the four packages must be at one version since 1.18
-SMI_DIRS = ("/usr/local/nvidia/bin", "/usr/lib/wsl/lib", "/opt/nvidia/bin")
 HOOK = "nvidia-container-runtime-hook"
 DEFAULT_DAEMON_JSON = "/etc/docker/daemon.json"
 SNAP_DAEMON_JSON = "/var/snap/docker/current/config/daemon.json"
@@ -276,16 +275,22 @@ def probe_hardware(walk: _Walk) -> Link:
     walk.gpu = False
     seen = (f"{len(devices)} PCI devices, none from NVIDIA (vendor 10de)" if devices
             else "no PCI devices visible")
-    return Link(
-        "hardware", BROKEN, f"No NVIDIA GPU on this machine: {seen}",
-        cause=("Docker can only hand a container a GPU the kernel sees, and this machine shows "
-               "none. The rest of the chain has nothing to serve."),
-        fix=("Run gpuwizard on the machine that has the GPU. On a cloud VM, choose a GPU "
-             "instance type; on a VM, pass the GPU through to it; on bare metal, check the "
-             "card is seated, powered and enabled in the firmware."),
-        next_command="lspci -nn | grep -i nvidia",
-        facts={"pci_devices": len(devices), "source": source},
-    )
+    container = next((m for m in ("/.dockerenv", "/run/.containerenv")
+                      if host.path(m).exists()), None)
+    cause = ("Docker can only hand a container a GPU the kernel sees, and this machine shows "
+             "none. The rest of the chain has nothing to serve.")
+    fix = ("Run gpuwizard on the machine that has the GPU. On a cloud VM, choose a GPU "
+           "instance type; on a VM, pass the GPU through to it; on bare metal, check the "
+           "card is seated, powered and enabled in the firmware.")
+    if container:
+        cause += (f" {container} says this may be a container: containers get GPUs from their "
+                  "host, and nothing inside one can add it.")
+        fix = ("Run gpuwizard on the host itself, or start this container with the GPU passed "
+               "in (docker run --gpus all …) from a host where that works. " + fix)
+    return Link("hardware", BROKEN, f"No NVIDIA GPU on this machine: {seen}", cause=cause,
+                fix=fix, next_command="lspci -nn | grep -i nvidia",
+                facts={"pci_devices": len(devices), "source": source,
+                       "container": container is not None})
 
 
 def _modules(host: Host) -> Optional[set[str]]:
@@ -329,55 +334,49 @@ def probe_kernel_module(walk: _Walk) -> Link:
                          walk, next_command="sudo modprobe nvidia && dmesg | grep -i nvrm")
 
 
-def _driver_report(host: Host) -> Any:
-    """The driver helper's GpuReport, when gpuwizard.host.gpu exists; else None."""
-    try:
-        from gpuwizard.host import gpu  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    probe = getattr(gpu, "probe_gpus", None)
-    return probe(host) if probe else None
+# The driver helper's problem codes -> the failures table's codes, and a command to run next.
+_DRIVER_PROBLEMS: dict[str, tuple[Optional[str], str]] = {
+    "version_mismatch": ("driver-library-mismatch", "cat /proc/driver/nvidia/version"),
+    "driver_not_loaded": ("driver-not-loaded", "sudo modprobe nvidia && dmesg | grep -i nvrm"),
+    "nouveau_loaded": ("driver-not-loaded", "lsmod | grep -e nvidia -e nouveau"),
+    "no_driver": ("nvidia-smi-missing-on-host", "lspci -nn | grep -i nvidia"),
+    "driver_userspace_missing": ("libnvidia-ml-missing", "ldconfig -p | grep libnvidia-ml"),
+    "wsl_linux_driver": ("wsl-driver-clash", "ls /usr/lib/wsl/lib"),
+    "no_permission": (None, "ls -l /dev/nvidia*"),
+    "nvml_error": (None, "nvidia-smi"),
+    "no_devices": (None, "nvidia-smi -L"),
+}
 
 
 def probe_driver(walk: _Walk) -> Link:
-    host = walk.host
-    report = _driver_report(host)
-    if (report is not None and getattr(report, "source", None) in ("nvml", "nvidia-smi")
-            and report.ok):
-        return Link("driver", OK, report.summary(), facts={"report": report.to_json()})
-    kmod = host.read_text("/proc/driver/nvidia/version") or ""
-    m = re.search(r"Kernel Module(?: for \S+)?\s+([0-9][0-9.]+)", kmod)
-    kernel_version = m.group(1) if m else None
-    smi = host.which("nvidia-smi", extra_dirs=SMI_DIRS)
-    if smi is None:
-        if walk.gpu is False:
-            return Link("driver", SKIPPED, "no nvidia-smi (no NVIDIA GPU)")
-        return _from_failure("driver", "nvidia-smi-missing-on-host",
-                             "nvidia-smi not found: the driver's userspace is not installed",
-                             walk, next_command="ls /usr/bin/nvidia-smi /usr/local/nvidia/bin",
-                             facts={"kernel_module": kernel_version})
-    result = host.run([smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                      check=False, timeout=30)
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip()
-        found = failures.classify(output, walk.family)
-        first = output.splitlines()[0] if output else f"exit status {result.returncode}"
-        if found:
-            return Link("driver", BROKEN, f"{smi} fails: {first}", cause=found.cause,
-                        fix=found.fix, next_command=smi, code=found.code)
-        return Link("driver", BROKEN, f"{smi} fails: {first}",
-                    cause="nvidia-smi cannot talk to the driver; the toolkit cannot either.",
-                    next_command=smi)
-    rows = [r.split(",") for r in result.stdout.strip().splitlines() if r.strip()]
-    names = [r[0].strip() for r in rows]
-    versions = sorted({r[1].strip() for r in rows if len(r) > 1})
-    facts = {"nvidia_smi": smi, "gpus": names, "driver": versions, "kernel_module": kernel_version}
-    if kernel_version and versions and kernel_version not in versions:
-        return _from_failure(
-            "driver", "driver-library-mismatch",
-            f"kernel module {kernel_version} but libraries {', '.join(versions)}", walk,
-            next_command="cat /proc/driver/nvidia/version", facts=facts)
-    return Link("driver", OK, f"driver {', '.join(versions)}; {', '.join(names)}", facts=facts)
+    """The driver helper's GpuReport (NVML, nvidia-smi, /proc), read as one link."""
+    from gpuwizard.host.gpu import probe_gpus  # lazy: pulls in the NVML bindings
+
+    report = probe_gpus(walk.host)
+    facts = {"report": report.to_json()}
+    blocking = [p for p in report.problems if p.blocking and p.code != "no_nvidia_hardware"]
+    worries = [p for p in report.problems if not p.blocking]
+    if report.ok:
+        if worries:
+            worry = worries[0]
+            return Link("driver", WARN, f"{report.summary()}; {worry.cause}", fix=worry.remedy,
+                        facts=facts)
+        return Link("driver", OK, report.summary(), facts=facts)
+    if walk.gpu is False:
+        why = next((p.cause for p in blocking
+                    if p.code in ("in_container", "wsl_no_windows_driver")), "")
+        return Link("driver", SKIPPED, why or "no NVIDIA driver to check (no NVIDIA GPU)",
+                    facts=facts)
+    if not blocking:
+        return Link("driver", BROKEN, report.summary(), next_command="nvidia-smi", facts=facts)
+    problem = blocking[0]
+    code, command = _DRIVER_PROBLEMS.get(problem.code, (None, "nvidia-smi"))
+    if report.nvidia_smi and command == "nvidia-smi":
+        command = report.nvidia_smi
+    others = "; ".join(p.cause for p in blocking[1:])
+    summary = problem.cause + (f". Also: {others}" if others else "")
+    return Link("driver", BROKEN, summary, fix=problem.remedy, next_command=command, code=code,
+                facts={**facts, "problem": problem.code})
 
 
 # ---------------------------------------------------------------------------------------------

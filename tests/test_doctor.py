@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import driver_roots
 import pytest
 
 from gpuwizard import doctor
@@ -38,6 +39,7 @@ from gpuwizard.failures import classify
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 
+H200 = Path(__file__).resolve().parent / "fixtures" / "h200"
 KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
 LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
 CURRENT_LINE = (f"deb [signed-by={KEYRING}] "
@@ -102,13 +104,15 @@ def gpu_host(sandbox: Path, signing_key: tuple[bytes, str]) -> Path:
         "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build  "
         "(dvs-builder@U22-I3-AF03-09-1)  Thu Oct  2 21:27:46 UTC 2026\n"
         "GCC version:  gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04)\n")
-    (root / "bin").mkdir(exist_ok=True)
-    shutil.copy2("/bin/busybox", root / "bin/busybox")
-    (root / "bin/sh").symlink_to("busybox")
-    # stand-in for the GPU's driver: answers the query doctor makes as the real one does
+    driver_roots.add_userspace(root)  # libnvidia-ml.so.1 -> .so.580.159.04
+    driver_roots.busybox_root(root)  # /bin/sh, cat … for the stand-in below, run in chroot
+    # stand-in for the GPU's driver: replays what nvidia-smi -q -x printed on the H200
+    recorded = root / "usr/share/gpuwizard-test/nvidia-smi-q.xml"
+    recorded.parent.mkdir(parents=True)
+    shutil.copy(H200 / "nvidia-smi-q.xml", recorded)
     _executable(root / "usr/bin/nvidia-smi",
-                "#!/bin/sh\n# test stand-in for NVIDIA's nvidia-smi\n"
-                "echo 'NVIDIA H200, 580.159.04'\n")
+                "#!/bin/sh\n# test stand-in for NVIDIA's nvidia-smi (recorded on the H200)\n"
+                "cat /usr/share/gpuwizard-test/nvidia-smi-q.xml\n")
     _executable(root / "usr/bin/nvidia-container-runtime-hook", "#!/bin/sh\nexit 0\n")
     _executable(root / "usr/bin/nvidia-container-runtime", "#!/bin/sh\nexit 0\n")
     write_packages(root, {n: "1.20.0-1" for n in PACKAGES})
@@ -190,6 +194,25 @@ def test_on_a_machine_without_a_gpu_doctor_says_so_first_and_skips_what_needs_on
     for name in ("kernel-module", "driver", "gpu-runtime", "smoke-test"):
         assert report.link(name).verdict == SKIPPED, report.link(name)
     assert report.seconds < 10
+
+
+def test_a_root_without_a_gpu_gets_a_short_account_and_a_container_is_named(
+    sandbox: Path,
+) -> None:
+    dev = sandbox / "sys/bus/pci/devices/0000:00:03.0"
+    dev.mkdir(parents=True)
+    (dev / "vendor").write_text("0x1af4\n")
+    (dev / "class").write_text("0x020000\n")
+    report = run_doctor(Host(sandbox), Options())
+    hardware = report.link("hardware")
+    assert hardware.verdict == BROKEN and report.first_broken == hardware
+    assert "1 PCI devices, none from NVIDIA" in hardware.summary
+    assert "says this may be a container" not in hardware.cause
+    assert [link.verdict for link in report.links].count(BROKEN) == 1, render_report(report)
+    (sandbox / ".dockerenv").write_text("")
+    hardware = run_doctor(Host(sandbox), Options()).link("hardware")
+    assert "/.dockerenv says this may be a container" in hardware.cause
+    assert "--gpus all" in hardware.fix
 
 
 # --- a healthy GPU host, then one broken thing at a time ------------------------------------
