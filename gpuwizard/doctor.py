@@ -804,19 +804,26 @@ def probe_toolkit_config(walk: _Walk) -> Link:
 # daemon.json
 
 
-def daemon_json_path(walk: _Walk) -> str:
-    """The daemon.json to check: the option, the running daemon's --config-file, snap's, the
-    default."""
-    if walk.options.daemon_json:
-        return walk.options.daemon_json
-    if walk.host.is_live or walk.options.docker_pidfile:
+def _dockerd(walk: _Walk) -> Any:
+    """The running dockerd that serves our socket (the docker helper's DockerdProcess), or
+    the one named by --docker-pidfile. Live processes only: a root folder has none."""
+    from gpuwizard.host import docker as engine
+
+    if walk.options.docker_pidfile:
         pid = dockerd_pid(walk)
-        given = _flag(_cmdline(pid), "--config-file") if pid else []
-        if given:
-            return given[0]
-    if walk.host.path("/snap/bin/docker").exists() and walk.host.path(SNAP_DAEMON_JSON).exists():
-        return SNAP_DAEMON_JSON
-    return DEFAULT_DAEMON_JSON
+        if pid is None:
+            return None
+        return engine.DockerdProcess(pid=pid, argv=tuple(_cmdline(pid)), exe="", log_file=None)
+    if not walk.host.is_live:
+        return None
+    return engine.find_dockerd(walk.options.docker_host)
+
+
+def daemon_json_path(walk: _Walk) -> tuple[str, str]:
+    """The daemon.json the running daemon reads, and why we think so."""
+    from gpuwizard.host import docker as engine
+
+    return engine.daemon_json_path(walk.host, _dockerd(walk), False, walk.options.daemon_json)
 
 
 def unit_exec_start(host: Host) -> Optional[str]:
@@ -843,16 +850,16 @@ def _last_exec_start(text: str, value: Optional[str]) -> Optional[str]:
 
 def probe_daemon_config(walk: _Walk) -> Link:
     host = walk.host
-    path = daemon_json_path(walk)
+    path, why = daemon_json_path(walk)
     walk.daemon_json = path
     raw = host.path(path)
     if not raw.exists():
         walk.daemon_config = {}
         return Link("daemon-config", OK,
                     f"{path} absent: fine for --gpus; --runtime nvidia would need runtimes.nvidia",
-                    facts={"path": path, "exists": False})
+                    facts={"path": path, "exists": False, "chosen_because": why})
     text = raw.read_text(encoding="utf-8", errors="replace")
-    facts: dict[str, Any] = {"path": path, "exists": True}
+    facts: dict[str, Any] = {"path": path, "exists": True, "chosen_because": why}
     if not text.strip():
         return _from_failure("daemon-config", "daemon-json-invalid",
                              f"{path} is empty: dockerd refuses to start with it", walk,
@@ -955,14 +962,13 @@ def probe_engine(walk: _Walk) -> Link:
     except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds; all mean "unreachable"
         message = str(exc)
         if not installed:
+            from gpuwizard.host.docker import install_remedy
+
             install = {"debian": "sudo apt-get install -y docker.io",
-                       "rhel": "sudo dnf install -y docker-ce (after adding Docker's repository)",
                        "suse": "sudo zypper install -y docker"}.get(walk.family, "docker version")
             return walk.absent("engine", "", "Docker Engine is not installed",
-                               fix="Install Docker Engine (docker-ce from Docker's repository, "
-                                   "or your distribution's package), then run gpuwizard. "
-                                   "Docker Desktop cannot use this host's GPU.",
-                               next_command=install)
+                               fix=install_remedy(host) + " Docker Desktop cannot use this "
+                                   "host's GPU.", next_command=install)
         if "permission denied" in message.lower():
             return Link("engine", BROKEN, f"no permission to use {url}",
                         cause="Only root and the docker group may talk to the engine.",
@@ -1034,62 +1040,21 @@ def _cmdline(pid: int) -> list[str]:
     return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
 
 
-def _flag(argv: list[str], *names: str) -> list[str]:
-    """Every value of a flag (`-H x`, `--host=x`, `--config-file x`)."""
-    out = []
-    for i, arg in enumerate(argv):
-        for name in names:
-            if arg == name and i + 1 < len(argv):
-                out.append(argv[i + 1])
-            elif arg.startswith(name + "="):
-                out.append(arg.split("=", 1)[1])
-    return out
-
-
 def dockerd_pid(walk: _Walk) -> Optional[int]:
     """The pid of the dockerd that serves our socket: the pidfile option, else /proc.
 
     The engine is a process of the running kernel even when we look at a root folder, so
     its pid and start time come from this machine's /proc, never from under the root.
-    Other dockerds (private test daemons, rootless ones) may run beside it: the one whose
-    -H names our socket wins, then one with the default socket.
     """
     pidfile = walk.options.docker_pidfile
     if pidfile:
         try:
             text = Path(pidfile).read_text().strip()
         except OSError:
-            text = ""
+            return None
         return int(text) if text.isdigit() and Path(f"/proc/{text}").exists() else None
-    url = walk.options.docker_host or os.environ.get("DOCKER_HOST") or ""
-    candidates: list[tuple[int, list[str]]] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != "dockerd":
-                continue
-        except OSError:
-            continue
-        candidates.append((int(entry.name), _cmdline(int(entry.name))))
-    return choose_dockerd(candidates, url)
-
-
-def choose_dockerd(candidates: list[tuple[int, list[str]]], url: str) -> Optional[int]:
-    """Of the running dockerds (pid, argv), the one listening on `url` (default socket if "")."""
-    socket = url[len("unix://"):] if url.startswith("unix://") else ""
-    for pid, argv in candidates:
-        hosts = _flag(argv, "-H", "--host")
-        if socket and any(h.endswith(socket) for h in hosts):
-            return pid
-    if socket and socket not in ("/var/run/docker.sock", "/run/docker.sock"):
-        return None
-    for pid, argv in candidates:
-        hosts = _flag(argv, "-H", "--host")
-        if not hosts or any(h in ("fd://", "unix:///var/run/docker.sock",
-                                  "unix:///run/docker.sock") for h in hosts):
-            return pid
-    return None
+    proc = _dockerd(walk)
+    return proc.pid if proc is not None else None
 
 
 def process_start_time(pid: int, proc: Path = Path("/proc")) -> Optional[float]:

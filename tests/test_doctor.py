@@ -666,19 +666,6 @@ def test_a_docker_cli_on_the_desktop_context_is_named_at_the_engine(
     assert link.next_command == "docker context use default"
 
 
-def test_of_several_dockerds_the_one_on_our_socket_is_the_one_checked() -> None:
-    daemons = [
-        (101, ["dockerd", "--data-root", "/tmp/t1/data", "-H", "unix:///tmp/t1/docker.sock"]),
-        (202, ["/usr/sbin/dockerd", "-H", "fd://", "--containerd=/run/containerd/containerd.sock"]),
-        (303, ["dockerd", "--host=unix:///tmp/t2/docker.sock"]),
-    ]
-    assert doctor.choose_dockerd(daemons, "") == 202
-    assert doctor.choose_dockerd(daemons, "unix:///var/run/docker.sock") == 202
-    assert doctor.choose_dockerd(daemons, "unix:///tmp/t2/docker.sock") == 303
-    assert doctor.choose_dockerd(daemons, "unix:///tmp/none/docker.sock") is None
-    assert doctor._flag(daemons[0][1], "--config-file") == []
-
-
 # --- the walk itself ----------------------------------------------------------------------
 
 
