@@ -1230,6 +1230,15 @@ def render_report(report: DoctorReport, color: Optional[bool] = None, width: int
     return "\n".join(out)
 
 
-def explain(text: str, family: Optional[str] = None) -> str:
-    """The human answer for a pasted error message (the CLI's `doctor --explain`)."""
+def explain(text: str, family: Optional[str] = None, host: Optional[Host] = None) -> str:
+    """The human answer for a pasted error message (the CLI's `doctor --explain`).
+
+    The fix is given for this machine's distribution unless `family` says otherwise: a
+    message is most often explained on the machine that printed it.
+    """
+    if family is None:
+        try:
+            family = (host or Host()).facts.family()
+        except (OSError, ImportError, WizardError):
+            family = None
     return failures.explain(text, family)

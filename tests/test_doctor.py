@@ -715,6 +715,14 @@ def test_the_report_serialises_to_json_and_renders_plain_text_without_colour(
     assert "\x1b[31m✗" in render_report(report, color=True)
 
 
+def test_explain_gives_the_fix_for_the_machine_it_runs_on(sandbox: Path) -> None:
+    message = "E: Unable to locate package nvidia-container-toolkit"
+    (sandbox / "etc/os-release").write_text('ID="rocky"\nID_LIKE="rhel centos fedora"\n'
+                                            'VERSION_ID="9.7"\nPRETTY_NAME="Rocky Linux 9.7"\n')
+    assert "/etc/yum.repos.d/" in doctor.explain(message, host=Host(sandbox))
+    assert "apt-get update" in doctor.explain(message, family="debian")
+
+
 def test_the_cli_runs_doctor_on_a_root_and_exits_1_when_a_link_is_broken(
     gpu_host: Path, signing_key: tuple[bytes, str], gpuwizard_cmd: list[str]
 ) -> None:
