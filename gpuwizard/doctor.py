@@ -1,7 +1,8 @@
 """`gpuwizard doctor`: walk the chain from the GPU to a container, read-only, link by link.
 
-hardware -> kernel module -> driver -> repository and key -> packages -> daemon.json ->
-the engine running with that file -> GPU support registered in it -> a smoke container.
+hardware -> kernel module -> driver -> repository and key -> packages -> the toolkit's
+config.toml -> daemon.json -> the engine running with that file -> GPU support registered in
+it -> a smoke container (only when asked: it starts a container).
 Each link gets a verdict (ok | warn | broken | skipped) and, where broken, the cause and the
 next command to run. Probes are cheap and independent: one that fails (or crashes) never
 stops the walk. Every file is read through `host.path()`, so a `--root` sandbox holding a
@@ -41,7 +42,6 @@ CVE_FLOOR = (1, 17, 8)  # below: known CVEs (CVE-2025-23266/23267 and older)
 EXACT_MATCH_SINCE = (1, 18, 0)  # the four packages must be at one version since 1.18
 HOOK = "nvidia-container-runtime-hook"
 DEFAULT_DAEMON_JSON = "/etc/docker/daemon.json"
-SNAP_DAEMON_JSON = "/var/snap/docker/current/config/daemon.json"
 DOCKER_UNITS = ("/etc/systemd/system/docker.service", "/lib/systemd/system/docker.service",
                 "/usr/lib/systemd/system/docker.service")
 BUILTIN_RUNTIMES = ("runc", "io.containerd.runc.v2", "io.containerd.runtime.v1.linux")
@@ -212,8 +212,7 @@ def _settle(links: list[Link]) -> list[Link]:
 
 
 def _retitle(link: Link, title: str) -> Link:
-    return Link(link.name, link.verdict, link.summary, link.cause, link.next_command, link.fix,
-                title, link.code, link.facts)
+    return dataclasses.replace(link, title=title)
 
 
 def _from_failure(name: str, code: str, summary: str, walk: _Walk, next_command: str = "",
@@ -983,6 +982,10 @@ def probe_engine(walk: _Walk) -> Link:
     default = info.get("DefaultRuntime", "")
     facts = {"docker_host": url, "version": info.get("ServerVersion", ""),
              "runtimes": runtimes, "default_runtime": default}
+    if any("name=rootless" in str(o) for o in info.get("SecurityOptions") or ()):
+        rootless = _rootless_link(walk, facts)
+        if rootless is not None:
+            return rootless
     file_runtimes = sorted((walk.daemon_config or {}).get("runtimes", {}) or {})
     unloaded = [r for r in file_runtimes if r not in runtimes]
     if unloaded:
@@ -1006,6 +1009,25 @@ def probe_engine(walk: _Walk) -> Link:
                     facts=facts)
     return Link("engine", OK, f"Docker {facts['version']} at {url}; runtimes: "
                 f"{', '.join(runtimes)}; default {default}", facts=facts)
+
+
+def _rootless_link(walk: _Walk, facts: dict[str, Any]) -> Optional[Link]:
+    """A rootless engine: its own daemon.json, and no device cgroups for the toolkit."""
+    facts["rootless"] = True
+    config = walk.host.read_text(TOOLKIT_CONFIG) or ""
+    if walk.hook and not re.search(r"^\s*no-cgroups\s*=\s*true", config, re.M):
+        return _from_failure(
+            "engine", "rootless-cgroups",
+            "the engine is rootless but the toolkit still manages device cgroups: GPU "
+            "containers fail with `devices.allow: permission denied`", walk,
+            next_command="sudo nvidia-ctk config --set nvidia-container-cli.no-cgroups "
+                         "--in-place", facts=facts)
+    if not walk.options.daemon_json and walk.daemon_json == DEFAULT_DAEMON_JSON:
+        return Link("engine", WARN, f"the engine is rootless: it reads "
+                    f"~/.config/docker/daemon.json, not the {DEFAULT_DAEMON_JSON} checked above",
+                    next_command="gpuwizard doctor --daemon-json ~/.config/docker/daemon.json",
+                    facts=facts)
+    return None
 
 
 def desktop_context(host: Host) -> Optional[str]:

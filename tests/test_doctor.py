@@ -543,6 +543,20 @@ def test_a_runtime_in_daemon_json_that_the_running_daemon_lacks_needs_a_reload(
     assert "--runtime nvidia: registered" in report.link("gpu-runtime").summary
 
 
+def test_a_rootless_engine_needs_no_cgroups_in_the_toolkit_config(
+    gpu_host: Path, signing_key: tuple[bytes, str]
+) -> None:
+    rootless = {**INFO_20_10, "SecurityOptions": ["name=seccomp,profile=default",
+                                                  "name=rootless"]}
+    link = run_doctor(_engine_host(gpu_host, rootless), options_for(signing_key)).link("engine")
+    assert link.verdict == BROKEN and link.code == "rootless-cgroups"
+    assert "no-cgroups" in link.next_command
+    config = gpu_host / "etc/nvidia-container-runtime/config.toml"
+    config.write_text(TOOLKIT_CONFIG_TOML.replace("#no-cgroups = false", "no-cgroups = true"))
+    link = run_doctor(_engine_host(gpu_host, rootless), options_for(signing_key)).link("engine")
+    assert link.verdict == WARN and "~/.config/docker/daemon.json" in link.summary
+
+
 def test_the_timing_rule_a_hook_newer_than_the_daemon_is_unseen_until_restart() -> None:
     started = 1_790_000_000.0
     assert daemon_needs_restart(started, started + 3600)
