@@ -1,7 +1,8 @@
 """`gpuwizard doctor`: walk the chain from the GPU to a container, read-only, link by link.
 
-hardware -> kernel module -> driver -> repository and key -> packages -> daemon.json ->
-the engine running with that file -> GPU support registered in it -> a smoke container.
+hardware -> kernel module -> driver -> repository and key -> packages -> the toolkit's
+config.toml -> daemon.json -> the engine running with that file -> GPU support registered in
+it -> a smoke container (only when asked: it starts a container).
 Each link gets a verdict (ok | warn | broken | skipped) and, where broken, the cause and the
 next command to run. Probes are cheap and independent: one that fails (or crashes) never
 stops the walk. Every file is read through `host.path()`, so a `--root` sandbox holding a
@@ -39,10 +40,8 @@ TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
 LEGACY_PACKAGES = ("nvidia-docker2", "nvidia-container-runtime")
 CVE_FLOOR = (1, 17, 8)  # below: known CVEs (CVE-2025-23266/23267 and older)
 EXACT_MATCH_SINCE = (1, 18, 0)  # the four packages must be at one version since 1.18
-SMI_DIRS = ("/usr/local/nvidia/bin", "/usr/lib/wsl/lib", "/opt/nvidia/bin")
 HOOK = "nvidia-container-runtime-hook"
 DEFAULT_DAEMON_JSON = "/etc/docker/daemon.json"
-SNAP_DAEMON_JSON = "/var/snap/docker/current/config/daemon.json"
 DOCKER_UNITS = ("/etc/systemd/system/docker.service", "/lib/systemd/system/docker.service",
                 "/usr/lib/systemd/system/docker.service")
 BUILTIN_RUNTIMES = ("runc", "io.containerd.runc.v2", "io.containerd.runtime.v1.linux")
@@ -213,8 +212,7 @@ def _settle(links: list[Link]) -> list[Link]:
 
 
 def _retitle(link: Link, title: str) -> Link:
-    return Link(link.name, link.verdict, link.summary, link.cause, link.next_command, link.fix,
-                title, link.code, link.facts)
+    return dataclasses.replace(link, title=title)
 
 
 def _from_failure(name: str, code: str, summary: str, walk: _Walk, next_command: str = "",
@@ -276,16 +274,22 @@ def probe_hardware(walk: _Walk) -> Link:
     walk.gpu = False
     seen = (f"{len(devices)} PCI devices, none from NVIDIA (vendor 10de)" if devices
             else "no PCI devices visible")
-    return Link(
-        "hardware", BROKEN, f"No NVIDIA GPU on this machine: {seen}",
-        cause=("Docker can only hand a container a GPU the kernel sees, and this machine shows "
-               "none. The rest of the chain has nothing to serve."),
-        fix=("Run gpuwizard on the machine that has the GPU. On a cloud VM, choose a GPU "
-             "instance type; on a VM, pass the GPU through to it; on bare metal, check the "
-             "card is seated, powered and enabled in the firmware."),
-        next_command="lspci -nn | grep -i nvidia",
-        facts={"pci_devices": len(devices), "source": source},
-    )
+    container = next((m for m in ("/.dockerenv", "/run/.containerenv")
+                      if host.path(m).exists()), None)
+    cause = ("Docker can only hand a container a GPU the kernel sees, and this machine shows "
+             "none. The rest of the chain has nothing to serve.")
+    fix = ("Run gpuwizard on the machine that has the GPU. On a cloud VM, choose a GPU "
+           "instance type; on a VM, pass the GPU through to it; on bare metal, check the "
+           "card is seated, powered and enabled in the firmware.")
+    if container:
+        cause += (f" {container} says this may be a container: containers get GPUs from their "
+                  "host, and nothing inside one can add it.")
+        fix = ("Run gpuwizard on the host itself, or start this container with the GPU passed "
+               "in (docker run --gpus all …) from a host where that works. " + fix)
+    return Link("hardware", BROKEN, f"No NVIDIA GPU on this machine: {seen}", cause=cause,
+                fix=fix, next_command="lspci -nn | grep -i nvidia",
+                facts={"pci_devices": len(devices), "source": source,
+                       "container": container is not None})
 
 
 def _modules(host: Host) -> Optional[set[str]]:
@@ -329,55 +333,49 @@ def probe_kernel_module(walk: _Walk) -> Link:
                          walk, next_command="sudo modprobe nvidia && dmesg | grep -i nvrm")
 
 
-def _driver_report(host: Host) -> Any:
-    """The driver helper's GpuReport, when gpuwizard.host.gpu exists; else None."""
-    try:
-        from gpuwizard.host import gpu  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    probe = getattr(gpu, "probe_gpus", None)
-    return probe(host) if probe else None
+# The driver helper's problem codes -> the failures table's codes, and a command to run next.
+_DRIVER_PROBLEMS: dict[str, tuple[Optional[str], str]] = {
+    "version_mismatch": ("driver-library-mismatch", "cat /proc/driver/nvidia/version"),
+    "driver_not_loaded": ("driver-not-loaded", "sudo modprobe nvidia && dmesg | grep -i nvrm"),
+    "nouveau_loaded": ("driver-not-loaded", "lsmod | grep -e nvidia -e nouveau"),
+    "no_driver": ("nvidia-smi-missing-on-host", "lspci -nn | grep -i nvidia"),
+    "driver_userspace_missing": ("libnvidia-ml-missing", "ldconfig -p | grep libnvidia-ml"),
+    "wsl_linux_driver": ("wsl-driver-clash", "ls /usr/lib/wsl/lib"),
+    "no_permission": (None, "ls -l /dev/nvidia*"),
+    "nvml_error": (None, "nvidia-smi"),
+    "no_devices": (None, "nvidia-smi -L"),
+}
 
 
 def probe_driver(walk: _Walk) -> Link:
-    host = walk.host
-    report = _driver_report(host)
-    if (report is not None and getattr(report, "source", None) in ("nvml", "nvidia-smi")
-            and report.ok):
-        return Link("driver", OK, report.summary(), facts={"report": report.to_json()})
-    kmod = host.read_text("/proc/driver/nvidia/version") or ""
-    m = re.search(r"Kernel Module(?: for \S+)?\s+([0-9][0-9.]+)", kmod)
-    kernel_version = m.group(1) if m else None
-    smi = host.which("nvidia-smi", extra_dirs=SMI_DIRS)
-    if smi is None:
-        if walk.gpu is False:
-            return Link("driver", SKIPPED, "no nvidia-smi (no NVIDIA GPU)")
-        return _from_failure("driver", "nvidia-smi-missing-on-host",
-                             "nvidia-smi not found: the driver's userspace is not installed",
-                             walk, next_command="ls /usr/bin/nvidia-smi /usr/local/nvidia/bin",
-                             facts={"kernel_module": kernel_version})
-    result = host.run([smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                      check=False, timeout=30)
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip()
-        found = failures.classify(output, walk.family)
-        first = output.splitlines()[0] if output else f"exit status {result.returncode}"
-        if found:
-            return Link("driver", BROKEN, f"{smi} fails: {first}", cause=found.cause,
-                        fix=found.fix, next_command=smi, code=found.code)
-        return Link("driver", BROKEN, f"{smi} fails: {first}",
-                    cause="nvidia-smi cannot talk to the driver; the toolkit cannot either.",
-                    next_command=smi)
-    rows = [r.split(",") for r in result.stdout.strip().splitlines() if r.strip()]
-    names = [r[0].strip() for r in rows]
-    versions = sorted({r[1].strip() for r in rows if len(r) > 1})
-    facts = {"nvidia_smi": smi, "gpus": names, "driver": versions, "kernel_module": kernel_version}
-    if kernel_version and versions and kernel_version not in versions:
-        return _from_failure(
-            "driver", "driver-library-mismatch",
-            f"kernel module {kernel_version} but libraries {', '.join(versions)}", walk,
-            next_command="cat /proc/driver/nvidia/version", facts=facts)
-    return Link("driver", OK, f"driver {', '.join(versions)}; {', '.join(names)}", facts=facts)
+    """The driver helper's GpuReport (NVML, nvidia-smi, /proc), read as one link."""
+    from gpuwizard.host.gpu import probe_gpus  # lazy: pulls in the NVML bindings
+
+    report = probe_gpus(walk.host)
+    facts = {"report": report.to_json()}
+    blocking = [p for p in report.problems if p.blocking and p.code != "no_nvidia_hardware"]
+    worries = [p for p in report.problems if not p.blocking]
+    if report.ok:
+        if worries:
+            worry = worries[0]
+            return Link("driver", WARN, f"{report.summary()}; {worry.cause}", fix=worry.remedy,
+                        facts=facts)
+        return Link("driver", OK, report.summary(), facts=facts)
+    if walk.gpu is False:
+        why = next((p.cause for p in blocking
+                    if p.code in ("in_container", "wsl_no_windows_driver")), "")
+        return Link("driver", SKIPPED, why or "no NVIDIA driver to check (no NVIDIA GPU)",
+                    facts=facts)
+    if not blocking:
+        return Link("driver", BROKEN, report.summary(), next_command="nvidia-smi", facts=facts)
+    problem = blocking[0]
+    code, command = _DRIVER_PROBLEMS.get(problem.code, (None, "nvidia-smi"))
+    if report.nvidia_smi and command == "nvidia-smi":
+        command = report.nvidia_smi
+    others = "; ".join(p.cause for p in blocking[1:])
+    summary = problem.cause + (f". Also: {others}" if others else "")
+    return Link("driver", BROKEN, summary, fix=problem.remedy, next_command=command, code=code,
+                facts={**facts, "problem": problem.code})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -805,19 +803,26 @@ def probe_toolkit_config(walk: _Walk) -> Link:
 # daemon.json
 
 
-def daemon_json_path(walk: _Walk) -> str:
-    """The daemon.json to check: the option, the running daemon's --config-file, snap's, the
-    default."""
-    if walk.options.daemon_json:
-        return walk.options.daemon_json
-    if walk.host.is_live or walk.options.docker_pidfile:
+def _dockerd(walk: _Walk) -> Any:
+    """The running dockerd that serves our socket (the docker helper's DockerdProcess), or
+    the one named by --docker-pidfile. Live processes only: a root folder has none."""
+    from gpuwizard.host import docker as engine
+
+    if walk.options.docker_pidfile:
         pid = dockerd_pid(walk)
-        given = _flag(_cmdline(pid), "--config-file") if pid else []
-        if given:
-            return given[0]
-    if walk.host.path("/snap/bin/docker").exists() and walk.host.path(SNAP_DAEMON_JSON).exists():
-        return SNAP_DAEMON_JSON
-    return DEFAULT_DAEMON_JSON
+        if pid is None:
+            return None
+        return engine.DockerdProcess(pid=pid, argv=tuple(_cmdline(pid)), exe="", log_file=None)
+    if not walk.host.is_live:
+        return None
+    return engine.find_dockerd(walk.options.docker_host)
+
+
+def daemon_json_path(walk: _Walk) -> tuple[str, str]:
+    """The daemon.json the running daemon reads, and why we think so."""
+    from gpuwizard.host import docker as engine
+
+    return engine.daemon_json_path(walk.host, _dockerd(walk), False, walk.options.daemon_json)
 
 
 def unit_exec_start(host: Host) -> Optional[str]:
@@ -844,16 +849,16 @@ def _last_exec_start(text: str, value: Optional[str]) -> Optional[str]:
 
 def probe_daemon_config(walk: _Walk) -> Link:
     host = walk.host
-    path = daemon_json_path(walk)
+    path, why = daemon_json_path(walk)
     walk.daemon_json = path
     raw = host.path(path)
     if not raw.exists():
         walk.daemon_config = {}
         return Link("daemon-config", OK,
                     f"{path} absent: fine for --gpus; --runtime nvidia would need runtimes.nvidia",
-                    facts={"path": path, "exists": False})
+                    facts={"path": path, "exists": False, "chosen_because": why})
     text = raw.read_text(encoding="utf-8", errors="replace")
-    facts: dict[str, Any] = {"path": path, "exists": True}
+    facts: dict[str, Any] = {"path": path, "exists": True, "chosen_because": why}
     if not text.strip():
         return _from_failure("daemon-config", "daemon-json-invalid",
                              f"{path} is empty: dockerd refuses to start with it", walk,
@@ -956,14 +961,13 @@ def probe_engine(walk: _Walk) -> Link:
     except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds; all mean "unreachable"
         message = str(exc)
         if not installed:
+            from gpuwizard.host.docker import install_remedy
+
             install = {"debian": "sudo apt-get install -y docker.io",
-                       "rhel": "sudo dnf install -y docker-ce (after adding Docker's repository)",
                        "suse": "sudo zypper install -y docker"}.get(walk.family, "docker version")
             return walk.absent("engine", "", "Docker Engine is not installed",
-                               fix="Install Docker Engine (docker-ce from Docker's repository, "
-                                   "or your distribution's package), then run gpuwizard. "
-                                   "Docker Desktop cannot use this host's GPU.",
-                               next_command=install)
+                               fix=install_remedy(host) + " Docker Desktop cannot use this "
+                                   "host's GPU.", next_command=install)
         if "permission denied" in message.lower():
             return Link("engine", BROKEN, f"no permission to use {url}",
                         cause="Only root and the docker group may talk to the engine.",
@@ -978,6 +982,10 @@ def probe_engine(walk: _Walk) -> Link:
     default = info.get("DefaultRuntime", "")
     facts = {"docker_host": url, "version": info.get("ServerVersion", ""),
              "runtimes": runtimes, "default_runtime": default}
+    if any("name=rootless" in str(o) for o in info.get("SecurityOptions") or ()):
+        rootless = _rootless_link(walk, facts)
+        if rootless is not None:
+            return rootless
     file_runtimes = sorted((walk.daemon_config or {}).get("runtimes", {}) or {})
     unloaded = [r for r in file_runtimes if r not in runtimes]
     if unloaded:
@@ -1001,6 +1009,25 @@ def probe_engine(walk: _Walk) -> Link:
                     facts=facts)
     return Link("engine", OK, f"Docker {facts['version']} at {url}; runtimes: "
                 f"{', '.join(runtimes)}; default {default}", facts=facts)
+
+
+def _rootless_link(walk: _Walk, facts: dict[str, Any]) -> Optional[Link]:
+    """A rootless engine: its own daemon.json, and no device cgroups for the toolkit."""
+    facts["rootless"] = True
+    config = walk.host.read_text(TOOLKIT_CONFIG) or ""
+    if walk.hook and not re.search(r"^\s*no-cgroups\s*=\s*true", config, re.M):
+        return _from_failure(
+            "engine", "rootless-cgroups",
+            "the engine is rootless but the toolkit still manages device cgroups: GPU "
+            "containers fail with `devices.allow: permission denied`", walk,
+            next_command="sudo nvidia-ctk config --set nvidia-container-cli.no-cgroups "
+                         "--in-place", facts=facts)
+    if not walk.options.daemon_json and walk.daemon_json == DEFAULT_DAEMON_JSON:
+        return Link("engine", WARN, f"the engine is rootless: it reads "
+                    f"~/.config/docker/daemon.json, not the {DEFAULT_DAEMON_JSON} checked above",
+                    next_command="gpuwizard doctor --daemon-json ~/.config/docker/daemon.json",
+                    facts=facts)
+    return None
 
 
 def desktop_context(host: Host) -> Optional[str]:
@@ -1035,62 +1062,21 @@ def _cmdline(pid: int) -> list[str]:
     return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
 
 
-def _flag(argv: list[str], *names: str) -> list[str]:
-    """Every value of a flag (`-H x`, `--host=x`, `--config-file x`)."""
-    out = []
-    for i, arg in enumerate(argv):
-        for name in names:
-            if arg == name and i + 1 < len(argv):
-                out.append(argv[i + 1])
-            elif arg.startswith(name + "="):
-                out.append(arg.split("=", 1)[1])
-    return out
-
-
 def dockerd_pid(walk: _Walk) -> Optional[int]:
     """The pid of the dockerd that serves our socket: the pidfile option, else /proc.
 
     The engine is a process of the running kernel even when we look at a root folder, so
     its pid and start time come from this machine's /proc, never from under the root.
-    Other dockerds (private test daemons, rootless ones) may run beside it: the one whose
-    -H names our socket wins, then one with the default socket.
     """
     pidfile = walk.options.docker_pidfile
     if pidfile:
         try:
             text = Path(pidfile).read_text().strip()
         except OSError:
-            text = ""
+            return None
         return int(text) if text.isdigit() and Path(f"/proc/{text}").exists() else None
-    url = walk.options.docker_host or os.environ.get("DOCKER_HOST") or ""
-    candidates: list[tuple[int, list[str]]] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != "dockerd":
-                continue
-        except OSError:
-            continue
-        candidates.append((int(entry.name), _cmdline(int(entry.name))))
-    return choose_dockerd(candidates, url)
-
-
-def choose_dockerd(candidates: list[tuple[int, list[str]]], url: str) -> Optional[int]:
-    """Of the running dockerds (pid, argv), the one listening on `url` (default socket if "")."""
-    socket = url[len("unix://"):] if url.startswith("unix://") else ""
-    for pid, argv in candidates:
-        hosts = _flag(argv, "-H", "--host")
-        if socket and any(h.endswith(socket) for h in hosts):
-            return pid
-    if socket and socket not in ("/var/run/docker.sock", "/run/docker.sock"):
-        return None
-    for pid, argv in candidates:
-        hosts = _flag(argv, "-H", "--host")
-        if not hosts or any(h in ("fd://", "unix:///var/run/docker.sock",
-                                  "unix:///run/docker.sock") for h in hosts):
-            return pid
-    return None
+    proc = _dockerd(walk)
+    return proc.pid if proc is not None else None
 
 
 def process_start_time(pid: int, proc: Path = Path("/proc")) -> Optional[float]:
@@ -1266,6 +1252,15 @@ def render_report(report: DoctorReport, color: Optional[bool] = None, width: int
     return "\n".join(out)
 
 
-def explain(text: str, family: Optional[str] = None) -> str:
-    """The human answer for a pasted error message (the CLI's `doctor --explain`)."""
+def explain(text: str, family: Optional[str] = None, host: Optional[Host] = None) -> str:
+    """The human answer for a pasted error message (the CLI's `doctor --explain`).
+
+    The fix is given for this machine's distribution unless `family` says otherwise: a
+    message is most often explained on the machine that printed it.
+    """
+    if family is None:
+        try:
+            family = (host or Host()).facts.family()
+        except (OSError, ImportError, WizardError):
+            family = None
     return failures.explain(text, family)

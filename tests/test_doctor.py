@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import driver_roots
 import pytest
 
 from gpuwizard import doctor
@@ -38,6 +39,7 @@ from gpuwizard.failures import classify
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 
+H200 = Path(__file__).resolve().parent / "fixtures" / "h200"
 KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
 LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
 CURRENT_LINE = (f"deb [signed-by={KEYRING}] "
@@ -102,13 +104,15 @@ def gpu_host(sandbox: Path, signing_key: tuple[bytes, str]) -> Path:
         "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build  "
         "(dvs-builder@U22-I3-AF03-09-1)  Thu Oct  2 21:27:46 UTC 2026\n"
         "GCC version:  gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04)\n")
-    (root / "bin").mkdir(exist_ok=True)
-    shutil.copy2("/bin/busybox", root / "bin/busybox")
-    (root / "bin/sh").symlink_to("busybox")
-    # stand-in for the GPU's driver: answers the query doctor makes as the real one does
+    driver_roots.add_userspace(root)  # libnvidia-ml.so.1 -> .so.580.159.04
+    driver_roots.busybox_root(root)  # /bin/sh, cat … for the stand-in below, run in chroot
+    # stand-in for the GPU's driver: replays what nvidia-smi -q -x printed on the H200
+    recorded = root / "usr/share/gpuwizard-test/nvidia-smi-q.xml"
+    recorded.parent.mkdir(parents=True)
+    shutil.copy(H200 / "nvidia-smi-q.xml", recorded)
     _executable(root / "usr/bin/nvidia-smi",
-                "#!/bin/sh\n# test stand-in for NVIDIA's nvidia-smi\n"
-                "echo 'NVIDIA H200, 580.159.04'\n")
+                "#!/bin/sh\n# test stand-in for NVIDIA's nvidia-smi (recorded on the H200)\n"
+                "cat /usr/share/gpuwizard-test/nvidia-smi-q.xml\n")
     _executable(root / "usr/bin/nvidia-container-runtime-hook", "#!/bin/sh\nexit 0\n")
     _executable(root / "usr/bin/nvidia-container-runtime", "#!/bin/sh\nexit 0\n")
     write_packages(root, {n: "1.20.0-1" for n in PACKAGES})
@@ -190,6 +194,25 @@ def test_on_a_machine_without_a_gpu_doctor_says_so_first_and_skips_what_needs_on
     for name in ("kernel-module", "driver", "gpu-runtime", "smoke-test"):
         assert report.link(name).verdict == SKIPPED, report.link(name)
     assert report.seconds < 10
+
+
+def test_a_root_without_a_gpu_gets_a_short_account_and_a_container_is_named(
+    sandbox: Path,
+) -> None:
+    dev = sandbox / "sys/bus/pci/devices/0000:00:03.0"
+    dev.mkdir(parents=True)
+    (dev / "vendor").write_text("0x1af4\n")
+    (dev / "class").write_text("0x020000\n")
+    report = run_doctor(Host(sandbox), Options())
+    hardware = report.link("hardware")
+    assert hardware.verdict == BROKEN and report.first_broken == hardware
+    assert "1 PCI devices, none from NVIDIA" in hardware.summary
+    assert "says this may be a container" not in hardware.cause
+    assert [link.verdict for link in report.links].count(BROKEN) == 1, render_report(report)
+    (sandbox / ".dockerenv").write_text("")
+    hardware = run_doctor(Host(sandbox), Options()).link("hardware")
+    assert "/.dockerenv says this may be a container" in hardware.cause
+    assert "--gpus all" in hardware.fix
 
 
 # --- a healthy GPU host, then one broken thing at a time ------------------------------------
@@ -520,6 +543,20 @@ def test_a_runtime_in_daemon_json_that_the_running_daemon_lacks_needs_a_reload(
     assert "--runtime nvidia: registered" in report.link("gpu-runtime").summary
 
 
+def test_a_rootless_engine_needs_no_cgroups_in_the_toolkit_config(
+    gpu_host: Path, signing_key: tuple[bytes, str]
+) -> None:
+    rootless = {**INFO_20_10, "SecurityOptions": ["name=seccomp,profile=default",
+                                                  "name=rootless"]}
+    link = run_doctor(_engine_host(gpu_host, rootless), options_for(signing_key)).link("engine")
+    assert link.verdict == BROKEN and link.code == "rootless-cgroups"
+    assert "no-cgroups" in link.next_command
+    config = gpu_host / "etc/nvidia-container-runtime/config.toml"
+    config.write_text(TOOLKIT_CONFIG_TOML.replace("#no-cgroups = false", "no-cgroups = true"))
+    link = run_doctor(_engine_host(gpu_host, rootless), options_for(signing_key)).link("engine")
+    assert link.verdict == WARN and "~/.config/docker/daemon.json" in link.summary
+
+
 def test_the_timing_rule_a_hook_newer_than_the_daemon_is_unseen_until_restart() -> None:
     started = 1_790_000_000.0
     assert daemon_needs_restart(started, started + 3600)
@@ -643,19 +680,6 @@ def test_a_docker_cli_on_the_desktop_context_is_named_at_the_engine(
     assert link.next_command == "docker context use default"
 
 
-def test_of_several_dockerds_the_one_on_our_socket_is_the_one_checked() -> None:
-    daemons = [
-        (101, ["dockerd", "--data-root", "/tmp/t1/data", "-H", "unix:///tmp/t1/docker.sock"]),
-        (202, ["/usr/sbin/dockerd", "-H", "fd://", "--containerd=/run/containerd/containerd.sock"]),
-        (303, ["dockerd", "--host=unix:///tmp/t2/docker.sock"]),
-    ]
-    assert doctor.choose_dockerd(daemons, "") == 202
-    assert doctor.choose_dockerd(daemons, "unix:///var/run/docker.sock") == 202
-    assert doctor.choose_dockerd(daemons, "unix:///tmp/t2/docker.sock") == 303
-    assert doctor.choose_dockerd(daemons, "unix:///tmp/none/docker.sock") is None
-    assert doctor._flag(daemons[0][1], "--config-file") == []
-
-
 # --- the walk itself ----------------------------------------------------------------------
 
 
@@ -703,6 +727,14 @@ def test_the_report_serialises_to_json_and_renders_plain_text_without_colour(
     assert "$ python3 -m json.tool /etc/docker/daemon.json" in text
     monkeypatch.delenv("NO_COLOR")
     assert "\x1b[31m✗" in render_report(report, color=True)
+
+
+def test_explain_gives_the_fix_for_the_machine_it_runs_on(sandbox: Path) -> None:
+    message = "E: Unable to locate package nvidia-container-toolkit"
+    (sandbox / "etc/os-release").write_text('ID="rocky"\nID_LIKE="rhel centos fedora"\n'
+                                            'VERSION_ID="9.7"\nPRETTY_NAME="Rocky Linux 9.7"\n')
+    assert "/etc/yum.repos.d/" in doctor.explain(message, host=Host(sandbox))
+    assert "apt-get update" in doctor.explain(message, family="debian")
 
 
 def test_the_cli_runs_doctor_on_a_root_and_exits_1_when_a_link_is_broken(

@@ -48,6 +48,18 @@ def _options(d: Any) -> Options:
                    test_image=dockerd_fixture.IMAGE)
 
 
+def _restart(d: Any) -> None:
+    """Stop and start the daemon; once more if the first start loses a race with the old
+    containerd (other helpers' daemons share this small machine)."""
+    d.stop()
+    try:
+        d.start()
+    except RuntimeError:
+        d.stop()
+        time.sleep(1)
+        d.start()
+
+
 def _gpu_run(d: Any, *extra: str) -> Any:
     return d.docker("run", "--rm", *extra, dockerd_fixture.IMAGE, "true", check=False)
 
@@ -77,8 +89,7 @@ def test_toolkit_installed_after_docker_started_is_named_as_docker_run_then_fail
     assert still.returncode != 0
     assert classify(still.stderr).code == link.code  # type: ignore[union-attr]
 
-    d.stop()
-    d.start()
+    _restart(d)
     after = run_doctor(Host(), _options(d))
     assert after.link("gpu-runtime").verdict == OK, after.link("gpu-runtime")
     assert _gpu_run(d, "--gpus", "all").returncode == 0
@@ -106,3 +117,33 @@ def test_a_runtime_added_to_daemon_json_is_unknown_to_docker_until_a_reload(
         time.sleep(0.2)
     assert run_doctor(Host(), _options(d)).link("engine").verdict == OK
     assert Path(d.daemon_json).exists()
+
+
+def test_the_smoke_container_error_is_named_by_the_same_table(
+    fresh_dockerd: Any, tmp_path: Path
+) -> None:
+    import driver_roots
+
+    # a GPU host's files (the H200's PCI entry) with the real private engine beside it
+    root = driver_roots.make_root(tmp_path, "debian")
+    driver_roots.add_pci_gpu(root)
+    d = fresh_dockerd
+    report = run_doctor(Host(root), _options(d), run_test=True)
+    smoke = report.link("smoke-test")
+    assert smoke.verdict == BROKEN
+    assert smoke.code == "gpu-device-driver-missing", smoke
+    assert smoke.next_command.startswith("docker run --rm --gpus all local/bb:1")
+
+    d.install_stand_ins()
+    _restart(d)
+    # the stand-in hook now runs and drops its nvidia-smi into the container, as the real
+    # hook mounts the driver's
+    smoke = run_doctor(Host(root), _options(d), run_test=True).link("smoke-test")
+    assert smoke.verdict == OK, smoke
+    assert "NVIDIA H200 (stand-in)" in smoke.summary
+    # a driver whose nvidia-smi is mounted at a path on no PATH (the project's GPU machine)
+    (d.bin / "standin-offpath").write_text("")
+    smoke = run_doctor(Host(root), _options(d), run_test=True).link("smoke-test")
+    assert smoke.verdict == BROKEN
+    assert smoke.code == "nvidia-smi-missing-in-container", smoke
+    assert "/usr/local/nvidia/bin/nvidia-smi" in smoke.fix

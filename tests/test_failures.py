@@ -264,6 +264,11 @@ KNOWN = [
     ("docker-start-failed",
      "Nov 29 10:02:09 gpu01 systemd[1]: Failed to start docker.service - Docker Application "
      "Container Engine.", {}),
+    ("gpu-device-unknown",
+     OCI + "nvidia-container-cli: device error: 1: unknown device: unknown.", {"device": "1"}),
+    ("gpu-device-unknown",
+     "stderr: nvidia-container-cli: device error:\n  GPU-6f1c2a9e-0000-4b5e-9d1a-7c3e2f1b0a99: "
+     "unknown device", {"device": "GPU-6f1c2a9e-0000-4b5e-9d1a-7c3e2f1b0a99"}),
     ("nvidia-hook-failed",
      OCI + "nvidia-container-cli: detection error: open failed: /proc/driver/nvidia/capabilities: "
      "permission denied: unknown.", {}),

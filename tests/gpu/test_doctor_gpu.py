@@ -1,5 +1,16 @@
 """doctor on a real NVIDIA GPU: hardware, kernel module and driver must read as they are.
 
+On the project's H200 (Ubuntu 24.04, driver 580.159.04, in a container, no Docker) it printed:
+  ✓ hardware        1 NVIDIA GPU(s): 10de:2335 at 0000:00:06.0
+  ✓ kernel-module   nvidia loaded (580.159.04)
+  ! driver          NVIDIA H200; driver 580.159.04, CUDA 13.0 (read through nvml); gpuwizard is
+                    running inside a container: it sees and changes this container, not the
+                    host's Docker
+  ✗ repository      NVIDIA's repository is not configured
+  ✗ packages        the NVIDIA Container Toolkit is not installed
+  ✗ engine          Docker Engine is not installed
+and took 0.035 s (0.24 s the first time, NVML's initialisation included).
+
 CI never runs this (no GPU there); it skips cleanly without one. On the GPU machine run it
 as `python3 -m pytest tests/gpu/test_doctor_gpu.py -q` or as a script, which also prints the
 report.
@@ -16,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from gpuwizard.doctor import OK, render_report, run_doctor  # noqa: E402
+from gpuwizard.doctor import OK, WARN, render_report, run_doctor  # noqa: E402
 from gpuwizard.failures import classify  # noqa: E402
 from gpuwizard.host.system import Host  # noqa: E402
 from gpuwizard.options import Options  # noqa: E402
@@ -37,9 +48,12 @@ def test_doctor_reads_the_gpu_its_module_and_its_driver_on_real_hardware() -> No
     assert report.link("hardware").verdict == OK
     assert report.link("kernel-module").verdict == OK
     driver = report.link("driver")
-    assert driver.verdict == OK, driver
-    assert driver.facts.get("kernel_module") in (driver.facts.get("driver") or [None]) or \
-        "report" in driver.facts
+    # WARN is right inside a container (the project's GPU machine is one): the driver works,
+    # but the Docker set up there is the container's, not the host's
+    assert driver.verdict in (OK, WARN), driver
+    report_json = driver.facts["report"]
+    assert report_json["source"] in ("nvml", "nvidia-smi")
+    assert report_json["driver_version"] in report.link("kernel-module").summary
 
 
 def test_a_real_driver_error_from_this_machine_is_classified() -> None:
