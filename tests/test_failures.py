@@ -34,6 +34,9 @@ KNOWN = [
     ("gpu-device-driver-missing",
      'could not select device driver "nvidia" with capabilities: [[gpu compute utility]]',
      {"driver": "nvidia"}),
+    ("gpu-device-driver-missing",  # quoted from memory in a forum post: the "" went missing
+     "docker: Error response from daemon: could not select device driver with capabilities: "
+     "[[gpu]].", {}),
     # 2 -----------------------------------------------------------------------------------
     ("runtime-nvidia-unknown",
      "docker: Error response from daemon: unknown or invalid runtime name: nvidia.\n"
@@ -99,6 +102,14 @@ KNOWN = [
      "   /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg != /etc/apt/keyrings/nvidia.gpg\n"
      "E: The list of sources could not be read.", {}),
     ("signed-by-conflict", "E: Conflicting values set for option Signed-By", {}),
+    ("signed-by-conflict",  # apt 3 says Error:, and another vendor's conflict comes first
+     "Error: Conflicting values set for option Signed-By regarding source "
+     "https://download.docker.com/linux/ubuntu/ focal: /usr/share/keyrings/docker-ce-archive-"
+     "keyring.gpg != /usr/share/keyrings/docker-archive-keyring.gpg\nError: Conflicting values "
+     "set for option Signed-By regarding source https://nvidia.github.io/libnvidia-container/"
+     "stable/ubuntu18.04/amd64/ /: /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg != "
+     "\nError: The list of sources could not be read.",
+     {"source": "https://nvidia.github.io/libnvidia-container/stable/ubuntu18.04/amd64/"}),
     # 8 -----------------------------------------------------------------------------------
     ("nvidia-key-missing",
      "W: GPG error: https://nvidia.github.io/libnvidia-container/stable/deb/amd64  InRelease: The "
