@@ -217,12 +217,20 @@ KNOWN = [
      {}),
     # 21 ----------------------------------------------------------------------------------
     ("cdi-mode-gpus-flag",
-     OCI + "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker "
+     OCI.replace("Auto-detected mode as 'legacy'", "Using requested mode 'cdi'")
+     + "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker "
      "--gpus flag) is not supported. Please use the NVIDIA Container Runtime (e.g. specify the "
-     "--runtime=nvidia flag) instead.: unknown.", {}),
+     "--runtime=nvidia flag) instead.: unknown.", {"mode": "cdi"}),
     ("cdi-mode-gpus-flag",
      "stderr: invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the\n"
      "\tdocker --gpus flag) is not supported", {}),
+    ("cdi-mode-gpus-flag",  # a Jetson, whose runtime works from CSV files
+     "docker: Error response from daemon: failed to create task for container: failed to create "
+     "shim task: OCI runtime create failed: runc create failed: unable to start container "
+     "process: error during container init: error running prestart hook #0: exit status 1, "
+     "stdout: , stderr: Auto-detected mode as 'csv'\ninvoking the NVIDIA Container Runtime Hook "
+     "directly (e.g. specifying the docker --gpus flag) is not supported. Please use the NVIDIA "
+     "Container Runtime (e.g. specify the --runtime=nvidia flag) instead.", {"mode": "csv"}),
     # beyond the ranked table -------------------------------------------------------------
     ("nvidia-runtime-binary-missing",
      "docker: Error response from daemon: failed to create shim task: OCI runtime create "
