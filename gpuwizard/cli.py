@@ -94,6 +94,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     r.add_argument("--toolkit-version", default=argparse.SUPPRESS)
     r.add_argument("--experimental", action="store_true", default=argparse.SUPPRESS)
     r.add_argument(
+        "--lock-wait",
+        type=float,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help="how long to wait for another process holding the dpkg/rpm lock (default 300)",
+    )
+    r.add_argument(
         "--keep-legacy",
         action="store_true",
         default=argparse.SUPPRESS,
@@ -208,6 +215,7 @@ def options_from(ns: argparse.Namespace) -> Options:
         "toolkit_version",
         "experimental",
         "keep_legacy",
+        "lock_wait",
         "docker_host",
         "daemon_json",
         "set_default_runtime",

@@ -24,6 +24,7 @@ class Options:
     experimental: bool = False
     toolkit_version: Optional[str] = None
     keep_legacy: bool = False  # leave old nvidia-docker lists alone
+    lock_wait: float = 300.0  # seconds to wait for another process's dpkg/rpm lock
 
     # docker
     docker_host: Optional[str] = None  # e.g. unix:///run/docker.sock

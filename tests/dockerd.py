@@ -110,7 +110,10 @@ class Dockerd:
         (base / "dockerd.json").write_text(json.dumps({
             "argv": ["dockerd", "--data-root", str(base / "data"), "--exec-root",
                      str(base / "exec"), "-H", self.docker_host, "--pidfile",
-                     str(base / "docker.pid"), "--config-file", str(self.daemon_json)],
+                     str(base / "docker.pid"), "--config-file", str(self.daemon_json),
+                     # no docker0 and no iptables chains: several private daemons (other
+                     # parts of the suite, other checkouts) would fight over them
+                     "--bridge=none", "--iptables=false"],
             "env": {**os.environ, "PATH": f"{self.bin}:/usr/local/sbin:/usr/local/bin:"
                     "/usr/sbin:/usr/bin:/sbin:/bin"},
         }))

@@ -181,3 +181,20 @@ def test_gpu_test_plan_names_the_commands(dockerd: Dockerd) -> None:
     opts = wizard_options(dockerd, steps=("gpu-test",), gpus="2")
     sp = wizard.plan(Host(), opts, steps=docker_steps()).step("gpu-test")
     assert sp.facts["commands"][0] == f"docker run --rm --gpus 2 {IMAGE} nvidia-smi"
+
+
+@pytest.mark.slow
+def test_every_way_to_the_gpu_is_tried_and_the_step_names_each_failure(
+        bare_dockerd: Dockerd, tmp_path: Path) -> None:
+    """No toolkit at all: the runtime is configured but neither the hook nor the runtime
+    exists. Both test containers run; the step fails with the first cause and names the
+    other."""
+    opts = wizard_options(bare_dockerd, steps=("daemon-config", "restart", "gpu-test"))
+    events: list = []
+    with pytest.raises(WizardError) as err:
+        plan_and_apply(opts, tmp_path / "state", events)
+    assert "smoke test: --gpus all failed: Docker has no NVIDIA device driver" in err.value.cause
+    assert "smoke test: --runtime nvidia" in err.value.detail
+    texts = [e.text for e in events if isinstance(e, LogLine)]
+    assert "GPU test: 0 of 2 passed" in texts
+    assert any(t.startswith("$ docker run --rm --runtime nvidia") for t in texts)

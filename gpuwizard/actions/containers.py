@@ -254,10 +254,16 @@ class RunContainer(Action):
     nvidia_smi_paths: list[str] = field(default_factory=list)  # retried when not on PATH
     expect_runtime: Optional[str] = None  # the runtime the container must have run with
     timeout: float = 300.0
+    must_pass: bool = True  # False: a failed verdict is reported, and the step judges
     reason: str = ""
 
     def describe(self) -> str:
         return self.reason or "run " + self.cli()
+
+    @property
+    def verdict(self) -> Optional[Verdict]:
+        """How the last run ended (None before it ran)."""
+        return getattr(self, "_verdict", None)
 
     def cli(self) -> str:
         parts = ["docker", "run", "--rm",
@@ -382,9 +388,12 @@ class RunContainer(Action):
         return Verdict(True, "pass", "passed")
 
     def verify(self, ctx: ApplyContext) -> None:
-        verdict: Optional[Verdict] = getattr(self, "_verdict", None)
+        verdict = self.verdict
         if verdict is not None and not verdict.passed:
-            raise verdict.error()
+            if self.must_pass:
+                raise verdict.error()
+            ctx.log(f"failed: {self.describe()}: {verdict.title}", "err")
+            return
         ctx.log(f"passed: {self.describe()}")
 
     @classmethod

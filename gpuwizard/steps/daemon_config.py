@@ -92,6 +92,14 @@ class DaemonConfigStep(Step):
                              | {"detail": exc.detail})
         info["notes"] = list(merged.notes)
         warnings = list(merged.warnings)
+        if facts.snap:
+            warnings.append("This is snap's Docker: it reads " + engine.SNAP_DAEMON_JSON + " and "
+                            "bundles its own NVIDIA support; do not also install the toolkit's "
+                            "packages on the host (snap Docker 29.2+ breaks with both).")
+        if facts.rootless:
+            warnings.append("Rootless Docker cannot manage device cgroups: it also needs "
+                            "`sudo nvidia-ctk config --set nvidia-container-cli.no-cgroups "
+                            "--in-place`, a host-wide setting that affects rootful containers.")
         if not facts.installed and host.is_live:
             warnings.append("Docker is not installed: daemon.json is prepared for it. "
                             + engine.install_remedy(host))

@@ -13,7 +13,9 @@ import importlib
 import re
 from typing import Any, Optional
 
+from gpuwizard.actions.base import ApplyContext
 from gpuwizard.actions.containers import DRIVER_ROOT_BINS, RunContainer, parse_gpus
+from gpuwizard.errors import WizardError
 from gpuwizard.host import docker as engine
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
@@ -77,8 +79,6 @@ def framework_check(options: Options, gpus: str) -> Optional[RunContainer]:
         return None
     name = options.framework.lower()
     if name not in FRAMEWORKS:
-        from gpuwizard.errors import WizardError
-
         raise WizardError(f"Unknown framework {options.framework!r}",
                           "Use --framework pytorch or --framework tensorflow.")
     image, command = FRAMEWORKS[name]
@@ -120,8 +120,9 @@ class GpuTestStep(Step):
         runtimes = set((doc.get("runtimes") or {}).keys()) if doc else set(facts.runtimes)
         default = (doc.get("default-runtime") if doc else None) or facts.default_runtime
         env = {"NVIDIA_VISIBLE_DEVICES": visible_devices(gpus)}
+        # every way is tried even when one fails, so the user sees them all; verify() judges
         common: dict[str, Any] = {"docker_host": options.docker_host, "expect": expect,
-                                  "nvidia_smi_paths": paths}
+                                  "nvidia_smi_paths": paths, "must_pass": False}
         actions: list[RunContainer] = [
             RunContainer(image=smoke, command=["nvidia-smi"], gpus=gpus,
                          reason=f"smoke test: --gpus {gpus}", **common)]
@@ -148,8 +149,27 @@ class GpuTestStep(Step):
         info.update({"smoke_image": smoke, "cuda_image": cuda, "cuda_reason": why,
                      "gpus": gpus, "commands": [a.cli() for a in actions]})
         warnings = []
+        if facts.cgroup_driver == "systemd" and not cdi_on:
+            warnings.append("Docker uses the systemd cgroup driver: a container started with "
+                            "--gpus can lose its GPU after `systemctl daemon-reload` (`Failed to "
+                            "initialize NVML: Unknown Error`); CDI avoids it.")
         if not report:
             warnings.append("no GPU report from the driver step: the test accepts any GPU line")
         return self.make(PENDING, reason=f"{len(actions)} test container(s)", actions=actions,
                          diffs=[d for a in actions for d in a.preview(host)], facts=info,
                          warnings=warnings)
+
+    def verify(self, ctx: ApplyContext, options: Options, plan: StepPlan) -> None:
+        """Every test container ran; the step fails with the first failure's cause and remedy,
+        naming the others."""
+        ran = [a for a in plan.actions if isinstance(a, RunContainer) and a.verdict is not None]
+        failed = [a for a in ran if a.verdict is not None and not a.verdict.passed]
+        ctx.log(f"GPU test: {len(ran) - len(failed)} of {len(ran)} passed")
+        if failed:
+            first = failed[0].verdict
+            assert first is not None
+            others = "; ".join(f"{a.describe()}: {a.verdict.title}" for a in failed[1:]
+                               if a.verdict is not None)
+            raise WizardError(f"{failed[0].describe()} failed: {first.title}"
+                              + (f" ({first.cause})" if first.cause else ""), first.remedy,
+                              f"also failed: {others}" if others else "")

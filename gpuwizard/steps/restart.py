@@ -8,6 +8,7 @@ brings daemon.json back with it (rollback_with) and starts Docker once on the ol
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Optional
 
 from gpuwizard.actions.services import RestartDocker, detect_method
@@ -27,10 +28,11 @@ def process_start_time(pid: int) -> Optional[float]:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
         ticks = int(fields[19])
-        with open("/proc/stat") as fh:
-            btime = next(int(line.split()[1]) for line in fh if line.startswith("btime"))
-        return btime + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        # from uptime (1/100 s), not /proc/stat's btime (whole seconds)
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
         return None
 
 
@@ -46,7 +48,8 @@ def hook_newer_than_daemon(host: Host, facts: engine.EngineFacts) -> Optional[st
         mtime = os.stat(path).st_mtime
     except OSError:
         return None
-    if started is not None and mtime > started:
+    # a second's margin: file times use the kernel's coarse clock
+    if started is not None and mtime > started + 1.0:
         return f"{path} is newer than the running dockerd (pid {facts.dockerd_pid})"
     return None
 
