@@ -334,3 +334,16 @@ def test_an_interrupted_run_is_shown_first_and_a_new_apply_takes_it_over(tmp_pat
     rb = cli("rollback", "--all", "--root", str(root), "--state-dir", str(state), "--yes")
     assert rb.returncode == 0, rb.stderr
     assert snapshot(root) == before
+
+
+def test_a_step_chosen_alone_still_sees_what_earlier_probes_found(tmp_path: Path) -> None:
+    """`--step gpu-test` on a machine without a GPU: the driver step is not selected, but
+    its finding (no GPU) still reaches the gpu-test step, which says why it cannot run."""
+    from gpuwizard.host.system import Host as RealHost
+
+    plan = wizard.plan(RealHost(), Options(steps=("gpu-test",), state_dir=str(tmp_path)))
+    driver, gpu_test = plan.step("driver"), plan.step("gpu-test")
+    assert driver.state == "skipped"
+    assert any("driver is" in w for w in plan.warnings)
+    assert gpu_test.state == "blocked"
+    assert "no working driver" in gpu_test.reason

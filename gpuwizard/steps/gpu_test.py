@@ -2,9 +2,9 @@
 
 `--gpus` (DeviceRequests), `--runtime nvidia`, a plain `docker run` when nvidia is the default
 runtime, CDI names where the engine has CDI, then a CUDA image chosen from the driver's CUDA
-version. Reads the driver step's findings only through `sim.marks["gpu_report"]` ({"gpus":
+version. Reads the driver step's findings only through `sim.facts["gpu_report"]` ({"gpus":
 [{"index", "name", "uuid"}], "driver_version", "cuda_version", "nvidia_smi"}) and
-`sim.marks["driver-blocked"]` (a reason).
+`sim.facts["driver-blocked"]` (a reason).
 """
 
 from __future__ import annotations
@@ -93,11 +93,11 @@ class GpuTestStep(Step):
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         facts = engine_facts(host, options, sim)
-        report = sim.marks.get("gpu_report")
+        report = sim.facts.get("gpu_report")
         if report is not None and hasattr(report, "to_json"):
             report = report.to_json()  # the driver step's GpuReport, or its JSON
         info: dict[str, Any] = {"engine": facts.to_json(), "gpu_report": report}
-        blocked = sim.marks.get("driver-blocked") or (
+        blocked = sim.facts.get("driver-blocked") or (
             report.get("summary", "no working NVIDIA driver") if report and
             report.get("ok") is False else None)
         if blocked:
