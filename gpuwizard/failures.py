@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -206,7 +207,7 @@ def classify(text: str, family: Optional[str] = None) -> Optional[Failure]:
     return row.render(row.details_from(spaced, squashed), family, matched)
 
 
-def explain(text: str, family: Optional[str] = None) -> str:
+def explain(text: str, family: Optional[str] = None, width: int = 100) -> str:
     """A plain-text answer to "what does this error mean?" for the CLI."""
     failure = classify(text, family)
     if failure is None:
@@ -216,13 +217,17 @@ def explain(text: str, family: Optional[str] = None) -> str:
             "     and paste the whole error (with the command that printed it) when you ask\n"
             "     for help."
         )
+    def para(label: str, text: str) -> str:
+        return textwrap.fill(text, width, initial_indent=f"  {label:8}", subsequent_indent=" " * 10,
+                             break_on_hyphens=False, break_long_words=False)
+
     lines = [f"{failure.title}  [{failure.code}]"]
     if failure.details:
-        found = ", ".join(f"{k}={v}" for k, v in sorted(failure.details.items()))
-        lines.append(f"  found:  {found}")
-    lines.append(f"  cause:  {failure.cause}")
+        lines.append(para("found:", ", ".join(f"{k}={v}" for k, v in
+                                              sorted(failure.details.items()))))
+    lines.append(para("cause:", failure.cause))
     if failure.checks:
         lines.append("  check:")
         lines.extend(f"    $ {c}" for c in failure.checks)
-    lines.append(f"  fix:    {failure.fix}")
+    lines.append(para("fix:", failure.fix))
     return "\n".join(lines)

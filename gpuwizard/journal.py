@@ -121,10 +121,13 @@ class Run:
         """finished | failed | rolled-back | interrupted | in-progress | awaiting-confirmation."""
         end = self.ended()
         rb = any(r.type == "rollback-end" for r in self.records)
+        if end is not None:
+            status = str(end.data.get("status", "finished"))
+            if status in ("finished", "failed") and rb and not self.pending_undo():
+                return "rolled-back"
+            return status
         if rb and not self.pending_undo():
             return "rolled-back"
-        if end is not None:
-            return str(end.data.get("status", "finished"))
         if _pid_alive(self.meta.get("worker_pid")):
             if any(r.type == "awaiting-confirmation" for r in self.records) and not any(
                 r.type == "confirmed" for r in self.records

@@ -24,9 +24,11 @@ class Options:
     experimental: bool = False
     toolkit_version: Optional[str] = None
     keep_legacy: bool = False  # leave old nvidia-docker lists alone
+    lock_wait: float = 300.0  # seconds to wait for another process's dpkg/rpm lock
 
     # docker
     docker_host: Optional[str] = None  # e.g. unix:///run/docker.sock
+    docker_pidfile: Optional[str] = None  # the running dockerd's pidfile (doctor: start time)
     daemon_json: Optional[str] = None  # explicit path; otherwise found from the engine
     set_default_runtime: bool = False
     enable_cdi: bool = False
@@ -34,6 +36,7 @@ class Options:
     restart_method: Optional[str] = None  # systemd | service | snap | openrc | command
     restart_command: Optional[list[str]] = None
     docker_wait: float = 60.0
+    docker_log: Optional[str] = None  # the daemon's log file, shown when a restart fails
 
     # the GPU test
     test_image: Optional[str] = None  # the smoke test image (default ubuntu:24.04)

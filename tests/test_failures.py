@@ -34,6 +34,9 @@ KNOWN = [
     ("gpu-device-driver-missing",
      'could not select device driver "nvidia" with capabilities: [[gpu compute utility]]',
      {"driver": "nvidia"}),
+    ("gpu-device-driver-missing",  # quoted from memory in a forum post: the "" went missing
+     "docker: Error response from daemon: could not select device driver with capabilities: "
+     "[[gpu]].", {}),
     # 2 -----------------------------------------------------------------------------------
     ("runtime-nvidia-unknown",
      "docker: Error response from daemon: unknown or invalid runtime name: nvidia.\n"
@@ -60,6 +63,11 @@ KNOWN = [
      "  hook #0:: error running hook: exit status 1, stdout: , stderr: nvidia-container-cli:\n"
      "  initialization error: load library failed: libnvidia-ml.so\n"
      ".1: cannot open shared object file: no such file or directory: unknown.", {}),
+    ("libnvidia-ml-missing",
+     "$ nvidia-smi\nNVIDIA-SMI couldn't find libnvidia-ml.so library in your system. Please make "
+     "sure that the NVIDIA Display Driver is properly installed and present in your system.", {}),
+    ("libnvidia-ml-missing",
+     "pynvml.NVMLError_LibraryNotFound: NVML Shared Library Not Found", {}),
     # 5 -----------------------------------------------------------------------------------
     ("cuda-too-new",
      OCI + "nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.8, please "
@@ -94,6 +102,14 @@ KNOWN = [
      "   /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg != /etc/apt/keyrings/nvidia.gpg\n"
      "E: The list of sources could not be read.", {}),
     ("signed-by-conflict", "E: Conflicting values set for option Signed-By", {}),
+    ("signed-by-conflict",  # apt 3 says Error:, and another vendor's conflict comes first
+     "Error: Conflicting values set for option Signed-By regarding source "
+     "https://download.docker.com/linux/ubuntu/ focal: /usr/share/keyrings/docker-ce-archive-"
+     "keyring.gpg != /usr/share/keyrings/docker-archive-keyring.gpg\nError: Conflicting values "
+     "set for option Signed-By regarding source https://nvidia.github.io/libnvidia-container/"
+     "stable/ubuntu18.04/amd64/ /: /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg != "
+     "\nError: The list of sources could not be read.",
+     {"source": "https://nvidia.github.io/libnvidia-container/stable/ubuntu18.04/amd64/"}),
     # 8 -----------------------------------------------------------------------------------
     ("nvidia-key-missing",
      "W: GPG error: https://nvidia.github.io/libnvidia-container/stable/deb/amd64  InRelease: The "
@@ -201,12 +217,20 @@ KNOWN = [
      {}),
     # 21 ----------------------------------------------------------------------------------
     ("cdi-mode-gpus-flag",
-     OCI + "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker "
+     OCI.replace("Auto-detected mode as 'legacy'", "Using requested mode 'cdi'")
+     + "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker "
      "--gpus flag) is not supported. Please use the NVIDIA Container Runtime (e.g. specify the "
-     "--runtime=nvidia flag) instead.: unknown.", {}),
+     "--runtime=nvidia flag) instead.: unknown.", {"mode": "cdi"}),
     ("cdi-mode-gpus-flag",
      "stderr: invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the\n"
      "\tdocker --gpus flag) is not supported", {}),
+    ("cdi-mode-gpus-flag",  # a Jetson, whose runtime works from CSV files
+     "docker: Error response from daemon: failed to create task for container: failed to create "
+     "shim task: OCI runtime create failed: runc create failed: unable to start container "
+     "process: error during container init: error running prestart hook #0: exit status 1, "
+     "stdout: , stderr: Auto-detected mode as 'csv'\ninvoking the NVIDIA Container Runtime Hook "
+     "directly (e.g. specifying the docker --gpus flag) is not supported. Please use the NVIDIA "
+     "Container Runtime (e.g. specify the --runtime=nvidia flag) instead.", {"mode": "csv"}),
     # beyond the ranked table -------------------------------------------------------------
     ("nvidia-runtime-binary-missing",
      "docker: Error response from daemon: failed to create shim task: OCI runtime create "
@@ -259,6 +283,11 @@ KNOWN = [
     ("docker-start-failed",
      "Nov 29 10:02:09 gpu01 systemd[1]: Failed to start docker.service - Docker Application "
      "Container Engine.", {}),
+    ("gpu-device-unknown",
+     OCI + "nvidia-container-cli: device error: 1: unknown device: unknown.", {"device": "1"}),
+    ("gpu-device-unknown",
+     "stderr: nvidia-container-cli: device error:\n  GPU-6f1c2a9e-0000-4b5e-9d1a-7c3e2f1b0a99: "
+     "unknown device", {"device": "GPU-6f1c2a9e-0000-4b5e-9d1a-7c3e2f1b0a99"}),
     ("nvidia-hook-failed",
      OCI + "nvidia-container-cli: detection error: open failed: /proc/driver/nvidia/capabilities: "
      "permission denied: unknown.", {}),
@@ -301,6 +330,9 @@ UNRELATED = [
     "Error: Failed to download metadata for repo 'appstream': Cannot prepare internal mirrorlist: "
     "No URLs in mirrorlist",
     "ssh: connect to host 10.0.0.5 port 22: Connection timed out",
+    "$ sudo snap install docker\n$ docker run --gpus all ubuntu nvidia-smi\ndocker: Got "
+    "permission denied while trying to connect to the Docker daemon socket at "
+    "unix:///var/run/docker.sock: connect: permission denied",
 ]
 
 

@@ -54,6 +54,7 @@ class Runner(Protocol):
         check: bool = True,
         cwd: Optional[str] = None,
         remedy: str = "",
+        pass_fds: Sequence[int] = (),
     ) -> CommandResult: ...
 
 
@@ -90,7 +91,10 @@ class SubprocessRunner:
         check: bool = True,
         cwd: Optional[str] = None,
         remedy: str = "",
+        pass_fds: Sequence[int] = (),
     ) -> CommandResult:
+        """Run argv; `pass_fds` hands extra open descriptors to the child (apt's
+        APT::Status-Fd progress pipe), as subprocess.Popen does."""
         argv = [str(a) for a in argv]
         self.history.append(tuple(argv))
         limit = self.default_timeout if timeout is None else timeout
@@ -104,6 +108,7 @@ class SubprocessRunner:
                 env=base_env(env),
                 cwd=cwd,
                 start_new_session=False,
+                pass_fds=tuple(pass_fds),
             )
         except FileNotFoundError as exc:
             raise WizardError(

@@ -110,11 +110,19 @@ class Host:
         input: Optional[bytes] = None,
         check: bool = True,
         remedy: str = "",
+        pass_fds: Sequence[int] = (),
     ) -> CommandResult:
-        """Run a program; inside the root (chroot) when there is one, unless inside=False."""
+        """Run a program; inside the root (chroot) when there is one, unless inside=False.
+        `pass_fds` (extra descriptors for the child) is passed on only when used, so a
+        runner that does not know it keeps working for every other command."""
         full = list(argv)
         if inside and not self.is_live:
             full = ["chroot", str(self.root), *full]
+        if pass_fds:
+            return self.runner.run(
+                full, on_line=on_line, timeout=timeout, env=env, input=input, check=check,
+                remedy=remedy, pass_fds=pass_fds,
+            )
         return self.runner.run(
             full,
             on_line=on_line,

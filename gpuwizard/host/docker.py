@@ -1,0 +1,329 @@
+"""The Docker engine as it is: version, runtimes, CDI, the daemon.json it really reads.
+
+Engine facts come from the Docker SDK (imported lazily), through `host.engine_factory` when a
+face or a test swaps the connection; the dockerd process itself (its command line, log file,
+config file) is read from /proc, because the API does not say which daemon.json it loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from gpuwizard.errors import WizardError
+from gpuwizard.host.system import Host
+
+DEFAULT_DAEMON_JSON = "/etc/docker/daemon.json"
+SNAP_DAEMON_JSON = "/var/snap/docker/current/config/daemon.json"
+DEFAULT_SOCKET = "/var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class DockerdProcess:
+    """A running dockerd, as /proc shows it."""
+
+    pid: int
+    argv: tuple[str, ...]
+    exe: str
+    log_file: Optional[str]  # where its stderr goes, when that is a plain file
+
+    def flag(self, *names: str) -> Optional[str]:
+        """The value of a flag (`--config-file X` or `--config-file=X`)."""
+        args = list(self.argv)
+        for i, arg in enumerate(args):
+            for name in names:
+                if arg == name and i + 1 < len(args):
+                    return args[i + 1]
+                if arg.startswith(name + "="):
+                    return arg.split("=", 1)[1]
+        return None
+
+    def hosts(self) -> list[str]:
+        out = []
+        args = list(self.argv)
+        for i, arg in enumerate(args):
+            if arg in ("-H", "--host") and i + 1 < len(args):
+                out.append(args[i + 1])
+            elif arg.startswith("--host="):
+                out.append(arg.split("=", 1)[1])
+            elif arg.startswith("-H") and len(arg) > 2:
+                out.append(arg[2:].lstrip("="))
+        return out
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What gpuwizard knows of the Docker engine; JSON-able for plans and --json."""
+
+    installed: bool
+    reachable: bool
+    docker_host: str
+    error: str = ""
+    version: str = ""
+    api_version: str = ""
+    runtimes: tuple[str, ...] = ()
+    default_runtime: str = ""
+    cgroup_driver: str = ""
+    cgroup_version: str = ""
+    rootless: bool = False
+    cdi_enabled: Optional[bool] = None
+    cdi_devices: tuple[str, ...] = ()
+    containers_running: int = 0
+    live_restore: bool = False
+    snap: bool = False
+    desktop: bool = False
+    daemon_json: str = DEFAULT_DAEMON_JSON
+    daemon_json_source: str = "the default path"
+    dockerd_pid: Optional[int] = None
+    dockerd_argv: tuple[str, ...] = ()
+    dockerd_log: Optional[str] = None
+    images: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def version_tuple(self) -> tuple[int, ...]:
+        return version_tuple(self.version)
+
+    @property
+    def has_validate(self) -> bool:
+        """`dockerd --validate` exists since 23.0 (20.10 says `unknown flag`)."""
+        return self.version_tuple() >= (23,)
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    if not m:
+        return (0,)
+    return tuple(int(g) for g in m.groups() if g is not None)
+
+
+def connect(host: Host, docker_host: Optional[str], timeout: float = 10.0) -> Any:
+    """A Docker SDK client: through the host's engine seam when one is set."""
+    if host.engine_factory is not None:
+        return host.engine_factory(docker_host)
+    import docker  # lazy: a heavy import nobody needs for `--help`
+
+    url = docker_host or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+    try:
+        return docker.DockerClient(base_url=url, timeout=int(timeout))
+    except docker.errors.DockerException as exc:
+        raise WizardError(f"Cannot reach Docker at {url}", "Start Docker (or pass --docker-host "
+                          "the engine's socket), then run gpuwizard again.", _short(exc)) from exc
+
+
+def socket_of(docker_host: Optional[str]) -> str:
+    url = docker_host or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+    return url[len("unix://"):] if url.startswith("unix://") else url
+
+
+def dockerd_processes() -> list[DockerdProcess]:
+    """Every dockerd on this machine (live hosts only)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+            if comm != "dockerd":
+                continue
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        argv = tuple(a.decode("utf-8", "replace") for a in raw.split(b"\0") if a)
+        try:
+            exe = os.readlink(entry / "exe")
+        except OSError:
+            exe = argv[0] if argv else ""
+        log = None
+        try:
+            target = os.readlink(entry / "fd" / "2")
+            if target.startswith("/") and Path(target).is_file():
+                log = target
+        except OSError:
+            pass
+        out.append(DockerdProcess(int(entry.name), argv, exe, log))
+    return sorted(out, key=lambda p: p.pid)
+
+
+def find_dockerd(docker_host: Optional[str]) -> Optional[DockerdProcess]:
+    """The dockerd that serves `docker_host`: the one listening on that socket."""
+    procs = dockerd_processes()
+    sock = socket_of(docker_host)
+    for proc in procs:
+        for h in proc.hosts():
+            if h.startswith("unix://") and os.path.realpath(h[7:]) == os.path.realpath(sock):
+                return proc
+    if sock in (DEFAULT_SOCKET, "/run/docker.sock"):
+        for proc in procs:
+            hosts = proc.hosts()
+            if not hosts or any(h.startswith("fd://") for h in hosts):
+                return proc
+    return None
+
+
+def daemon_json_path(host: Host, proc: Optional[DockerdProcess], rootless: bool,
+                     explicit: Optional[str]) -> tuple[str, str]:
+    """The daemon.json the running daemon really reads, and why we think so."""
+    if explicit:
+        return explicit, "given with --daemon-json"
+    if proc is not None:
+        cf = proc.flag("--config-file")
+        if cf:
+            return cf, f"dockerd (pid {proc.pid}) runs with --config-file {cf}"
+        if "/snap/" in proc.exe or any("/snap/" in a for a in proc.argv[:1]):
+            return SNAP_DAEMON_JSON, "snap's Docker reads its config from $SNAP_DATA"
+    if rootless:
+        home = os.environ.get("HOME", "/root")
+        xdg = os.environ.get("XDG_CONFIG_HOME", f"{home}/.config")
+        return f"{xdg}/docker/daemon.json", "rootless Docker reads ~/.config/docker/daemon.json"
+    if host.path("/snap/bin/docker").exists() and not host.which("dockerd"):
+        return SNAP_DAEMON_JSON, "Docker is installed as a snap"
+    return DEFAULT_DAEMON_JSON, "the default path"
+
+
+def desktop_context(host: Host, docker_host: Optional[str] = None) -> bool:
+    """Docker Desktop on Linux: its dockerd runs in a VM the host toolkit cannot reach."""
+    if not host.is_live:
+        return False
+    if "/.docker/desktop/" in socket_of(docker_host):
+        return True
+    home = Path(os.environ.get("HOME", "/root"))
+    try:
+        cfg = json.loads((home / ".docker" / "config.json").read_text())
+        if str(cfg.get("currentContext", "")).startswith("desktop-linux"):
+            return True
+    except (OSError, ValueError):
+        pass
+    return os.environ.get("DOCKER_CONTEXT", "") == "desktop-linux"
+
+
+def installed(host: Host) -> bool:
+    return bool(host.which("dockerd")) or host.path("/snap/bin/docker").exists()
+
+
+def probe_engine(host: Host, docker_host: Optional[str] = None,
+                 daemon_json: Optional[str] = None) -> EngineFacts:
+    """Read-only: the engine's facts, or why it cannot be reached."""
+    url = docker_host or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+    is_installed = installed(host) or host.engine_factory is not None
+    proc = find_dockerd(docker_host) if host.is_live else None
+    base: dict[str, Any] = {
+        "installed": is_installed, "docker_host": url,
+        "desktop": desktop_context(host, docker_host),
+        "snap": bool(proc and "/snap/" in proc.exe) or host.path("/snap/bin/docker").exists(),
+        "dockerd_pid": proc.pid if proc else None,
+        "dockerd_argv": proc.argv if proc else (),
+        "dockerd_log": proc.log_file if proc else None,
+    }
+    if not host.is_live and host.engine_factory is None:
+        path, why = daemon_json_path(host, None, False, daemon_json)
+        return EngineFacts(reachable=False, error="a --root image has no running engine",
+                           daemon_json=path, daemon_json_source=why, **base)
+    try:
+        client = connect(host, docker_host, timeout=10)
+        info = client.info()
+        version = client.version()
+        images = tuple(t for img in client.images.list() for t in (img.tags or ()))
+        client.close()
+    except Exception as exc:  # the SDK raises many kinds; all mean "not reachable"
+        path, why = daemon_json_path(host, proc, False, daemon_json)
+        return EngineFacts(reachable=False, error=_short(exc), daemon_json=path,
+                           daemon_json_source=why, **base)
+    security = [str(s) for s in info.get("SecurityOptions") or []]
+    rootless = any("rootless" in s for s in security)
+    path, why = daemon_json_path(host, proc, rootless, daemon_json)
+    cdi = _cdi_enabled(info, version.get("Version", ""))
+    devices = tuple(str(d.get("ID", "")) for d in info.get("DiscoveredDevices") or []
+                    if isinstance(d, dict))
+    return EngineFacts(
+        reachable=True,
+        version=str(version.get("Version", "")),
+        api_version=str(version.get("ApiVersion", "")),
+        runtimes=tuple(sorted((info.get("Runtimes") or {}).keys())),
+        default_runtime=str(info.get("DefaultRuntime", "")),
+        cgroup_driver=str(info.get("CgroupDriver", "")),
+        cgroup_version=str(info.get("CgroupVersion", "")),
+        rootless=rootless,
+        cdi_enabled=cdi,
+        cdi_devices=devices,
+        containers_running=int(info.get("ContainersRunning", 0) or 0),
+        live_restore=bool(info.get("LiveRestoreEnabled", False)),
+        daemon_json=path,
+        daemon_json_source=why,
+        images=images,
+        **base,
+    )
+
+
+def _cdi_enabled(info: dict[str, Any], version: str) -> Optional[bool]:
+    """CDI: opt-in on Docker 25 .. 28.1 (features.cdi), on by default from 28.2."""
+    v = version_tuple(version)
+    if v < (25,):
+        return False
+    if "CDISpecDirs" in info:
+        return bool(info.get("CDISpecDirs"))
+    return v >= (28, 2)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def install_remedy(host: Host) -> str:
+    """How to install Docker Engine on this distribution."""
+    fam = host.facts.family()
+    distro = host.facts.distro_id
+    if fam == "debian":
+        return ("Install Docker Engine: `sudo apt-get install docker.io` (the distribution's "
+                "package), or docker-ce from Docker's repository "
+                "(https://docs.docker.com/engine/install/" +
+                ("ubuntu" if distro == "ubuntu" else "debian") + "/).")
+    if distro == "fedora":
+        return ("Install Docker Engine: `sudo dnf install moby-engine`, or docker-ce from "
+                "Docker's repository (https://docs.docker.com/engine/install/fedora/).")
+    if fam == "rhel":
+        return ("Install Docker Engine: docker-ce from Docker's repository "
+                "(https://docs.docker.com/engine/install/rhel/); RHEL ships podman instead.")
+    if fam == "suse":
+        return "Install Docker Engine: `sudo zypper install docker`, then start it."
+    return "Install Docker Engine (https://docs.docker.com/engine/install/), then start it."
+
+
+DESKTOP_CAUSE = ("The docker CLI talks to Docker Desktop, whose dockerd runs inside a virtual "
+                 "machine: the NVIDIA toolkit installed on this host cannot reach it")
+DESKTOP_REMEDY = ("Use Docker Engine on this host (docker-ce or docker.io) and switch to it: "
+                  "`docker context use default`. Docker Desktop for Linux has no GPU support.")
+
+
+def wait_for_engine(host: Host, docker_host: Optional[str], deadline: float,
+                    on_tick: Any = None, interval: float = 0.2) -> dict[str, Any]:
+    """Wait until the engine answers (or `deadline` seconds pass); returns its info."""
+    start = time.monotonic()
+    last = ""
+    while True:
+        elapsed = time.monotonic() - start
+        try:
+            client = connect(host, docker_host, timeout=5)
+            try:
+                client.ping()
+                info: dict[str, Any] = client.info()
+                return info
+            finally:
+                client.close()
+        except Exception as exc:  # not up yet; any SDK error means "try again"
+            last = _short(exc)
+        if elapsed >= deadline:
+            raise WizardError(
+                f"Docker did not answer within {deadline:.0f} s",
+                "Look at the daemon's log below; fix the cause, then run gpuwizard again.",
+                last)
+        if on_tick is not None:
+            on_tick(elapsed)
+        time.sleep(interval)

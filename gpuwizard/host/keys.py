@@ -1,0 +1,218 @@
+"""The repository signing key: downloaded, its fingerprint checked with gpg, then dearmored.
+
+Everything here is read-only for the host: gpg runs in a throwaway GNUPGHOME on the machine
+gpuwizard runs on, never in the user's keyrings. The key is fetched at plan time so that the
+preview shows the real keyring bytes and the fingerprint that was found.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+from gpuwizard.errors import CommandFailed, WizardError
+from gpuwizard.host.system import Host
+
+MIRROR_REMEDY = ("If this host reaches the Internet only through a mirror (Artifactory, Nexus, "
+                 "an air-gapped copy), pass --repo-url and --key-url (and --key-fingerprint if "
+                 "the mirror re-signs); a key file on this machine works as --key-url "
+                 "file:///path/to/gpgkey.")
+
+
+class KeyUnavailable(WizardError):
+    """The key could not be fetched (network, file): not a trust failure."""
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What gpg says a key file holds."""
+
+    fingerprints: tuple[str, ...]  # primary keys, upper-case hex
+    uids: tuple[str, ...]
+    armored: bool
+
+    @property
+    def primary(self) -> str:
+        return self.fingerprints[0] if self.fingerprints else ""
+
+    def to_json(self) -> dict[str, object]:
+        return {"fingerprints": list(self.fingerprints), "uids": list(self.uids),
+                "armored": self.armored}
+
+
+@dataclass(frozen=True)
+class CheckedKey:
+    """A key whose fingerprint matched: its armored text (rpm) and binary keyring (apt)."""
+
+    url: str
+    fingerprint: str
+    uids: tuple[str, ...]
+    armored: bytes  # as downloaded (may be binary if the mirror serves a binary key)
+    keyring: bytes  # dearmored: what apt's signed-by expects
+
+    @property
+    def short_id(self) -> str:
+        """The id rpm names the key by: gpg-pubkey-<last 8 hex, lower case>."""
+        return self.fingerprint[-8:].lower()
+
+
+def normalize_fingerprint(text: str) -> str:
+    return "".join(text.split()).upper().removeprefix("0X")
+
+
+def fetch_key(url: str, timeout: float = 30.0) -> bytes:
+    """Download the key; http(s) or file:// (air-gapped hosts). Errors name the cause and the
+    options to use instead."""
+    parts = urllib.parse.urlparse(url)
+    if parts.scheme == "file":
+        path = urllib.parse.unquote(parts.path)
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise KeyUnavailable(f"Cannot read the signing key file {path}: {exc.strerror}",
+                              "Check the path given to --key-url. " + MIRROR_REMEDY) from exc
+    if parts.scheme not in ("http", "https"):
+        raise KeyUnavailable(f"The key URL {url!r} is neither http(s) nor file://",
+                          "Pass --key-url https://… or file:///path/to/gpgkey.")
+    req = urllib.request.Request(url, headers={"User-Agent": "gpuwizard"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked
+            data: bytes = resp.read(1 << 20)
+    except urllib.error.HTTPError as exc:
+        raise KeyUnavailable(f"Downloading the NVIDIA signing key from {url} failed: "
+                          f"HTTP {exc.code} {exc.reason}",
+                          "Check the URL. " + MIRROR_REMEDY) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise KeyUnavailable(f"Cannot download the NVIDIA signing key from {url}: {reason}",
+                          "Check the network and any proxy (https_proxy). " + MIRROR_REMEDY
+                          ) from exc
+    if not data:
+        raise KeyUnavailable(f"The key at {url} is empty", "Check --key-url. " + MIRROR_REMEDY)
+    return data
+
+
+@contextlib.contextmanager
+def throwaway_gnupghome() -> Iterator[Path]:
+    """A private GNUPGHOME, removed (and its agent stopped, if one started) afterwards."""
+    home = Path(tempfile.mkdtemp(prefix="gpuwizard-gpg-"))
+    home.chmod(0o700)
+    try:
+        yield home
+    finally:
+        if shutil.which("gpgconf") and any(home.glob("S.*")):
+            import subprocess
+
+            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"],  # noqa: S603 S607
+                           capture_output=True, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _gpg(host: Host, home: Path, args: list[str], data: Optional[bytes] = None) -> str:
+    try:
+        res = host.run(["gpg", "--homedir", str(home), "--batch", *args], inside=False,
+                       input=data, timeout=60,
+                       remedy="Install gnupg (apt-get install gnupg / dnf install gnupg2).")
+    except CommandFailed as exc:
+        raise WizardError("gpg could not read the key: " + (exc.output_tail.splitlines() or
+                                                          ["no output"])[-1],
+                          "The file at --key-url is not an OpenPGP key. " + MIRROR_REMEDY,
+                          exc.output_tail) from exc
+    return res.stdout
+
+
+def inspect_key(host: Host, data: bytes) -> KeyInfo:
+    """Read fingerprints and user ids without importing anything anywhere."""
+    with throwaway_gnupghome() as home:
+        out = _gpg(host, home, ["--with-colons", "--import-options", "show-only", "--import"],
+                   data)
+    return parse_colons(out, armored=data.lstrip().startswith(b"-----BEGIN PGP"))
+
+
+def parse_colons(out: str, armored: bool = True) -> KeyInfo:
+    """Primary-key fingerprints (the fpr line right after each pub line) and uids."""
+    fprs: list[str] = []
+    uids: list[str] = []
+    expect_primary = False
+    for line in out.splitlines():
+        fields = line.split(":")
+        if fields[0] == "pub":
+            expect_primary = True
+        elif fields[0] == "sub":
+            expect_primary = False
+        elif fields[0] == "fpr" and expect_primary and len(fields) > 9:
+            fprs.append(fields[9].upper())
+            expect_primary = False
+        elif fields[0] == "uid" and len(fields) > 9:
+            uids.append(fields[9])
+    return KeyInfo(tuple(fprs), tuple(uids), armored)
+
+
+def dearmor(host: Host, data: bytes) -> bytes:
+    """The binary keyring apt's signed-by wants. `--yes` so a re-run never prompts (the
+    documented `gpg --dearmor -o` without it breaks the second time)."""
+    if not data.lstrip().startswith(b"-----BEGIN PGP"):
+        return data
+    with throwaway_gnupghome() as home:
+        out = home / "keyring.gpg"
+        _gpg(host, home, ["--yes", "--dearmor", "-o", str(out)], data)
+        return out.read_bytes()
+
+
+def checked_key(host: Host, url: str, expected: str) -> CheckedKey:
+    """Download and check a key; a wrong fingerprint is an error that names both."""
+    data = fetch_key(url)
+    info = inspect_key(host, data)
+    want = normalize_fingerprint(expected)
+    if want not in info.fingerprints:
+        got = ", ".join(info.fingerprints) or "no key at all"
+        raise WizardError(
+            f"The key at {url} has fingerprint {got}, but {want} was expected",
+            "Nothing was written. The download may have been tampered with, or a mirror "
+            "re-signs with its own key: if you trust that key, pass its fingerprint with "
+            "--key-fingerprint.",
+        )
+    return CheckedKey(url, want, info.uids, data, dearmor(host, data))
+
+
+def keyring_fingerprints(host: Host, keyring: Path) -> list[tuple[str, str]]:
+    """(fingerprint, uid) of every primary key in a legacy keyring such as trusted.gpg."""
+    with throwaway_gnupghome() as home:
+        try:
+            res = host.run(["gpg", "--homedir", str(home), "--batch", "--no-default-keyring",
+                            "--keyring", f"gnupg-ring:{keyring}", "--with-colons",
+                            "--list-keys"], inside=False, timeout=60, check=False)
+        except WizardError:
+            return []
+    out: list[tuple[str, str]] = []
+    fpr_pending = False
+    for line in res.stdout.splitlines():
+        f = line.split(":")
+        if f[0] == "pub":
+            fpr_pending = True
+        elif f[0] == "fpr" and fpr_pending and len(f) > 9:
+            out.append((f[9].upper(), ""))
+            fpr_pending = False
+        elif f[0] == "uid" and out and not out[-1][1] and len(f) > 9:
+            out[-1] = (out[-1][0], f[9])
+        elif f[0] == "sub":
+            fpr_pending = False
+    return out
+
+
+def keyring_without(host: Host, keyring: Path, fingerprints: list[str]) -> bytes:
+    """The bytes of a legacy keyring with some keys deleted (the original is not touched)."""
+    with throwaway_gnupghome() as home:
+        copy = home / "work.gpg"
+        shutil.copyfile(keyring, copy)
+        host.run(["gpg", "--homedir", str(home), "--batch", "--yes", "--no-default-keyring",
+                  "--keyring", f"gnupg-ring:{copy}", "--delete-keys", *fingerprints],
+                 inside=False, timeout=60)
+        return copy.read_bytes()

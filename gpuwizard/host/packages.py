@@ -1,0 +1,732 @@
+"""Package managers, as gpuwizard needs them: what is installed, which versions a repository
+offers, where an installed package came from, who holds the dpkg lock, and the commands that
+install, remove and simulate.
+
+One adapter per family (apt, dnf/yum, zypper). Parsing happens here, once, into plain types;
+steps and actions never read a package manager's output themselves. With a root folder, apt
+runs inside it (chroot) and the RPM tools run outside with their own root flag
+(`dnf --installroot`, `zypper --root`, `rpm --root`), which is how those tools are meant to
+be used on a target that is not running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar, Mapping, Optional, Sequence
+
+from gpuwizard.errors import WizardError
+from gpuwizard.host.runner import CommandResult, LineCallback
+from gpuwizard.host.system import Host
+
+TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
+                    "libnvidia-container-tools", "libnvidia-container1")
+LEGACY_PACKAGES = ("nvidia-docker2", "nvidia-container-runtime")
+# Below this, known CVEs (CVE-2025-23266/23267, commonly cited as fixed in 1.17.8).
+SECURITY_FLOOR = "1.17.8"
+# NVIDIA's own builds: 1.17.8-1, 1.18.0~rc.1-1 (apt); 1.17.8-1 (rpm). Vendor rebuilds add
+# their own suffix (Lambda: 1.11.0-0lambda0.22.04.1).
+NVIDIA_VERSION = re.compile(r"^\d+\.\d+\.\d+(~rc\.\d+)?-1$")
+
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none",
+           "NEEDRESTART_MODE": "l"}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One package a transaction changes: before None = newly installed, after None = removed."""
+
+    name: str
+    before: Optional[str]
+    after: Optional[str]
+
+    def describe(self) -> str:
+        if self.before is None:
+            return f"install {self.name} {self.after}"
+        if self.after is None:
+            return f"remove {self.name} {self.before}"
+        return f"change {self.name} {self.before} -> {self.after}"
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """A process that holds the package manager's lock."""
+
+    pid: Optional[int]
+    command: str
+    path: str
+
+    def describe(self) -> str:
+        who = f"pid {self.pid}" if self.pid else "an unknown process"
+        return f"{who} ({self.command})" if self.command else who
+
+
+def version_key(version: str) -> tuple[object, ...]:
+    """A sort key that orders NVIDIA's versions (1.9.0 < 1.17.8 < 1.20.1; ~rc sorts first)."""
+    upstream, _, revision = version.partition("-")
+    if ":" in upstream:
+        upstream = upstream.split(":", 1)[1]
+    main, _, rc = upstream.partition("~")
+    nums = tuple(int(x) if x.isdigit() else 0 for x in re.split(r"[.+]", main))
+    return (nums, 0 if rc else 1, rc, revision)
+
+
+def upstream_of(version: str) -> str:
+    v = version.split(":", 1)[-1]
+    return v.split("-", 1)[0].split("~", 1)[0]
+
+
+def below_floor(version: str) -> bool:
+    return version_key(upstream_of(version)) < version_key(SECURITY_FLOOR)
+
+
+def is_nvidia_build(version: str) -> bool:
+    return bool(NVIDIA_VERSION.match(version.split(":", 1)[-1]))
+
+
+class PackageManager(ABC):
+    """What gpuwizard asks of apt, dnf/yum and zypper."""
+
+    name: ClassVar[str]
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    @abstractmethod
+    def installed(self, names: Optional[Sequence[str]] = None) -> dict[str, str]:
+        """name -> version of the installed packages (all of them when names is None)."""
+
+    @abstractmethod
+    def available(self, name: str) -> list[str]:
+        """Versions the configured repositories offer, newest first."""
+
+    @abstractmethod
+    def origins(self, name: str) -> list[str]:
+        """Where the installed version of a package can be fetched from (URLs); empty when
+        no configured repository has it (a local or vendor build)."""
+
+    @abstractmethod
+    def full_version(self, version: str) -> str:
+        """1.20.1 -> 1.20.1-1 (the four packages carry NVIDIA's `-1` release)."""
+
+    @abstractmethod
+    def simulate_install(self, specs: Mapping[str, str]) -> list[Change]:
+        """What installing name=version would change, without changing anything."""
+
+    @abstractmethod
+    def simulate_remove(self, names: Sequence[str]) -> list[Change]:
+        """What removing the packages would change (dependents included)."""
+
+    @abstractmethod
+    def install(self, specs: Mapping[str, str], *, on_line: Optional[LineCallback] = None,
+                status: Optional[Callable[[float, str], None]] = None,
+                allow_downgrades: bool = False) -> CommandResult:
+        """Install exactly these versions."""
+
+    @abstractmethod
+    def remove(self, names: Sequence[str], *, on_line: Optional[LineCallback] = None,
+               exact: bool = False) -> CommandResult:
+        """Remove (never purge). exact=True refuses to remove anything else (rollback)."""
+
+    def lock_holder(self) -> Optional[LockHolder]:
+        """Who holds the package manager's lock now (None: free)."""
+        return None
+
+    def root_args(self) -> list[str]:
+        return []
+
+
+# -- locks -----------------------------------------------------------------------------------
+
+def _proc_cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return " ".join(p.decode("utf-8", "replace") for p in raw.split(b"\0") if p)
+
+
+def file_lock_holder(path: Path, shown: str) -> Optional[LockHolder]:
+    """Who holds a lock on a file: /proc/locks lists both fcntl (dpkg's) and flock locks
+    with the holder's pid, matched by device and inode."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        locks = Path("/proc/locks").read_text()
+    except OSError:
+        locks = ""
+    for line in locks.splitlines():
+        fields = line.split()
+        # "1: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; blocked waiters carry "->"
+        if "->" in fields:
+            continue
+        if len(fields) >= 6 and _same_dev(fields[5], dev):
+            pid = int(fields[4]) if fields[4].isdigit() else None
+            return LockHolder(pid, _proc_cmdline(pid) if pid else "", shown)
+    return None
+
+
+def _same_dev(field: str, want: str) -> bool:
+    try:
+        maj, minor, ino = field.split(":")
+        wmaj, wmin, wino = want.split(":")
+        return int(maj, 16) == int(wmaj, 16) and int(minor, 16) == int(wmin, 16) \
+            and int(ino) == int(wino)
+    except ValueError:
+        return False
+
+
+# -- apt -------------------------------------------------------------------------------------
+
+_INST = re.compile(r"^Inst (\S+) (?:\[(\S+)\] )?\((\S+)")
+_REMV = re.compile(r"^(?:Remv|Purg) (\S+) (?:\[(\S+)\])?")
+
+
+def parse_apt_simulation(text: str) -> list[Change]:
+    """`apt-get -s` lines: `Inst name [old] (new …)` and `Remv name [old]`."""
+    changes: list[Change] = []
+    for line in text.splitlines():
+        m = _INST.match(line)
+        if m:
+            changes.append(Change(m.group(1).split(":")[0], m.group(2), m.group(3)))
+            continue
+        m = _REMV.match(line)
+        if m:
+            changes.append(Change(m.group(1).split(":")[0], m.group(2), None))
+    return changes
+
+
+def parse_madison(text: str) -> list[tuple[str, str]]:
+    """`apt-cache madison` lines -> (version, source)."""
+    out = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) >= 3:
+            out.append((parts[1], parts[2]))
+    return out
+
+
+def parse_policy_origins(text: str) -> list[str]:
+    """The sources of the installed (***) version in `apt-cache policy`."""
+    origins: list[str] = []
+    in_installed = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if line.startswith(" *** "):
+            in_installed = True
+            continue
+        if in_installed:
+            # source lines are indented deeper and start with a priority number
+            m = re.match(r"^\s{8}-?\d+ (\S+)", line)
+            if not m:
+                break
+            if m.group(1) != "/var/lib/dpkg/status":
+                origins.append(stripped.split(" ", 1)[1])
+    return origins
+
+
+class AptPackages(PackageManager):
+    """apt and dpkg, inside the root."""
+
+    name = "apt"
+    LOCK = "/var/lib/dpkg/lock-frontend"
+    LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")
+
+    def _run(self, argv: list[str], **kw: object) -> CommandResult:
+        env = dict(APT_ENV)
+        return self.host.run(argv, env=env, **kw)  # type: ignore[arg-type]
+
+    def installed(self, names: Optional[Sequence[str]] = None) -> dict[str, str]:
+        argv = ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Abbrev}\n"]
+        if names:
+            argv += list(names)
+        res = self._run(argv, check=False)
+        out: dict[str, str] = {}
+        for line in res.stdout.splitlines():
+            parts = line.split("\t")
+            # "ii " installed; "rc " removed with conffiles left: not installed
+            if len(parts) == 3 and parts[2][1:2] in ("i", "U", "F", "H", "W", "t"):
+                out[parts[0].split(":")[0]] = parts[1]
+        return out
+
+    def available(self, name: str) -> list[str]:
+        res = self._run(["apt-cache", "madison", name], check=False)
+        versions = []
+        for v, _src in parse_madison(res.stdout):
+            if v not in versions:
+                versions.append(v)
+        return sorted(versions, key=version_key, reverse=True)
+
+    def sources_of(self, name: str) -> dict[str, list[str]]:
+        """version -> the sources that offer it."""
+        res = self._run(["apt-cache", "madison", name], check=False)
+        out: dict[str, list[str]] = {}
+        for v, src in parse_madison(res.stdout):
+            out.setdefault(v, []).append(src)
+        return out
+
+    def origins(self, name: str) -> list[str]:
+        res = self._run(["apt-cache", "policy", name], check=False)
+        return parse_policy_origins(res.stdout)
+
+    def full_version(self, version: str) -> str:
+        return version if "-" in version else f"{version}-1"
+
+    def _specs(self, specs: Mapping[str, str]) -> list[str]:
+        return [f"{n}={v}" for n, v in specs.items()]
+
+    def simulate_install(self, specs: Mapping[str, str]) -> list[Change]:
+        res = self._run(["apt-get", "-s", "-q", "install", "--allow-downgrades",
+                         *self._specs(specs)], check=False)
+        if res.returncode != 0:
+            raise WizardError(
+                "apt cannot install " + ", ".join(self._specs(specs)),
+                "Read apt's message below; `apt-get update` may be needed, or the version is "
+                "not in the repository (see --toolkit-version).", res.tail)
+        return parse_apt_simulation(res.stdout)
+
+    def simulate_remove(self, names: Sequence[str]) -> list[Change]:
+        res = self._run(["apt-get", "-s", "-q", "remove", *names], check=False)
+        if res.returncode != 0:
+            raise WizardError("apt cannot remove " + ", ".join(names),
+                              "Read apt's message below and fix the package state "
+                              "(dpkg --audit).", res.tail)
+        return parse_apt_simulation(res.stdout)
+
+    def install(self, specs: Mapping[str, str], *, on_line: Optional[LineCallback] = None,
+                status: Optional[Callable[[float, str], None]] = None,
+                allow_downgrades: bool = False) -> CommandResult:
+        argv = ["apt-get", "install", "-y", "-q", "-o", "Dpkg::Use-Pty=0",
+                "-o", "Dpkg::Options::=--force-confold",
+                "-o", "Dpkg::Options::=--force-confdef", "-o", "DPkg::Lock::Timeout=60"]
+        if allow_downgrades:
+            argv.append("--allow-downgrades")
+        argv += self._specs(specs)
+        return self._with_status(argv, on_line, status)
+
+    def _with_status(self, argv: list[str], on_line: Optional[LineCallback],
+                     status: Optional[Callable[[float, str], None]]) -> CommandResult:
+        if status is None:
+            return self._run(argv, on_line=on_line, remedy=_APT_REMEDY)
+        with AptStatusPipe(status) as fd:
+            argv = [argv[0], "-o", f"APT::Status-Fd={fd}", *argv[1:]]
+            return self._run(argv, on_line=on_line, pass_fds=(fd,), remedy=_APT_REMEDY)
+
+    def remove(self, names: Sequence[str], *, on_line: Optional[LineCallback] = None,
+               exact: bool = False) -> CommandResult:
+        if exact:
+            # dpkg --remove never cascades: if something else now needs these, it refuses.
+            return self._run(["dpkg", "--remove", *names], on_line=on_line,
+                             remedy="Something installed since needs these packages; remove "
+                                    "it first, or keep the toolkit.")
+        return self._run(["apt-get", "remove", "-y", "-q", "-o", "Dpkg::Use-Pty=0",
+                          "-o", "DPkg::Lock::Timeout=60",
+                          *names], on_line=on_line, remedy=_APT_REMEDY)
+
+    def update_source(self, list_path: str, on_line: Optional[LineCallback] = None
+                      ) -> CommandResult:
+        """`apt-get update` for one source list only: fast, and a broken unrelated source
+        elsewhere on the host cannot fail it."""
+        rel = list_path.removeprefix("/etc/apt/")
+        return self._run(["apt-get", "update", "-q", "-o", f"Dir::Etc::sourcelist={rel}",
+                          "-o", "Dir::Etc::sourceparts=-", "-o", "APT::Get::List-Cleanup=0"],
+                         on_line=on_line, check=False)
+
+    def lock_holder(self) -> Optional[LockHolder]:
+        for lock in self.LOCKS:
+            holder = file_lock_holder(self.host.path(lock), lock)
+            if holder is not None:
+                return holder
+        return None
+
+    def deb_in_cache(self, name: str, version: str) -> Optional[Path]:
+        """The .deb apt downloaded for name=version, if it is still in its cache."""
+        archives = self.host.path("/var/cache/apt/archives")
+        quoted = version.replace(":", "%3a")
+        for deb in archives.glob(f"{name}_{quoted}_*.deb"):
+            return deb
+        return None
+
+
+_APT_REMEDY = ("Read apt's output above. `dpkg --audit` and `apt-get -f install` show a "
+               "broken package state; fix it, then run gpuwizard again.")
+
+
+class AptStatusPipe:
+    """A pipe whose write end apt gets as APT::Status-Fd; a thread turns its `dlstatus:` and
+    `pmstatus:` lines into progress callbacks."""
+
+    def __init__(self, status: Callable[[float, str], None]) -> None:
+        self.status = status
+        self._r = -1
+        self._w = -1
+        self._thread: Optional[object] = None
+
+    def __enter__(self) -> int:
+        import threading
+
+        self._r, self._w = os.pipe()
+        t = threading.Thread(target=self._pump, daemon=True, name="apt-status")
+        t.start()
+        self._thread = t
+        return self._w
+
+    def _pump(self) -> None:
+        last: Optional[tuple[float, str]] = None
+        with os.fdopen(self._r, "r", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                parsed = parse_apt_status(line)
+                if parsed is not None and parsed != last:  # apt repeats itself a lot
+                    last = parsed
+                    self.status(*parsed)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._w)  # the child has exited: EOF ends the pump
+        t = self._thread
+        if t is not None:
+            t.join(timeout=5)  # type: ignore[attr-defined]
+
+
+def parse_apt_status(line: str) -> Optional[tuple[float, str]]:
+    """`pmstatus:pkg:47.0588:Installing x` -> (fraction, label). Downloads count for the
+    first tenth of the bar, dpkg's work for the rest."""
+    parts = line.rstrip("\n").split(":", 3)
+    if len(parts) < 4 or parts[0] not in ("dlstatus", "pmstatus"):
+        return None
+    try:
+        pct = float(parts[2])
+    except ValueError:
+        return None
+    pct = max(0.0, min(100.0, pct))
+    if parts[0] == "dlstatus":
+        return (pct / 1000.0, parts[3])
+    return (0.1 + 0.9 * pct / 100.0, parts[3])
+
+
+# -- rpm: dnf/yum and zypper ----------------------------------------------------------------
+
+def parse_rpm_qa(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and not parts[1].startswith("package "):
+            out[parts[0]] = parts[1]
+    return out
+
+
+class RpmPackages(PackageManager):
+    """What dnf/yum and zypper share: the rpm database."""
+
+    def rpm(self, args: list[str], **kw: object) -> CommandResult:
+        argv = ["rpm", *([] if self.host.is_live else ["--root", str(self.host.root)]), *args]
+        return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
+
+    _dbpath: Optional[str] = None
+
+    def has_database(self) -> bool:
+        """Whether the rpm database exists (where this machine's rpm looks for it: Debian's
+        rpm keeps it in ~/.rpmdb, RHEL's in /var/lib/rpm)."""
+        if self._dbpath is None:
+            res = self.host.run(["rpm", "--eval", "%{_dbpath}"], inside=False, check=False)
+            self._dbpath = res.stdout.strip() or "/var/lib/rpm"
+        return any(self.host.path(p).is_dir() for p in (self._dbpath, "/var/lib/rpm",
+                                                        "/usr/lib/sysimage/rpm"))
+
+    def foreign_database(self) -> Optional[str]:
+        """With a root folder: the root's rpm database lives where this machine's rpm does
+        not look (Debian's rpm uses ~/.rpmdb, RHEL's /var/lib/rpm). Returns that path, since
+        dnf/zypper would then install into a second, empty database."""
+        if self.host.is_live or not self.has_database():
+            return None
+        assert self._dbpath is not None
+        if self.host.path(self._dbpath).is_dir():
+            return None
+        for p in ("/var/lib/rpm", "/usr/lib/sysimage/rpm"):
+            if self.host.path(p).is_dir():
+                return p
+        return None
+
+    def installed(self, names: Optional[Sequence[str]] = None) -> dict[str, str]:
+        if not self.has_database():
+            return {}  # an empty root: nothing installed (and rpm would create the database)
+        fmt = "%{NAME}\t%{VERSION}-%{RELEASE}\n"
+        args = ["-q", "--qf", fmt, *names] if names else ["-qa", "--qf", fmt]
+        res = self.rpm(args, check=False)
+        return parse_rpm_qa(res.stdout)
+
+    def full_version(self, version: str) -> str:
+        return version if "-" in version else f"{version}-1"
+
+    def has_key(self, short_id: str) -> bool:
+        if not self.has_database():
+            return False
+        return self.rpm(["-q", f"gpg-pubkey-{short_id}"], check=False).returncode == 0
+
+    def import_key(self, key_file: Path) -> CommandResult:
+        return self.rpm(["--import", str(key_file)])
+
+    def remove_key(self, short_id: str) -> CommandResult:
+        return self.rpm(["-e", "--allmatches", f"gpg-pubkey-{short_id}"], check=False)
+
+    def origins(self, name: str) -> list[str]:
+        if not self.has_database():
+            return []
+        res = self.rpm(["-q", "--qf", "%{VENDOR}|%{PACKAGER}", name], check=False)
+        return [res.stdout.strip()] if res.returncode == 0 and res.stdout.strip() else []
+
+
+class DnfPackages(RpmPackages):
+    """dnf (4 and 5) and yum; `--installroot` for a root folder."""
+
+    name = "dnf"
+
+    def __init__(self, host: Host, extra: Sequence[str] = ()) -> None:
+        super().__init__(host)
+        self.binary = "dnf"
+        for b in ("dnf", "dnf5", "yum"):
+            if host.which(b) or (not host.is_live and _on_path(b)):
+                self.binary = b
+                break
+        self.extra = list(extra)
+
+    def root_args(self) -> list[str]:
+        if self.host.is_live:
+            return []
+        root = str(self.host.root)
+        # reposdir is not prefixed with the installroot (cachedir is): name the root's own,
+        # or dnf would fall back to this machine's repositories
+        args = [f"--installroot={root}", f"--setopt=reposdir={root}/etc/yum.repos.d"]
+        release = self.host.facts.distro_version or "9"
+        args.append(f"--releasever={release}")
+        # the .repo names the key by its system path; dnf reads gpgkey files from the
+        # machine it runs on, so point it at the copy under the root
+        from gpuwizard.host.sources import REPO_ID, RPM_KEY, YUM_REPO
+
+        if self.host.path(YUM_REPO).exists():
+            for section in (REPO_ID, f"{REPO_ID}-experimental"):
+                args.append(f"--setopt={section}.gpgkey=file://{root}{RPM_KEY}")
+        return args
+
+    def dnf(self, args: list[str], **kw: object) -> CommandResult:
+        argv = [self.binary, *self.root_args(), *self.extra, *args]
+        return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
+
+    def available(self, name: str) -> list[str]:
+        from gpuwizard.host.sources import YUM_REPO
+
+        if not self.host.path(YUM_REPO).exists() and not self.host.is_live:
+            return []  # nothing configured in the root: do not let dnf create its state there
+        res = self.dnf(["-q", "--showduplicates", "list", "--available", name], check=False)
+        versions: list[str] = []
+        for line in res.stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].rsplit(".", 1)[0] == name:
+                v = parts[1].split(":", 1)[-1]
+                if v not in versions:
+                    versions.append(v)
+        return sorted(versions, key=version_key, reverse=True)
+
+    def simulate_install(self, specs: Mapping[str, str]) -> list[Change]:
+        before = self.installed()
+        res = self.dnf(["-q", "--assumeno", "install", *[f"{n}-{v}" for n, v in specs.items()]],
+                       check=False)
+        changes = []
+        for line in res.stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] not in ("Package", "Installing", "Upgrading"):
+                name = parts[0]
+                if "." in parts[1] or parts[1] in ("noarch", "x86_64", "aarch64"):
+                    changes.append(Change(name, before.get(name), parts[2].split(":")[-1]))
+        return changes
+
+    def simulate_remove(self, names: Sequence[str]) -> list[Change]:
+        inst = self.installed(names)
+        return [Change(n, v, None) for n, v in inst.items()]
+
+    def install(self, specs: Mapping[str, str], *, on_line: Optional[LineCallback] = None,
+                status: Optional[Callable[[float, str], None]] = None,
+                allow_downgrades: bool = False) -> CommandResult:
+        verb = "install"
+        argv = ["-y", verb, *[f"{n}-{v}" for n, v in specs.items()]]
+        if allow_downgrades:
+            argv = ["-y", "--allowerasing", "install", *argv[2:]]
+        return self.dnf(argv, on_line=on_line)
+
+    def downgrade(self, specs: Mapping[str, str], on_line: Optional[LineCallback] = None
+                  ) -> CommandResult:
+        return self.dnf(["-y", "downgrade", *[f"{n}-{v}" for n, v in specs.items()]],
+                        on_line=on_line, check=False)
+
+    def remove(self, names: Sequence[str], *, on_line: Optional[LineCallback] = None,
+               exact: bool = False) -> CommandResult:
+        if exact:
+            return self.rpm(["-e", *names], on_line=on_line)
+        return self.dnf(["-y", "remove", *names], on_line=on_line)
+
+    def last_transaction(self) -> Optional[int]:
+        res = self.dnf(["-q", "history", "list"], check=False)
+        for line in res.stdout.splitlines():
+            # dnf4/yum: "  7 | install … | …"; dnf5: "7 dnf5 install … " (no bars)
+            tokens = line.split("|")[0].split()
+            if tokens and tokens[0].isdigit():
+                return int(tokens[0])
+        return None
+
+    def history_undo(self, tid: int, on_line: Optional[LineCallback] = None) -> CommandResult:
+        return self.dnf(["-y", "history", "undo", str(tid)], on_line=on_line, check=False)
+
+    def refresh(self, repo_id: str, on_line: Optional[LineCallback] = None) -> CommandResult:
+        # --disablerepo/--enablerepo: understood by yum 3 (Amazon Linux 2), dnf 4 and dnf 5
+        return self.dnf(["-y", "--disablerepo=*", f"--enablerepo={repo_id}", "makecache"],
+                        on_line=on_line, check=False)
+
+
+class ZypperPackages(RpmPackages):
+    """zypper; `--root` for a root folder."""
+
+    name = "zypper"
+
+    def zypper(self, args: list[str], **kw: object) -> CommandResult:
+        argv = ["zypper", "--non-interactive",
+                *([] if self.host.is_live else ["--root", str(self.host.root)]), *args]
+        return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
+
+    def available(self, name: str) -> list[str]:
+        from gpuwizard.host.sources import ZYPP_REPO
+
+        if not self.host.path(ZYPP_REPO).exists() and not self.host.is_live:
+            return []
+        res = self.zypper(["--quiet", "search", "--details", "--match-exact", name], check=False)
+        versions: list[str] = []
+        for line in res.stdout.splitlines():
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) >= 4 and parts[1] == name and parts[3] not in versions:
+                versions.append(parts[3])
+        return sorted(versions, key=version_key, reverse=True)
+
+    def simulate_install(self, specs: Mapping[str, str]) -> list[Change]:
+        before = self.installed(list(specs))
+        return [Change(n, before.get(n), v) for n, v in specs.items() if before.get(n) != v]
+
+    def simulate_remove(self, names: Sequence[str]) -> list[Change]:
+        inst = self.installed(names)
+        return [Change(n, v, None) for n, v in inst.items()]
+
+    def install(self, specs: Mapping[str, str], *, on_line: Optional[LineCallback] = None,
+                status: Optional[Callable[[float, str], None]] = None,
+                allow_downgrades: bool = False) -> CommandResult:
+        argv = ["install", "--no-recommends"]
+        if allow_downgrades:
+            argv.append("--oldpackage")
+        return self.zypper([*argv, *[f"{n}={v}" for n, v in specs.items()]], on_line=on_line)
+
+    def remove(self, names: Sequence[str], *, on_line: Optional[LineCallback] = None,
+               exact: bool = False) -> CommandResult:
+        if exact:
+            return self.rpm(["-e", *names], on_line=on_line)
+        return self.zypper(["remove", *names], on_line=on_line)
+
+    def refresh(self, repo_id: str, on_line: Optional[LineCallback] = None) -> CommandResult:
+        return self.zypper(["refresh", repo_id], on_line=on_line, check=False)
+
+
+def _on_path(binary: str) -> bool:
+    import shutil
+
+    return shutil.which(binary) is not None
+
+
+def package_manager(host: Host) -> Optional[PackageManager]:
+    """The adapter for this host's package manager (None when it has none we know).
+    For a root folder of an RPM system, the tools of the machine we run on act on it."""
+    kind = host.facts.package_manager
+    if kind == "apt":
+        return AptPackages(host)
+    if kind in ("dnf", "yum"):
+        return DnfPackages(host)
+    if kind == "zypper":
+        return ZypperPackages(host)
+    if not host.is_live:
+        family = host.facts.family()
+        if family == "rhel":
+            return DnfPackages(host)
+        if family == "suse":
+            return ZypperPackages(host)
+    return None
+
+
+# -- things that make the deb the wrong answer ------------------------------------------------
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why installing NVIDIA's packages here would break things, and what to do instead."""
+
+    cause: str
+    remedy: str
+
+
+def docker_packaging_refusal(host: Host) -> Optional[Refusal]:
+    """snap Docker and Docker Desktop cannot use the host toolkit."""
+    if host.path("/snap/bin/docker").exists() or host.path("/var/snap/docker").exists():
+        return Refusal(
+            "Docker is installed as a snap, and the snap bundles its own NVIDIA toolkit; "
+            "the deb/rpm toolkit would not be used by it (and can conflict)",
+            "Use the snap's own NVIDIA support: `sudo snap set docker nvidia-support.enabled"
+            "=true` (see `snap info docker`), or install Docker from your distribution or "
+            "docker.com instead of the snap.")
+    for home in _homes(host):
+        if (home / ".docker/desktop").exists() or _desktop_context(home):
+            return Refusal(
+                "Docker Desktop is installed for " + str(home.name) + "; it runs Docker in "
+                "its own VM, which cannot use this host's NVIDIA toolkit",
+                "Use Docker Engine (docker-ce or docker.io) for GPU containers on Linux, or "
+                "switch the context with `docker context use default` if Docker Engine is "
+                "also installed.")
+    return None
+
+
+def _homes(host: Host) -> list[Path]:
+    homes = [host.path("/root")]
+    base = host.path("/home")
+    if base.is_dir():
+        with contextlib.suppress(OSError):
+            homes += [p for p in base.iterdir() if p.is_dir()]
+    return homes
+
+
+def _desktop_context(home: Path) -> bool:
+    import json
+
+    try:
+        data = json.loads((home / ".docker/config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("currentContext") == "desktop-linux"
+
+
+def vendor_build_refusal(pm: PackageManager, installed: Mapping[str, str],
+                         repo_host: str) -> Optional[Refusal]:
+    """A toolkit built by someone else (Lambda Stack, a distribution) is installed: replacing
+    it with NVIDIA's would break that vendor's stack."""
+    for name in TOOLKIT_PACKAGES:
+        version = installed.get(name)
+        if version is None:
+            continue
+        origins = pm.origins(name)
+        from_nvidia = any(repo_host in o or "nvidia.github.io" in o for o in origins)
+        if is_nvidia_build(version) or from_nvidia:
+            continue
+        where = ", ".join(origins) if origins else "no configured repository (a local build)"
+        return Refusal(
+            f"{name} {version} is installed and is not NVIDIA's build (from {where})",
+            "It belongs to a vendor stack (e.g. Lambda Stack) or your distribution. Keep it "
+            "and skip this step (--step daemon-config …), or remove that vendor's toolkit "
+            "first if you really want NVIDIA's packages.")
+    return None

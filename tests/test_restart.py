@@ -1,0 +1,112 @@
+"""The restart step against a real private dockerd: guarded, verified, rolled back on failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gpuwizard import wizard
+from gpuwizard.errors import WizardError
+from gpuwizard.events import LogLine, Progress
+from gpuwizard.host.system import Host
+from gpuwizard.journal import Journal
+from tests.dockerd import IMAGE, Dockerd, docker_steps, plan_and_apply, wizard_options
+
+pytestmark = pytest.mark.slow
+
+USER_JSON = b'{\n  "log-level": "warn",\n  "max-concurrent-downloads": 3\n}\n'
+
+
+def test_configure_and_restart_makes_docker_list_the_nvidia_runtime(dockerd: Dockerd,
+                                                                    tmp_path: Path) -> None:
+    dockerd.daemon_json.write_bytes(USER_JSON)
+    events: list = []
+    opts = wizard_options(dockerd, steps=("daemon-config", "restart"))
+    the_plan, _ = plan_and_apply(opts, tmp_path / "state", events)
+    assert the_plan.step("restart").state == "pending"
+    info = dockerd.client().info()
+    assert "nvidia" in info["Runtimes"]
+    written = json.loads(dockerd.daemon_json.read_bytes())
+    assert written["log-level"] == "warn" and written["max-concurrent-downloads"] == 3
+    assert any(isinstance(e, Progress) and "waiting for Docker" in e.label for e in events) or \
+        any(isinstance(e, LogLine) and e.text == "Docker is back" for e in events)
+
+
+def test_rollback_restores_daemon_json_bytes_after_failed_restart(dockerd: Dockerd,
+                                                                 tmp_path: Path) -> None:
+    """A daemon.json dockerd refuses (here: a key also set as a flag, which only the daemon
+    itself notices at start) makes the restart fail; the wizard restores the original bytes,
+    starts Docker once on them, and Docker serves again."""
+    original = b'{\n    "debug": false\n}\n'
+    dockerd.daemon_json.write_bytes(original)
+    opts = wizard_options(dockerd, steps=("daemon-config", "restart"), docker_wait=10.0)
+    host = Host()
+    the_plan = wizard.plan(host, opts, steps=docker_steps())
+    # someone edits the file between preview and apply in a way dockerd refuses to start with
+    write = the_plan.step("daemon-config").actions[0]
+    write.content = write.content.replace(b'"debug": false', b'"debug": false,\n    '
+                                          b'"pidfile": "/tmp/conflict.pid"')
+    run = Journal(tmp_path / "state").start_run(["test"])
+    events: list = []
+    with pytest.raises(WizardError) as err:
+        wizard.apply(host, opts, the_plan, run, emit=events.append, steps=docker_steps())
+    assert "Restarting Docker failed" in err.value.cause
+    assert "pidfile" in err.value.detail  # the daemon's own last log lines are shown
+    assert dockerd.daemon_json.read_bytes() == original
+    assert dockerd.running()
+    assert dockerd.client().ping()
+    notes = [e.text for e in events if isinstance(e, LogLine) and e.text.startswith("undone")]
+    assert any("restored byte-exact" in n for n in notes)
+    assert any("Docker restarted on the restored daemon.json" in n for n in notes)
+
+
+def test_gpus_fails_before_toolkit_and_works_after_hook_appears_and_restart(
+        bare_dockerd: Dockerd, tmp_path: Path) -> None:
+    d = bare_dockerd
+    before = d.docker("run", "--rm", "--gpus", "all", IMAGE, "true", check=False)
+    assert before.returncode != 0
+    assert 'could not select device driver "" with capabilities: [[gpu]]' in before.stderr
+    d.install_stand_ins()  # the toolkit's hook appears on dockerd's PATH
+    opts = wizard_options(d, steps=("daemon-config", "restart"))
+    the_plan, _ = plan_and_apply(opts, tmp_path / "state")
+    assert "newer than the running dockerd" in the_plan.step("restart").reason or \
+        "changes" in the_plan.step("restart").reason
+    after = d.docker("run", "--rm", "--gpus", "all", IMAGE, "true", check=False)
+    assert after.returncode == 0, after.stderr
+    assert d.calls("nvidia-container-runtime-hook")
+
+
+def test_restart_warns_when_containers_run_without_live_restore(dockerd: Dockerd,
+                                                                tmp_path: Path) -> None:
+    c = dockerd.client().containers.run(IMAGE, ["sleep", "30"], detach=True)
+    try:
+        opts = wizard_options(dockerd, steps=("daemon-config", "restart"))
+        the_plan = wizard.plan(Host(), opts, steps=docker_steps())
+        warnings = the_plan.step("restart").warnings
+        assert any("1 running container(s) will be stopped" in w for w in warnings)
+    finally:
+        c.remove(force=True)
+
+
+def test_restart_is_done_when_nothing_changed(dockerd: Dockerd) -> None:
+    opts = wizard_options(dockerd, steps=("restart",))
+    the_plan = wizard.plan(Host(), opts, steps=docker_steps())
+    assert the_plan.step("restart").state == "done"
+
+
+def test_rollback_after_success_restores_bytes_then_restarts_docker_on_them(
+        dockerd: Dockerd, tmp_path: Path) -> None:
+    dockerd.daemon_json.write_bytes(USER_JSON)
+    opts = wizard_options(dockerd, steps=("daemon-config", "restart"))
+    plan_and_apply(opts, tmp_path / "state")
+    assert "nvidia" in dockerd.client().info()["Runtimes"]
+    events: list = []
+    report = wizard.rollback(Host(), Journal(tmp_path / "state"), emit=events.append)
+    undone = report[0]["undone"]
+    # the domain's order: daemon.json back first, then Docker restarted on it
+    assert undone[0].startswith("daemon-config:") and "restored byte-exact" in undone[0]
+    assert undone[1].startswith("restart:")
+    assert dockerd.daemon_json.read_bytes() == USER_JSON
+    assert "nvidia" not in dockerd.client().info()["Runtimes"]

@@ -1,0 +1,152 @@
+"""The RPM side for real: Debian's dnf and zypper install the four stand-in packages from a
+signed repository into an empty root (`dnf --installroot`, `zypper --root`), after gpuwizard
+wrote the .repo file key by key and imported the checked key with `rpm --root … --import`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from debroot import plan_and_apply, plan_only, rollback_latest
+from rpmrepo import LEAP, ROCKY, RpmRepo, rpm_qa, rpm_root
+
+from gpuwizard.host.packages import DnfPackages
+from gpuwizard.host.sources import parse_repo
+from gpuwizard.host.system import Host
+from gpuwizard.options import Options
+
+pytestmark = pytest.mark.slow
+
+TOOLKIT = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
+           "libnvidia-container-tools", "libnvidia-container1")
+
+
+def _opts(repo: RpmRepo, **kw: object) -> Options:
+    args: dict[str, object] = {"steps": ("repository", "packages"), "lock_wait": 30, **kw}
+    return Options(repo_url=repo.repo_url, key_url=repo.key_url,
+                   key_fingerprint=repo.key.fingerprint, **args)  # type: ignore[arg-type]
+
+
+def _need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"needs {tool}")
+
+
+def test_dnf_installroot_gets_repo_key_and_pinned_packages_and_history_undo_rolls_back(
+        rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    _need("dnf")
+    root = rpm_root(tmp_path, ROCKY)
+    out = plan_and_apply(root, _opts(rpm_repo), tmp_path / "state")
+    assert out.error is None, out.error
+    repo = parse_repo((root / "etc/yum.repos.d/nvidia-container-toolkit.repo").read_text())
+    main = repo["nvidia-container-toolkit"]
+    assert main["repo_gpgcheck"] == "1" and main["gpgcheck"] == "0" and main["enabled"] == "1"
+    assert main["baseurl"] == f"{rpm_repo.repo_url}/rpm/$basearch"
+    assert repo["nvidia-container-toolkit-experimental"]["enabled"] == "0"
+    short = rpm_repo.key.fingerprint[-8:].lower()
+    installed = rpm_qa(root)
+    assert any(p.startswith(f"gpg-pubkey {short}-") for p in installed)
+    for name in TOOLKIT:
+        assert f"{name} 1.20.1-1" in installed
+    assert (root / "usr/bin/nvidia-ctk").exists()
+
+    again = plan_only(root, _opts(rpm_repo))
+    assert [again.step(s).state for s in ("repository", "packages")] == ["done", "done"]  # type: ignore[attr-defined]
+
+    report = rollback_latest(root, tmp_path / "state")
+    notes = " ".join(report[0]["undone"])  # type: ignore[arg-type]
+    assert "dnf history undo" in notes
+    assert rpm_qa(root) == []  # packages gone, key removed (rpm -e gpg-pubkey-…)
+    assert not (root / "etc/yum.repos.d/nvidia-container-toolkit.repo").exists()
+
+
+def test_dnf_rollback_of_an_upgrade_puts_the_pinned_older_version_back(
+        rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    _need("dnf")
+    root = rpm_root(tmp_path, ROCKY)
+    state = tmp_path / "state"
+    first = plan_and_apply(root, _opts(rpm_repo, toolkit_version="1.17.8"), state)
+    assert first.error is None, first.error
+    old = rpm_qa(root)
+    assert "nvidia-container-toolkit 1.17.8-1" in old
+    second = plan_and_apply(root, _opts(rpm_repo), state)
+    assert second.error is None, second.error
+    assert "nvidia-container-toolkit 1.20.1-1" in rpm_qa(root)
+    rollback_latest(root, state)
+    assert rpm_qa(root) == old
+
+
+def test_dnf_legacy_nvidia_docker2_removal_keeps_the_users_daemon_json_and_rollback_too(
+        rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    _need("dnf")
+    root = rpm_root(tmp_path, ROCKY)
+    state = tmp_path / "state"
+    out = plan_and_apply(root, _opts(rpm_repo, steps=("repository",)), state)
+    assert out.error is None, out.error
+    DnfPackages(Host(root=root)).install({"nvidia-docker2": "2.13.0-1"})
+    daemon_json = root / "etc/docker/daemon.json"
+    daemon_json.write_text('{"log-driver": "journald"}\n')  # the user's own file now
+    before = rpm_qa(root)
+
+    out = plan_and_apply(root, _opts(rpm_repo), state)
+    assert out.error is None, out.error
+    assert not any(p.startswith("nvidia-docker2 ") for p in rpm_qa(root))
+    # rpm moved the edited %config file to .rpmsave; gpuwizard put the user's bytes back
+    assert (root / "etc/docker/daemon.json.rpmsave").exists()
+    assert daemon_json.read_text() == '{"log-driver": "journald"}\n'
+
+    report = rollback_latest(root, state)
+    assert rpm_qa(root) == before
+    assert daemon_json.read_text() == '{"log-driver": "journald"}\n'
+    assert "kept as it was" in " ".join(report[0]["undone"])  # type: ignore[arg-type]
+
+
+def test_dnf_wrong_fingerprint_writes_nothing(rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    _need("dnf")
+    root = rpm_root(tmp_path, ROCKY)
+    opts = _opts(rpm_repo)
+    opts.key_url = rpm_repo.server.url + "/other-gpgkey"
+    out = plan_and_apply(root, opts, tmp_path / "state")
+    step = out.plan.step("repository")  # type: ignore[attr-defined]
+    assert step.state == "failed" and rpm_repo.other_key.fingerprint in step.reason
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == \
+        ["etc", "etc/os-release"]
+
+
+def test_zypper_root_gets_repo_file_and_checked_key_and_the_packages(
+        rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    _need("zypper")
+    root = rpm_root(tmp_path, LEAP)
+    out = plan_and_apply(root, _opts(rpm_repo), tmp_path / "state")
+    assert out.error is None, out.error
+    repo = parse_repo((root / "etc/zypp/repos.d/nvidia-container-toolkit.repo").read_text())
+    assert repo["nvidia-container-toolkit"]["repo_gpgcheck"] == "1"
+    assert repo["nvidia-container-toolkit"]["type"] == "rpm-md"
+    short = rpm_repo.key.fingerprint[-8:].lower()
+    installed = rpm_qa(root)
+    assert any(p.startswith(f"gpg-pubkey {short}-") for p in installed)
+    for name in TOOLKIT:
+        assert f"{name} 1.20.1-1" in installed
+    again = plan_only(root, _opts(rpm_repo))
+    assert [again.step(s).state for s in ("repository", "packages")] == ["done", "done"]  # type: ignore[attr-defined]
+
+    rollback_latest(root, tmp_path / "state")
+    assert rpm_qa(root) == []
+    assert not (root / "etc/zypp/repos.d/nvidia-container-toolkit.repo").exists()
+
+
+def test_a_root_whose_rpm_database_this_machines_rpm_would_miss_is_refused(
+        rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    import subprocess
+
+    _need("dnf")
+    dbpath = subprocess.run(["rpm", "--eval", "%{_dbpath}"], capture_output=True,  # noqa: S607
+                            text=True).stdout.strip()
+    if dbpath == "/var/lib/rpm":
+        pytest.skip("this machine's rpm looks where RHEL's does")
+    root = rpm_root(tmp_path, ROCKY)
+    (root / "var/lib/rpm").mkdir(parents=True)  # a real RHEL image keeps its database here
+    step = plan_only(root, _opts(rpm_repo)).step("repository")  # type: ignore[attr-defined]
+    assert step.state == "blocked" and "/var/lib/rpm" in step.reason
+    assert "chroot" in step.remedy
