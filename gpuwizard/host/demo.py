@@ -16,7 +16,6 @@ detached worker, a separate process, finds the same demo machine as the app.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -34,6 +33,8 @@ DEMO_LABEL = "demo: recorded H200 host"
 ROOT_ENV = "GPUWIZARD_DEMO_ROOT"
 _MARKER = ".gpuwizard-demo"
 
+# the bundled demo signing key (gpuwizard/data/demo-key.asc), NOT NVIDIA's key
+DEMO_FINGERPRINT = "FE139D392EB9839DFEFCEA54F157D15953EFD383"
 DRIVER_VERSION = "580.159.04"
 CUDA_VERSION = "13.0"
 DOCKER_VERSION = "27.5.1"
@@ -128,6 +129,20 @@ NVIDIA_SMI = """\
 """
 
 
+def demo_options(options: Any) -> Any:
+    """The user's options with the repository key pointed at the bundled demo key.
+
+    The demo cannot download NVIDIA's key (and must not trust anything): it uses a key made
+    for demo mode, labelled as such, through the same options a mirror user would set.
+    """
+    import dataclasses
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    return dataclasses.replace(options, key_url=(data / "demo-key.asc").as_uri(),
+                               key_fingerprint=DEMO_FINGERPRINT,
+                               repo_url=(data / "demo-repository" / "stable").as_uri())
+
+
 def demo_folder() -> Path:
     """The demo machine's folder: GPUWIZARD_DEMO_ROOT, else one per user under the temp dir."""
     explicit = os.environ.get(ROOT_ENV)
@@ -176,23 +191,179 @@ def demo_host(folder: Optional[Path] = None, fresh: bool = False) -> Host:
 
 
 def _recorded_nvml() -> Any:
-    """The driver layer's recorded H200 NVML backend, when that layer is installed."""
-    try:
-        nvml = importlib.import_module("gpuwizard.host.nvml")
-    except ImportError:
-        return None
-    factory = getattr(nvml, "recorded_backend", None) or getattr(nvml, "RecordedBackend", None)
-    return factory() if callable(factory) else None
+    """The NVML answers recorded on the H200 machine (gpuwizard/data/h200_recorded.json)."""
+    from gpuwizard.host.nvml import recorded_h200
+
+    return recorded_h200(moving=True)
 
 
 def _recorded_engine(root: Path) -> Any:
-    """The docker layer's recorded engine facts, when that layer is installed."""
-    try:
-        docker = importlib.import_module("gpuwizard.host.docker")
-    except ImportError:
-        return None
-    factory = getattr(docker, "recorded_engine_factory", None)
-    return factory(root) if callable(factory) else None
+    """A factory of recorded Docker engines for the host's engine seam."""
+
+    def factory(_docker_host: Optional[str] = None) -> RecordedEngine:
+        return RecordedEngine(root)
+
+    return factory
+
+
+# -- the Docker engine -----------------------------------------------------------------------
+class RecordedEngine:
+    """Answers like the H200 machine's Docker did, as far as gpuwizard asks (the SDK's shape).
+
+    Its runtimes and default runtime are read from the demo root's daemon.json, as if the
+    daemon had been restarted on it; pulled images are remembered in the demo root.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.images = _Images(self)
+        self.containers = _Containers(self)
+        self.api = _Api(self)
+
+    def _daemon_json(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.root / "etc/docker/daemon.json").read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _image_file(self) -> Path:
+        return self.root / "var/lib/gpuwizard/demo-images.json"
+
+    def image_tags(self) -> list[str]:
+        try:
+            return list(json.loads(self._image_file().read_text()))
+        except (OSError, ValueError):
+            return ["ubuntu:24.04"]
+
+    def set_image_tags(self, tags: list[str]) -> None:
+        self._image_file().write_text(json.dumps(sorted(set(tags))))
+
+    def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def version(self) -> dict[str, Any]:
+        return {"Version": DOCKER_VERSION, "ApiVersion": "1.47", "Os": "linux",
+                "Arch": "amd64", "KernelVersion": "6.8.0-60-generic"}
+
+    def info(self) -> dict[str, Any]:
+        conf = self._daemon_json()
+        runtimes = {"io.containerd.runc.v2": {}, "runc": {}}
+        runtimes.update(conf.get("runtimes") or {})
+        return {
+            "ServerVersion": DOCKER_VERSION, "Runtimes": runtimes,
+            "DefaultRuntime": conf.get("default-runtime", "runc"),
+            "CgroupDriver": "systemd", "CgroupVersion": "2", "SecurityOptions": [
+                "name=apparmor", "name=seccomp,profile=builtin", "name=cgroupns"],
+            "ContainersRunning": 2, "LiveRestoreEnabled": bool(conf.get("live-restore")),
+            "DockerRootDir": conf.get("data-root", "/var/lib/docker"),
+            "DiscoveredDevices": [{"Source": "cdi", "ID": "nvidia.com/gpu=all"}]
+            if (self.root / "var/run/cdi/nvidia.yaml").exists() else [],
+        }
+
+
+class _Image:
+    def __init__(self, tag: str) -> None:
+        self.tags = [tag]
+        self.id = "sha256:" + format(abs(hash(tag)), "x").rjust(12, "0")
+
+
+class _Images:
+    def __init__(self, engine: RecordedEngine) -> None:
+        self.engine = engine
+
+    def list(self) -> list[_Image]:
+        return [_Image(t) for t in self.engine.image_tags()]
+
+    def get(self, name: str) -> _Image:
+        if name not in self.engine.image_tags():
+            import docker  # lazy, as everywhere: the SDK's own error type
+
+            raise docker.errors.ImageNotFound(f"No such image: {name}")
+        return _Image(name)
+
+    def remove(self, name: str, **_kw: Any) -> None:
+        self.engine.set_image_tags([t for t in self.engine.image_tags() if t != name])
+
+
+class _Container:
+    def __init__(self, engine: RecordedEngine, image: str, command: list[str],
+                 kw: dict[str, Any]) -> None:
+        self.engine = engine
+        self.id = "demo" + format(abs(hash((image, tuple(command)))), "x")[:12]
+        self.image = image
+        self.command = command
+        runtime = kw.get("runtime") or engine.info()["DefaultRuntime"]
+        self.attrs = {"HostConfig": {"Runtime": runtime}}
+        wants_gpu = bool(kw.get("device_requests")) or runtime == "nvidia"
+        has_toolkit = "nvidia" in engine.info()["Runtimes"]
+        self.ok = not wants_gpu or has_toolkit
+        self.output = (NVIDIA_SMI if any("nvidia-smi" in c for c in command) else "") if self.ok \
+            else 'could not select device driver "" with capabilities: [[gpu]]\n'
+
+    def start(self) -> None:
+        pass
+
+    def wait(self, **_kw: Any) -> dict[str, int]:
+        return {"StatusCode": 0 if self.ok else 125}
+
+    def kill(self) -> None:
+        pass
+
+    def remove(self, **_kw: Any) -> None:
+        pass
+
+    def stream(self) -> Any:
+        for line in self.output.splitlines(keepends=True):
+            time.sleep(0.02)
+            yield (line.encode(), None) if self.ok else (None, line.encode())
+
+
+class _Containers:
+    def __init__(self, engine: RecordedEngine) -> None:
+        self.engine = engine
+        self.made: dict[str, _Container] = {}
+
+    def create(self, image: str, command: list[str], **kw: Any) -> _Container:
+        c = _Container(self.engine, image, list(command or []), kw)
+        self.made[c.id] = c
+        return c
+
+    def run(self, image: str, command: list[str], **kw: Any) -> bytes:
+        c = _Container(self.engine, image, list(command or []), kw)
+        if not c.ok:
+            import docker
+
+            raise docker.errors.APIError(c.output.strip())
+        return c.output.encode()
+
+    def get(self, name: str) -> _Container:
+        return next(iter(self.made.values()), _Container(self.engine, "", [], {}))
+
+
+class _Api:
+    def __init__(self, engine: RecordedEngine) -> None:
+        self.engine = engine
+
+    def attach(self, container_id: str, **_kw: Any) -> Any:
+        return self.engine.containers.made[container_id].stream()
+
+    def pull(self, repo: str, tag: str = "latest", **_kw: Any) -> Any:
+        layers = ("a1b2c3d4e5f6", "0f9e8d7c6b5a")
+        for lid in layers:
+            yield {"status": "Pulling fs layer", "id": lid}
+        for step in range(1, 5):
+            for lid in layers:
+                time.sleep(0.05)
+                yield {"status": "Downloading", "id": lid,
+                       "progressDetail": {"current": step * 7_000_000, "total": 28_000_000}}
+        for lid in layers:
+            yield {"status": "Pull complete", "id": lid, "progressDetail": {}}
+        self.engine.set_image_tags([*self.engine.image_tags(), f"{repo}:{tag}"])
+        yield {"status": f"Status: Downloaded newer image for {repo}:{tag}"}
 
 
 # -- the runner ------------------------------------------------------------------------------
@@ -220,6 +391,7 @@ class DemoRunner:
         check: bool = True,
         cwd: Optional[str] = None,
         remedy: str = "",
+        **_extra: Any,  # pass_fds and friends: nothing is started, so nothing is passed
     ) -> CommandResult:
         argv = [str(a) for a in argv]
         if len(argv) > 2 and argv[0] == "chroot":
@@ -289,6 +461,8 @@ class DemoRunner:
         if not words:
             return 0, "", ""
         verb, names = words[0], words[1:]
+        if {"-s", "--simulate", "--dry-run", "--just-print"} & set(args):
+            return 0, self._simulated(verb, names), ""
         if verb == "update":
             return 0, (
                 "Hit:1 http://archive.ubuntu.com/ubuntu noble InRelease\n"
@@ -326,6 +500,45 @@ class DemoRunner:
         return 0, f"(demo) apt-get {' '.join(args)}\n", ""
 
     _apt = _apt_get
+
+    def _simulated(self, verb: str, names: list[str]) -> str:
+        installed = self.installed()
+        lines = []
+        for n in names:
+            pkg, _, version = n.partition("=")
+            if verb == "install":
+                old = f"[{installed[pkg]}] " if pkg in installed else ""
+                lines.append(f"Inst {pkg} {old}({version or TOOLKIT_VERSION} "
+                             "nvidia-container-toolkit:stable [amd64])")
+            elif pkg in installed:
+                lines.append(f"Remv {pkg} [{installed[pkg]}]")
+        return "\n".join(lines) + "\n"
+
+    def _repository_listed(self) -> bool:
+        lists = self.root / "etc/apt/sources.list.d"
+        return any("nvidia" in p.name for p in lists.glob("*")) if lists.is_dir() else False
+
+    def _apt_cache(self, args: list[str], _input: Optional[bytes]) -> tuple[int, str, str]:
+        words = [a for a in args if not a.startswith("-")]
+        if not words:
+            return 0, "", ""
+        verb, names = words[0], words[1:]
+        src = "https://nvidia.github.io/libnvidia-container/stable/deb/amd64  Packages"
+        if verb == "madison":
+            if not self._repository_listed():
+                return 0, "", ""
+            return 0, "".join(
+                f"{n} | {v} | {src}\n" for n in names if n in TOOLKIT_PACKAGES
+                for v in (TOOLKIT_VERSION, "1.17.7-1", "1.16.2-1")), ""
+        if verb == "policy":
+            installed = self.installed()
+            out = []
+            candidate = TOOLKIT_VERSION if self._repository_listed() else "(none)"
+            for n in names:
+                out.append(f"{n}:\n  Installed: {installed.get(n, '(none)')}\n"
+                           f"  Candidate: {candidate}")
+            return 0, "\n".join(out) + "\n", ""
+        return 0, "", ""
 
     def _place_toolkit_files(self, packages: dict[str, str]) -> None:
         present = "nvidia-container-toolkit" in packages
@@ -393,6 +606,18 @@ class DemoRunner:
             version = TOOLKIT_VERSION.split("-")[0]
             return 0, f"NVIDIA Container Toolkit CLI version {version}\ncommit: demo\n", ""
         return 0, f"(demo) nvidia-ctk {' '.join(args)}\n", ""
+
+    def _gpg(self, args: list[str], _input: Optional[bytes]) -> tuple[int, str, str]:
+        """Answers for the demo key only, as recorded from gpg 2.2; nothing is imported."""
+        data = Path(__file__).resolve().parent.parent / "data"
+        if "--dearmor" in args and "-o" in args:
+            Path(args[args.index("-o") + 1]).write_bytes((data / "demo-key.gpg").read_bytes())
+            return 0, "", ""
+        if "--import" in args and "show-only" in args:
+            if _input is not None and b"BEGIN PGP PUBLIC KEY" not in _input:
+                return 2, "", "gpg: no valid OpenPGP data found.\n"
+            return 0, (data / "demo-key.colons").read_text(), ""
+        return 0, "", ""
 
     def _uname(self, args: list[str], _input: Optional[bytes]) -> tuple[int, str, str]:
         return 0, "6.8.0-60-generic\n" if "-r" in args else "Linux\n", ""

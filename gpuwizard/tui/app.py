@@ -78,6 +78,10 @@ class GpuWizardApp(App[int]):
     ) -> None:
         super().__init__(ansi_color=False)
         self.host = host
+        if demo:
+            from gpuwizard.host.demo import demo_options
+
+            options = demo_options(options)
         self.options = options
         self.journal = journal
         self.demo = demo

@@ -10,6 +10,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from gpuwizard.errors import WizardError
+
 HISTORY = 60  # seconds of sparkline kept per GPU
 
 
@@ -48,34 +50,19 @@ class GpuHistory:
             self.mem.setdefault(r.index, deque(maxlen=HISTORY)).append(r.mem_percent or 0.0)
 
 
-def _num(obj: Any, *names: str) -> Optional[float]:
-    for name in names:
-        value = getattr(obj, name, None)
-        if isinstance(value, (int, float)):
-            return float(value)
-    return None
-
-
-def reading_from_sample(sample: Any) -> GpuReading:
-    """Convert one sampler Sample (gpuwizard.host.gpu_sampler) into a reading."""
-    procs = []
-    for p in getattr(sample, "processes", ()) or ():
-        pid = int(getattr(p, "pid", 0) or 0)
-        name = str(getattr(p, "name", "") or getattr(p, "command", "") or "?")
-        mem = _num(p, "memory_mib", "used_memory_mib", "memory") or 0.0
-        procs.append((pid, name, mem))
+def reading_from_sample(g: Any) -> GpuReading:
+    """Convert one `gpu_sampler.GpuReading` into what the panel draws."""
+    procs = tuple((int(p.pid), str(p.name or "?"), float(p.used_memory_mib or 0))
+                  for p in (g.processes or ()))
     return GpuReading(
-        index=int(getattr(sample, "index", 0) or 0),
-        name=str(getattr(sample, "name", "GPU")),
-        util=_num(sample, "utilization", "util", "gpu_util"),
-        mem_used=_num(sample, "memory_used_mib", "mem_used_mib", "memory_used"),
-        mem_total=_num(sample, "memory_total_mib", "mem_total_mib", "memory_total"),
-        temp=_num(sample, "temperature", "temperature_c", "temp"),
-        power=_num(sample, "power_w", "power", "power_draw_w"),
-        power_limit=_num(sample, "power_limit_w", "power_limit"),
-        sm_clock=_num(sample, "sm_clock_mhz", "clock_sm_mhz", "sm_clock"),
-        processes=tuple(procs),
-    )
+        index=int(g.index), name=str(g.name), util=_f(g.utilization_gpu),
+        mem_used=_f(g.memory_used_mib), mem_total=_f(g.memory_total_mib),
+        temp=_f(g.temperature_c), power=_f(g.power_w), power_limit=_f(g.power_limit_w),
+        sm_clock=_f(g.clock_sm_mhz), processes=procs)
+
+
+def _f(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
 
 
 class GpuFeed:
@@ -89,20 +76,36 @@ class GpuFeed:
     def sample(self) -> list[GpuReading]:
         """One round of readings; raises a WizardError when NVML cannot be used."""
         if self._sampler is None:
-            from gpuwizard.host import gpu_sampler  # lazy: pynvml behind it
+            from gpuwizard.host import gpu_sampler, nvml  # lazy: pynvml behind them
 
-            self._sampler = gpu_sampler.GpuSampler(self.host)
-        return [reading_from_sample(s) for s in self._sampler.sample()]
+            self._sampler = gpu_sampler.GpuSampler(nvml.backend_for(self.host), host=self.host)
+        sample = self._sampler.sample()
+        if sample.error:
+            raise WizardError(f"NVML cannot be read: {sample.error}",
+                              "Check the driver (`nvidia-smi`); `gpuwizard doctor` explains.")
+        return [reading_from_sample(g) for g in sample.gpus]
 
     def raw_frame(self) -> Optional[list[str]]:
-        """The latest complete `nvidia-smi` frame, starting its reader on first use."""
+        """The latest complete `nvidia-smi` frame, starting its one reader on first use."""
         if self._raw is None:
-            from gpuwizard.host import gpu_sampler
-
-            self._raw = gpu_sampler.RawFrameReader(self.host)
+            self._raw = self._raw_stream()
             self._raw.start()
-        frame = self._raw.latest()
-        return None if frame is None else list(frame)
+        if self._raw.error:
+            return [self._raw.error]
+        frame = self._raw.latest
+        return None if frame is None else frame.splitlines()
+
+    def _raw_stream(self) -> Any:
+        from gpuwizard.host import gpu_sampler
+
+        if str(getattr(self.host, "label", "")).startswith("demo"):
+            return gpu_sampler.ReplayedSmiStream.recorded_h200()
+        smi = self.host.which("nvidia-smi", extra_dirs=("/usr/local/nvidia/bin",))
+        if smi is None:
+            raise WizardError("nvidia-smi is not installed on this host",
+                              "The gauges still work through NVML; press v to go back.")
+        return gpu_sampler.SmiStream(smi, chroot=None if self.host.is_live
+                                     else str(self.host.root))
 
     def stop_raw(self) -> None:
         """Stop the nvidia-smi reader (the panel was hidden or switched view)."""
