@@ -34,8 +34,8 @@ class DiffConfirmScreen(ModalScreen[Result]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "confirm", "Yes, apply"),
         Binding("n,escape", "cancel", "No"),
-        Binding("d", "toggle('default-runtime')", "Default runtime", show=False),
-        Binding("c", "toggle('cdi')", "CDI", show=False),
+        Binding("d", "flip('default-runtime')", "Default runtime", show=False),
+        Binding("c", "flip('cdi')", "CDI", show=False),
     ]
 
     def __init__(self, options: Options) -> None:
@@ -85,7 +85,7 @@ class DiffConfirmScreen(ModalScreen[Result]):
     def _show_plan(self, options: Options, plan: Any) -> None:
         self.options, self.plan = options, plan
         lines: list[Content] = []
-        diffs = []
+        diffs: list[Any] = []
         notes: list[Content] = []
         for sp in plan.steps:
             if sp.step not in plan.selected:
@@ -107,15 +107,16 @@ class DiffConfirmScreen(ModalScreen[Result]):
 
     @on(Checkbox.Changed)
     def _option_changed(self, event: Checkbox.Changed) -> None:
-        field = {"default-runtime": "set_default_runtime", "cdi": "enable_cdi"}[
-            event.checkbox.id or ""]
-        self.options = dataclasses.replace(self.options, **{field: event.value})
+        if event.checkbox.id == "cdi":
+            self.options = dataclasses.replace(self.options, enable_cdi=event.value)
+        else:
+            self.options = dataclasses.replace(self.options, set_default_runtime=event.value)
         self.plan = None
         self.query_one("#actions", Static).update(
             Content.styled("previewing (read-only)…", "$foreground-muted"))
         self.preview(self.options)
 
-    def action_toggle(self, checkbox_id: str) -> None:
+    def action_flip(self, checkbox_id: str) -> None:
         for box in self.query(f"#{checkbox_id}").results(Checkbox):
             box.toggle()
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from textual.content import Content
 from textual.widgets import Checkbox
 
 
 class OptionToggle(Checkbox):
     """Textual's Checkbox draws `X` either way and tells on from off by colour alone."""
 
-    @property  # type: ignore[override]
-    def BUTTON_INNER(self) -> str:  # noqa: N802 - the name Checkbox reads
-        return "x" if self.value else " "
+    def render(self) -> Content:
+        # Checkbox reads BUTTON_INNER when it draws; an instance attribute overrides the class's
+        self.BUTTON_INNER = "x" if self.value else " "
+        return super().render()

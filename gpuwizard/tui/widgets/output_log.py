@@ -23,8 +23,8 @@ def clean_line(text: str) -> str:
     """Strip colours and cursor moves; keep what a `\\r` progress line ended on."""
     text = _ANSI.sub("", text)
     if "\r" in text:
-        text = [part for part in text.split("\r") if part][-1:] or [""]
-        text = text[0]
+        parts = [part for part in text.split("\r") if part]
+        text = parts[-1] if parts else ""
     return _CONTROL.sub("", text.replace("\t", "    "))
 
 
