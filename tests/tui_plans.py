@@ -24,8 +24,10 @@ class Driver(Step):
     title = "NVIDIA driver"
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
-        return self.make(DONE, reason="driver 580.159.04 loaded", facts={
-            "gpus": ["NVIDIA H200"], "driver_version": "580.159.04", "cuda_version": "13.0"})
+        return self.make(DONE, reason="NVIDIA H200; driver 580.159.04, CUDA 13.0", facts={
+            "source": "nvml", "gpus": [{"index": 0, "name": "NVIDIA H200",
+                                        "memory_total_mib": 143771}],
+            "driver_version": "580.159.04", "cuda_version": "13.0"})
 
 
 class Repository(Step):
@@ -72,8 +74,9 @@ class DaemonConfig(Step):
         a = WriteFile(path="/etc/docker/daemon.json",
                       content=daemon_json_after(options).encode(),
                       reason="add the nvidia runtime to /etc/docker/daemon.json")
-        facts = {"docker_version": "27.5.1", "runtimes": ["runc"],
-                 "daemon_json": "/etc/docker/daemon.json"}
+        facts = {"engine": {"version": "27.5.1", "runtimes": ["io.containerd.runc.v2", "runc"],
+                            "default_runtime": "runc"},
+                 "path": "/etc/docker/daemon.json"}
         if not a.needed(host):
             return self.make(DONE, facts=facts)
         return self.make(PENDING, actions=[a], diffs=a.preview(host), facts=facts)

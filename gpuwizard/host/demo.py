@@ -251,7 +251,7 @@ class RecordedEngine:
 
     def info(self) -> dict[str, Any]:
         conf = self._daemon_json()
-        runtimes = {"io.containerd.runc.v2": {}, "runc": {}}
+        runtimes: dict[str, Any] = {"io.containerd.runc.v2": {}, "runc": {}}
         runtimes.update(conf.get("runtimes") or {})
         return {
             "ServerVersion": DOCKER_VERSION, "Runtimes": runtimes,
@@ -464,12 +464,11 @@ class DemoRunner:
         if {"-s", "--simulate", "--dry-run", "--just-print"} & set(args):
             return 0, self._simulated(verb, names), ""
         if verb == "update":
+            self._write_index()
+            url = self._repository_url() or "http://archive.ubuntu.com/ubuntu noble"
             return 0, (
-                "Hit:1 http://archive.ubuntu.com/ubuntu noble InRelease\n"
-                "Get:2 https://nvidia.github.io/libnvidia-container/stable/deb/amd64  InRelease "
-                "[1477 B]\n"
-                "Get:3 https://nvidia.github.io/libnvidia-container/stable/deb/amd64  Packages "
-                "[20.4 kB]\n"
+                f"Get:1 {url}  InRelease [1477 B]\n"
+                f"Get:2 {url}  Packages [20.4 kB]\n"
                 "Fetched 21.9 kB in 1s (24.1 kB/s)\nReading package lists...\n"), ""
         if verb == "install":
             packages = self.installed()
@@ -514,16 +513,39 @@ class DemoRunner:
                 lines.append(f"Remv {pkg} [{installed[pkg]}]")
         return "\n".join(lines) + "\n"
 
+    def _write_index(self) -> None:
+        """What apt-get update leaves: the NVIDIA source's Packages index in the demo root."""
+        url = self._repository_url()
+        if url is None:
+            return
+        from gpuwizard.host.sources import apt_list_prefix
+
+        lists = self.root / "var/lib/apt/lists"
+        lists.mkdir(parents=True, exist_ok=True)
+        (lists / (apt_list_prefix(url) + "Packages")).write_text("".join(
+            f"Package: {n}\nVersion: {TOOLKIT_VERSION}\nArchitecture: amd64\n\n"
+            for n in TOOLKIT_PACKAGES))
+
     def _repository_listed(self) -> bool:
+        return self._repository_url() is not None
+
+    def _repository_url(self) -> Optional[str]:
+        """The URL of the NVIDIA source the repository step wrote, if it did."""
         lists = self.root / "etc/apt/sources.list.d"
-        return any("nvidia" in p.name for p in lists.glob("*")) if lists.is_dir() else False
+        for path in sorted(lists.glob("*nvidia*")) if lists.is_dir() else []:
+            for line in path.read_text(errors="replace").splitlines():
+                words = [w for w in line.split() if not w.startswith("[") and "=" not in w
+                         and not w.endswith("]")]
+                if len(words) >= 2 and words[0] == "deb":
+                    return words[1].replace("$(ARCH)", "amd64")  # as apt substitutes it
+        return None
 
     def _apt_cache(self, args: list[str], _input: Optional[bytes]) -> tuple[int, str, str]:
         words = [a for a in args if not a.startswith("-")]
         if not words:
             return 0, "", ""
         verb, names = words[0], words[1:]
-        src = "https://nvidia.github.io/libnvidia-container/stable/deb/amd64  Packages"
+        src = f"{self._repository_url()}  Packages"
         if verb == "madison":
             if not self._repository_listed():
                 return 0, "", ""

@@ -6,26 +6,17 @@ and shows the rest as `key: value`.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
-
-# keys worth a line in the host summary, looked up in every step's facts, first hit wins
-_SUMMARY_KEYS = {
-    "gpus": ("gpus", "gpu_names", "gpu_models", "gpu"),
-    "driver": ("driver_version", "driver"),
-    "cuda": ("cuda_version", "cuda_driver_version", "cuda"),
-    "docker": ("docker_version", "server_version", "engine_version"),
-    "runtimes": ("runtimes", "docker_runtimes"),
-    "daemon_json": ("daemon_json", "daemon_json_path", "path"),
-}
+from typing import Any, Iterable
 
 
-def _first(plan: Any, keys: Iterable[str], steps: Optional[Iterable[str]] = None) -> Any:
-    wanted = set(steps) if steps else None
-    for sp in plan.steps:
-        if wanted is not None and sp.step not in wanted:
+def _find(plan: Any, key: str, steps: Iterable[str]) -> Any:
+    """A fact by key, from the first of `steps` that has it (top level or under `engine`)."""
+    for name in steps:
+        sp = next((s for s in plan.steps if s.step == name), None)
+        if sp is None:
             continue
-        for key in keys:
-            value = sp.facts.get(key)
+        for facts in (sp.facts, sp.facts.get("engine") or {}):
+            value = facts.get(key) if isinstance(facts, dict) else None
             if value not in (None, "", [], {}):
                 return value
     return None
@@ -33,7 +24,10 @@ def _first(plan: Any, keys: Iterable[str], steps: Optional[Iterable[str]] = None
 
 def show_value(value: Any) -> str:
     if isinstance(value, dict):
-        return ", ".join(str(k) for k in value) or "none"
+        if "name" in value:
+            return str(value["name"])
+        shown = [f"{k} {show_value(v)}" for k, v in value.items() if v not in (None, "", [], {})]
+        return ", ".join(shown) or "none"
     if isinstance(value, (list, tuple)):
         return ", ".join(show_value(v) for v in value) or "none"
     if isinstance(value, bool):
@@ -41,31 +35,55 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
+def gpu_names(gpus: Any) -> str:
+    """`1 × NVIDIA H200`, `2 × A100, 1 × T4`: models and counts."""
+    if not isinstance(gpus, (list, tuple)):
+        return show_value(gpus)
+    counts: dict[str, int] = {}
+    for g in gpus:
+        name = str(g.get("name", "GPU")) if isinstance(g, dict) else str(g)
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{n} × {name}" for name, n in counts.items())
+
+
 def host_lines(plan: Any) -> list[str]:
     """GPUs, driver/CUDA, Docker and its runtimes, from the plan's facts."""
-    lines = []
-    gpus = _first(plan, _SUMMARY_KEYS["gpus"], ("driver",))
-    driver = _first(plan, _SUMMARY_KEYS["driver"], ("driver",))
-    cuda = _first(plan, _SUMMARY_KEYS["cuda"], ("driver",))
-    gpu_text = show_value(gpus) if gpus is not None else "no GPU found"
-    extra = []
+    gpus = _find(plan, "gpus", ("driver", "gpu-test"))
+    parts = [f"GPUs: {gpu_names(gpus)}" if gpus else "GPUs: none found"]
+    driver = _find(plan, "driver_version", ("driver",))
+    cuda = _find(plan, "cuda_version", ("driver",))
     if driver:
-        extra.append(f"driver {driver}")
-    if cuda:
-        extra.append(f"CUDA {cuda}")
-    lines.append(" · ".join([f"GPUs: {gpu_text}", *extra]))
-    docker = _first(plan, _SUMMARY_KEYS["docker"])
-    runtimes = _first(plan, _SUMMARY_KEYS["runtimes"])
-    docker_text = f"Docker {docker}" if docker else "Docker: not found"
-    if runtimes is not None:
-        docker_text += f" · runtimes: {show_value(runtimes)}"
-    lines.append(docker_text)
-    return lines
+        parts.append(f"driver {driver}" + (f" · CUDA {cuda}" if cuda else ""))
+    version = _find(plan, "version", ("daemon-config", "restart", "gpu-test"))
+    if version:
+        docker = f"Docker {version}"
+        runtimes = _find(plan, "runtimes", ("daemon-config", "restart", "gpu-test"))
+        if runtimes:
+            docker += f" · runtimes {show_value(runtimes)}"
+        default = _find(plan, "default_runtime", ("daemon-config",))
+        if default:
+            docker += f" · default {default}"
+    else:
+        error = _find(plan, "error", ("daemon-config",))
+        docker = "Docker: " + (str(error) if error else "not found")
+    return [" · ".join(parts), docker]
 
 
-def fact_lines(facts: dict[str, Any], limit: int = 40) -> list[tuple[str, str]]:
-    """A step's facts as (label, value) pairs, in the order the step gave them."""
-    out = []
-    for key, value in list(facts.items())[:limit]:
-        out.append((key.replace("_", " "), show_value(value)))
-    return out
+_HIDDEN = {"summary", "ok", "problems"}
+
+
+def fact_lines(facts: dict[str, Any], limit: int = 24) -> list[tuple[str, str]]:
+    """A step's facts as (label, value) pairs; nested records one level deep, empties left out."""
+    out: list[tuple[str, str]] = []
+    for key, value in facts.items():
+        if key in _HIDDEN or value in (None, "", [], {}):
+            continue
+        if isinstance(value, dict) and "name" not in value:
+            for sub, subvalue in value.items():
+                if subvalue not in (None, "", [], {}):
+                    out.append((f"{key} {sub}".replace("_", " "), show_value(subvalue)))
+        elif key == "gpus":
+            out.append(("gpus", gpu_names(value)))
+        else:
+            out.append((key.replace("_", " "), show_value(value)))
+    return out[:limit]

@@ -28,16 +28,17 @@ class KeepChangeScreen(ModalScreen[Optional[bool]]):
         Binding("escape", "answer(None)", "Decide later"),
     ]
 
-    def __init__(self, run_id: str, deadline: Optional[float]) -> None:
+    def __init__(self, run_id: str, deadline: Optional[float], detail: str = "") -> None:
         super().__init__()
         self.run_id = run_id
         self.deadline = deadline
+        self.detail = detail
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(Content.styled("Docker was restarted with the new configuration.",
-                                        "bold"))
-            yield Static("Does it work for you? Keep the change, or it is reverted.")
+            yield Static(Content.styled("Keep the new Docker settings?", "bold"))
+            yield Static(Content(self.detail or "Does Docker work for you? Keep the change, "
+                                 "or it is reverted."))
             yield Static("", id="countdown")
             yield Static(Content.from_markup(
                 "[b]y[/b] keep   [b]n[/b] revert now   [b]Esc[/b] decide later"), id="keys")

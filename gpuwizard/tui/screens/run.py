@@ -46,7 +46,7 @@ class RunScreen(WizardScreen):
         self.ended = False
 
     def screen_title(self) -> str:
-        return ("rollback of " if self.rollback else "run ") + self.run_id
+        return "rolling back" if self.rollback else "applying"
 
     def current_step(self) -> str:
         return self.running_step
@@ -69,8 +69,9 @@ class RunScreen(WizardScreen):
             parts = [badge(word)]
         else:
             parts = [Content.styled(f"▶ {word}", "$accent")]
+        parts.append(Content.styled(f"  run {self.run_id}", "$foreground-muted"))
         if self.detail:
-            parts.append(Content.styled(f"  {self.detail}", "$foreground-muted"))
+            parts.append(Content.styled(f"\n{self.detail}", "$foreground-muted"))
         if self.ended:
             parts.append(Content.styled("   Enter: continue", "bold"))
         return Content("").join(parts)
@@ -119,7 +120,7 @@ class RunScreen(WizardScreen):
         if event.state == "awaiting-confirmation":
             from gpuwizard.tui.screens.keep_change import KeepChangeScreen
 
-            self.app.push_screen(KeepChangeScreen(self.run_id, event.deadline),
+            self.app.push_screen(KeepChangeScreen(self.run_id, event.deadline, event.detail),
                                  self._kept)
         elif event.state in ("finished", "rolled-back", "auto-reverted"):
             self._ended()

@@ -13,7 +13,7 @@ from textual.content import Content
 from gpuwizard.tui.gpu_feed import GpuHistory, GpuReading
 from gpuwizard.tui.widgets.line_canvas import LineCanvas
 
-_BARS = " ▁▂▃▄▅▆▇█"
+_BARS = "▁▁▂▃▄▅▆▇█"  # 0 % still draws a floor, so an idle GPU reads as idle, not absent
 SPARK = 16
 
 
@@ -66,9 +66,9 @@ class GpuPanel(LineCanvas):
             lines = [Content(line) for line in (raw or ["waiting for nvidia-smi…"])]
             self.set_lines(lines)
             return
-        head = Content.from_markup(
-            "[b]GPUs[/b] [$foreground-muted]#  name         util (1 min)     %   "
-            "mem         used    temp power[/]")
+        head = Content.styled(
+            f"{'#':<2}{'GPU':<13}{'utilization, last minute':<21} {'memory':<10} "
+            f"{'used':>11} {'temp':>5} {'power':>5}", "$foreground-muted")
         lines = [head] + [gpu_line(r, history) for r in readings]
         procs = [(r.index, p) for r in readings for p in r.processes]
         if procs:

@@ -72,6 +72,6 @@ class LineCanvas(Widget):
         line = self._lines[y]
         segments = [
             Segment(text, style.rich_style)
-            for text, style in line.render(self.visual_style, parse_style=self._get_style)
+            for text, style in line.render(self.visual_style, end="", parse_style=self._get_style)
         ]
         return Strip(segments).adjust_cell_length(width, base)

@@ -16,7 +16,7 @@ class TitleBar(Static):
     def __init__(self, title: str, host_label: str, demo: bool, read_only: bool,
                  **kw: Any) -> None:
         parts = [Content.styled("gpuwizard", "bold"), Content(f" · {title}")]
-        if host_label:
+        if host_label and not demo:
             parts.append(Content.styled(f" · {host_label}", "$foreground-muted"))
         if demo:
             parts.append(Content("  "))
