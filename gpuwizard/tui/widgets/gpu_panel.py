@@ -41,7 +41,8 @@ def gpu_line(r: GpuReading, history: GpuHistory) -> Content:
     mem_text = ("—" if r.mem_used is None or not r.mem_total
                 else f"{r.mem_used / 1024:.1f}/{r.mem_total / 1024:.0f}G")
     return Content.from_markup(
-        "$idx [b]$name[/b] [$accent]$util[/]$pct [$secondary]$mem[/] $memt $temp $power",
+        # few style changes: each costs ~25 bytes of escapes on every repaint over SSH
+        "$idx $name [$accent]$util[/]$pct [$secondary]$mem[/] $memt $temp $power",
         idx=str(r.index), name=_short_name(r.name).ljust(12), util=util,
         pct=_fmt(r.util, "%", 5), mem=mem, memt=mem_text.rjust(11),
         temp=_fmt(r.temp, "°C", 5), power=_fmt(r.power, "W", 5),
