@@ -7,6 +7,7 @@ pseudo-terminal of 80×24; every byte it writes to the terminal is counted.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -71,10 +72,8 @@ class PtyApp:
     def close(self) -> None:
         self.send(b"q")
         self.pump(1.0)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         os.waitpid(self.pid, 0)
         os.close(self.fd)
 
