@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 from gpuwizard.errors import WizardError
 from gpuwizard.tui.screens.base import WizardScreen
 from gpuwizard.tui.screens.rollback_preview import undo_lines
-from gpuwizard.tui.status import badge
+from gpuwizard.tui.status import glyph
 
 
 class HistoryScreen(WizardScreen):
@@ -61,7 +61,7 @@ class HistoryScreen(WizardScreen):
         self.runs = {r.run_id: r for r in runs}
         for run in reversed(runs):  # newest first
             s = run.summary()
-            table.add_row(run.run_id, badge(s["status"]), str(s["changes"]),
+            table.add_row(run.run_id, f"{glyph(s['status'])} {s['status']}", str(s["changes"]),
                           ", ".join(s["steps"]) or "—", key=run.run_id)
         if not runs:
             self._show_detail(Content.styled("No runs yet: nothing has been changed.",
