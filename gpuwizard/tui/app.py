@@ -177,7 +177,7 @@ class GpuWizardApp(App[int]):
         self.plan_error = None
         for sp in message.plan.steps:
             self.step_states[sp.step] = sp.state
-        self._forward(PlanReady(message.plan))
+        self._broadcast(lambda: PlanReady(message.plan))
 
     def on_plan_failed(self, message: PlanFailed) -> None:
         self.plan_error = (message.cause, message.remedy)
@@ -191,6 +191,11 @@ class GpuWizardApp(App[int]):
         """Hand a worker's message to the screen on top (none while starting or closing)."""
         if self.screen_stack:
             self.screen.post_message(message)
+
+    def _broadcast(self, make: Callable[[], Any]) -> None:
+        """Hand a fresh copy to every screen: a run screen under a modal keeps drawing."""
+        for screen in self.screen_stack:
+            screen.post_message(make())
 
     # -- applying, through the detached worker -----------------------------------------
     def steps_up_to(self, step: str) -> tuple[str, ...]:
@@ -267,10 +272,10 @@ class GpuWizardApp(App[int]):
         self.run_events.append(event)
         if isinstance(event, StepState):
             self.step_states[event.step] = event.state
-        self._forward(EngineEvent(message.run_id, event))
+        self._broadcast(lambda: EngineEvent(message.run_id, event))
 
     def on_follow_ended(self, message: FollowEnded) -> None:
-        self._forward(FollowEnded(message.run_id, message.error))
+        self._broadcast(lambda: FollowEnded(message.run_id, message.error))
 
     def last_error(self) -> tuple[str, Optional[dict[str, Any]], list[str]]:
         """The failed step, its error and the log tail, from this run's events."""

@@ -62,6 +62,15 @@ class RunScreen(WizardScreen):
         self.query_one(OutputLog).focus()
         for event in list(self.wizard.run_events):
             self._draw(event)
+        log = self.query_one(OutputLog)
+        log.flush()
+        log.scroll_end(animate=False)
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        log = self.query_one(OutputLog)
+        log.flush()
+        self.call_after_refresh(log.scroll_end, animate=False)
 
     def _state_line(self) -> Content:
         word = self.state
@@ -111,7 +120,8 @@ class RunScreen(WizardScreen):
             log.add(f"── {event.step}: {event.state}"
                     + (f" ({event.reason})" if event.reason else ""))
         elif isinstance(event, DiffReady):
-            log.add(f"· {event.step}: {len(event.diffs)} change(s) previewed")
+            where = f"{event.step}: " if event.step else ""
+            log.add(f"· {where}{len(event.diffs)} change(s) previewed, the host unchanged since")
         elif isinstance(event, RunState):
             self._on_run_state(event)
 
@@ -123,6 +133,9 @@ class RunScreen(WizardScreen):
             self.app.push_screen(KeepChangeScreen(self.run_id, event.deadline, event.detail),
                                  self._kept)
         elif event.state in ("finished", "rolled-back", "auto-reverted"):
+            bar = self.query_one(ProgressBar)
+            if bar.display:
+                bar.update(progress=100)
             self._ended()
         elif event.state in ("failed", "refused", "interrupted"):
             self._ended()
