@@ -11,6 +11,7 @@ host (nothing on this machine changes). Run from the repository root:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -20,6 +21,9 @@ from typing import Any, Awaitable, Callable
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 OUT = REPO / "screenshots"
+
+from textual.worker import WorkerCancelled  # noqa: E402
+
 SIZE = (80, 24)
 
 
@@ -27,7 +31,8 @@ async def settle(app: Any, pilot: Any, delay: float = 0.0) -> None:
     for _ in range(3):
         others = [w for w in app.workers if w.group not in ("follow", "gpu")]
         if others:
-            await app.workers.wait_for_complete(others)
+            with contextlib.suppress(WorkerCancelled):  # a re-plan replaced an older one
+                await app.workers.wait_for_complete(others)
         await pilot.pause()
     if delay:
         await pilot.pause(delay)

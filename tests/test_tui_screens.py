@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any, Awaitable, Callable
 import pytest
 
 pytest.importorskip("textual")
+
+from textual.worker import WorkerCancelled  # noqa: E402
 
 from gpuwizard.events import ActionEvent, LogLine, Progress, RunState, StepState  # noqa: E402
 from gpuwizard.journal import Journal  # noqa: E402
@@ -55,7 +58,8 @@ async def settle(app: GpuWizardApp, pilot: Any) -> None:
     for _ in range(3):
         others = [w for w in app.workers if w.group != "follow"]
         if others:  # an empty list would mean "every worker"
-            await app.workers.wait_for_complete(others)
+            with contextlib.suppress(WorkerCancelled):  # a re-plan replaced an older one
+                await app.workers.wait_for_complete(others)
         await pilot.pause()
 
 
