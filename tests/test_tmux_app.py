@@ -98,3 +98,22 @@ def test_history_rolls_the_demo_back_from_the_keyboard(tmux: Tmux, tmp_path: Pat
     assert daemon_json.read_text() == RECORDED_FILES["/etc/docker/daemon.json"]
     assert not (tmp_path / "demo" / "root" / "etc/apt/sources.list.d/"
                 "nvidia-container-toolkit.list").exists()
+
+
+@pytest.mark.parametrize("term,extra", [
+    ("xterm-256color", ""),  # what ssh usually brings (COLORTERM is not forwarded)
+    ("xterm", ""),  # 16 colours
+    ("xterm-256color", "NO_COLOR=1"),
+])
+def test_overview_reads_the_same_in_every_colour_mode(tmux: Tmux, tmp_path: Path, term: str,
+                                                      extra: str) -> None:
+    env = f"GPUWIZARD_DEMO_ROOT={shlex.quote(str(tmp_path / 'demo'))} TERM={term} {extra}"
+    cmd = f"cd {shlex.quote(str(REPO))} && env {env} {shlex.quote(sys.executable)} " \
+          f"-m gpuwizard --demo --no-mouse --slow-link"
+    tmux.start(["sh", "-c", cmd], width=80, height=24)
+    screen = tmux.wait_for("3 step(s) to apply", timeout=30)
+    # states are words as well as colours and glyphs
+    assert "✓ done     NVIDIA driver" in screen
+    assert "○ pending  Toolkit repository" in screen
+    assert "DEMO — nothing on this machine is changed" in screen
+    tmux.send("q")
