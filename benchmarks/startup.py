@@ -7,7 +7,7 @@ import statistics
 import sys
 import tempfile
 
-from benchmarks.common import Figure, emit, load_note, median_wall_cpu, python_cmd
+from benchmarks.common import Figure, emit, load_note, median_wall_cpu, python_cmd, quick
 
 RUNS = 10
 
@@ -37,14 +37,15 @@ def first_frame(argv: list[str], runs: int = RUNS) -> tuple[float, float]:
 def run() -> list[Figure]:
     from benchmarks.pty_app import app_available
 
+    runs = 3 if quick() else RUNS
     with tempfile.TemporaryDirectory() as state:
         t, cpu = median_wall_cpu(python_cmd("-m", "gpuwizard", "status", "--json",
-                                            "--state-dir", state), RUNS)
-    imports, _ = median_wall_cpu(python_cmd("-c", "import textual.app"), RUNS)
-    bare, bare_cpu = median_wall_cpu(python_cmd("-c", "pass"), RUNS)
+                                            "--state-dir", state), runs)
+    imports, _ = median_wall_cpu(python_cmd("-c", "import textual.app"), runs)
+    bare, bare_cpu = median_wall_cpu(python_cmd("-c", "pass"), runs)
     figures = [
         Figure(
-            "`gpuwizard status --json` wall time (median of 10)",
+            f"`gpuwizard status --json` wall time (median of {runs})",
             t, "s", "≤ 0.30 s",
             f"python -c pass {bare:.3f} s; import textual.app {imports:.3f} s",
             t <= 0.30,
@@ -58,9 +59,10 @@ def run() -> list[Figure]:
                               "≤ 0.45 s", note=f"not measured: {why}"))
         return figures
     with tempfile.TemporaryDirectory() as state:
-        frame, settled = first_frame(python_cmd("-m", "gpuwizard", "--state-dir", state))
+        frame, settled = first_frame(python_cmd("-m", "gpuwizard", "--state-dir", state),
+                                      runs)
     figures.append(Figure(
-        "time to first frame (80×24 pty, median of 10)", frame, "s", "≤ 0.45 s",
+        f"time to first frame (80×24 pty, median of {runs})", frame, "s", "≤ 0.45 s",
         f"import textual.app alone {imports:.3f} s", frame <= 0.45,
         f"bare `gpuwizard` on this machine as root; the probed plan is on screen at "
         f"{settled:.2f} s; {load_note()}"))
