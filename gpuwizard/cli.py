@@ -430,8 +430,20 @@ def cmd_apply(ns: argparse.Namespace, options: Options) -> int:
     journal = _journal(host, options)
     journal.ensure_writable()
     worker.recover_expired(host, journal, emit=_print_event)
-    the_plan = wizard.plan(host, options)
     as_json = getattr(ns, "json", False)
+    active = worker.active_run(journal)
+    if active is not None and active.status() != "interrupted":
+        raise WizardError(
+            f"Run {active.run_id} is {active.status()}",
+            "Follow it with `gpuwizard attach`; confirm it with `gpuwizard confirm`.",
+        )
+    if active is not None and not as_json:
+        print(
+            f"Run {active.run_id} was interrupted with {len(active.pending_undo())} change(s) "
+            "in place. Applying again resumes it (steps already done are skipped); "
+            f"`gpuwizard rollback --run {active.run_id}` undoes it instead.\n"
+        )
+    the_plan = wizard.plan(host, options)
     if not as_json:
         _render_plan(the_plan, host)
     blocked = the_plan.blocked()

@@ -485,7 +485,11 @@ def merge(before: Optional[bytes], want: Wanted, shown: str = "daemon.json",
     """Add our keys to daemon.json (None: the file does not exist). Raises DaemonJsonError
     (RuntimeConflict for a foreign `nvidia` runtime) and leaves deciding to the caller."""
     doc = parse(before if before is not None else b"{}\n", shown)
-    errors = check(doc, shown, flags)
+    # a default-runtime of nvidia with no runtimes.nvidia (a common hand edit) is what the
+    # merge repairs; every other error stops it before anything is computed
+    errors = [e for e in check(doc, shown, flags)
+              if not (doc.get("default-runtime") == RUNTIME_NAME and "default-runtime" in e.cause
+                      and doc.get("runtimes", RUNTIME_NAME) is None)]
     if errors:
         raise errors[0]
     notes: list[str] = []

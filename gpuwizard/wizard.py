@@ -118,7 +118,8 @@ def plan(
                 sim
                 if step.name in selected
                 else Simulation(
-                    files=dict(sim.files), packages=dict(sim.packages), marks=dict(sim.marks)
+                    files=dict(sim.files), packages=dict(sim.packages), marks=dict(sim.marks),
+                    facts=sim.facts,
                 ),
             )
         except WizardError as exc:

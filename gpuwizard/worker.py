@@ -318,6 +318,7 @@ def run_worker(
         w.write_event(ev.to_json(ev.RunState(run_id, "refused", exc.cause)))
         return 3
     try:
+        _mark_resumed(journal, run_id)
         writer = journal.start_run(
             argv, meta={"options": options.to_json(), "root": str(host.root)}, run_id=run_id
         )
@@ -326,6 +327,14 @@ def run_worker(
         return _apply_and_keep(host, journal, writer, options, request, emit, wizard)
     finally:
         journal.release()
+
+
+def _mark_resumed(journal: Journal, run_id: str) -> None:
+    """An interrupted run is taken over by this one: its changes stay in its journal (so
+    `rollback --all` still undoes them) but it is no longer the run to show at start-up."""
+    for run in journal.runs():
+        if run.run_id != run_id and run.status() == "interrupted" and run.pending_undo():
+            journal.open_run(run.run_id).append("end", {"status": "resumed", "by": run_id})
 
 
 def _apply_and_keep(

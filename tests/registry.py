@@ -103,8 +103,18 @@ class Registry:
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 if self.path == "/v2/":
                     self._send(b"{}", "application/json")
-                elif self.path.startswith("/v2/gw/bb/manifests/"):
+                elif self.path in ("/v2/gw/bb/manifests/1",
+                                   f"/v2/gw/bb/manifests/{_sha(reg.manifest)}"):
                     self._send(reg.manifest, MANIFEST_TYPE, _sha(reg.manifest))
+                elif self.path.startswith("/v2/gw/bb/manifests/"):
+                    body = json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN",
+                                                   "message": "manifest unknown"}]}).encode()
+                    self.send_response(404)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(body)
                 elif self.path.startswith("/v2/gw/bb/blobs/"):
                     digest = self.path.rsplit("/", 1)[1]
                     if digest not in reg.blobs:

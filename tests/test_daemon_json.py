@@ -179,7 +179,7 @@ BAD_CAUSES = {
     "runtimes-string.json": "`runtimes` is a str, not an object",
     "foreign-nvidia-runtime.json": "already defines the runtime `nvidia` with path "
                                    "'/opt/acme/bin/acme-gpu-runtime'",
-    "default-runtime-missing.json": "sets default-runtime 'nvidia', but no runtime",
+    "default-runtime-missing.json": "sets default-runtime 'crun', but no runtime",
     "duplicate-keys.json": "sets the key 'debug' twice (again at line 4)",
     "runc-runtime.json": "defines a runtime named `runc`",
     "latin1.json": "is not valid UTF-8",
@@ -218,3 +218,10 @@ def test_invalid_json_error_points_at_the_line() -> None:
         dj.parse((CORPUS / "bad" / "trailing-comma.json").read_bytes(), "daemon.json")
     assert "line 3" in err.value.remedy
     assert "   3 | }" in err.value.detail
+
+
+def test_default_runtime_nvidia_without_its_runtime_is_repaired_by_the_merge() -> None:
+    """A hand edit users make: dockerd refuses to start with it; adding the runtime fixes it."""
+    before = (CORPUS / "33-default-runtime-nvidia-without-runtime.json").read_bytes()
+    after = json.loads(dj.merge(before, dj.Wanted()).after)
+    assert after["default-runtime"] == "nvidia" and "nvidia" in after["runtimes"]

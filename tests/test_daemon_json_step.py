@@ -112,3 +112,16 @@ def test_running_daemon_config_file_is_found_from_its_command_line(dockerd: Dock
     # 20.10 has no `dockerd --validate`: detected by version, our own checks ran
     assert "validator unavailable" in sp.facts["validate"]["output"]
     assert sp.facts["validate"]["ok"] is None
+
+
+@pytest.mark.slow
+def test_hosts_in_file_conflicts_with_the_running_daemons_dash_h(dockerd: Dockerd) -> None:
+    """The test daemon runs with -H unix://...: `hosts` in its file would stop it starting."""
+    original = b'{\n  "hosts": ["unix:///run/other.sock"]\n}\n'
+    dockerd.daemon_json.write_bytes(original)
+    try:
+        sp = DaemonConfigStep().plan(Host(), wizard_options(dockerd), Simulation())
+        assert sp.state == "failed" and "`hosts`" in sp.reason and "(-H)" in sp.reason
+        assert dockerd.daemon_json.read_bytes() == original
+    finally:
+        dockerd.daemon_json.write_bytes(b"{}\n")

@@ -33,16 +33,16 @@ def test_working_h200_driver_is_done_with_the_report_as_facts(tmp_path: Path) ->
     assert plan.actions == []
     assert plan.reason == "NVIDIA H200; driver 580.159.04, CUDA 13.0 (read through nvml)"
     assert plan.facts == probe_gpus(host).to_json()
-    assert sim.marks["cuda_version"] == "13.0"
-    assert sim.marks["test_images"]["cuda"] == "nvidia/cuda:13.0.2-base-ubuntu24.04"
-    assert sim.marks["test_images"]["smoke"] == "ubuntu:24.04"
+    assert sim.facts["cuda_version"] == "13.0"
+    assert sim.facts["test_images"]["cuda"] == "nvidia/cuda:13.0.2-base-ubuntu24.04"
+    assert sim.facts["test_images"]["smoke"] == "ubuntu:24.04"
 
 
 def test_the_chosen_images_follow_the_options(tmp_path: Path) -> None:
     host = Host(root=make_root(tmp_path), nvml_backend=RecordedBackend(h200_nvml()))
     sim = Simulation()
     DriverStep().plan(host, Options(cuda_repository="nvcr.io/nvidia/cuda"), sim)
-    assert sim.marks["test_images"]["cuda"] == "nvcr.io/nvidia/cuda:13.0.2-base-ubuntu24.04"
+    assert sim.facts["test_images"]["cuda"] == "nvcr.io/nvidia/cuda:13.0.2-base-ubuntu24.04"
 
 
 def test_missing_driver_blocks_with_the_install_commands_and_installs_nothing(

@@ -312,3 +312,38 @@ def test_write_file_writes_through_a_symlink_and_says_so(tmp_path: Path) -> None
     assert target.read_bytes() == b'{"a": 1}\n'
     WriteFile.undo(ctx, undo, None)
     assert target.read_bytes() == b"{}\n"
+
+
+def test_an_interrupted_run_is_shown_first_and_a_new_apply_takes_it_over(tmp_path: Path) -> None:
+    from gpuwizard import worker
+
+    root = make_root(tmp_path)
+    state = tmp_path / "state"
+    before = snapshot(root)
+    res = run_apply(root, state, crash_at=6)  # killed after a change was made
+    assert res.returncode == -signal.SIGKILL
+    journal = Journal(state)
+    interrupted = worker.active_run(journal)
+    assert interrupted is not None and interrupted.status() == "interrupted"
+    assert interrupted.pending_undo()
+
+    worker._mark_resumed(journal, "a-newer-run")
+    assert journal.read_run(interrupted.run_id).status() == "resumed"
+    assert worker.active_run(journal) is None
+    # its changes are still undone by rollback --all
+    rb = cli("rollback", "--all", "--root", str(root), "--state-dir", str(state), "--yes")
+    assert rb.returncode == 0, rb.stderr
+    assert snapshot(root) == before
+
+
+def test_a_step_chosen_alone_still_sees_what_earlier_probes_found(tmp_path: Path) -> None:
+    """`--step gpu-test` on a machine without a GPU: the driver step is not selected, but
+    its finding (no GPU) still reaches the gpu-test step, which says why it cannot run."""
+    from gpuwizard.host.system import Host as RealHost
+
+    plan = wizard.plan(RealHost(), Options(steps=("gpu-test",), state_dir=str(tmp_path)))
+    driver, gpu_test = plan.step("driver"), plan.step("gpu-test")
+    assert driver.state == "skipped"
+    assert any("driver is" in w for w in plan.warnings)
+    assert gpu_test.state == "blocked"
+    assert "no working driver" in gpu_test.reason

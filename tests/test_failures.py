@@ -34,6 +34,9 @@ KNOWN = [
     ("gpu-device-driver-missing",
      'could not select device driver "nvidia" with capabilities: [[gpu compute utility]]',
      {"driver": "nvidia"}),
+    ("gpu-device-driver-missing",  # quoted from memory in a forum post: the "" went missing
+     "docker: Error response from daemon: could not select device driver with capabilities: "
+     "[[gpu]].", {}),
     # 2 -----------------------------------------------------------------------------------
     ("runtime-nvidia-unknown",
      "docker: Error response from daemon: unknown or invalid runtime name: nvidia.\n"
@@ -99,6 +102,14 @@ KNOWN = [
      "   /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg != /etc/apt/keyrings/nvidia.gpg\n"
      "E: The list of sources could not be read.", {}),
     ("signed-by-conflict", "E: Conflicting values set for option Signed-By", {}),
+    ("signed-by-conflict",  # apt 3 says Error:, and another vendor's conflict comes first
+     "Error: Conflicting values set for option Signed-By regarding source "
+     "https://download.docker.com/linux/ubuntu/ focal: /usr/share/keyrings/docker-ce-archive-"
+     "keyring.gpg != /usr/share/keyrings/docker-archive-keyring.gpg\nError: Conflicting values "
+     "set for option Signed-By regarding source https://nvidia.github.io/libnvidia-container/"
+     "stable/ubuntu18.04/amd64/ /: /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg != "
+     "\nError: The list of sources could not be read.",
+     {"source": "https://nvidia.github.io/libnvidia-container/stable/ubuntu18.04/amd64/"}),
     # 8 -----------------------------------------------------------------------------------
     ("nvidia-key-missing",
      "W: GPG error: https://nvidia.github.io/libnvidia-container/stable/deb/amd64  InRelease: The "
@@ -206,12 +217,20 @@ KNOWN = [
      {}),
     # 21 ----------------------------------------------------------------------------------
     ("cdi-mode-gpus-flag",
-     OCI + "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker "
+     OCI.replace("Auto-detected mode as 'legacy'", "Using requested mode 'cdi'")
+     + "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker "
      "--gpus flag) is not supported. Please use the NVIDIA Container Runtime (e.g. specify the "
-     "--runtime=nvidia flag) instead.: unknown.", {}),
+     "--runtime=nvidia flag) instead.: unknown.", {"mode": "cdi"}),
     ("cdi-mode-gpus-flag",
      "stderr: invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the\n"
      "\tdocker --gpus flag) is not supported", {}),
+    ("cdi-mode-gpus-flag",  # a Jetson, whose runtime works from CSV files
+     "docker: Error response from daemon: failed to create task for container: failed to create "
+     "shim task: OCI runtime create failed: runc create failed: unable to start container "
+     "process: error during container init: error running prestart hook #0: exit status 1, "
+     "stdout: , stderr: Auto-detected mode as 'csv'\ninvoking the NVIDIA Container Runtime Hook "
+     "directly (e.g. specifying the docker --gpus flag) is not supported. Please use the NVIDIA "
+     "Container Runtime (e.g. specify the --runtime=nvidia flag) instead.", {"mode": "csv"}),
     # beyond the ranked table -------------------------------------------------------------
     ("nvidia-runtime-binary-missing",
      "docker: Error response from daemon: failed to create shim task: OCI runtime create "

@@ -78,7 +78,7 @@ def test_framework_check_is_opt_in_and_builds_its_command() -> None:
 
 
 def test_gpu_test_is_blocked_when_the_driver_step_is(sandbox: Path) -> None:
-    sim = Simulation(marks={"driver-blocked": "no NVIDIA driver loaded"})
+    sim = Simulation(facts={"driver-blocked": "no NVIDIA driver loaded"})
     sp = GpuTestStep().plan(Host(), Options(docker_host="unix:///nonexistent.sock"), sim)
     assert sp.state == "blocked" and "no NVIDIA driver loaded" in sp.reason
 

@@ -255,6 +255,7 @@ class RunContainer(Action):
     expect_runtime: Optional[str] = None  # the runtime the container must have run with
     timeout: float = 300.0
     must_pass: bool = True  # False: a failed verdict is reported, and the step judges
+    alternatives: list[str] = field(default_factory=list)  # tried when the image's tag is gone
     reason: str = ""
 
     def describe(self) -> str:
@@ -298,7 +299,7 @@ class RunContainer(Action):
         try:
             pulled = False
             if not image_present(client, self.image):
-                pull(ctx, client, self.image)
+                self.image = self._pull_first(ctx, client)
                 pulled = True
             ctx.log("$ " + self.cli())
             code, lines, runtime = self._run_once(ctx, client, list(self.command))
@@ -316,6 +317,22 @@ class RunContainer(Action):
         self._verdict = verdict
         return {"exit": code, "pulled": pulled, "runtime": runtime, "passed": verdict.passed,
                 "code": verdict.code, "tail": lines[-20:]}
+
+    def _pull_first(self, ctx: ApplyContext, client: Any) -> str:
+        """Pull the image, or the first alternative whose tag still exists (NVIDIA deletes
+        CUDA tags six months after their end of life)."""
+        candidates = [self.image, *[a for a in self.alternatives if a != self.image]]
+        for i, image in enumerate(candidates):
+            try:
+                pull(ctx, client, image)
+                return image
+            except WizardError as exc:
+                text = exc.cause + exc.detail
+                gone = "manifest" in text or "not found" in text
+                if not gone or i == len(candidates) - 1:
+                    raise
+                ctx.log(f"{image} no longer exists; trying {candidates[i + 1]}", "err")
+        raise AssertionError("unreachable")
 
     def _run_once(self, ctx: ApplyContext, client: Any, command: list[str]
                   ) -> tuple[int, list[str], str]:

@@ -110,7 +110,11 @@ def connect(host: Host, docker_host: Optional[str], timeout: float = 10.0) -> An
     import docker  # lazy: a heavy import nobody needs for `--help`
 
     url = docker_host or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
-    return docker.DockerClient(base_url=url, timeout=int(timeout))
+    try:
+        return docker.DockerClient(base_url=url, timeout=int(timeout))
+    except docker.errors.DockerException as exc:
+        raise WizardError(f"Cannot reach Docker at {url}", "Start Docker (or pass --docker-host "
+                          "the engine's socket), then run gpuwizard again.", _short(exc)) from exc
 
 
 def socket_of(docker_host: Optional[str]) -> str:
@@ -183,10 +187,12 @@ def daemon_json_path(host: Host, proc: Optional[DockerdProcess], rootless: bool,
     return DEFAULT_DAEMON_JSON, "the default path"
 
 
-def desktop_context(host: Host) -> bool:
+def desktop_context(host: Host, docker_host: Optional[str] = None) -> bool:
     """Docker Desktop on Linux: its dockerd runs in a VM the host toolkit cannot reach."""
     if not host.is_live:
         return False
+    if "/.docker/desktop/" in socket_of(docker_host):
+        return True
     home = Path(os.environ.get("HOME", "/root"))
     try:
         cfg = json.loads((home / ".docker" / "config.json").read_text())
@@ -208,7 +214,8 @@ def probe_engine(host: Host, docker_host: Optional[str] = None,
     is_installed = installed(host) or host.engine_factory is not None
     proc = find_dockerd(docker_host) if host.is_live else None
     base: dict[str, Any] = {
-        "installed": is_installed, "docker_host": url, "desktop": desktop_context(host),
+        "installed": is_installed, "docker_host": url,
+        "desktop": desktop_context(host, docker_host),
         "snap": bool(proc and "/snap/" in proc.exe) or host.path("/snap/bin/docker").exists(),
         "dockerd_pid": proc.pid if proc else None,
         "dockerd_argv": proc.argv if proc else (),

@@ -24,7 +24,10 @@ class Simulation:
 
     files: dict[str, Optional[bytes]] = field(default_factory=dict)  # path -> bytes | None
     packages: dict[str, Optional[str]] = field(default_factory=dict)  # name -> version | None
-    marks: dict[str, Any] = field(default_factory=dict)  # e.g. "docker-restart": reason
+    marks: dict[str, Any] = field(default_factory=dict)  # planned effects: "docker-restarted"
+    # what probes found (the GpuReport, the engine's facts): true whatever steps are selected,
+    # so a step run alone with --step still sees what earlier steps' probes learnt
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def read(self, host: Host, path: str) -> Optional[bytes]:
         """A file's bytes as they will be (None: absent)."""

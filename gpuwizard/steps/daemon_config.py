@@ -21,16 +21,16 @@ from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 from gpuwizard.steps.base import BLOCKED, DONE, FAILED, PENDING, Simulation, Step, StepPlan
 
-MARK_PATH = "daemon-json-path"  # sim.marks: the daemon.json this run configures
+MARK_PATH = "daemon-json-path"  # sim.facts: the daemon.json this run configures
 
 
 def engine_facts(host: Host, options: Options, sim: Simulation) -> engine.EngineFacts:
     """Probe the engine once per plan (three steps ask)."""
-    cached = sim.marks.get("_engine_facts")
+    cached = sim.facts.get("_engine_facts")
     if isinstance(cached, engine.EngineFacts):
         return cached
     facts = engine.probe_engine(host, options.docker_host, options.daemon_json)
-    sim.marks["_engine_facts"] = facts
+    sim.facts["_engine_facts"] = facts
     return facts
 
 
@@ -69,7 +69,7 @@ class DaemonConfigStep(Step):
             return self.make(BLOCKED, reason=engine.DESKTOP_CAUSE, remedy=engine.DESKTOP_REMEDY,
                              facts=info)
         path = facts.daemon_json
-        sim.marks[MARK_PATH] = path
+        sim.facts[MARK_PATH] = path
         info.update({"path": path, "found_by": facts.daemon_json_source})
         shown = host.display(path)
         if path in sim.files:
@@ -171,7 +171,7 @@ def _without_config_file(argv: list[str]) -> list[str]:
 def planned_daemon_json(host: Host, sim: Simulation, facts: engine.EngineFacts
                         ) -> Optional[dj.Document]:
     """daemon.json as it will be once the earlier steps ran (None: absent or unreadable)."""
-    path = str(sim.marks.get(MARK_PATH, facts.daemon_json))
+    path = str(sim.facts.get(MARK_PATH, facts.daemon_json))
     try:
         data = sim.read(host, path)
     except OSError:

@@ -21,9 +21,9 @@ class DriverStep(Step):
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         report = probe_gpus(host)
         # later steps (the GPU test) need the CUDA version and the chosen images
-        sim.marks["gpu_report"] = report.to_json()
-        sim.marks["cuda_version"] = report.cuda_version
-        sim.marks["test_images"] = choose_test_images(report.cuda_version, options).to_json()
+        sim.facts["gpu_report"] = report.to_json()
+        sim.facts["cuda_version"] = report.cuda_version
+        sim.facts["test_images"] = choose_test_images(report.cuda_version, options).to_json()
         return self.plan_from_report(report)
 
     def plan_from_report(self, report: GpuReport) -> StepPlan:

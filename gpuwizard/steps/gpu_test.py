@@ -2,9 +2,9 @@
 
 `--gpus` (DeviceRequests), `--runtime nvidia`, a plain `docker run` when nvidia is the default
 runtime, CDI names where the engine has CDI, then a CUDA image chosen from the driver's CUDA
-version. Reads the driver step's findings only through `sim.marks["gpu_report"]` ({"gpus":
+version. Reads the driver step's findings only through `sim.facts["gpu_report"]` ({"gpus":
 [{"index", "name", "uuid"}], "driver_version", "cuda_version", "nvidia_smi"}) and
-`sim.marks["driver-blocked"]` (a reason).
+`sim.facts["driver-blocked"]` (a reason).
 """
 
 from __future__ import annotations
@@ -58,19 +58,19 @@ def nvidia_smi_paths(report: Optional[dict[str, Any]]) -> list[str]:
     return out
 
 
-def choose_images(options: Options, report: Optional[dict[str, Any]]) -> tuple[str, Optional[str],
-                                                                                str]:
-    """(smoke image, CUDA image or None, why) from the driver step's table when present."""
+def choose_images(options: Options, report: Optional[dict[str, Any]]
+                  ) -> tuple[str, Optional[str], str, list[str]]:
+    """(smoke image, CUDA image or None, why, fall-back tags) from the driver step's table."""
     cuda_version = (report or {}).get("cuda_version")
     try:
         # the driver step's table of full tags (imported by name: it may land later)
         cuda_images = importlib.import_module("gpuwizard.cuda_images")
         choice = cuda_images.choose_test_images(cuda_version, options)
-        return choice.smoke, choice.cuda, choice.reason
+        return choice.smoke, choice.cuda, choice.reason, list(choice.candidates[1:4])
     except ImportError:
         smoke = options.test_image or DEFAULT_SMOKE_IMAGE
         return smoke, options.cuda_image, ("chosen by you (--cuda-image)" if options.cuda_image
-                                           else "no CUDA image table in this build")
+                                           else "no CUDA image table in this build"), []
 
 
 def framework_check(options: Options, gpus: str) -> Optional[RunContainer]:
@@ -93,11 +93,11 @@ class GpuTestStep(Step):
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         facts = engine_facts(host, options, sim)
-        report = sim.marks.get("gpu_report")
+        report = sim.facts.get("gpu_report")
         if report is not None and hasattr(report, "to_json"):
             report = report.to_json()  # the driver step's GpuReport, or its JSON
         info: dict[str, Any] = {"engine": facts.to_json(), "gpu_report": report}
-        blocked = sim.marks.get("driver-blocked") or (
+        blocked = sim.facts.get("driver-blocked") or (
             report.get("summary", "no working NVIDIA driver") if report and
             report.get("ok") is False else None)
         if blocked:
@@ -112,7 +112,7 @@ class GpuTestStep(Step):
             return self.make(BLOCKED, reason=engine.DESKTOP_CAUSE, remedy=engine.DESKTOP_REMEDY,
                              facts=info)
         gpus = options.gpus or "all"
-        smoke, cuda, why = choose_images(options, report)
+        smoke, cuda, why, fallbacks = choose_images(options, report)
         names = gpu_names(report)
         expect = ["|".join(re.escape(n) for n in names)] if names else [r"GPU|NVIDIA"]
         paths = nvidia_smi_paths(report)
@@ -142,6 +142,7 @@ class GpuTestStep(Step):
                                         reason="CDI: --device nvidia.com/gpu=all", **common))
         if cuda and not options.skip_cuda_test:
             actions.append(RunContainer(image=cuda, command=["nvidia-smi"], gpus=gpus,
+                                        alternatives=fallbacks,
                                         reason=f"CUDA image {cuda} ({why})", **common))
         extra = framework_check(options, gpus)
         if extra is not None:

@@ -117,7 +117,7 @@ class RestartStep(Step):
 
     def _why(self, host: Host, sim: Simulation, facts: engine.EngineFacts) -> list[str]:
         why = []
-        path = str(sim.marks.get(MARK_PATH, facts.daemon_json))
+        path = str(sim.facts.get(MARK_PATH, facts.daemon_json))
         if path in sim.files:
             try:
                 now: Optional[bytes] = host.path(path).read_bytes()

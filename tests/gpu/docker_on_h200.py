@@ -138,7 +138,7 @@ def run(d, report, busybox: Path, out_dir) -> int:  # type: ignore[no-untyped-de
         if isinstance(e, LogLine):
             print(f"  [{e.step}] {e.text}")
     print("runtimes now:", sorted(client.info()["Runtimes"]))
-    sim = Simulation(marks={"gpu_report": report})
+    sim = Simulation(facts={"gpu_report": report})
     sp = GpuTestStep().plan(Host(), opts, sim)
     print("gpu-test plan:", sp.state, sp.facts["commands"])
     run_ = Journal(Path("/tmp/gwdk-state")).start_run(["gpu"])
