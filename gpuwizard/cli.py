@@ -298,7 +298,7 @@ def _render_plan(the_plan: Any, host: Any, diffs: bool = True) -> None:
     facts = host.facts
     print(
         f"Host: {facts.pretty_name} · {facts.arch} · kernel {facts.kernel}"
-        + (f" · root {host.root}" if not host.is_live else "")
+        + (f" · root {host.root}" if not host.at_slash else "")
         + (f" · {host.label}" if host.label else "")
     )
     for sp in the_plan.steps:
