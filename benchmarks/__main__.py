@@ -1,4 +1,8 @@
-"""Run every benchmark, print a table (or --json), and rewrite benchmarks/RESULTS.md."""
+"""Run every benchmark, print a table (or --json), and rewrite benchmarks/RESULTS.md.
+
+`python -m benchmarks [names] [--json] [--quick]`: --quick uses the short variants (10 s pty
+windows, fewer runs) and leaves RESULTS.md alone.
+"""
 
 from __future__ import annotations
 
@@ -36,9 +40,10 @@ def main() -> int:
             traceback.print_exc()
             figures.append(Figure(name, None, "", "", note=f"failed: {exc!r}"))
     emit(figures, "--json" in sys.argv)
-    if not only:
+    if not only and "--quick" not in sys.argv:  # RESULTS.md holds the full measurements only
         write_results(figures)
     return 0
 
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -87,9 +87,16 @@ _KINDS: dict[str, type] = {
 }
 
 
+_FIELDS: dict[type, frozenset[str]] = {
+    cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in _KINDS.values()
+}
+
+
 def to_json(event: Event) -> str:
-    """Serialise an event to one JSON line."""
-    return json.dumps(dataclasses.asdict(event), ensure_ascii=False)
+    """Serialise an event to one JSON line. The events are flat (their lists and dicts are
+    plain JSON already), so their fields go to json as they are: `dataclasses.asdict` deep-
+    copies every value and cost more than the rest of a log line's trip to the events file."""
+    return json.dumps(vars(event), ensure_ascii=False)
 
 
 def from_json(line: str) -> Event:
@@ -98,7 +105,7 @@ def from_json(line: str) -> Event:
     cls = _KINDS.get(data.get("kind", ""))
     if cls is None:
         raise ValueError(f"unknown event kind: {data.get('kind')!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _FIELDS[cls]
     obj: Event = cls(**{k: v for k, v in data.items() if k in names})
     return obj
 

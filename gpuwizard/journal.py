@@ -406,6 +406,7 @@ class RunWriter:
         self.path = folder / "journal.jsonl"
         self.events_path = folder / "events.jsonl"
         self._seq = next_seq
+        self._events_fd: Optional[int] = None
 
     def append(self, rtype: str, data: dict[str, Any]) -> int:
         seq = self._seq
@@ -455,5 +456,19 @@ class RunWriter:
         return data
 
     def write_event(self, line: str) -> None:
-        with open(self.events_path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        """One event line, appended with one write (the file stays open: opening it for each
+        of apt's output lines capped the worker at about 45,000 lines/s). Not fsynced: the
+        journal is the record, events are what a face shows."""
+        if self._events_fd is None:
+            self._events_fd = os.open(str(self.events_path),
+                                      os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._events_fd, (line + "\n").encode("utf-8"))
+
+    def close_events(self) -> None:
+        if self._events_fd is not None:
+            os.close(self._events_fd)
+            self._events_fd = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close_events()

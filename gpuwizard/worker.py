@@ -143,7 +143,7 @@ def _use_systemd_run(host: Host) -> bool:
     if os.environ.get("GPUWIZARD_NO_SYSTEMD_RUN"):
         return False
     return (
-        host.is_live
+        host.at_slash
         and Path("/run/systemd/system").is_dir()
         and shutil.which("systemd-run") is not None
     )
@@ -170,6 +170,21 @@ def follow(
 ) -> Iterator[ev.Event]:
     """Replay a run's events from the start, then follow them until the run ends (or the
     worker died without ending it, which is reported as 'interrupted')."""
+    for batch in follow_batches(journal, run_id, stop, poll):
+        yield from batch
+
+
+BATCH_MAX = 2000  # events handed over at once by follow_batches
+
+
+def follow_batches(
+    journal: Journal, run_id: str, stop: Optional[Callable[[], bool]] = None, poll: float = 0.1
+) -> Iterator[list[ev.Event]]:
+    """`follow`, in batches: every event read from the file in one go (at most BATCH_MAX).
+
+    A face should hand these to its UI a batch at a time: apt can print tens of thousands of
+    lines a second, and one UI message per line is what freezes a terminal app, not drawing.
+    """
     path = _events_path(journal, run_id)
     offset = 0
     buf = b""
@@ -187,6 +202,7 @@ def follow(
             idle_checks = 0
             buf += chunk
             *lines, buf = buf.split(b"\n")
+            batch: list[ev.Event] = []
             for line in lines:
                 if not line.strip():
                     continue
@@ -194,20 +210,26 @@ def follow(
                     event = ev.from_json(line.decode("utf-8", errors="replace"))
                 except ValueError:
                     continue
-                yield event
+                batch.append(event)
                 if isinstance(event, ev.RunState) and event.state in TERMINAL:
+                    yield batch
                     return
+                if len(batch) >= BATCH_MAX:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
             continue
         idle_checks += 1
         if idle_checks % 10 == 0:
             run = journal.read_run(run_id)
             status = run.status()
             if status == "interrupted":
-                yield ev.RunState(
+                yield [ev.RunState(
                     run_id,
                     "interrupted",
                     "the worker stopped without finishing; roll back or resume",
-                )
+                )]
                 return
             if status in TERMINAL:
                 return

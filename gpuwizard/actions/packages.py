@@ -8,6 +8,7 @@ one source, and importing a key into the rpm database.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,7 +144,9 @@ class InstallPackages(Action):
         pm = _manager(ctx.host)
         version = self._resolve(ctx, pm)
         self.version = version
-        offered = pm.available("nvidia-container-toolkit")
+        quick = pm.sources_in_our_list("nvidia-container-toolkit") \
+            if isinstance(pm, AptPackages) else {}
+        offered = list(quick) if version in quick else pm.available("nvidia-container-toolkit")
         if version not in offered:
             raise WizardError(
                 f"nvidia-container-toolkit {version} is not in the configured repositories"
@@ -255,15 +258,44 @@ def restore_package_set(ctx: ApplyContext, pm: PackageManager,
     return "; ".join(notes)
 
 
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.:@-]+(/[A-Za-z0-9./-]*)?")
+
+
+def _no_apt_index_of(host: Host, urls: list[str]) -> bool:
+    """True when apt's lists folder plainly holds no index downloaded from these URLs.
+
+    Then `apt-cache madison` cannot name a version from them, and skipping it matters: where
+    apt keeps no package cache (container images set `Dir::Cache::pkgcache ""`) each call
+    parses every index again, 0.5 s or more, and `gpuwizard status` on a host without the
+    repository would spend most of its time there. Only plain http(s) URLs are decided here
+    (apt quotes other characters in file names); anything unusual falls through to apt.
+    """
+    if not all(_PLAIN_URL.fullmatch(u) for u in urls):
+        return False
+    try:
+        names = [p.name for p in host.path("/var/lib/apt/lists").iterdir()]
+    except OSError:
+        return False
+    if not any(n.endswith("Release") or "_Packages" in n for n in names):
+        return False  # not the folder this apt uses (Dir::State moved, or no lists at all)
+    wanted = tuple(apt_list_prefix(u) for u in urls)
+    return not any(n.startswith(wanted) for n in names)
+
+
 def newest_from(pm: PackageManager, name: str, repo_url: str) -> Optional[str]:
     """The newest version of a package offered by the NVIDIA repository (not by another
     source that happens to carry the same name)."""
     if isinstance(pm, AptPackages) and repo_url:
-        sources = pm.sources_of(name)
         base = repo_url.rstrip("/")
         prefixes = [base, *([exp] if (exp := experimental_url(base)) else [])]
-        ours = [v for v, srcs in sources.items()
-                if any(s.startswith(p) for s in srcs for p in prefixes)]
+        if _no_apt_index_of(pm.host, prefixes):
+            return None
+
+        def from_us(sources: dict[str, list[str]]) -> list[str]:
+            return [v for v, srcs in sources.items()
+                    if any(s.startswith(p) for s in srcs for p in prefixes)]
+
+        ours = from_us(pm.sources_in_our_list(name)) or from_us(pm.sources_of(name))
         if ours:
             return sorted(ours, key=version_key, reverse=True)[0]
         return None

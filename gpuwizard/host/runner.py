@@ -22,6 +22,10 @@ from gpuwizard.errors import CommandFailed, CommandTimeout, WizardError
 LineCallback = Callable[[str, str], None]  # (stream "out"|"err", line without newline)
 
 TAIL_LINES = 40
+# With on_line, every line has gone to the caller (the journal's events file keeps them all);
+# the result keeps the first and last KEPT_LINES of each stream, so 200,000 lines of apt
+# output cost a bounded few MB here instead of growing with the output.
+KEPT_LINES = 10_000
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,7 @@ class SubprocessRunner:
             with contextlib.suppress(BrokenPipeError):
                 proc.stdin.write(input)
             proc.stdin.close()
-        out_chunks: list[str] = []
-        err_chunks: list[str] = []
+        kept = {"out": _Kept(on_line is not None), "err": _Kept(on_line is not None)}
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         partial = {"out": b"", "err": b""}
         sel = selectors.DefaultSelector()
@@ -134,12 +137,15 @@ class SubprocessRunner:
         sel.register(proc.stdout, selectors.EVENT_READ, "out")
         sel.register(proc.stderr, selectors.EVENT_READ, "err")
 
-        def emit(stream: str, raw: bytes) -> None:
-            text = raw.decode("utf-8", errors="replace").rstrip("\r")
-            (out_chunks if stream == "out" else err_chunks).append(text)
-            tail.append(text)
+        def emit_all(stream: str, raw: bytes) -> None:
+            """Complete lines, decoded in one go per read rather than line by line."""
+            lines = [t.rstrip("\r") for t in
+                     raw.decode("utf-8", errors="replace").split("\n")]
+            kept[stream].extend(lines)
+            tail.extend(lines[-TAIL_LINES:])
             if on_line is not None:
-                on_line(stream, text)
+                for text in lines:
+                    on_line(stream, text)
 
         timed_out = False
         while sel.get_map():
@@ -153,13 +159,13 @@ class SubprocessRunner:
                 if not chunk:
                     sel.unregister(key.fileobj)
                     if partial[stream]:
-                        emit(stream, partial[stream])
+                        emit_all(stream, partial[stream])
                         partial[stream] = b""
                     continue
-                buf = partial[stream] + chunk
-                *lines, partial[stream] = buf.split(b"\n")
-                for line in lines:
-                    emit(stream, line)
+                complete, nl, rest = (partial[stream] + chunk).rpartition(b"\n")
+                partial[stream] = rest
+                if nl:
+                    emit_all(stream, complete)
         sel.close()
         if timed_out:
             _terminate(proc)
@@ -173,14 +179,47 @@ class SubprocessRunner:
         result = CommandResult(
             argv=tuple(argv),
             returncode=returncode,
-            stdout="\n".join(out_chunks) + ("\n" if out_chunks else ""),
-            stderr="\n".join(err_chunks) + ("\n" if err_chunks else ""),
+            stdout=kept["out"].text(),
+            stderr=kept["err"].text(),
             tail="\n".join(tail),
             duration=time.monotonic() - start,
         )
         if check and returncode != 0:
             raise CommandFailed(list(argv), returncode, result.tail, remedy)
         return result
+
+
+class _Kept:
+    """The lines of one stream kept for the result: all of them, or (when a callback had
+    them) the first and last KEPT_LINES with a note of how many were left out between."""
+
+    def __init__(self, bounded: bool) -> None:
+        self.head: list[str] = []
+        self.tail: collections.deque[str] = collections.deque(
+            maxlen=KEPT_LINES if bounded else None)
+        self.bounded = bounded
+        self.dropped = 0
+
+    def extend(self, lines: list[str]) -> None:
+        if not self.bounded:
+            self.head.extend(lines)
+            return
+        room = KEPT_LINES - len(self.head)
+        if room > 0:
+            self.head.extend(lines[:room])
+            lines = lines[room:]
+        overflow = len(self.tail) + len(lines) - KEPT_LINES
+        if overflow > 0:
+            self.dropped += overflow
+        self.tail.extend(lines)
+
+    def text(self) -> str:
+        lines = self.head
+        if self.tail or self.dropped:
+            gap = [f"[… {self.dropped} lines not kept here: they went to the log …]"] \
+                if self.dropped else []
+            lines = [*self.head, *gap, *self.tail]
+        return "\n".join(lines) + ("\n" if lines else "")
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:

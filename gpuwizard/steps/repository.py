@@ -256,7 +256,8 @@ class RepositoryStep(Step):
         pm = package_manager(ctx.host)
         if pm is None:
             return
-        if not pm.available("nvidia-container-toolkit"):
+        quick = isinstance(pm, AptPackages) and pm.sources_in_our_list("nvidia-container-toolkit")
+        if not quick and not pm.available("nvidia-container-toolkit"):
             raise WizardError(
                 f"The repository {options.repo_url} was added, but it offers no "
                 f"nvidia-container-toolkit for {ctx.host.facts.arch}",
