@@ -20,7 +20,7 @@ from gpuwizard.journal import Journal  # noqa: E402
 from gpuwizard.options import Options  # noqa: E402
 from gpuwizard.tui.app import GpuWizardApp  # noqa: E402
 from gpuwizard.tui.gpu_feed import GpuReading  # noqa: E402
-from gpuwizard.tui.messages import EngineEvent, PlanReady  # noqa: E402
+from gpuwizard.tui.messages import EngineEvent, PlanReady  # noqa: E402,F401
 from tests import tui_plans  # noqa: E402
 
 H200 = GpuReading(0, "NVIDIA H200", util=0.0, mem_used=0.0, mem_total=143771.0, temp=31.0,

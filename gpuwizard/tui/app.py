@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections import deque
 from typing import Any, Callable, Iterable, Optional
 
 from textual import work
@@ -23,6 +24,7 @@ from gpuwizard.events import ActionEvent, LogLine, RunState, StepState
 from gpuwizard.options import STEP_NAMES, Options
 from gpuwizard.tui.gpu_feed import GpuFeed, GpuHistory, GpuReading
 from gpuwizard.tui.messages import (
+    EngineBatch,
     EngineEvent,
     FollowEnded,
     GpuSamples,
@@ -32,6 +34,7 @@ from gpuwizard.tui.messages import (
 )
 
 GPU_PERIOD = 1.0  # seconds between GPU samples while the panel is open
+KEPT_EVENTS = 5000  # a run's latest events, for a screen opened later and the failure tail
 SLOW_LINK_FPS = 10
 
 
@@ -107,7 +110,7 @@ class GpuWizardApp(App[int]):
         self._gpu_timer: Any = None
 
         self.run_id: Optional[str] = None
-        self.run_events: list[Any] = []
+        self.run_events: deque[Any] = deque(maxlen=KEPT_EVENTS)
         if slow_link:
             self.animation_level = "none"
 
@@ -249,7 +252,7 @@ class GpuWizardApp(App[int]):
         from gpuwizard.tui.screens.run import RunScreen
 
         self.run_id = run_id
-        self.run_events = []
+        self.run_events.clear()
         for screen in self.screen_stack:
             if isinstance(screen, RunScreen):
                 self.pop_screen()
@@ -263,16 +266,25 @@ class GpuWizardApp(App[int]):
         from textual.worker import get_current_worker
 
         me = get_current_worker()
-        for event in self.engine.follow(self.journal, run_id, stop=lambda: me.is_cancelled):
-            self.post_message(EngineEvent(run_id, event))
+        batches = getattr(self.engine, "follow_batches", None)
+        if batches is not None:
+            for batch in batches(self.journal, run_id, stop=lambda: me.is_cancelled):
+                self.post_message(EngineBatch(run_id, batch))
+        else:
+            for event in self.engine.follow(self.journal, run_id, stop=lambda: me.is_cancelled):
+                self.post_message(EngineBatch(run_id, [event]))
         self.post_message(FollowEnded(run_id))
 
     def on_engine_event(self, message: EngineEvent) -> None:
-        event = message.event
-        self.run_events.append(event)
-        if isinstance(event, StepState):
-            self.step_states[event.step] = event.state
-        self._broadcast(lambda: EngineEvent(message.run_id, event))
+        self.on_engine_batch(EngineBatch(message.run_id, [message.event]))
+
+    def on_engine_batch(self, message: EngineBatch) -> None:
+        events = message.events
+        self.run_events.extend(events)
+        for event in events:
+            if isinstance(event, StepState):
+                self.step_states[event.step] = event.state
+        self._broadcast(lambda: EngineBatch(message.run_id, events))
 
     def on_follow_ended(self, message: FollowEnded) -> None:
         self._broadcast(lambda: FollowEnded(message.run_id, message.error))
@@ -348,7 +360,7 @@ class GpuWizardApp(App[int]):
         from gpuwizard.tui.screens.run import RunScreen
 
         self.run_id = run_id
-        self.run_events = []
+        self.run_events.clear()
         self.push_screen(RunScreen(run_id, rollback=True))
         self._roll_back(run_id, steps)
 

@@ -44,6 +44,15 @@ class EngineEvent(Message, bubble=False):
 
 
 @dataclass
+class EngineBatch(Message, bubble=False):
+    """Every event the worker wrote since the last batch: one message, not one per line
+    (apt can print tens of thousands of lines a second)."""
+
+    run_id: str
+    events: list[Any]
+
+
+@dataclass
 class FollowEnded(Message, bubble=False):
     """The worker's event stream ended (the run finished, failed or was rolled back)."""
 

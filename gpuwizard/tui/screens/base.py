@@ -11,7 +11,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer
 
-from gpuwizard.tui.messages import EngineEvent, GpuSamples, PlanReady
+from gpuwizard.tui.messages import EngineBatch, GpuSamples, PlanReady
 from gpuwizard.tui.widgets.gpu_panel import GpuPanel
 from gpuwizard.tui.widgets.step_list import StepList
 from gpuwizard.tui.widgets.title_bar import TitleBar
@@ -78,7 +78,7 @@ class WizardScreen(Screen[Any]):
     def plan_changed(self, plan: Any) -> None:
         """Redraw what depends on the plan."""
 
-    def on_engine_event(self, message: EngineEvent) -> None:
+    def on_engine_batch(self, message: EngineBatch) -> None:
         self.query_one(StepList).set_states(self.wizard.step_states)
 
     def on_gpu_samples(self, message: GpuSamples) -> None:

@@ -16,7 +16,7 @@ from textual.widgets import ProgressBar, Static
 
 from gpuwizard.events import ActionEvent, DiffReady, LogLine, Progress, RunState, StepState
 from gpuwizard.options import STEP_NAMES
-from gpuwizard.tui.messages import EngineEvent, FollowEnded
+from gpuwizard.tui.messages import EngineBatch, FollowEnded
 from gpuwizard.tui.screens.base import WizardScreen
 from gpuwizard.tui.status import badge
 from gpuwizard.tui.widgets.output_log import OutputLog
@@ -89,10 +89,15 @@ class RunScreen(WizardScreen):
         self.state, self.detail = state, detail
         self.query_one("#run-state", Static).update(self._state_line())
 
-    def on_engine_event(self, message: EngineEvent) -> None:
-        super().on_engine_event(message)
+    def on_engine_batch(self, message: EngineBatch) -> None:
+        super().on_engine_batch(message)
         if message.run_id == self.run_id:
-            self._draw(message.event)
+            log = self.query_one(OutputLog)
+            for event in message.events:
+                if isinstance(event, LogLine) and event.stream == "out":
+                    log.add(event.text)  # the common case, kept short
+                else:
+                    self._draw(event)
 
     def _draw(self, event: Any) -> None:
         log = self.query_one(OutputLog)

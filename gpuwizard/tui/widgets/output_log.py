@@ -40,7 +40,7 @@ class OutputLog(Log):
         self._timer = self.set_interval(FLUSH_EVERY, self.flush, pause=True)
 
     def add(self, text: str) -> None:
-        self._pending.append(clean_line(text))
+        self._pending.append(text if text.isprintable() else clean_line(text))
         if self._timer is not None:
             self._timer.resume()
 
