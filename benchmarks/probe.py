@@ -62,7 +62,8 @@ def run() -> list[Figure]:
                 rows.append(Figure(
                     f"{name}: {label}", t, "s", "≤ 0.15 s", "", t <= 0.15,
                     f"median of {RUNS}; first call {first:.3f} s (lazy imports); all six steps "
-                    f"planned, none blocked by another; real apt/dpkg/gpg and dockerd; {load_note()}"))
+                    "planned, none blocked by another; real apt/dpkg/gpg and dockerd; "
+                    + load_note()))
     finally:
         sandbox.shutdown()
     return rows
