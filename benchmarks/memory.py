@@ -1,7 +1,7 @@
 """Memory: the app's peak RSS over a full demo run on an 80×24 pty: the overview, the GPU panel
 open for a while, "apply all" confirmed and followed to its end (the keep-the-change question
-answered), the history, quit. Peak RSS is the kernel's (wait4's ru_maxrss) for the app's
-process; the detached worker is a process of its own and is not counted."""
+answered), the history, quit. Peak RSS is the app process's own high-water mark (VmHWM, read
+before it quits); the detached worker is a process of its own and is not counted."""
 
 from __future__ import annotations
 
@@ -40,12 +40,15 @@ def run() -> list[Figure]:
                 app.send(key)
                 app.pump(wait * scale)
             failed = b"Traceback" in app.screen
+            rss = app.high_water_mb()
         finally:
             app.stop()
-    rss = app.peak_rss_mb()
+    with_children = app.peak_rss_mb()
     return [Figure("peak RSS over a full demo run", rss, "MB", "≤ 100 MB",
                    "", rss is not None and rss <= 100,
-                   "80×24 pty; overview, GPU panel, apply all, follow, history"
+                   "the app process's VmHWM on an 80×24 pty; overview, GPU panel, apply all, "
+                   "follow, history" + (f"; {with_children:.0f} MB counting the processes it "
+                                        "started and reaped (wait4)" if with_children else "")
                    + ("; the app printed a traceback during the run" if failed else ""))]
 
 

@@ -134,6 +134,18 @@ class PtyApp:
                     os.close(self.fd)
                     return
 
+    def high_water_mb(self) -> Optional[float]:
+        """The app process's own peak RSS so far (VmHWM), while it runs. (wait4's figure after
+        it ends also counts the children it reaped, such as a detached worker it started.)"""
+        try:
+            with open(f"/proc/{self.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except (OSError, ValueError):
+            pass
+        return None
+
     def peak_rss_mb(self) -> Optional[float]:
         return None if self.rusage is None else self.rusage.ru_maxrss / 1024  # type: ignore[attr-defined]
 

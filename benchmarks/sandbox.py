@@ -31,6 +31,14 @@ APT_STEPS = ("repository", "packages")
 DOCKER_STEPS = ("daemon-config", "restart", "gpu-test")
 
 
+def step_objects(names: tuple[str, ...]) -> list[Any]:
+    """The steps by name, alone (as the test suite plans them: a step not in the list, such as
+    the driver step on this GPU-less machine, neither runs nor blocks the others)."""
+    from gpuwizard import wizard
+
+    return [s for s in wizard.default_steps() if s.name in names]
+
+
 def available() -> Optional[str]:
     """None where the sandbox can be built here, else the reason it cannot."""
     if os.geteuid() != 0:

@@ -87,6 +87,7 @@ _KINDS: dict[str, type] = {
 }
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # one encoder: json.dumps builds one a call
 _FIELDS: dict[type, frozenset[str]] = {
     cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in _KINDS.values()
 }
@@ -96,7 +97,7 @@ def to_json(event: Event) -> str:
     """Serialise an event to one JSON line. The events are flat (their lists and dicts are
     plain JSON already), so their fields go to json as they are: `dataclasses.asdict` deep-
     copies every value and cost more than the rest of a log line's trip to the events file."""
-    return json.dumps(vars(event), ensure_ascii=False)
+    return _ENCODER.encode(vars(event))
 
 
 def from_json(line: str) -> Event:
