@@ -122,6 +122,35 @@ async def failure(app: Any, pilot: Any) -> None:
     await settle(app, pilot)
 
 
+async def failure_screen(app: Any, pilot: Any) -> None:
+    """A failed restart, as the worker reports it (its events, replayed into the app)."""
+    from gpuwizard.events import ActionEvent, LogLine, RunState, StepState
+    from gpuwizard.tui.messages import EngineBatch
+
+    await settle(app, pilot)
+    run = "20261129T101500Z-5a5a5a"
+    app.run_id = run
+    from gpuwizard.tui.screens.run import RunScreen
+
+    app.push_screen(RunScreen(run))
+    await settle(app, pilot)
+    error = {"cause": "Restarting Docker failed: unknown or invalid runtime name: nvidia",
+             "remedy": "daemon.json was restored byte-exact and Docker started on it."}
+    app.post_message(EngineBatch(run, [
+        StepState("restart", "running"),
+        LogLine("restart", "$ systemctl restart docker"),
+        LogLine("restart", "Job for docker.service failed because the control process exited "
+                           "with error code.", "err"),
+        LogLine("restart", "dockerd: failed to start daemon: unknown or invalid runtime name: "
+                           "nvidia", "err"),
+        ActionEvent("restart", "restart-docker", "failed", "restart Docker", error),
+        LogLine("restart", "undone: /etc/docker/daemon.json restored byte-exact", "info"),
+        StepState("restart", "failed", error["cause"]),
+        RunState(run, "failed", error["cause"])]))
+    await wait_for(app, pilot, "FailureScreen")
+    await settle(app, pilot)
+
+
 async def help_screen(app: Any, pilot: Any) -> None:
     await settle(app, pilot)
     await pilot.press("question_mark")
@@ -139,6 +168,7 @@ SCENES: dict[str, Callable[[Any, Any], Awaitable[None]]] = {
     "history": history,
     "rollback-preview": rollback_preview,
     "step-blocked": failure,
+    "failure": failure_screen,
     "help": help_screen,
 }
 

@@ -37,10 +37,10 @@ def wait_until(tmux: Tmux, predicate, timeout: float = 30) -> str:  # type: igno
     raise AssertionError(f"the screen never got there:\n{screen}")
 
 
-def test_demo_walks_to_a_kept_daemon_json_in_a_real_terminal(tmux: Tmux, tmp_path: Path
-                                                            ) -> None:
+def test_demo_walks_to_a_passing_gpu_test_in_a_real_terminal(tmux: Tmux, tmp_path: Path
+                                                             ) -> None:
     start_demo(tmux, tmp_path / "demo", "--no-mouse")
-    screen = tmux.wait_for("3 step(s) to apply", timeout=60)
+    screen = tmux.wait_for("5 step(s) to apply", timeout=60)
     lines = screen.splitlines()
     assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
     assert "DEMO — nothing on this machine is changed" in lines[0]
@@ -64,6 +64,10 @@ def test_demo_walks_to_a_kept_daemon_json_in_a_real_terminal(tmux: Tmux, tmp_pat
     tmux.send("o")
     screen = wait_until(tmux, lambda s: "everything is in place" in s.lower()
                         or "docker daemon.json" in s.lower() and "pending" not in s, 30)
+    # the GPU test ran (recorded engine and H200) and passed
+    events = "".join(p.read_text() for p in
+                     (tmp_path / "demo" / "root" / "var/lib/gpuwizard/runs").glob("*/events.jsonl"))
+    assert "GPU test: 3 of 3 passed" in events
     # the demo machine changed; this one did not
     demo_daemon_json = tmp_path / "demo" / "root" / "etc/docker/daemon.json"
     assert '"nvidia"' in demo_daemon_json.read_text()
@@ -76,7 +80,7 @@ def test_history_rolls_the_demo_back_from_the_keyboard(tmux: Tmux, tmp_path: Pat
     from gpuwizard.host.demo import RECORDED_FILES
 
     start_demo(tmux, tmp_path / "demo", "--no-mouse")
-    tmux.wait_for("3 step(s) to apply", timeout=60)
+    tmux.wait_for("5 step(s) to apply", timeout=60)
     tmux.send("a")
     tmux.wait_for("nothing is written before y", timeout=60)
     tmux.send("y")
@@ -106,7 +110,7 @@ def test_overview_reads_the_same_in_every_colour_mode(tmux: Tmux, tmp_path: Path
     cmd = f"cd {shlex.quote(str(REPO))} && env {env} {shlex.quote(sys.executable)} " \
           f"-m gpuwizard --demo --no-mouse --slow-link"
     tmux.start(["sh", "-c", cmd], width=80, height=24)
-    screen = tmux.wait_for("3 step(s) to apply", timeout=60)
+    screen = tmux.wait_for("5 step(s) to apply", timeout=60)
     # states are words as well as colours and glyphs
     assert "✓ done     NVIDIA driver" in screen
     assert "○ pending  Toolkit repository" in screen

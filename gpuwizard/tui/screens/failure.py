@@ -61,14 +61,16 @@ class FailureScreen(ModalScreen[None]):
             yield Static(Content(cause), id="cause")
             if self.failure is not None:
                 f = self.failure
+                # the fix first: on 80×24 it must be seen without scrolling
                 parts = [Content.from_markup("[b]$code[/b] $title", code=str(f.code),
                                              title=str(f.title)),
+                         Content.from_markup("[$success]fix[/] $f", f=str(f.fix)),
                          Content.from_markup("[$foreground-muted]why[/] $c", c=str(f.cause))]
                 for check in getattr(f, "checks", ()) or ():
                     parts.append(Content.from_markup("[$foreground-muted]check[/] $c",
                                                      c=str(check)))
-                parts.append(Content.from_markup("[$success]fix[/] $f", f=str(f.fix)))
-                yield Static(Content("\n").join(parts), id="classified")
+                with VerticalScroll(id="why"):
+                    yield Static(Content("\n").join(parts), id="classified")
             elif remedy:
                 yield Static(Content.from_markup("[$success]→[/] $r", r=remedy),
                              id="classified")

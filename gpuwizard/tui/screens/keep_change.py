@@ -24,7 +24,7 @@ class KeepChangeScreen(ModalScreen[Optional[bool]]):
     CSS_PATH = Path(__file__).with_suffix(".tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Keep"),
-        Binding("n", "answer(False)", "Revert now"),
+        Binding("n", "answer(False)", "Don't keep"),
         Binding("escape", "answer(None)", "Decide later"),
     ]
 
@@ -41,7 +41,7 @@ class KeepChangeScreen(ModalScreen[Optional[bool]]):
                                  "or it is reverted."))
             yield Static("", id="countdown")
             yield Static(Content.from_markup(
-                "[b]y[/b] keep   [b]n[/b] revert now   [b]Esc[/b] decide later"), id="keys")
+                "[b]y[/b] keep   [b]n[/b] don't keep   [b]Esc[/b] decide later"), id="keys")
 
     def on_mount(self) -> None:
         self._tick()

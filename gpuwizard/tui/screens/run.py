@@ -122,6 +122,8 @@ class RunScreen(WizardScreen):
             if event.state == "running":
                 self.running_step = event.step
                 self.query_one(ProgressBar).update(progress=0)
+            elif event.state in ("done", "failed", "skipped"):
+                self.query_one(ProgressBar).display = False  # shown again by the next Progress
             log.add(f"── {event.step}: {event.state}"
                     + (f" ({event.reason})" if event.reason else ""))
         elif isinstance(event, DiffReady):
@@ -153,10 +155,12 @@ class RunScreen(WizardScreen):
             engine.confirm(self.wizard.journal, self.run_id)
             self.query_one(OutputLog).add("· change confirmed: it stays")
         elif keep is False:
-            self.query_one(OutputLog).add("· reverting now, as asked")
             revert = getattr(engine, "revert", None)
             if callable(revert):
                 revert(self.wizard.journal, self.run_id)
+                self.query_one(OutputLog).add("· not kept: reverting now")
+            else:  # the worker keeps the timer; nothing here can hurry it
+                self.query_one(OutputLog).add("· not kept: the worker reverts it at the deadline")
 
     def on_follow_ended(self, message: FollowEnded) -> None:
         if message.run_id != self.run_id:

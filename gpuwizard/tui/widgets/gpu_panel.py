@@ -55,6 +55,7 @@ class GpuPanel(LineCanvas):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.raw_view = False
+        self._raw_height = 0
         self.set_lines([Content.styled("GPU panel: waiting for the first sample…",
                                        "$foreground-muted")])
 
@@ -64,9 +65,18 @@ class GpuPanel(LineCanvas):
     def show(self, readings: list[GpuReading], history: GpuHistory,
              raw: Optional[list[str]] = None) -> None:
         if self.raw_view:
-            lines = [Content(line) for line in (raw or ["waiting for nvidia-smi…"])]
-            self.set_lines(lines)
+            text = [line.rstrip() for line in (raw or ["waiting for nvidia-smi…"])]
+            while text and not text[0]:
+                text.pop(0)  # blank lines between frames must not shift the whole frame
+            while text and not text[-1]:
+                text.pop()
+            # frames differ in length now and then; a stable height keeps every repaint to
+            # the lines that changed instead of a new layout
+            self._raw_height = max(self._raw_height, len(text))
+            text += [""] * (self._raw_height - len(text))
+            self.set_lines([Content(line) for line in text])
             return
+        self._raw_height = 0
         head = Content.styled(
             f"{'#':<2}{'GPU':<13}{'utilization, last minute':<21} {'memory':<10} "
             f"{'used':>11} {'temp':>5} {'power':>5}", "$foreground-muted")
