@@ -424,8 +424,10 @@ def _plan_verdict(the_plan: Any) -> str:
     blocked = the_plan.blocked()
     if blocked:
         first = blocked[0]
-        return (f"Nothing changed. Blocked at {first.step}: fix that first (its remedy is above); "
-                "`gpuwizard doctor` checks the whole chain.")
+        return (
+            f"Nothing changed. Blocked at {first.step}: fix that first (its remedy is above); "
+            "`gpuwizard doctor` checks the whole chain."
+        )
     if the_plan.has_changes():
         return "Nothing changed. Apply with `sudo gpuwizard apply`."
     return "Nothing changed, and nothing to do: every selected step is done."
@@ -466,9 +468,14 @@ def cmd_apply(ns: argparse.Namespace, options: Options) -> int:
         if as_json:
             _print_json({"changed": False, "plan": the_plan.to_json()})
         else:
-            print("\nNothing to do: every selected step is already done."
-                  + (" Run the GPU test again with `gpuwizard apply --step gpu-test`."
-                     if the_plan.has_work() else ""))
+            print(
+                "\nNothing to do: every selected step is already done."
+                + (
+                    " Run the GPU test again with `gpuwizard apply --step gpu-test`."
+                    if the_plan.has_work()
+                    else ""
+                )
+            )
         return EXIT_OK
     if not options.yes and not _ask("\nApply these changes?"):
         print("Nothing was changed.")
@@ -525,10 +532,8 @@ def _watch(journal: Any, run_id: str, as_json: bool) -> int:
                     if sys.stdin.isatty() and _ask("Keep the new Docker settings?"):
                         worker.confirm(journal, run_id)
                     elif sys.stdin.isatty():
-                        print(
-                            "Rolling back now is done by the timer; or run "
-                            f"`gpuwizard rollback --run {run_id}`."
-                        )
+                        print("Not kept: rolling the Docker settings back now.")
+                        worker.revert(journal, run_id)
     except KeyboardInterrupt:
         print(f"\nStopped watching. The run goes on: `gpuwizard attach {run_id}`.")
         return EXIT_OK

@@ -30,6 +30,7 @@ from gpuwizard.options import Options
 
 REQUEST = "request.json"
 CONFIRM = "confirm"
+REVERT = "revert"
 TERMINAL = ("finished", "failed", "rolled-back", "auto-reverted", "refused")
 # the part of a run that auto-revert covers: what can cut the user off from Docker
 DISRUPTIVE_STEPS = ("daemon-config", "restart")
@@ -225,11 +226,13 @@ def follow_batches(
             run = journal.read_run(run_id)
             status = run.status()
             if status == "interrupted":
-                yield [ev.RunState(
-                    run_id,
-                    "interrupted",
-                    "the worker stopped without finishing; roll back or resume",
-                )]
+                yield [
+                    ev.RunState(
+                        run_id,
+                        "interrupted",
+                        "the worker stopped without finishing; roll back or resume",
+                    )
+                ]
                 return
             if status in TERMINAL:
                 return
@@ -248,6 +251,15 @@ def confirm(journal: Journal, run_id: str) -> None:
         w = journal.open_run(run_id)
         w.append("confirmed", {"by": "user"})
         w.append("end", {"status": "finished"})
+
+
+def revert(journal: Journal, run_id: str) -> None:
+    """Do not keep a run awaiting confirmation: its worker rolls the change back now instead
+    of at the deadline."""
+    folder = journal.runs_dir / run_id
+    if not folder.is_dir():
+        raise WizardError(f"There is no run {run_id}", "List runs with `gpuwizard history`.")
+    (folder / REVERT).write_text(str(time.time()))
 
 
 def active_run(journal: Journal) -> Optional[Run]:
@@ -399,21 +411,25 @@ def _await_confirmation(
         )
     )
     confirm_file = writer.folder / CONFIRM
+    revert_file = writer.folder / REVERT
+    declined = False
     while time.time() < deadline:
         if confirm_file.exists():
             writer.append("confirmed", {"by": "user"})
             writer.append("end", {"status": "finished"})
             emit(ev.RunState(run_id, "finished", "kept"))
             return 0
+        if revert_file.exists():
+            declined = True
+            break
         time.sleep(0.2)
-    emit(
-        ev.LogLine(
-            "",
-            "no confirmation before the deadline: rolling back daemon.json and "
-            "restarting Docker on it",
-            "err",
-        )
+    why = (
+        "not kept: rolling back daemon.json and restarting Docker on it"
+        if declined
+        else "no confirmation before the deadline: rolling back daemon.json and restarting "
+        "Docker on it"
     )
+    emit(ev.LogLine("", why, "err"))
     wizard.rollback_records(
         host, writer, journal.read_run(run_id), set(DISRUPTIVE_STEPS), emit=emit
     )

@@ -195,3 +195,30 @@ def test_dropped_connection_in_the_middle_of_the_install_lets_it_finish(
         assert "finished" in screen
     finally:
         again.cmd("kill-server", check=False)
+
+
+def test_answering_no_rolls_the_docker_settings_back_at_once(
+    sshd: SshServer, tmux: Tmux, dockerd, tmp_path: Path
+) -> None:
+    dockerd.daemon_json.write_bytes(SOMEONES_DAEMON_JSON)
+    dockerd.stop()
+    dockerd.start()
+    state = tmp_path / "state"
+    restart = shlex.join(dockerd.restart_command())
+    args = (
+        f"apply --step daemon-config --step restart --state-dir {state} "
+        f"--docker-host {dockerd.docker_host} --daemon-json {dockerd.daemon_json} "
+        f"--docker-restart-command {shlex.quote(restart)} --docker-wait 20 "
+        f"--test-image local/bb:1 --auto-revert 300"
+    )
+    tmux.start(sshd.client_argv(sshd.remote_gpuwizard(args)), width=100, height=40)
+    tmux.wait_for("Apply these changes?", timeout=60)
+    tmux.send("y", "Enter")
+    tmux.wait_for("Keep the new Docker settings?", timeout=90)
+    answered = time.monotonic()
+    tmux.send("n", "Enter")
+    tmux.wait_for("[exit ", timeout=60)
+    assert time.monotonic() - answered < 60, "the revert waited for the 300 s deadline"
+    assert dockerd.daemon_json.read_bytes() == SOMEONES_DAEMON_JSON
+    assert _history(state)[-1]["status"] == "auto-reverted"
+    _wait(dockerd.running, 30, "the daemon to serve again")
