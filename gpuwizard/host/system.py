@@ -251,6 +251,16 @@ def _debian_arch(host: Host, machine: str) -> str:
     return _ARCH_NAMES.get(machine, machine)
 
 
+def _kernel(host: Host) -> str:
+    """The running kernel; for a root folder, the one its /proc/version records (a demo host),
+    else none: an image being prepared runs no kernel."""
+    if host.at_slash:
+        return platform.release()
+    text = host.read_text("/proc/version") or ""
+    parts = text.split()
+    return parts[2] if len(parts) > 2 and parts[:2] == ["Linux", "version"] else "none (an image)"
+
+
 def probe_system(host: Host) -> SystemFacts:
     """Read the distribution, package manager, init system and user of the host."""
     rel = _os_release(host)
@@ -272,7 +282,7 @@ def probe_system(host: Host) -> SystemFacts:
         package_manager=_package_manager(host),
         init_system=_init_system(host),
         euid=os.geteuid(),
-        kernel=platform.release(),
+        kernel=_kernel(host),
         in_container=in_container,
         wsl="microsoft" in (proc_version or "").lower()
         or Path("/proc/sys/fs/binfmt_misc/WSLInterop").exists(),
