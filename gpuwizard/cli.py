@@ -298,7 +298,7 @@ def _render_plan(the_plan: Any, host: Any, diffs: bool = True) -> None:
     facts = host.facts
     print(
         f"Host: {facts.pretty_name} · {facts.arch} · kernel {facts.kernel}"
-        + (f" · root {host.root}" if not host.is_live else "")
+        + (f" · root {host.root}" if not host.at_slash else "")
         + (f" · {host.label}" if host.label else "")
     )
     for sp in the_plan.steps:
@@ -413,13 +413,22 @@ def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
         _print_json(the_plan.to_json())
     else:
         _render_plan(the_plan, host)
-        print(
-            "\nNothing changed. "
-            + ("Apply with `sudo gpuwizard apply`." if the_plan.has_changes() else "Nothing to do.")
-        )
+        print("\n" + _plan_verdict(the_plan))
     if getattr(ns, "detailed_exitcode", False):
         return EXIT_CHANGES if the_plan.has_changes() else EXIT_OK
     return EXIT_OK
+
+
+def _plan_verdict(the_plan: Any) -> str:
+    """The one line under a plan: what happens next."""
+    blocked = the_plan.blocked()
+    if blocked:
+        first = blocked[0]
+        return (f"Nothing changed. Blocked at {first.step}: fix that first (its remedy is above); "
+                "`gpuwizard doctor` checks the whole chain.")
+    if the_plan.has_changes():
+        return "Nothing changed. Apply with `sudo gpuwizard apply`."
+    return "Nothing changed, and nothing to do: every selected step is done."
 
 
 def cmd_apply(ns: argparse.Namespace, options: Options) -> int:

@@ -132,7 +132,7 @@ def plan(
             if first_block is not None and not explicit and sp.state == PENDING:
                 sp.state = BLOCKED
                 sp.reason = f"waits for {first_block.step}: {first_block.reason}"
-                sp.remedy = first_block.remedy
+                sp.remedy = ""
             if sp.state in (BLOCKED, FAILED) and first_block is None:
                 first_block = sp
         else:

@@ -143,7 +143,7 @@ def _use_systemd_run(host: Host) -> bool:
     if os.environ.get("GPUWIZARD_NO_SYSTEMD_RUN"):
         return False
     return (
-        host.is_live
+        host.at_slash
         and Path("/run/systemd/system").is_dir()
         and shutil.which("systemd-run") is not None
     )

@@ -476,7 +476,7 @@ class RpmPackages(PackageManager):
     """What dnf/yum and zypper share: the rpm database."""
 
     def rpm(self, args: list[str], **kw: object) -> CommandResult:
-        argv = ["rpm", *([] if self.host.is_live else ["--root", str(self.host.root)]), *args]
+        argv = ["rpm", *([] if self.host.at_slash else ["--root", str(self.host.root)]), *args]
         return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
 
     _dbpath: Optional[str] = None
@@ -494,7 +494,7 @@ class RpmPackages(PackageManager):
         """With a root folder: the root's rpm database lives where this machine's rpm does
         not look (Debian's rpm uses ~/.rpmdb, RHEL's /var/lib/rpm). Returns that path, since
         dnf/zypper would then install into a second, empty database."""
-        if self.host.is_live or not self.has_database():
+        if self.host.at_slash or not self.has_database():
             return None
         assert self._dbpath is not None
         if self.host.path(self._dbpath).is_dir():
@@ -542,13 +542,13 @@ class DnfPackages(RpmPackages):
         super().__init__(host)
         self.binary = "dnf"
         for b in ("dnf", "dnf5", "yum"):
-            if host.which(b) or (not host.is_live and _on_path(b)):
+            if host.which(b) or (not host.at_slash and _on_path(b)):
                 self.binary = b
                 break
         self.extra = list(extra)
 
     def root_args(self) -> list[str]:
-        if self.host.is_live:
+        if self.host.at_slash:
             return []
         root = str(self.host.root)
         # reposdir is not prefixed with the installroot (cachedir is): name the root's own,
@@ -572,7 +572,7 @@ class DnfPackages(RpmPackages):
     def available(self, name: str) -> list[str]:
         from gpuwizard.host.sources import YUM_REPO
 
-        if not self.host.path(YUM_REPO).exists() and not self.host.is_live:
+        if not self.host.path(YUM_REPO).exists() and not self.host.at_slash:
             return []  # nothing configured in the root: do not let dnf create its state there
         res = self.dnf(["-q", "--showduplicates", "list", "--available", name], check=False)
         versions: list[str] = []
@@ -646,13 +646,13 @@ class ZypperPackages(RpmPackages):
 
     def zypper(self, args: list[str], **kw: object) -> CommandResult:
         argv = ["zypper", "--non-interactive",
-                *([] if self.host.is_live else ["--root", str(self.host.root)]), *args]
+                *([] if self.host.at_slash else ["--root", str(self.host.root)]), *args]
         return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
 
     def available(self, name: str) -> list[str]:
         from gpuwizard.host.sources import ZYPP_REPO
 
-        if not self.host.path(ZYPP_REPO).exists() and not self.host.is_live:
+        if not self.host.path(ZYPP_REPO).exists() and not self.host.at_slash:
             return []
         res = self.zypper(["--quiet", "search", "--details", "--match-exact", name], check=False)
         versions: list[str] = []
@@ -704,7 +704,7 @@ def package_manager(host: Host) -> Optional[PackageManager]:
         return DnfPackages(host)
     if kind == "zypper":
         return ZypperPackages(host)
-    if not host.is_live:
+    if not host.at_slash:
         family = host.facts.family()
         if family == "rhel":
             return DnfPackages(host)

@@ -72,6 +72,9 @@ class Host:
     # connection factory (None: the Docker SDK against options.docker_host).
     nvml_backend: Any = None
     engine_factory: Any = None
+    # None: live exactly when root is /. True: a root folder that stands for a running
+    # machine (the demo host's recorded files)
+    running_system: Optional[bool] = None
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -82,22 +85,30 @@ class Host:
             )
 
     @property
-    def is_live(self) -> bool:
-        """True when we act on the running system, not on a root folder."""
+    def at_slash(self) -> bool:
+        """True when the root is / itself: paths are used as they are, commands run as they
+        are (no chroot)."""
         return self.root == Path("/")
+
+    @property
+    def is_live(self) -> bool:
+        """True when a running system stands behind the root (its Docker engine, its services):
+        / itself, or a root a stand-in host declares running (demo mode). A --root image being
+        prepared is not live: nothing runs in it."""
+        return self.at_slash if self.running_system is None else self.running_system
 
     def path(self, p: str | os.PathLike[str]) -> Path:
         """Resolve an absolute system path (e.g. /etc/docker/daemon.json) under the root."""
         rel = str(p)
         if not rel.startswith("/"):
             raise ValueError(f"host paths are absolute, got {rel!r}")
-        if self.is_live:
+        if self.at_slash:
             return Path(rel)
         return self.root / rel.lstrip("/")
 
     def display(self, p: str | os.PathLike[str]) -> str:
         """How to show a path to the user: the system path, plus the root when there is one."""
-        return str(p) if self.is_live else f"{p} (under {self.root})"
+        return str(p) if self.at_slash else f"{p} (under {self.root})"
 
     def run(
         self,
@@ -116,7 +127,7 @@ class Host:
         `pass_fds` (extra descriptors for the child) is passed on only when used, so a
         runner that does not know it keeps working for every other command."""
         full = list(argv)
-        if inside and not self.is_live:
+        if inside and not self.at_slash:
             full = ["chroot", str(self.root), *full]
         if pass_fds:
             return self.runner.run(
@@ -144,7 +155,7 @@ class Host:
             "/sbin",
             "/bin",
         ]
-        if self.is_live:
+        if self.at_slash:
             dirs = [*extra_dirs, *os.environ.get("PATH", "").split(":"), *dirs]
         seen: set[str] = set()
         for d in dirs:
@@ -181,7 +192,7 @@ def _os_release(host: Host) -> dict[str, str]:
         include_lsb=False,
         include_uname=False,
         include_oslevel=False,
-        root_dir=None if host.is_live else str(host.root),
+        root_dir=None if host.at_slash else str(host.root),
     )
     data = {k.upper(): v for k, v in info.os_release_info().items()}
     if "ID_LIKE" not in data and info.like():
@@ -204,7 +215,7 @@ def _package_manager(host: Host) -> Optional[str]:
 
 
 def _init_system(host: Host) -> str:
-    if host.is_live:
+    if host.at_slash:
         if Path("/run/systemd/system").is_dir():
             return "systemd"
         try:
@@ -233,7 +244,7 @@ def _init_system(host: Host) -> str:
 
 
 def _debian_arch(host: Host, machine: str) -> str:
-    if not host.is_live:
+    if not host.at_slash:
         status = host.read_text("/var/lib/dpkg/arch")
         if status:
             return status.split()[0]
@@ -244,8 +255,8 @@ def probe_system(host: Host) -> SystemFacts:
     """Read the distribution, package manager, init system and user of the host."""
     rel = _os_release(host)
     machine = platform.machine()
-    proc_version = host.read_text("/proc/version", "") if host.is_live else ""
-    in_container = host.is_live and (
+    proc_version = host.read_text("/proc/version", "") if host.at_slash else ""
+    in_container = host.at_slash and (
         Path("/.dockerenv").exists()
         or Path("/run/.containerenv").exists()
         or os.environ.get("container", "") != ""  # noqa: SIM112 - systemd sets it lower-case

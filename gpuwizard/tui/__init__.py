@@ -1,0 +1,1 @@
+"""The Textual face of gpuwizard. Nothing outside this package imports textual."""

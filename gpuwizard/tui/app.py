@@ -1,0 +1,515 @@
+"""The gpuwizard Textual app: guided screens over the engine, which it never bypasses.
+
+The app plans (read-only) in thread workers, shows every change before asking, and hands
+mutating work to the detached worker (`gpuwizard.worker`), whose events it draws. An SSH drop
+kills this app, never the work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections import deque
+from typing import Any, Callable, Iterable, Optional
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.worker import Worker, WorkerState
+
+from gpuwizard.errors import WizardError
+from gpuwizard.events import ActionEvent, LogLine, RunState, StepState
+from gpuwizard.options import STEP_NAMES, Options
+from gpuwizard.tui.gpu_feed import GpuFeed, GpuHistory, GpuReading
+from gpuwizard.tui.messages import (
+    EngineBatch,
+    EngineEvent,
+    FollowEnded,
+    GpuSamples,
+    HostProbed,
+    PlanFailed,
+    PlanReady,
+)
+
+GPU_PERIOD = 1.0  # seconds between GPU samples while the panel is open
+KEPT_EVENTS = 5000  # a run's latest events, for a screen opened later and the failure tail
+SLOW_LINK_FPS = 10
+
+
+def _load_engine() -> Any:
+    """The detached worker's API (gpuwizard.worker), imported when first needed."""
+    from gpuwizard import worker
+
+    return worker
+
+
+def _default_planner(host: Any, options: Options) -> Any:
+    from gpuwizard import wizard
+
+    return wizard.plan(host, options)
+
+
+class GpuWizardApp(App[int]):
+    """The wizard. Screens ask it to plan, apply, follow and roll back; it owns the workers."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "gpuwizard"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("g", "toggle_gpu", "GPU panel"),
+        Binding("v", "gpu_view", "GPU view", show=False),
+        Binding("h", "history", "History"),
+        Binding("o", "overview", "Overview", show=False),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        host: Any,
+        options: Options,
+        journal: Any,
+        *,
+        demo: bool = False,
+        planner: Optional[Callable[[Any, Options], Any]] = None,
+        engine: Any = None,
+        gpu_feed: Any = None,
+        check_root: bool = True,
+        slow_link: bool = False,
+    ) -> None:
+        super().__init__(ansi_color=False)
+        self.host = host
+        if demo:
+            from gpuwizard.host.demo import demo_options
+
+            options = demo_options(options)
+        self.options = options
+        self.journal = journal
+        self.demo = demo
+        self.slow_link = slow_link
+        self.read_only = False
+        self.sudo_requested = False
+        self._planner = planner or _default_planner
+        self._engine = engine
+        self._check_root = check_root and not demo
+        self.host_label = getattr(host, "label", "") or ("" if host.is_live else str(host.root))
+
+        self.plan: Any = None
+        self.plan_error: Optional[tuple[str, str]] = None
+        self.step_states: dict[str, str] = {n: "planning" for n in STEP_NAMES}
+        self.host_lines: dict[str, list[str]] = {}
+
+        self.gpu_feed = gpu_feed if gpu_feed is not None else GpuFeed(host)
+        self.gpu_visible = False
+        self.gpu_raw_view = False
+        self.gpu_readings: list[GpuReading] = []
+        self.gpu_history = GpuHistory()
+        self.gpu_raw: Optional[list[str]] = None
+        self._gpu_timer: Any = None
+
+        self.run_id: Optional[str] = None
+        self.run_events: deque[Any] = deque(maxlen=KEPT_EVENTS)
+        if slow_link:
+            self.animation_level = "none"
+
+    # -- the engine ------------------------------------------------------------------
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            self._engine = _load_engine()
+        return self._engine
+
+    def on_mount(self) -> None:
+        from gpuwizard.tui.screens.overview import OverviewScreen
+
+        self.push_screen(OverviewScreen())
+        self.probe_host()
+        self.replan()
+        self.check_start_up()
+
+    # -- probes (read-only, thread workers) -------------------------------------------
+    @work(thread=True, exclusive=True, group="plan", exit_on_error=False,
+          description="Planning every step (read-only)")
+    def replan(self, options: Optional[Options] = None) -> Any:
+        """Probe the host and plan every step; nothing on the host changes."""
+        try:
+            result = self._planner(self.host, options or self.options)
+        except WizardError as exc:
+            self.post_message(PlanFailed(exc.cause, exc.remedy))
+            return None
+        except ImportError as exc:
+            self.post_message(PlanFailed(
+                f"A step module cannot be loaded: {exc}",
+                "This gpuwizard install is incomplete; reinstall it."))
+            return None
+        self.post_message(PlanReady(result))
+        return result
+
+    @work(thread=True, exclusive=True, group="host", exit_on_error=False,
+          description="Reading the host's distribution and kernel")
+    def probe_host(self) -> None:
+        facts = self.host.facts
+        self.post_message(HostProbed("system", [
+            f"{facts.pretty_name} · {facts.arch} · kernel {facts.kernel}",
+            f"package manager {facts.package_manager or 'none found'} · init "
+            f"{facts.init_system}" + (" · WSL" if facts.wsl else "")
+            + (" · in a container" if facts.in_container else ""),
+        ]))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state == WorkerState.ERROR:
+            error = worker.error
+            if worker.group == "plan":
+                self.post_message(PlanFailed(f"Planning failed: {error!r}",
+                                             "This is a bug in gpuwizard; please report it."))
+            elif worker.group == "gpu":
+                self.post_message(GpuSamples([], None, _error_text(error)))
+            elif worker.group == "follow":
+                self.post_message(FollowEnded(self.run_id or "", _error_text(error)))
+            else:
+                self.notify(_error_text(error), title="Error", severity="error")
+        elif event.state == WorkerState.SUCCESS and worker.group == "gpu":
+            # dolphie's shape: the next poll is armed only after this one succeeded
+            self._arm_gpu_timer()
+
+    def on_plan_ready(self, message: PlanReady) -> None:
+        self.plan = message.plan
+        self.plan_error = None
+        for sp in message.plan.steps:
+            self.step_states[sp.step] = sp.state
+        self._broadcast(lambda: PlanReady(message.plan))
+
+    def on_plan_failed(self, message: PlanFailed) -> None:
+        self.plan_error = (message.cause, message.remedy)
+        self._forward(PlanFailed(message.cause, message.remedy))
+
+    def on_host_probed(self, message: HostProbed) -> None:
+        self.host_lines[message.topic] = message.lines
+        self._forward(HostProbed(message.topic, message.lines))
+
+    def _forward(self, message: Any) -> None:
+        """Hand a worker's message to the screen on top (none while starting or closing)."""
+        if self.screen_stack:
+            self.screen.post_message(message)
+
+    def _broadcast(self, make: Callable[[], Any]) -> None:
+        """Hand a fresh copy to every screen: a run screen under a modal keeps drawing."""
+        for screen in self.screen_stack:
+            screen.post_message(make())
+
+    # -- applying, through the detached worker -----------------------------------------
+    def steps_up_to(self, step: str) -> tuple[str, ...]:
+        """The pending steps that must run for `step` to run: every pending one up to it."""
+        if self.plan is None:
+            return ()
+        names = []
+        for sp in self.plan.steps:
+            if sp.state == "pending" and sp.step in self.plan.selected:
+                names.append(sp.step)
+            if sp.step == step:
+                break
+        return tuple(names)
+
+    def options_for(self, steps: Iterable[str], **changes: Any) -> Options:
+        return dataclasses.replace(self.options, steps=tuple(steps), **changes)
+
+    def request_apply(self, step: Optional[str] = None) -> None:
+        """Preview, ask, then apply: the steps up to `step` (or every pending step)."""
+        if self.read_only:
+            self.notify("Read-only: restart gpuwizard with sudo to change anything.",
+                        severity="warning")
+            return
+        if self.plan is None:
+            self.notify("The plan is not ready yet.", severity="warning")
+            return
+        steps = self.steps_up_to(step or STEP_NAMES[-1])
+        if not steps:
+            self.notify("Nothing to apply: every step up to here is done or blocked.")
+            return
+        from gpuwizard.tui.screens.diff_confirm import DiffConfirmScreen
+
+        def chosen(result: Optional[tuple[Options, str]]) -> None:
+            if result is not None:
+                options, digest = result
+                self.options = dataclasses.replace(options, steps=self.options.steps)
+                self.launch(options, digest)
+
+        self.push_screen(DiffConfirmScreen(self.options_for(steps)), chosen)
+
+    @work(thread=True, exclusive=True, group="launch", exit_on_error=False,
+          description="Starting the detached worker")
+    def launch(self, options: Options, digest: str) -> None:
+        argv = ["tui", *sys.argv[1:]]
+        run_id = self.engine.launch(self.host, options, digest, self.journal, argv,
+                                    demo=self.demo)
+        self.call_from_thread(self.follow_run, run_id)
+
+    def follow_run(self, run_id: str) -> None:
+        """Show a run's live output and follow its events until it ends."""
+        from gpuwizard.tui.screens.run import RunScreen
+
+        self.run_id = run_id
+        self.run_events.clear()
+        for screen in self.screen_stack:
+            if isinstance(screen, RunScreen):
+                self.pop_screen()
+                break
+        self.push_screen(RunScreen(run_id))
+        self._follow(run_id)
+
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False,
+          description="Following the worker's events")
+    def _follow(self, run_id: str) -> None:
+        from textual.worker import get_current_worker
+
+        me = get_current_worker()
+        batches = getattr(self.engine, "follow_batches", None)
+        if batches is not None:
+            for batch in batches(self.journal, run_id, stop=lambda: me.is_cancelled):
+                self.post_message(EngineBatch(run_id, batch))
+        else:
+            for event in self.engine.follow(self.journal, run_id, stop=lambda: me.is_cancelled):
+                self.post_message(EngineBatch(run_id, [event]))
+        self.post_message(FollowEnded(run_id))
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        self.on_engine_batch(EngineBatch(message.run_id, [message.event]))
+
+    def on_engine_batch(self, message: EngineBatch) -> None:
+        events = message.events
+        self.run_events.extend(events)
+        for event in events:
+            if isinstance(event, StepState):
+                self.step_states[event.step] = event.state
+        self._broadcast(lambda: EngineBatch(message.run_id, events))
+
+    def on_follow_ended(self, message: FollowEnded) -> None:
+        self._broadcast(lambda: FollowEnded(message.run_id, message.error))
+
+    def last_error(self) -> tuple[str, Optional[dict[str, Any]], list[str]]:
+        """The failed step, its error and the log tail, from this run's events."""
+        step = ""
+        error: Optional[dict[str, Any]] = None
+        for event in self.run_events:
+            if isinstance(event, StepState) and event.state == "failed":
+                step = event.step
+            if isinstance(event, ActionEvent) and event.phase == "failed":
+                step, error = event.step, event.error
+        tail = [e.text for e in self.run_events if isinstance(e, LogLine)][-40:]
+        if error is None:
+            ends = [e for e in self.run_events if isinstance(e, RunState)]
+            if ends and ends[-1].detail:
+                error = {"cause": ends[-1].detail}
+        return step, error, tail
+
+    # -- start-up ---------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="start-up", exit_on_error=False,
+          description="Looking for a run in progress")
+    def check_start_up(self) -> None:
+        active = None
+        try:
+            active = self.engine.active_run(self.journal)
+        except ImportError:
+            active = None
+        if active is not None:
+            self.call_from_thread(self._offer_resume, active)
+        elif self._check_root and self.host.facts.euid != 0:
+            self.call_from_thread(self._offer_sudo)
+
+    def _offer_resume(self, run: Any) -> None:
+        from gpuwizard.tui.screens.resume import ResumeScreen
+
+        def chosen(choice: Optional[str]) -> None:
+            if choice == "follow":
+                self.follow_run(run.run_id)
+            elif choice == "confirm":
+                self.engine.confirm(self.journal, run.run_id)
+                self.follow_run(run.run_id)
+            elif choice == "rollback":
+                self.roll_back(run.run_id, None)
+
+        self.push_screen(ResumeScreen(run), chosen)
+
+    def _offer_sudo(self) -> None:
+        from gpuwizard.tui.screens.not_root import NotRootScreen
+
+        def chosen(choice: Optional[str]) -> None:
+            if choice == "sudo":
+                self.sudo_requested = True
+                self.exit(0)
+            else:
+                self.read_only = True
+                self.refresh_titles()
+
+        self.push_screen(NotRootScreen(), chosen)
+
+    def refresh_titles(self) -> None:
+        from gpuwizard.tui.widgets.title_bar import TitleBar
+
+        for screen in self.screen_stack:
+            for bar in screen.query(TitleBar):
+                title = getattr(screen, "screen_title", lambda: "")()
+                bar.update(TitleBar(title, self.host_label, self.demo,
+                                    self.read_only).content)
+
+    # -- rollback ---------------------------------------------------------------------
+    def roll_back(self, run_id: str, steps: Optional[set[str]]) -> None:
+        from gpuwizard.tui.screens.run import RunScreen
+
+        self.run_id = run_id
+        self.run_events.clear()
+        self.push_screen(RunScreen(run_id, rollback=True))
+        self._roll_back(run_id, steps)
+
+    @work(thread=True, exclusive=True, group="rollback", exit_on_error=False,
+          description="Rolling back")
+    def _roll_back(self, run_id: str, steps: Optional[set[str]]) -> None:
+        from gpuwizard import wizard
+
+        def emit(event: Any) -> None:
+            self.post_message(EngineEvent(run_id, event))
+
+        try:
+            report = wizard.rollback(self.host, self.journal, run_id=run_id, steps=steps,
+                                     emit=emit)
+        except WizardError as exc:
+            emit(RunState(run_id, "failed", f"{exc.cause} — {exc.remedy}"))
+        else:
+            undone = sum(len(r["undone"]) for r in report)
+            emit(RunState(run_id, "rolled-back", f"{undone} change(s) undone"))
+        self.post_message(FollowEnded(run_id))
+        self.call_from_thread(self.replan)
+
+    # -- navigation -------------------------------------------------------------------
+    def open_step(self, step: str) -> None:
+        from gpuwizard.tui.screens.step import StepScreen
+
+        self._replace_top(StepScreen(step))
+
+    def _replace_top(self, screen: Screen[Any]) -> None:
+        """Keep the stack shallow: overview at the bottom, one screen above it."""
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, ModalScreen):
+            self.pop_screen()
+        self.push_screen(screen)
+
+    def action_overview(self) -> None:
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def action_history(self) -> None:
+        from gpuwizard.tui.screens.history import HistoryScreen
+
+        self._replace_top(HistoryScreen())
+
+    def action_help(self) -> None:
+        from gpuwizard.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("GPU panel", "Show or hide the live GPU panel", self.action_toggle_gpu)
+        yield SystemCommand("History", "Past runs, and rolling one back", self.action_history)
+        yield SystemCommand("Re-plan", "Probe the host again", self.replan)
+        for name in STEP_NAMES:
+            yield SystemCommand(f"Step: {name}", f"Open the {name} step",
+                                lambda n=name: self.open_step(n))
+
+    # -- the GPU panel (dolphie's shape) ------------------------------------------------
+    def action_toggle_gpu(self) -> None:
+        self.gpu_visible = not self.gpu_visible
+        for screen in self.screen_stack:
+            setter = getattr(screen, "set_gpu_visible", None)
+            if setter is not None:
+                setter(self.gpu_visible)
+        if self.gpu_visible:
+            self.poll_gpu()
+        else:
+            if self._gpu_timer is not None:
+                self._gpu_timer.stop()
+                self._gpu_timer = None
+            self.workers.cancel_group(self, "gpu")
+            self.gpu_feed.stop_raw()
+
+    def action_gpu_view(self) -> None:
+        if not self.gpu_visible:
+            self.action_toggle_gpu()
+        self.gpu_raw_view = not self.gpu_raw_view
+        if not self.gpu_raw_view:
+            self.gpu_feed.stop_raw()
+        self.poll_gpu()
+
+    def _arm_gpu_timer(self) -> None:
+        if self._gpu_timer is not None:
+            self._gpu_timer.stop()
+        self._gpu_timer = self.set_timer(GPU_PERIOD, self._gpu_tick) if self.gpu_visible \
+            else None
+
+    def _gpu_tick(self) -> None:
+        self._gpu_timer = None
+        if not self.gpu_visible:
+            return
+        if isinstance(self.screen, ModalScreen):
+            self._arm_gpu_timer()  # paused while a modal is up; nothing is sampled
+            return
+        self.poll_gpu()
+
+    @work(thread=True, exclusive=True, group="gpu", exit_on_error=False,
+          description="Sampling the GPUs")
+    def poll_gpu(self) -> None:
+        readings = self.gpu_feed.sample()
+        raw = self.gpu_feed.raw_frame() if self.gpu_raw_view else None
+        self.post_message(GpuSamples(readings, raw))
+
+    def on_gpu_samples(self, message: GpuSamples) -> None:
+        if not message.error:
+            self.gpu_readings = list(message.readings)
+            self.gpu_history.add(self.gpu_readings)
+            self.gpu_raw = message.raw
+        if self.gpu_visible:
+            self._forward(GpuSamples(message.readings, message.raw, message.error))
+
+    def on_unmount(self) -> None:
+        self.gpu_feed.close()
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, WizardError):
+        return f"{error.cause} — {error.remedy}"
+    return str(error) or repr(error)
+
+
+def _slow_link_environment() -> None:
+    """Fewer frames, no animation, no smooth scroll: for high-latency or metered links."""
+    os.environ["TEXTUAL_ANIMATIONS"] = "none"
+    os.environ["TEXTUAL_SMOOTH_SCROLL"] = "0"
+    os.environ["TEXTUAL_FPS"] = str(SLOW_LINK_FPS)
+    import textual.constants
+    import textual.screen
+
+    textual.screen.UPDATE_PERIOD = 1 / SLOW_LINK_FPS  # type: ignore[misc]
+    textual.constants.SMOOTH_SCROLL = False  # type: ignore[misc]
+
+
+def run_app(host: Any, options: Options, journal: Any, *, demo: bool = False,
+            mouse: bool = True, slow_link: bool = False) -> int:
+    """Run the wizard in this terminal; returns the exit status for the CLI.
+
+    When the user asked to continue under sudo, re-executes gpuwizard under sudo after the
+    app has given the terminal back.
+    """
+    if slow_link:
+        _slow_link_environment()
+    app = GpuWizardApp(host, options, journal, demo=demo, slow_link=slow_link)
+    result = app.run(mouse=mouse)
+    if app.sudo_requested:
+        argv = ["sudo", sys.executable, "-m", "gpuwizard", *sys.argv[1:]]
+        os.execvp("sudo", argv)  # noqa: S606 - argv list; replaces this process
+    return int(result or 0) if app.return_code is None else app.return_code
+
+
+__all__ = ["GpuWizardApp", "run_app"]

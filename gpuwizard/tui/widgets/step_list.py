@@ -1,0 +1,67 @@
+"""The six steps with their states: always visible on the left, navigable with the keys."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from gpuwizard.options import STEP_NAMES
+from gpuwizard.tui.status import glyph
+
+TITLES = {
+    "driver": "NVIDIA driver",
+    "repository": "Toolkit repository",
+    "packages": "Toolkit packages",
+    "daemon-config": "Docker daemon.json",
+    "restart": "Restart Docker",
+    "gpu-test": "GPU test container",
+}
+
+_COLOUR = {"done": "$success", "failed": "$error", "blocked": "$warning",
+           "running": "$accent", "rolled-back": "$secondary"}
+
+
+class StepList(OptionList):
+    """A list of the steps; Enter opens one. States come from the plan and from run events."""
+
+    class Opened(Message):
+        """The user chose a step to look at."""
+
+        def __init__(self, step: str) -> None:
+            super().__init__()
+            self.step = step
+
+    def __init__(self, current: Optional[str] = None, **kw: Any) -> None:
+        super().__init__(*[Option(self._prompt(n, "planning"), id=n) for n in STEP_NAMES], **kw)
+        self.states: dict[str, str] = {n: "planning" for n in STEP_NAMES}
+        self.current = current
+
+    @staticmethod
+    def _prompt(step: str, state: str) -> Content:
+        colour = _COLOUR.get(state, "$foreground-muted" if state in ("skipped", "planning")
+                             else "$foreground")
+        return Content.from_markup(f"[{colour}]$g[/] $t", g=glyph(state), t=TITLES[step])
+
+    def on_mount(self) -> None:
+        if self.current in STEP_NAMES:
+            self.highlighted = STEP_NAMES.index(self.current)
+
+    def set_state(self, step: str, state: str) -> None:
+        """Show a step's new state; a no-op (and no redraw) when it did not change."""
+        if step not in self.states or self.states[step] == state:
+            return
+        self.states[step] = state
+        self.replace_option_prompt(step, self._prompt(step, state))
+
+    def set_states(self, states: dict[str, str]) -> None:
+        for step, state in states.items():
+            self.set_state(step, state)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.post_message(self.Opened(event.option.id))

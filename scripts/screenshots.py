@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Regenerate screenshots/*.svg from the real app at 80×24, in demo mode.
+
+Demo mode is the real app, the real steps and the real detached worker, on the recorded H200
+host (nothing on this machine changes). Run from the repository root:
+
+    python scripts/screenshots.py            # every screen
+    python scripts/screenshots.py overview   # some of them
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+OUT = REPO / "screenshots"
+
+from textual.worker import WorkerCancelled  # noqa: E402
+
+SIZE = (80, 24)
+
+
+async def settle(app: Any, pilot: Any, delay: float = 0.0) -> None:
+    for _ in range(3):
+        others = [w for w in app.workers if w.group not in ("follow", "gpu")]
+        if others:
+            with contextlib.suppress(WorkerCancelled):  # a re-plan replaced an older one
+                await app.workers.wait_for_complete(others)
+        await pilot.pause()
+    if delay:
+        await pilot.pause(delay)
+
+
+async def wait_for(app: Any, pilot: Any, screen: str, timeout: float = 60.0) -> None:
+    for _ in range(int(timeout * 10)):
+        if type(app.screen).__name__ == screen:
+            return
+        await pilot.pause(0.1)
+    raise SystemExit(f"{screen} never appeared (at {type(app.screen).__name__})")
+
+
+async def overview(app: Any, pilot: Any) -> None:
+    await settle(app, pilot)
+
+
+async def step_daemon_json(app: Any, pilot: Any) -> None:
+    await settle(app, pilot)
+    app.open_step("daemon-config")
+    await settle(app, pilot)
+
+
+async def confirm_diff(app: Any, pilot: Any) -> None:
+    await step_daemon_json(app, pilot)
+    await pilot.press("a")
+    await settle(app, pilot)
+    await pilot.press("d")
+    await settle(app, pilot)
+    changes: Any = app.screen.query_one("#changes")
+    changes.scroll_to(y=changes.max_scroll_y, animate=False)
+    await settle(app, pilot)
+
+
+async def gpu_panel(app: Any, pilot: Any) -> None:
+    await settle(app, pilot)
+    await pilot.press("g")
+    await settle(app, pilot, 5.0)
+
+
+async def gpu_raw(app: Any, pilot: Any) -> None:
+    await gpu_panel(app, pilot)
+    await pilot.press("v")
+    await settle(app, pilot, 2.5)
+
+
+async def _apply_all(app: Any, pilot: Any) -> None:
+    await settle(app, pilot)
+    await pilot.press("a")
+    await settle(app, pilot)
+    await pilot.press("y")
+    await wait_for(app, pilot, "KeepChangeScreen")
+
+
+async def keep_change(app: Any, pilot: Any) -> None:
+    await _apply_all(app, pilot)
+    await pilot.pause(0.5)
+
+
+async def run_output(app: Any, pilot: Any) -> None:
+    await _apply_all(app, pilot)
+    await pilot.press("y")
+    await wait_for(app, pilot, "RunScreen")
+    await settle(app, pilot, 1.0)
+
+
+async def history(app: Any, pilot: Any) -> None:
+    await run_output(app, pilot)
+    await pilot.press("h")
+    await settle(app, pilot, 0.5)
+
+
+async def rollback_preview(app: Any, pilot: Any) -> None:
+    await history(app, pilot)
+    await pilot.press("b")
+    await settle(app, pilot)
+
+
+async def failure(app: Any, pilot: Any) -> None:
+    # the demo's own failure: the key no longer matches the fingerprint it was promised
+    app.options = app.options.__class__(**{**app.options.__dict__,
+                                            "key_fingerprint": "C95B321B61E88C1809C4F759"
+                                                               "DDCAE044F796ECB0"})
+    app.replan()
+    await settle(app, pilot)
+    app.open_step("repository")
+    await settle(app, pilot)
+
+
+async def help_screen(app: Any, pilot: Any) -> None:
+    await settle(app, pilot)
+    await pilot.press("question_mark")
+    await settle(app, pilot)
+
+
+SCENES: dict[str, Callable[[Any, Any], Awaitable[None]]] = {
+    "overview": overview,
+    "step-daemon-json": step_daemon_json,
+    "confirm-diff": confirm_diff,
+    "gpu-panel": gpu_panel,
+    "gpu-panel-nvidia-smi": gpu_raw,
+    "keep-change": keep_change,
+    "run-output": run_output,
+    "history": history,
+    "rollback-preview": rollback_preview,
+    "step-blocked": failure,
+    "help": help_screen,
+}
+
+
+async def shoot(name: str) -> Path:
+    from gpuwizard.host.demo import demo_host
+    from gpuwizard.journal import Journal
+    from gpuwizard.options import Options
+    from gpuwizard.tui.app import GpuWizardApp
+
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["GPUWIZARD_DEMO_ROOT"] = folder  # the detached worker finds the same one
+        host = demo_host()
+        app = GpuWizardApp(host, Options(), Journal(host.path("/var/lib/gpuwizard")),
+                           demo=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await SCENES[name](app, pilot)
+            path = Path(app.save_screenshot(f"{name}.svg", str(OUT)))
+        return path
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    names = sys.argv[1:] or list(SCENES)
+    for name in names:
+        print(asyncio.run(shoot(name)).relative_to(REPO))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
