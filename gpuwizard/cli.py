@@ -462,11 +462,13 @@ def cmd_apply(ns: argparse.Namespace, options: Options) -> int:
             f"Step {first.step} is {first.state}: {first.reason}",
             first.remedy or "Fix the cause and run gpuwizard again, or choose steps with --step.",
         )
-    if not the_plan.has_changes():
+    if not (the_plan.has_changes() or (options.steps and the_plan.has_work())):
         if as_json:
             _print_json({"changed": False, "plan": the_plan.to_json()})
         else:
-            print("\nNothing to do: every selected step is already done.")
+            print("\nNothing to do: every selected step is already done."
+                  + (" Run the GPU test again with `gpuwizard apply --step gpu-test`."
+                     if the_plan.has_work() else ""))
         return EXIT_OK
     if not options.yes and not _ask("\nApply these changes?"):
         print("Nothing was changed.")
@@ -716,6 +718,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return worker_main(ns.worker_state_dir, ns.worker_run_id)
     try:
         options = options_from(ns)
+        if getattr(ns, "demo", False):
+            from gpuwizard.host.demo import demo_options
+
+            options = demo_options(options)
         return COMMANDS[ns.command](ns, options)
     except WizardError as exc:
         if getattr(ns, "json", False):

@@ -70,6 +70,11 @@ class Plan:
         return [s for s in self.steps if s.step in self.selected and s.state == PENDING]
 
     def has_changes(self) -> bool:
+        """Something to change on the host (checks such as the GPU test do not count)."""
+        return any(a.mutates for s in self.runnable() for a in s.actions)
+
+    def has_work(self) -> bool:
+        """Anything to run at all, checks included."""
         return any(s.actions for s in self.runnable())
 
     def blocked(self) -> list[StepPlan]:

@@ -107,6 +107,9 @@ class Action(ABC):
 
     kind: ClassVar[str] = "action"
     disruptive: ClassVar[bool] = False  # e.g. restarts: guarded and covered by auto-revert
+    # False for checks (a test container): they run when asked but are no pending change,
+    # so a host that is set up converges: a second plan has nothing to do
+    mutates: ClassVar[bool] = True
 
     step: str = field(default="", init=False)
 

@@ -242,6 +242,7 @@ class RunContainer(Action):
     """Run one container to a verdict, showing its output live; removes it afterwards."""
 
     kind = "run-container"
+    mutates = False  # a check; what it pulls is still journaled and removed on rollback
 
     image: str = ""
     command: list[str] = field(default_factory=list)

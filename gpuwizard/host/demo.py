@@ -186,7 +186,9 @@ def demo_host(folder: Optional[Path] = None, fresh: bool = False) -> Host:
         root.mkdir(parents=True, exist_ok=True)
         populate(root)
     runner = DemoRunner(root)
-    return Host(root=root, runner=runner, label=DEMO_LABEL,
+    # running_system: the recorded root stands for a running machine, so the restart and
+    # the GPU test are planned as on a real host (their Docker is the recorded engine)
+    return Host(root=root, runner=runner, label=DEMO_LABEL, running_system=True,
                 nvml_backend=_recorded_nvml(), engine_factory=_recorded_engine(root))
 
 
