@@ -118,7 +118,8 @@ def _provenance() -> str:
     try:
         head = subprocess.run(["git", "log", "-1", "--format=%h (%s)"], cwd=REPO,  # noqa: S607
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":!benchmarks/RESULTS.md"],  # noqa: S607
                                cwd=REPO, capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         head, dirty = "an unknown commit", ""

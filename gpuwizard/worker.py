@@ -176,6 +176,7 @@ def follow(
 
 
 BATCH_MAX = 2000  # events handed over at once by follow_batches
+READ_MAX = 1 << 20  # bytes of the events file read at once
 
 
 def follow_batches(
@@ -197,20 +198,14 @@ def follow_batches(
         if path.exists():
             with open(path, "rb") as fh:
                 fh.seek(offset)
-                chunk = fh.read()
+                chunk = fh.read(READ_MAX)  # bounded: a follower far behind catches up in steps
             offset += len(chunk)
         if chunk:
             idle_checks = 0
             buf += chunk
             *lines, buf = buf.split(b"\n")
             batch: list[ev.Event] = []
-            for line in lines:
-                if not line.strip():
-                    continue
-                try:
-                    event = ev.from_json(line.decode("utf-8", errors="replace"))
-                except ValueError:
-                    continue
+            for event in ev.from_json_lines(lines):
                 batch.append(event)
                 if isinstance(event, ev.RunState) and event.state in TERMINAL:
                     yield batch
