@@ -429,7 +429,13 @@ def _await_confirmation(
         host, writer, journal.read_run(run_id), set(DISRUPTIVE_STEPS), emit=emit
     )
     writer.append("end", {"status": "auto-reverted"})
-    emit(ev.RunState(run_id, "auto-reverted", "not confirmed in time: rolled back"))
+    emit(
+        ev.RunState(
+            run_id,
+            "auto-reverted",
+            "not kept: rolled back" if declined else "not confirmed in time: rolled back",
+        )
+    )
     return 2
 
 
