@@ -338,6 +338,8 @@ def _print_event(event: ev.Event) -> None:
         stream = sys.stderr if event.stream == "err" else sys.stdout
         print(prefix + event.text, file=stream, flush=True)
     elif isinstance(event, ev.StepState):
+        if event.state in ("pending", "skipped", "blocked"):
+            return  # the plan above already said so; the worker re-plans before it applies
         mark = _color(MARKS.get(event.state, "·"), COLORS.get(event.state, "0"))
         print(
             f"{mark} {event.step}: {event.state}" + (f" — {event.reason}" if event.reason else ""),
