@@ -44,25 +44,33 @@ def _wait(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_dropped_connection_before_confirmation_rolls_daemon_json_back_after_the_deadline(
-    sshd: SshServer, tmux: Tmux, dockerd, tmp_path: Path
+def _apply_until_asked_to_keep(
+    sshd: SshServer, tmux: Tmux, dockerd, state: Path, auto_revert: int
 ) -> None:
+    """Over ssh: apply daemon-config + restart to the private dockerd, answer 'y' to the plan,
+    and stop at 'Keep the new Docker settings?'."""
     dockerd.daemon_json.write_bytes(SOMEONES_DAEMON_JSON)
     dockerd.stop()
     dockerd.start()
-    state = tmp_path / "state"
     restart = shlex.join(dockerd.restart_command())
     args = (
         f"apply --step daemon-config --step restart --state-dir {state} "
         f"--docker-host {dockerd.docker_host} --daemon-json {dockerd.daemon_json} "
         f"--docker-restart-command {shlex.quote(restart)} --docker-wait 20 "
-        f"--test-image local/bb:1 --auto-revert 6"
+        f"--test-image local/bb:1 --auto-revert {auto_revert}"
     )
     tmux.start(sshd.client_argv(sshd.remote_gpuwizard(args)), width=100, height=40)
     tmux.wait_for("Apply these changes?", timeout=60)
     tmux.send("y", "Enter")
     tmux.wait_for("Keep the new Docker settings?", timeout=90)
     assert b'"nvidia"' in dockerd.daemon_json.read_bytes()
+
+
+def test_dropped_connection_before_confirmation_rolls_daemon_json_back_after_the_deadline(
+    sshd: SshServer, tmux: Tmux, dockerd, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    _apply_until_asked_to_keep(sshd, tmux, dockerd, state, auto_revert=6)
 
     # the connection dies: the ssh client is killed, sshd hangs up on the session
     os.kill(tmux.pane_pid(), signal.SIGKILL)
@@ -87,17 +95,7 @@ def test_confirming_over_ssh_keeps_the_change(
     sshd: SshServer, tmux: Tmux, dockerd, tmp_path: Path
 ) -> None:
     state = tmp_path / "state"
-    restart = shlex.join(dockerd.restart_command())
-    args = (
-        f"apply --step daemon-config --step restart --state-dir {state} "
-        f"--docker-host {dockerd.docker_host} --daemon-json {dockerd.daemon_json} "
-        f"--docker-restart-command {shlex.quote(restart)} --docker-wait 20 "
-        f"--test-image local/bb:1 --auto-revert 30"
-    )
-    tmux.start(sshd.client_argv(sshd.remote_gpuwizard(args)), width=100, height=40)
-    tmux.wait_for("Apply these changes?", timeout=60)
-    tmux.send("y", "Enter")
-    tmux.wait_for("Keep the new Docker settings?", timeout=90)
+    _apply_until_asked_to_keep(sshd, tmux, dockerd, state, auto_revert=30)
     tmux.send("y", "Enter")
     screen = tmux.wait_for("[exit 0]", timeout=30)
     assert "finished" in screen
@@ -200,21 +198,8 @@ def test_dropped_connection_in_the_middle_of_the_install_lets_it_finish(
 def test_answering_no_rolls_the_docker_settings_back_at_once(
     sshd: SshServer, tmux: Tmux, dockerd, tmp_path: Path
 ) -> None:
-    dockerd.daemon_json.write_bytes(SOMEONES_DAEMON_JSON)
-    dockerd.stop()
-    dockerd.start()
     state = tmp_path / "state"
-    restart = shlex.join(dockerd.restart_command())
-    args = (
-        f"apply --step daemon-config --step restart --state-dir {state} "
-        f"--docker-host {dockerd.docker_host} --daemon-json {dockerd.daemon_json} "
-        f"--docker-restart-command {shlex.quote(restart)} --docker-wait 20 "
-        f"--test-image local/bb:1 --auto-revert 300"
-    )
-    tmux.start(sshd.client_argv(sshd.remote_gpuwizard(args)), width=100, height=40)
-    tmux.wait_for("Apply these changes?", timeout=60)
-    tmux.send("y", "Enter")
-    tmux.wait_for("Keep the new Docker settings?", timeout=90)
+    _apply_until_asked_to_keep(sshd, tmux, dockerd, state, auto_revert=300)
     answered = time.monotonic()
     tmux.send("n", "Enter")
     tmux.wait_for("[exit ", timeout=60)
