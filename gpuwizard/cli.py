@@ -417,6 +417,8 @@ def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
         _render_plan(the_plan, host)
         print("\n" + _plan_verdict(the_plan))
     if getattr(ns, "detailed_exitcode", False):
+        if the_plan.blocked():
+            return EXIT_ERROR  # a selected step cannot run: for a script, not "nothing to do"
         return EXIT_CHANGES if the_plan.has_changes() else EXIT_OK
     return EXIT_OK
 

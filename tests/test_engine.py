@@ -347,3 +347,41 @@ def test_a_step_chosen_alone_still_sees_what_earlier_probes_found(tmp_path: Path
     assert any("driver is" in w for w in plan.warnings)
     assert gpu_test.state == "blocked"
     assert "no working driver" in gpu_test.reason
+
+
+def test_plan_detailed_exitcode_on_a_sandbox_root(tmp_path: Path) -> None:
+    """`plan --root R --json --detailed-exitcode`: the six steps with states and diffs; 1 when
+    a selected step is blocked, 2 when changes are pending, 0 when there is nothing to do."""
+    root = tmp_path / "root"
+    (root / "etc/docker").mkdir(parents=True)
+    (root / "etc/os-release").write_text('ID=ubuntu\nVERSION_ID="24.04"\nID_LIKE=debian\n')
+    (root / "etc/docker/daemon.json").write_bytes(b'{"log-driver": "journald"}\n')
+    state = str(tmp_path / "state")
+    full = cli("plan", "--root", str(root), "--state-dir", state, "--json", "--detailed-exitcode")
+    data = json.loads(full.stdout)
+    assert [s["step"] for s in data["steps"]] == [
+        "driver",
+        "repository",
+        "packages",
+        "daemon-config",
+        "restart",
+        "gpu-test",
+    ]
+    assert full.returncode == 1  # no GPU and no package manager in this root: blocked
+    one = cli(
+        "plan",
+        "--root",
+        str(root),
+        "--state-dir",
+        state,
+        "--json",
+        "--detailed-exitcode",
+        "--step",
+        "daemon-config",
+    )
+    assert one.returncode == 2, one.stdout + one.stderr
+    step = next(s for s in json.loads(one.stdout)["steps"] if s["step"] == "daemon-config")
+    assert step["state"] == "pending"
+    assert '"nvidia"' in step["diffs"][0]["after"]
+    assert step["diffs"][0]["before"] == '{"log-driver": "journald"}\n'
+    assert (root / "etc/docker/daemon.json").read_bytes() == b'{"log-driver": "journald"}\n'
