@@ -106,58 +106,14 @@ class Verdict:
                            self.remedy, detail)
 
 
-# Used until the doctor's gpuwizard.failures lands; the same rows as FIELD.md's table.
-_LOCAL_FAILURES = (
-    ("no-device-driver", "could not select device driver", "Docker has no GPU device driver",
-     "dockerd registers it only at start, when nvidia-container-runtime-hook is on its PATH",
-     "Install the NVIDIA Container Toolkit, then restart Docker (not reload)."),
-    ("unknown-runtime", "unknown or invalid runtime name", "Docker has no `nvidia` runtime",
-     "runtimes.nvidia is missing from the daemon.json the daemon reads",
-     "Run gpuwizard's daemon-config and restart steps."),
-    ("unknown-runtime", "Unknown runtime specified", "Docker has no `nvidia` runtime",
-     "runtimes.nvidia is missing from the daemon.json the daemon reads",
-     "Run gpuwizard's daemon-config and restart steps."),
-    ("nvml-unknown", "Failed to initialize NVML: Unknown Error", "NVML lost the GPU",
-     "the container's device cgroup was rewritten (systemd daemon-reload)",
-     "Recreate the container; use CDI or cgroupfs to avoid it."),
-    ("no-libnvidia-ml", "libnvidia-ml.so.1", "The driver's libraries were not found",
-     "no NVIDIA driver userspace on the host (or a driver in a non-standard root)",
-     "Install the NVIDIA driver and check `nvidia-smi` on the host."),
-    ("cuda-too-new", "unsatisfied condition: cuda>=", "The image needs a newer CUDA",
-     "the image's NVIDIA_REQUIRE_CUDA is newer than the driver's CUDA version",
-     "Use an image for the driver's CUDA version (gpuwizard chooses one), or update the "
-     "driver."),
-    ("tag-missing", "manifest unknown", "The image tag does not exist",
-     "nvidia/cuda tags are deleted six months after end of life",
-     "Use a current X.Y.Z-base tag (gpuwizard chooses one) or --test-image."),
-    ("not-found", "not found: manifest", "The image tag does not exist",
-     "the tag was deleted or never existed", "Use --test-image with an image that exists."),
-    ("version-mismatch", "driver/library version mismatch", "Driver and library differ",
-     "the driver was upgraded but the old kernel module is still loaded", "Reboot the host."),
-    ("cdi-unresolvable", "unresolvable CDI devices", "The CDI spec is missing or stale",
-     "no /var/run/cdi/nvidia.yaml for this driver",
-     "nvidia-ctk cdi generate --output=/var/run/cdi/nvidia.yaml"),
-    ("hook-in-cdi-mode", "is not supported", "The runtime is in CDI mode",
-     "`--gpus` invokes the hook directly, which CDI mode refuses",
-     "Use --runtime nvidia with NVIDIA_VISIBLE_DEVICES, or --device nvidia.com/gpu=all."),
-)
-
-
 def classify(text: str) -> Optional[Verdict]:
-    """A named failure for an error text: the doctor's table when present, else ours."""
-    try:
-        from gpuwizard import failures
+    """A named failure for an error text, from the one table of known failures."""
+    from gpuwizard import failures
 
-        found = failures.classify(text)
-        if found is not None:  # the doctor's Failure names its remedy `fix`
-            remedy = getattr(found, "remedy", None) or getattr(found, "fix", "")
-            return Verdict(False, found.code, found.title, found.cause, str(remedy))
-    except ImportError:
-        pass
-    for code, needle, title, cause, remedy in _LOCAL_FAILURES:
-        if needle in text:
-            return Verdict(False, code, title, cause, remedy)
-    return None
+    found = failures.classify(text)
+    if found is None:
+        return None
+    return Verdict(False, found.code, found.title, found.cause, found.fix)
 
 
 @dataclass
