@@ -309,6 +309,9 @@ def _render_plan(the_plan: Any, host: Any, diffs: bool = True) -> None:
         print(line)
         if sp.remedy and sp.state in ("blocked", "failed"):
             print(f"     -> {sp.remedy}")
+        if sp.state == "failed" and sp.facts.get("detail"):
+            for dl in str(sp.facts["detail"]).splitlines()[-12:]:
+                print(f"        {dl}")
         for w in sp.warnings:
             print(f"     ! {w}")
         if sp.state == "pending" and sp.step in the_plan.selected:

@@ -128,7 +128,8 @@ def plan(
                 ),
             )
         except WizardError as exc:
-            sp = step.make(FAILED, reason=exc.cause, remedy=exc.remedy)
+            sp = step.make(FAILED, reason=exc.cause, remedy=exc.remedy,
+                           facts={"detail": exc.detail} if exc.detail else {})
         if step.name in selected:
             for action in sp.actions:
                 action.step = step.name
