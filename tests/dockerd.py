@@ -216,18 +216,22 @@ except ImportError:  # run as a program
 
 if pytest is not None:
 
-    @pytest.fixture(scope="session")
-    def dockerd_session() -> Iterator[Dockerd]:
-        """One private dockerd with the stand-ins on its PATH and `local/bb:1` imported."""
+    def _running(stand_ins: bool) -> Iterator[Dockerd]:
+        """A started private dockerd with `local/bb:1` imported; stopped and removed after."""
         if not _have_dockerd():
             pytest.skip("needs dockerd (apt-get install docker.io) and root")
-        d = make_dockerd(stand_ins=True)
+        d = make_dockerd(stand_ins=stand_ins)
         try:
             d.start()
             d.import_busybox()
             yield d
         finally:
             cleanup(d)
+
+    @pytest.fixture(scope="session")
+    def dockerd_session() -> Iterator[Dockerd]:
+        """One private dockerd with the stand-ins on its PATH and `local/bb:1` imported."""
+        yield from _running(stand_ins=True)
 
     @pytest.fixture
     def dockerd(dockerd_session: Dockerd) -> Iterator[Dockerd]:
@@ -248,15 +252,7 @@ if pytest is not None:
     @pytest.fixture
     def bare_dockerd() -> Iterator[Dockerd]:
         """A private dockerd WITHOUT the stand-ins on its PATH (no toolkit yet)."""
-        if not _have_dockerd():
-            pytest.skip("needs dockerd (apt-get install docker.io) and root")
-        d = make_dockerd(stand_ins=False)
-        try:
-            d.start()
-            d.import_busybox()
-            yield d
-        finally:
-            cleanup(d)
+        yield from _running(stand_ins=False)
 
 
 if __name__ == "__main__":
