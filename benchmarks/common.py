@@ -50,7 +50,8 @@ def median_wall_cpu(
     for i in range(warmup + runs):
         start = time.perf_counter()
         proc = subprocess.Popen(  # noqa: S603
-            argv, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+            argv, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO
+        )
         _, _, usage = os.wait4(proc.pid, 0)
         proc.returncode = 0
         if i >= warmup:
@@ -116,17 +117,35 @@ def write_results(figures: list[Figure], path: Path = REPO / "benchmarks" / "RES
 def _provenance() -> str:
     """Which tree the figures belong to: the commit, and whether the app was in it."""
     try:
-        head = subprocess.run(["git", "log", "-1", "--format=%h (%s)"], cwd=REPO,  # noqa: S607
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                ".", ":!benchmarks/RESULTS.md"],  # noqa: S607
-                               cwd=REPO, capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "log", "-1", "--format=%h (%s)"],
+            cwd=REPO,  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!benchmarks/RESULTS.md",
+            ],  # noqa: S607
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         head, dirty = "an unknown commit", ""
     app = "with" if (REPO / "gpuwizard" / "tui" / "app.py").exists() else "without"
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return (f"commit {head}{' plus uncommitted changes' if dirty else ''}, {app} the Textual "
-            f"app, {when}")
+    return (
+        f"commit {head}{' plus uncommitted changes' if dirty else ''}, {app} the Textual "
+        f"app, {when}"
+    )
 
 
 Bench = Callable[[], list[Figure]]

@@ -11,13 +11,13 @@ import tempfile
 from benchmarks.common import Figure, emit, quick
 
 SCRIPT: list[tuple[bytes, float]] = [
-    (b"g", 5.0),    # the GPU panel, sampling
-    (b"g", 1.0),    # closed again
-    (b"a", 3.0),    # apply all: the changes, previewed
-    (b"y", 15.0),   # confirmed: the run, followed
-    (b"y", 5.0),    # keep the new Docker settings (if asked)
-    (b"\r", 2.0),   # continue
-    (b"h", 2.0),    # the history
+    (b"g", 5.0),  # the GPU panel, sampling
+    (b"g", 1.0),  # closed again
+    (b"a", 3.0),  # apply all: the changes, previewed
+    (b"y", 15.0),  # confirmed: the run, followed
+    (b"y", 5.0),  # keep the new Docker settings (if asked)
+    (b"\r", 2.0),  # continue
+    (b"h", 2.0),  # the history
 ]
 
 
@@ -26,8 +26,11 @@ def run() -> list[Figure]:
 
     why = app_available()
     if why:
-        return [Figure("peak RSS over a full demo run", None, "MB", "≤ 100 MB",
-                       note=f"not measured: {why}")]
+        return [
+            Figure(
+                "peak RSS over a full demo run", None, "MB", "≤ 100 MB", note=f"not measured: {why}"
+            )
+        ]
     scale = 0.5 if quick() else 1.0
     with tempfile.TemporaryDirectory() as demo_root:
         app = PtyApp(demo_argv(), env={"GPUWIZARD_DEMO_ROOT": demo_root})
@@ -44,12 +47,24 @@ def run() -> list[Figure]:
         finally:
             app.stop()
     with_children = app.peak_rss_mb()
-    return [Figure("peak RSS over a full demo run", rss, "MB", "≤ 100 MB",
-                   "", rss is not None and rss <= 100,
-                   "the app process's VmHWM on an 80×24 pty; overview, GPU panel, apply all, "
-                   "follow, history" + (f"; {with_children:.0f} MB counting the processes it "
-                                        "started and reaped (wait4)" if with_children else "")
-                   + ("; the app printed a traceback during the run" if failed else ""))]
+    return [
+        Figure(
+            "peak RSS over a full demo run",
+            rss,
+            "MB",
+            "≤ 100 MB",
+            "",
+            rss is not None and rss <= 100,
+            "the app process's VmHWM on an 80×24 pty; overview, GPU panel, apply all, "
+            "follow, history"
+            + (
+                f"; {with_children:.0f} MB counting the processes it started and reaped (wait4)"
+                if with_children
+                else ""
+            )
+            + ("; the app printed a traceback during the run" if failed else ""),
+        )
+    ]
 
 
 if __name__ == "__main__":

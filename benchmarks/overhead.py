@@ -28,8 +28,12 @@ from benchmarks.common import REPO, Figure, emit
 
 KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
 LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
-PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
-            "libnvidia-container-tools", "libnvidia-container1")
+PACKAGES = (
+    "nvidia-container-toolkit",
+    "nvidia-container-toolkit-base",
+    "libnvidia-container-tools",
+    "libnvidia-container1",
+)
 CTK_EDIT = (
     "import json,sys\n"
     "p=sys.argv[1]\n"
@@ -40,21 +44,52 @@ CTK_EDIT = (
 
 
 def _run(argv: list[str], **kw: Any) -> None:
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,  # noqa: S603
-                   **kw)
+    subprocess.run(
+        argv,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,  # noqa: S603
+        **kw,
+    )
 
 
 def wizard_side(sb: Any) -> float:
     """The two `gpuwizard apply --yes` calls; wall seconds."""
     py = [sys.executable, "-m", "gpuwizard", "apply", "--yes", "--no-auto-revert"]
-    apt = [*py, "--root", str(sb.root), "--state-dir", str(sb.state / "apt"),
-           "--step", "repository", "--step", "packages", "--repo-url", sb.repo.repo_url,
-           "--key-url", sb.repo.key_url, "--key-fingerprint", sb.repo.key.fingerprint]
-    docker = [*py, "--state-dir", str(sb.state / "docker"), "--step", "daemon-config",
-              "--step", "restart", "--docker-host",
-              sb.dockerd.docker_host, "--daemon-json", str(sb.dockerd.daemon_json),
-              "--docker-restart-command", shlex.join(sb.dockerd.restart_command()),
-              "--docker-wait", "20"]
+    apt = [
+        *py,
+        "--root",
+        str(sb.root),
+        "--state-dir",
+        str(sb.state / "apt"),
+        "--step",
+        "repository",
+        "--step",
+        "packages",
+        "--repo-url",
+        sb.repo.repo_url,
+        "--key-url",
+        sb.repo.key_url,
+        "--key-fingerprint",
+        sb.repo.key.fingerprint,
+    ]
+    docker = [
+        *py,
+        "--state-dir",
+        str(sb.state / "docker"),
+        "--step",
+        "daemon-config",
+        "--step",
+        "restart",
+        "--docker-host",
+        sb.dockerd.docker_host,
+        "--daemon-json",
+        str(sb.dockerd.daemon_json),
+        "--docker-restart-command",
+        shlex.join(sb.dockerd.restart_command()),
+        "--docker-wait",
+        "20",
+    ]
     start = time.perf_counter()
     for argv in (apt, docker):
         _run(argv, cwd=REPO)
@@ -82,22 +117,31 @@ def by_hand_side(sb: Any, version: str) -> float:
     root = sb.root
     chroot = ["chroot", str(root)]
     apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    only_ours = ["-o", "Dir::Etc::sourcelist=sources.list.d/nvidia-container-toolkit.list",
-                 "-o", "Dir::Etc::sourceparts=-", "-o", "APT::Get::List-Cleanup=0"]
+    only_ours = [
+        "-o",
+        "Dir::Etc::sourcelist=sources.list.d/nvidia-container-toolkit.list",
+        "-o",
+        "Dir::Etc::sourceparts=-",
+        "-o",
+        "APT::Get::List-Cleanup=0",
+    ]
     line = f"deb [signed-by={KEYRING}] {sb.repo.repo_url}/deb/$(ARCH) /\n"
     start = time.perf_counter()
     curl = subprocess.Popen(["curl", "-fsSL", sb.repo.key_url], stdout=subprocess.PIPE)  # noqa: S603 S607
-    _run(["gpg", "--batch", "--yes", "--dearmor", "-o", str(root / KEYRING.lstrip("/"))],
-         stdin=curl.stdout)
+    _run(
+        ["gpg", "--batch", "--yes", "--dearmor", "-o", str(root / KEYRING.lstrip("/"))],
+        stdin=curl.stdout,
+    )
     assert curl.wait() == 0
     _run(["tee", str(root / LIST.lstrip("/"))], input=line.encode())
     _run([*chroot, "apt-get", "update", *only_ours], env=apt_env)
-    _run([*chroot, "apt-get", "install", "-y", *(f"{p}={version}" for p in PACKAGES)],
-         env=apt_env)
+    _run([*chroot, "apt-get", "install", "-y", *(f"{p}={version}" for p in PACKAGES)], env=apt_env)
     _run([sys.executable, "-c", CTK_EDIT, str(sb.dockerd.daemon_json)])
     _run(sb.dockerd.restart_command())
-    _run(["docker", "run", "--rm", "--runtime=nvidia", "--gpus", "all", "local/bb:1",
-          "echo", "ok"], env=sb.docker_env())
+    _run(
+        ["docker", "run", "--rm", "--runtime=nvidia", "--gpus", "all", "local/bb:1", "echo", "ok"],
+        env=sb.docker_env(),
+    )
     return time.perf_counter() - start
 
 
@@ -106,8 +150,15 @@ def run(pairs: int = 2) -> list[Figure]:
 
     why = sandbox.available()
     if why:
-        return [Figure("wizard overhead: full apply vs the guide by hand", None, "×", "≤ 1.10 ×",
-                       note=f"skipped: {why}")]
+        return [
+            Figure(
+                "wizard overhead: full apply vs the guide by hand",
+                None,
+                "×",
+                "≤ 1.10 ×",
+                note=f"skipped: {why}",
+            )
+        ]
     wizard_t: list[float] = []
     hand_t: list[float] = []
     try:
@@ -122,11 +173,19 @@ def run(pairs: int = 2) -> list[Figure]:
     w, h = statistics.median(wizard_t), statistics.median(hand_t)
     ratio = w / h
     return [
-        Figure("wizard overhead: full apply vs the guide by hand", ratio, "×", "≤ 1.10 ×",
-               f"guide by hand {h:.2f} s", ratio <= 1.10,
-               f"gpuwizard apply {w:.2f} s (median of {pairs}; runs "
-               + ", ".join(f"{x:.2f}" for x in wizard_t) + " s) vs by hand "
-               + ", ".join(f"{x:.2f}" for x in hand_t) + " s; fresh sandbox each"),
+        Figure(
+            "wizard overhead: full apply vs the guide by hand",
+            ratio,
+            "×",
+            "≤ 1.10 ×",
+            f"guide by hand {h:.2f} s",
+            ratio <= 1.10,
+            f"gpuwizard apply {w:.2f} s (median of {pairs}; runs "
+            + ", ".join(f"{x:.2f}" for x in wizard_t)
+            + " s) vs by hand "
+            + ", ".join(f"{x:.2f}" for x in hand_t)
+            + " s; fresh sandbox each",
+        ),
     ]
 
 

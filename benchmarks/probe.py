@@ -59,11 +59,19 @@ def run() -> list[Figure]:
                 first = _probe(sb)
                 times = [_probe(sb) for _ in range(RUNS)]
                 t = statistics.median(times)
-                rows.append(Figure(
-                    f"{name}: {label}", t, "s", "≤ 0.15 s", "", t <= 0.15,
-                    f"median of {RUNS}; first call {first:.3f} s (lazy imports); all six steps "
-                    "planned, none blocked by another; real apt/dpkg/gpg and dockerd; "
-                    + load_note()))
+                rows.append(
+                    Figure(
+                        f"{name}: {label}",
+                        t,
+                        "s",
+                        "≤ 0.15 s",
+                        "",
+                        t <= 0.15,
+                        f"median of {RUNS}; first call {first:.3f} s (lazy imports); all six steps "
+                        "planned, none blocked by another; real apt/dpkg/gpg and dockerd; "
+                        + load_note(),
+                    )
+                )
     finally:
         sandbox.shutdown()
     return rows

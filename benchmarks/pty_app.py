@@ -51,8 +51,13 @@ class PtyApp:
         self.started = time.perf_counter()
         pid, fd = pty.fork()
         if pid == 0:  # the child: the app, on the pty
-            env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(self.cols),
-                   "LINES": str(self.rows), **self.env}
+            env = {
+                **os.environ,
+                "TERM": "xterm-256color",
+                "COLUMNS": str(self.cols),
+                "LINES": str(self.rows),
+                **self.env,
+            }
             os.chdir(REPO)
             try:
                 os.execvpe(self.argv[0], self.argv, env)
@@ -91,7 +96,7 @@ class PtyApp:
         seen = 0
         while time.perf_counter() < end:
             self.pump(0.02)
-            if needle in self.screen[max(0, seen - len(needle)):]:
+            if needle in self.screen[max(0, seen - len(needle)) :]:
                 for t, _ in reversed(self.chunks):
                     return t - self.started
             seen = len(self.screen)

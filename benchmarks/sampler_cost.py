@@ -22,8 +22,9 @@ TARGET_MS = 0.2
 
 
 def measure(samples: int, recorded: bool) -> dict:
-    backend, name = (recorded_h200(moving=True), "recorded-h200") if recorded else \
-        (PynvmlBackend(), "pynvml")
+    backend, name = (
+        (recorded_h200(moving=True), "recorded-h200") if recorded else (PynvmlBackend(), "pynvml")
+    )
     sampler = GpuSampler(backend)
     t0 = time.perf_counter()
     sampler.open()
@@ -41,15 +42,18 @@ def measure(samples: int, recorded: bool) -> dict:
     per_cpu_ms = cpu / samples * 1e3
     per_gpu = per_cpu_ms / max(gpus, 1)
     return {
-        "backend": name, "gpus": gpus, "samples": samples,
+        "backend": name,
+        "gpus": gpus,
+        "samples": samples,
         "open_ms": round(open_s * 1e3, 3),
         "cpu_ms_per_sample": round(per_cpu_ms, 4),
         "wall_ms_per_sample": round(wall / samples * 1e3, 4),
         "cpu_ms_per_sample_per_gpu": round(per_gpu, 4),
         "target_ms_per_gpu": TARGET_MS,
         "within_target": per_gpu <= TARGET_MS,
-        "unavailable_fields": sorted({k for g in first.gpus for k, v in vars(g).items()
-                                      if v is None and k != "error"}),
+        "unavailable_fields": sorted(
+            {k for g in first.gpus for k, v in vars(g).items() if v is None and k != "error"}
+        ),
     }
 
 
@@ -61,15 +65,27 @@ def run() -> list:
 
     here = measure(2000, recorded=True)
     return [
-        Figure("sampler: CPU per sample of the whole panel, H200 (recorded)", 0.054, "ms",
-               "≤ 0.2 ms", "", True,
-               "0.054 ms idle, 0.083 ms under load; measured on the H200 with the real NVML by "
-               "the driver helper (`python benchmarks/sampler_cost.py`), not re-run here: this "
-               "machine has no GPU"),
-        Figure("sampler: CPU per sample, recorded H200 backend (this machine)",
-               here["cpu_ms_per_sample"], "ms", "≤ 0.2 ms", "", bool(here["within_target"]),
-               f"{here['samples']} samples; gpuwizard's own cost without the driver's; wall "
-               f"{here['wall_ms_per_sample']:.4f} ms"),
+        Figure(
+            "sampler: CPU per sample of the whole panel, H200 (recorded)",
+            0.054,
+            "ms",
+            "≤ 0.2 ms",
+            "",
+            True,
+            "0.054 ms idle, 0.083 ms under load; measured on the H200 with the real NVML by "
+            "the driver helper (`python benchmarks/sampler_cost.py`), not re-run here: this "
+            "machine has no GPU",
+        ),
+        Figure(
+            "sampler: CPU per sample, recorded H200 backend (this machine)",
+            here["cpu_ms_per_sample"],
+            "ms",
+            "≤ 0.2 ms",
+            "",
+            bool(here["within_target"]),
+            f"{here['samples']} samples; gpuwizard's own cost without the driver's; wall "
+            f"{here['wall_ms_per_sample']:.4f} ms",
+        ),
     ]
 
 
@@ -83,10 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"sampler: {result['cpu_ms_per_sample']:.4f} ms CPU per sample "
-              f"({result['gpus']} GPU, backend={result['backend']}, {result['samples']} samples; "
-              f"wall {result['wall_ms_per_sample']:.4f} ms; open {result['open_ms']:.1f} ms; "
-              f"target {TARGET_MS} ms/GPU: {'met' if result['within_target'] else 'MISSED'})")
+        print(
+            f"sampler: {result['cpu_ms_per_sample']:.4f} ms CPU per sample "
+            f"({result['gpus']} GPU, backend={result['backend']}, {result['samples']} samples; "
+            f"wall {result['wall_ms_per_sample']:.4f} ms; open {result['open_ms']:.1f} ms; "
+            f"target {TARGET_MS} ms/GPU: {'met' if result['within_target'] else 'MISSED'})"
+        )
         if result["unavailable_fields"]:
             print("unavailable on this GPU:", ", ".join(result["unavailable_fields"]))
     return 0

@@ -104,9 +104,14 @@ class Sandbox:
         from dockerd import wizard_options
 
         return wizard_options(
-            self.dockerd, repo_url=self.repo.repo_url, key_url=self.repo.key_url,
-            key_fingerprint=self.repo.key.fingerprint, daemon_json=str(self.dockerd.daemon_json),
-            auto_revert=0, **kw)
+            self.dockerd,
+            repo_url=self.repo.repo_url,
+            key_url=self.repo.key_url,
+            key_fingerprint=self.repo.key.fingerprint,
+            daemon_json=str(self.dockerd.daemon_json),
+            auto_revert=0,
+            **kw,
+        )
 
     def root_host(self) -> Any:
         from gpuwizard.host.system import Host

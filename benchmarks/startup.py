@@ -25,8 +25,9 @@ def first_frame(argv: list[str], runs: int = RUNS) -> tuple[float, float]:
         try:
             t = app.wait_for(b"Quit", 15)
             if t is None:
-                raise RuntimeError("the app drew no footer in 15 s:\n"
-                                   + app.screen[-400:].decode(errors="replace"))
+                raise RuntimeError(
+                    "the app drew no footer in 15 s:\n" + app.screen[-400:].decode(errors="replace")
+                )
             frames.append(t)
             settled.append(app.quiet_after(t, gap=0.5))
         finally:
@@ -39,14 +40,17 @@ def run() -> list[Figure]:
 
     runs = 3 if quick() else RUNS
     with tempfile.TemporaryDirectory() as state:
-        t, cpu = median_wall_cpu(python_cmd("-m", "gpuwizard", "status", "--json",
-                                            "--state-dir", state), runs)
+        t, cpu = median_wall_cpu(
+            python_cmd("-m", "gpuwizard", "status", "--json", "--state-dir", state), runs
+        )
     imports, _ = median_wall_cpu(python_cmd("-c", "import textual.app"), runs)
     bare, bare_cpu = median_wall_cpu(python_cmd("-c", "pass"), runs)
     figures = [
         Figure(
             f"`gpuwizard status --json` wall time (median of {runs})",
-            t, "s", "≤ 0.30 s",
+            t,
+            "s",
+            "≤ 0.30 s",
             f"python -c pass {bare:.3f} s; import textual.app {imports:.3f} s",
             t <= 0.30,
             f"CPU {cpu:.3f} s (python -c pass: {bare_cpu:.3f} s); this machine, no GPU, no "
@@ -55,17 +59,30 @@ def run() -> list[Figure]:
     ]
     why = app_available()
     if why:
-        figures.append(Figure("time to first frame (80×24 pty, median of 10)", None, "s",
-                              "≤ 0.45 s", note=f"not measured: {why}"))
+        figures.append(
+            Figure(
+                "time to first frame (80×24 pty, median of 10)",
+                None,
+                "s",
+                "≤ 0.45 s",
+                note=f"not measured: {why}",
+            )
+        )
         return figures
     with tempfile.TemporaryDirectory() as state:
-        frame, settled = first_frame(python_cmd("-m", "gpuwizard", "--state-dir", state),
-                                      runs)
-    figures.append(Figure(
-        f"time to first frame (80×24 pty, median of {runs})", frame, "s", "≤ 0.45 s",
-        f"import textual.app alone {imports:.3f} s", frame <= 0.45,
-        f"bare `gpuwizard` on this machine as root; the probed plan is on screen at "
-        f"{settled:.2f} s; {load_note()}"))
+        frame, settled = first_frame(python_cmd("-m", "gpuwizard", "--state-dir", state), runs)
+    figures.append(
+        Figure(
+            f"time to first frame (80×24 pty, median of {runs})",
+            frame,
+            "s",
+            "≤ 0.45 s",
+            f"import textual.app alone {imports:.3f} s",
+            frame <= 0.45,
+            f"bare `gpuwizard` on this machine as root; the probed plan is on screen at "
+            f"{settled:.2f} s; {load_note()}",
+        )
+    )
     figures.append(H200_FIRST_FRAME)
     return figures
 
@@ -73,9 +90,14 @@ def run() -> list[Figure]:
 # Recorded by tests/gpu/first_frame_h200.sh on the H200 machine (byte-compiled, 80×24 pty);
 # what it printed is in tests/gpu/first_frame_h200.recorded.txt. Python starts slower there.
 H200_FIRST_FRAME = Figure(
-    "time to first frame on the H200 (80×24 pty, median of 7)", 0.504, "s",
-    "≤ 0.45 s (on these 2-core machines)", "python -c pass 0.07 s, import textual.app 0.26 s "
-    "there", False, "recorded by tests/gpu/first_frame_h200.sh, byte-compiled; runs 0.33–0.53 s")
+    "time to first frame on the H200 (80×24 pty, median of 7)",
+    0.504,
+    "s",
+    "≤ 0.45 s (on these 2-core machines)",
+    "python -c pass 0.07 s, import textual.app 0.26 s there",
+    False,
+    "recorded by tests/gpu/first_frame_h200.sh, byte-compiled; runs 0.33–0.53 s",
+)
 
 
 if __name__ == "__main__":

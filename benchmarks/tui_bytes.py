@@ -15,8 +15,10 @@ import time
 
 from benchmarks.common import Figure, emit, quick
 
-ANCHOR = ("nvidia-smi -l 1: 1,595 B/s; watch -n1 nvidia-smi: 28 B/s; nvitop: 76 B/s; naive "
-          "Textual panel: 4,650 B/s (H200)")
+ANCHOR = (
+    "nvidia-smi -l 1: 1,595 B/s; watch -n1 nvidia-smi: 28 B/s; nvitop: 76 B/s; naive "
+    "Textual panel: 4,650 B/s (H200)"
+)
 
 
 def measure(window: float, extra: tuple[str, ...] = ()) -> dict[str, float]:
@@ -45,20 +47,31 @@ def measure(window: float, extra: tuple[str, ...] = ()) -> dict[str, float]:
             alive = app.pid > 0 and b"Traceback" not in app.screen
         finally:
             app.stop()
-    return {"first": first, "idle": idle, "opening": opening, "panel": panel,
-            "alive": float(alive)}
+    return {"first": first, "idle": idle, "opening": opening, "panel": panel, "alive": float(alive)}
 
 
 # Measured on the project's H200 machine by tests/gpu/lead_h200.py (real NVML, 60 s windows,
 # 80×24 pty); what it printed is in tests/gpu/lead_h200.recorded.txt. Kept as recorded rows:
 # this machine has no GPU.
 H200_RECORDED = [
-    Figure("bytes/s to the terminal, idle on the overview, on the H200", 0.0, "B/s",
-           "≤ 50 B/s", "watch -n1 nvidia-smi: 28 B/s", True,
-           "recorded on the H200 (tests/gpu/lead_h200.py), real host, 60 s window"),
-    Figure("bytes/s to the terminal, GPU panel open at 1 Hz, on the H200", 121.909, "B/s",
-           "≤ 300 B/s", ANCHOR, True,
-           "recorded on the H200 (tests/gpu/lead_h200.py), real NVML at 1 Hz, 60 s window"),
+    Figure(
+        "bytes/s to the terminal, idle on the overview, on the H200",
+        0.0,
+        "B/s",
+        "≤ 50 B/s",
+        "watch -n1 nvidia-smi: 28 B/s",
+        True,
+        "recorded on the H200 (tests/gpu/lead_h200.py), real host, 60 s window",
+    ),
+    Figure(
+        "bytes/s to the terminal, GPU panel open at 1 Hz, on the H200",
+        121.909,
+        "B/s",
+        "≤ 300 B/s",
+        ANCHOR,
+        True,
+        "recorded on the H200 (tests/gpu/lead_h200.py), real NVML at 1 Hz, 60 s window",
+    ),
 ]
 
 
@@ -68,20 +81,45 @@ def run() -> list[Figure]:
     window = 10.0 if quick() else 60.0
     why = app_available()
     if why:
-        return [Figure("bytes/s to the terminal, idle on the overview", None, "B/s", "≤ 50 B/s",
-                       note=f"not measured: {why}"),
-                Figure("bytes/s to the terminal, GPU panel open at 1 Hz", None, "B/s",
-                       "≤ 300 B/s", ANCHOR, note=f"not measured: {why}")]
+        return [
+            Figure(
+                "bytes/s to the terminal, idle on the overview",
+                None,
+                "B/s",
+                "≤ 50 B/s",
+                note=f"not measured: {why}",
+            ),
+            Figure(
+                "bytes/s to the terminal, GPU panel open at 1 Hz",
+                None,
+                "B/s",
+                "≤ 300 B/s",
+                ANCHOR,
+                note=f"not measured: {why}",
+            ),
+        ]
     m = measure(window)
     note = f"80×24 pty, {window:.0f} s window; first screen {m['first']:,.0f} B"
     return [
-        Figure("bytes/s to the terminal, idle on the overview", m["idle"], "B/s", "≤ 50 B/s",
-               "watch -n1 nvidia-smi: 28 B/s", m["idle"] <= 50, note + " (demo host)"),
-        Figure("bytes/s to the terminal, GPU panel open at 1 Hz", m["panel"], "B/s",
-               "≤ 300 B/s", ANCHOR, m["panel"] <= 300 and bool(m["alive"]),
-               note + f"; opening the panel {m['opening']:,.0f} B once; demo host (recorded "
-               "H200 backend)" + ("" if m["alive"] else "; THE APP FAILED while the panel was "
-                                  "open")),
+        Figure(
+            "bytes/s to the terminal, idle on the overview",
+            m["idle"],
+            "B/s",
+            "≤ 50 B/s",
+            "watch -n1 nvidia-smi: 28 B/s",
+            m["idle"] <= 50,
+            note + " (demo host)",
+        ),
+        Figure(
+            "bytes/s to the terminal, GPU panel open at 1 Hz",
+            m["panel"],
+            "B/s",
+            "≤ 300 B/s",
+            ANCHOR,
+            m["panel"] <= 300 and bool(m["alive"]),
+            note + f"; opening the panel {m['opening']:,.0f} B once; demo host (recorded "
+            "H200 backend)" + ("" if m["alive"] else "; THE APP FAILED while the panel was open"),
+        ),
         *H200_RECORDED,
     ]
 

@@ -70,8 +70,8 @@ async def _measure(lines: int) -> dict[str, Any]:
             rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             start = time.perf_counter()
             worker = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-c", WORKER, run.run_id, str(run.folder), str(lines)],
-                cwd=REPO)
+                [sys.executable, "-c", WORKER, run.run_id, str(run.folder), str(lines)], cwd=REPO
+            )
             app.follow_run(run.run_id)
             app.set_interval(TICK, tick)
             done = None
@@ -85,8 +85,12 @@ async def _measure(lines: int) -> dict[str, Any]:
             worker.wait(timeout=60)
             rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             kept = len(getattr(app, "run_events", []))
-    return {"seconds": done, "stall": gaps["longest"], "rss_mb": (rss1 - rss0) / 1024,
-            "events_kept": kept}
+    return {
+        "seconds": done,
+        "stall": gaps["longest"],
+        "rss_mb": (rss1 - rss0) / 1024,
+        "events_kept": kept,
+    }
 
 
 def run() -> list[Figure]:
@@ -101,15 +105,35 @@ def run() -> list[Figure]:
     secs = m["seconds"]
     rate = None if secs is None else lines / secs
     return [
-        Figure(name, rate, "lines/s", "≥ 100,000 lines/s", "runner alone: see above",
-               rate is not None and rate >= 100_000,
-               f"{lines:,} lines" + (f" in {secs:.2f} s" if secs else " NOT all shown in 120 s")
-               + "; headless 80×24"),
-        Figure("app log view: longest event-loop stall while ingesting", m["stall"] * 1000, "ms",
-               "≤ 100 ms", "", m["stall"] <= 0.1, f"a {TICK * 1000:.0f} ms timer's worst lateness"),
-        Figure("app log view: memory growth while ingesting", m["rss_mb"], "MB", "bounded", "",
-               None, f"peak RSS growth of the app process; events kept by the app: "
-               f"{m['events_kept']:,}"),
+        Figure(
+            name,
+            rate,
+            "lines/s",
+            "≥ 100,000 lines/s",
+            "runner alone: see above",
+            rate is not None and rate >= 100_000,
+            f"{lines:,} lines"
+            + (f" in {secs:.2f} s" if secs else " NOT all shown in 120 s")
+            + "; headless 80×24",
+        ),
+        Figure(
+            "app log view: longest event-loop stall while ingesting",
+            m["stall"] * 1000,
+            "ms",
+            "≤ 100 ms",
+            "",
+            m["stall"] <= 0.1,
+            f"a {TICK * 1000:.0f} ms timer's worst lateness",
+        ),
+        Figure(
+            "app log view: memory growth while ingesting",
+            m["rss_mb"],
+            "MB",
+            "bounded",
+            "",
+            None,
+            f"peak RSS growth of the app process; events kept by the app: {m['events_kept']:,}",
+        ),
     ]
 
 

@@ -56,8 +56,9 @@ def is_full_tag(image: str) -> bool:
     return bool(_FULL_TAG.match(tag))
 
 
-def cuda_image_candidates(cuda_version: Optional[str], repository: str = "nvidia/cuda",
-                          flavor: Optional[str] = None) -> list[str]:
+def cuda_image_candidates(
+    cuda_version: Optional[str], repository: str = "nvidia/cuda", flavor: Optional[str] = None
+) -> list[str]:
     """Every table tag usable with this CUDA version, best (newest) first."""
     if not cuda_version:
         return []
@@ -107,15 +108,35 @@ def choose_test_images(cuda_version: Optional[str], options: Any = None) -> Imag
                 f"{override} is not a full X.Y.Z tag; NVIDIA deletes `latest`, two-part and most "
                 "X.Y.0 tags, so it may not exist any more."
             )
-        return ImageChoice(smoke, tuple(data["smoke_test_command"]), override, (override,),
-                          cuda_version, "chosen by you (--cuda-image)", tuple(warnings))
+        return ImageChoice(
+            smoke,
+            tuple(data["smoke_test_command"]),
+            override,
+            (override,),
+            cuda_version,
+            "chosen by you (--cuda-image)",
+            tuple(warnings),
+        )
     candidates = cuda_image_candidates(cuda_version, repository)
     if not candidates:
-        reason = ("the driver's CUDA version is unknown" if not cuda_version else
-                  f"no CUDA image in gpuwizard's table is old enough for CUDA {cuda_version}")
-        return ImageChoice(smoke, tuple(data["smoke_test_command"]), None, (), cuda_version,
-                          f"no CUDA test: {reason}; the smoke test alone proves the GPU works")
+        reason = (
+            "the driver's CUDA version is unknown"
+            if not cuda_version
+            else f"no CUDA image in gpuwizard's table is old enough for CUDA {cuda_version}"
+        )
+        return ImageChoice(
+            smoke,
+            tuple(data["smoke_test_command"]),
+            None,
+            (),
+            cuda_version,
+            f"no CUDA test: {reason}; the smoke test alone proves the GPU works",
+        )
     return ImageChoice(
-        smoke, tuple(data["smoke_test_command"]), candidates[0], tuple(candidates), cuda_version,
+        smoke,
+        tuple(data["smoke_test_command"]),
+        candidates[0],
+        tuple(candidates),
+        cuda_version,
         f"newest full tag with CUDA <= {cuda_version}, the driver's CUDA version",
     )

@@ -25,15 +25,34 @@ BUILTIN_RUNTIMES = ("runc", "io.containerd.runc.v2", "io.containerd.runtime.v1.l
 KNOWN_FEATURES = ("cdi", "containerd-snapshotter", "buildkit", "windows-dns-proxy")
 # dockerd flags that set a daemon.json key; a key set both ways stops dockerd from starting.
 FLAG_KEYS = {
-    "-H": "hosts", "--host": "hosts", "--data-root": "data-root", "-g": "graph",
-    "--exec-root": "exec-root", "--pidfile": "pidfile", "-p": "pidfile",
-    "--default-runtime": "default-runtime", "--log-driver": "log-driver",
-    "--storage-driver": "storage-driver", "-s": "storage-driver", "--live-restore": "live-restore",
-    "--debug": "debug", "-D": "debug", "--group": "group", "-G": "group",
-    "--containerd": "containerd", "--tls": "tls", "--tlsverify": "tlsverify",
-    "--bridge": "bridge", "-b": "bridge", "--iptables": "iptables", "--userns-remap":
-    "userns-remap", "--cgroup-parent": "cgroup-parent", "--log-level": "log-level", "-l":
-    "log-level", "--exec-opt": "exec-opts", "--storage-opt": "storage-opts",
+    "-H": "hosts",
+    "--host": "hosts",
+    "--data-root": "data-root",
+    "-g": "graph",
+    "--exec-root": "exec-root",
+    "--pidfile": "pidfile",
+    "-p": "pidfile",
+    "--default-runtime": "default-runtime",
+    "--log-driver": "log-driver",
+    "--storage-driver": "storage-driver",
+    "-s": "storage-driver",
+    "--live-restore": "live-restore",
+    "--debug": "debug",
+    "-D": "debug",
+    "--group": "group",
+    "-G": "group",
+    "--containerd": "containerd",
+    "--tls": "tls",
+    "--tlsverify": "tlsverify",
+    "--bridge": "bridge",
+    "-b": "bridge",
+    "--iptables": "iptables",
+    "--userns-remap": "userns-remap",
+    "--cgroup-parent": "cgroup-parent",
+    "--log-level": "log-level",
+    "-l": "log-level",
+    "--exec-opt": "exec-opts",
+    "--storage-opt": "storage-opts",
 }
 
 
@@ -123,6 +142,7 @@ class Document:
 
 # -- reading --------------------------------------------------------------------------------
 
+
 def _raw_decoder() -> json.JSONDecoder:
     return json.JSONDecoder(parse_float=Raw, parse_int=Raw, parse_constant=Raw)
 
@@ -133,20 +153,25 @@ def parse(data: bytes, shown: str = "daemon.json") -> Document:
         raise DaemonJsonError(
             f"{shown} starts with a UTF-8 byte-order mark (BOM)",
             f"Remove it (sed -i '1s/^\\xEF\\xBB\\xBF//' {shown}); editors on Windows add it, "
-            "and nvidia-ctk and many tools cannot read such a file.")
+            "and nvidia-ctk and many tools cannot read such a file.",
+        )
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DaemonJsonError(f"{shown} is UTF-16, not UTF-8",
-                              f"Convert it: iconv -f UTF-16 -t UTF-8 {shown}.")
+        raise DaemonJsonError(
+            f"{shown} is UTF-16, not UTF-8", f"Convert it: iconv -f UTF-16 -t UTF-8 {shown}."
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DaemonJsonError(f"{shown} is not valid UTF-8 (byte {exc.start})",
-                              "Save it as UTF-8 text, then run gpuwizard again.") from exc
+        raise DaemonJsonError(
+            f"{shown} is not valid UTF-8 (byte {exc.start})",
+            "Save it as UTF-8 text, then run gpuwizard again.",
+        ) from exc
     if not text.strip():
         raise DaemonJsonError(
             f"{shown} is empty",
             f"Write {{}} into it (echo '{{}}' > {shown}) or delete it; an empty file is not "
-            "JSON, and nvidia-ctk fails on it with `EOF`.")
+            "JSON, and nvidia-ctk fails on it with `EOF`.",
+        )
     dupes: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -158,19 +183,22 @@ def parse(data: bytes, shown: str = "daemon.json") -> Document:
         return dict(items)
 
     try:
-        value = json.loads(text, object_pairs_hook=pairs, parse_float=Raw, parse_int=Raw,
-                           parse_constant=Raw)
+        value = json.loads(
+            text, object_pairs_hook=pairs, parse_float=Raw, parse_int=Raw, parse_constant=Raw
+        )
     except json.JSONDecodeError as exc:
         raise DaemonJsonError(
             f"{shown} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
             f"Fix line {exc.lineno} of {shown} (a trailing comma or a missing quote is the usual "
             "cause), or check it with `python3 -m json.tool " + shown + "`.",
-            _excerpt(text, exc.lineno, exc.colno)) from exc
+            _excerpt(text, exc.lineno, exc.colno),
+        ) from exc
     if not isinstance(value, dict):
         raise DaemonJsonError(
             f"{shown} holds a JSON {type(value).__name__ if value is not None else 'null'}, "
             "not an object",
-            "daemon.json must be one JSON object ({ ... }); fix or remove the file.")
+            "daemon.json must be one JSON object ({ ... }); fix or remove the file.",
+        )
     root = _scan_object(text, _skip_ws(text, 0))
     if dupes:
         key = dupes[0]
@@ -178,15 +206,19 @@ def parse(data: bytes, shown: str = "daemon.json") -> Document:
         raise DaemonJsonError(
             f"{shown} sets the key {key!r} twice" + (f" (again at line {line})" if line else ""),
             "Keep one of them: dockerd silently uses the last, so the file does not mean what "
-            "it seems to.")
+            "it seems to.",
+        )
     runtimes = value.get("runtimes")
     if "runtimes" in value and not isinstance(runtimes, dict):
         raise DaemonJsonError(
             f"In {shown}, `runtimes` is a {type(runtimes).__name__}, not an object",
-            'Make it an object, e.g. "runtimes": {}, or remove it.')
+            'Make it an object, e.g. "runtimes": {}, or remove it.',
+        )
     if "features" in value and not isinstance(value.get("features"), dict):
-        raise DaemonJsonError(f"In {shown}, `features` is not an object",
-                              'Make it an object, e.g. "features": {}, or remove it.')
+        raise DaemonJsonError(
+            f"In {shown}, `features` is not an object",
+            'Make it an object, e.g. "features": {}, or remove it.',
+        )
     return Document(text, root, value, detect_style(text, root))
 
 
@@ -267,14 +299,20 @@ def detect_style(text: str, root: Obj) -> Style:
     colon = ": "
     if root.members:
         m0 = root.members[0]
-        between = text[m0.key_start:m0.value_start]
+        between = text[m0.key_start : m0.value_start]
         key_end = len(json.dumps(m0.key, ensure_ascii=False))
-        colon = ":" if between[key_end:].strip(_WS) == ":" and " " not in between[key_end:] \
-            and "\t" not in between[key_end:] else ": "
+        colon = (
+            ":"
+            if between[key_end:].strip(_WS) == ":"
+            and " " not in between[key_end:]
+            and "\t" not in between[key_end:]
+            else ": "
+        )
     return Style(newline, unit, colon)
 
 
 # -- writing ---------------------------------------------------------------------------------
+
 
 def dump(value: Any, style: Style, base: str, compact: bool = False) -> str:
     """A value as JSON text in the file's style; nested lines start with `base`."""
@@ -284,8 +322,13 @@ def dump(value: Any, style: Style, base: str, compact: bool = False) -> str:
         if not value:
             return "{}"
         if compact:
-            return "{" + ", ".join(f"{_key(k)}{style.colon}{dump(v, style, base, True)}"
-                                   for k, v in value.items()) + "}"
+            return (
+                "{"
+                + ", ".join(
+                    f"{_key(k)}{style.colon}{dump(v, style, base, True)}" for k, v in value.items()
+                )
+                + "}"
+            )
         inner = base + style.unit
         items = [f"{inner}{_key(k)}{style.colon}{dump(v, style, inner)}" for k, v in value.items()]
         return "{" + style.newline + ("," + style.newline).join(items) + style.newline + base + "}"
@@ -311,7 +354,7 @@ def _line_indent(text: str, pos: int) -> str:
 
 
 def _is_compact(text: str, obj: Obj) -> bool:
-    return bool(obj.members) and "\n" not in text[obj.start:obj.members[0].key_start]
+    return bool(obj.members) and "\n" not in text[obj.start : obj.members[0].key_start]
 
 
 def set_member(doc: Document, path: tuple[str, ...], value: Any) -> Document:
@@ -323,12 +366,12 @@ def set_member(doc: Document, path: tuple[str, ...], value: Any) -> Document:
         last = depth == len(path) - 1
         if m is not None and (last or m.obj is None):
             if not last:  # the path runs through a non-object: replace it wholesale
-                value = _nest(path[depth + 1:], value)
+                value = _nest(path[depth + 1 :], value)
             base = _line_indent(text, m.key_start)
             new = dump(value, style, base, compact=_is_compact(text, obj))
-            return reparse(text[:m.value_start] + new + text[m.value_end:], style)
+            return reparse(text[: m.value_start] + new + text[m.value_end :], style)
         if m is None:
-            return reparse(_insert(text, style, obj, key, _nest(path[depth + 1:], value)), style)
+            return reparse(_insert(text, style, obj, key, _nest(path[depth + 1 :], value)), style)
         assert m.obj is not None
         obj = m.obj
     raise AssertionError("empty path")
@@ -347,14 +390,15 @@ def _insert(text: str, style: Style, obj: Obj, key: str, value: Any) -> str:
             piece = f", {_key(key)}{style.colon}{dump(value, style, '', True)}"
         else:
             indent = _line_indent(text, obj.members[0].key_start)
-            piece = (f",{style.newline}{indent}{_key(key)}{style.colon}"
-                     f"{dump(value, style, indent)}")
-        return text[:last.value_end] + piece + text[last.value_end:]
+            piece = f",{style.newline}{indent}{_key(key)}{style.colon}{dump(value, style, indent)}"
+        return text[: last.value_end] + piece + text[last.value_end :]
     close = _line_indent(text, obj.start)
     indent = close + style.unit
-    body = (f"{{{style.newline}{indent}{_key(key)}{style.colon}{dump(value, style, indent)}"
-            f"{style.newline}{close}}}")
-    return text[:obj.start] + body + text[obj.end:]
+    body = (
+        f"{{{style.newline}{indent}{_key(key)}{style.colon}{dump(value, style, indent)}"
+        f"{style.newline}{close}}}"
+    )
+    return text[: obj.start] + body + text[obj.end :]
 
 
 def remove_member(doc: Document, path: tuple[str, ...]) -> Document:
@@ -372,11 +416,11 @@ def remove_member(doc: Document, path: tuple[str, ...]) -> Document:
     i = idx[-1]
     m = obj.members[i]
     if len(obj.members) == 1:
-        new = text[:obj.start] + "{}" + text[obj.end:]
+        new = text[: obj.start] + "{}" + text[obj.end :]
     elif i + 1 < len(obj.members):
-        new = text[:m.key_start] + text[obj.members[i + 1].key_start:]
+        new = text[: m.key_start] + text[obj.members[i + 1].key_start :]
     else:
-        new = text[:obj.members[i - 1].value_end] + text[m.value_end:]
+        new = text[: obj.members[i - 1].value_end] + text[m.value_end :]
     return reparse(new, doc.style)
 
 
@@ -388,6 +432,7 @@ def reparse(text: str, style: Optional[Style] = None) -> Document:
 
 
 # -- checks ----------------------------------------------------------------------------------
+
 
 def flag_keys(argv: Iterable[str]) -> dict[str, str]:
     """daemon.json keys that dockerd's command line already sets: key -> the flag."""
@@ -401,37 +446,56 @@ def flag_keys(argv: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def check(doc: Document, shown: str = "daemon.json", flags: Optional[dict[str, str]] = None,
-          ) -> list[DaemonJsonError]:
+def check(
+    doc: Document,
+    shown: str = "daemon.json",
+    flags: Optional[dict[str, str]] = None,
+) -> list[DaemonJsonError]:
     """The errors that would stop dockerd from starting, including those `dockerd --validate`
     misses since Docker 25 (runtime checks moved to daemon start)."""
     errors: list[DaemonJsonError] = []
     runtimes = doc.get("runtimes") or {}
     for name, spec in runtimes.items():
         if name == "runc":
-            errors.append(DaemonJsonError(f"{shown} defines a runtime named `runc`",
-                                          "The name `runc` is reserved by dockerd; rename it."))
+            errors.append(
+                DaemonJsonError(
+                    f"{shown} defines a runtime named `runc`",
+                    "The name `runc` is reserved by dockerd; rename it.",
+                )
+            )
         if not isinstance(spec, dict):
-            errors.append(DaemonJsonError(f"In {shown}, runtime {name!r} is not an object",
-                                          'Write it as {"path": "..."}.'))
+            errors.append(
+                DaemonJsonError(
+                    f"In {shown}, runtime {name!r} is not an object", 'Write it as {"path": "..."}.'
+                )
+            )
             continue
         if "path" in spec and "runtimeType" in spec:
-            errors.append(DaemonJsonError(
-                f"In {shown}, runtime {name!r} sets both `path` and `runtimeType`",
-                "Keep one of them; dockerd refuses to start with both."))
+            errors.append(
+                DaemonJsonError(
+                    f"In {shown}, runtime {name!r} sets both `path` and `runtimeType`",
+                    "Keep one of them; dockerd refuses to start with both.",
+                )
+            )
     default = doc.get("default-runtime")
     if default is not None and default not in BUILTIN_RUNTIMES and default not in runtimes:
-        errors.append(DaemonJsonError(
-            f"{shown} sets default-runtime {default!r}, but no runtime of that name is defined",
-            "Add it under `runtimes`, or remove `default-runtime`; dockerd will not start "
-            "like this (and `dockerd --validate` does not notice since Docker 25)."))
+        errors.append(
+            DaemonJsonError(
+                f"{shown} sets default-runtime {default!r}, but no runtime of that name is defined",
+                "Add it under `runtimes`, or remove `default-runtime`; dockerd will not start "
+                "like this (and `dockerd --validate` does not notice since Docker 25).",
+            )
+        )
     for key, flag in sorted((flags or {}).items()):
         if key in doc.value:
             where = "its unit file or command line"
-            errors.append(DaemonJsonError(
-                f"{shown} sets `{key}`, which dockerd already gets from {where} ({flag})",
-                f"Remove `{key}` from {shown}, or remove {flag} from dockerd's command line "
-                "(a systemd drop-in); dockerd refuses to start when both set it."))
+            errors.append(
+                DaemonJsonError(
+                    f"{shown} sets `{key}`, which dockerd already gets from {where} ({flag})",
+                    f"Remove `{key}` from {shown}, or remove {flag} from dockerd's command line "
+                    "(a systemd drop-in); dockerd refuses to start when both set it.",
+                )
+            )
     return errors
 
 
@@ -445,6 +509,7 @@ def warnings(doc: Document) -> list[str]:
 
 
 # -- the merge -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Wanted:
@@ -480,16 +545,26 @@ def equivalent_runtime(spec: Any) -> bool:
     return path.rsplit("/", 1)[-1] == "nvidia-container-runtime" and not args
 
 
-def merge(before: Optional[bytes], want: Wanted, shown: str = "daemon.json",
-          flags: Optional[dict[str, str]] = None) -> Merge:
+def merge(
+    before: Optional[bytes],
+    want: Wanted,
+    shown: str = "daemon.json",
+    flags: Optional[dict[str, str]] = None,
+) -> Merge:
     """Add our keys to daemon.json (None: the file does not exist). Raises DaemonJsonError
     (RuntimeConflict for a foreign `nvidia` runtime) and leaves deciding to the caller."""
     doc = parse(before if before is not None else b"{}\n", shown)
     # a default-runtime of nvidia with no runtimes.nvidia (a common hand edit) is what the
     # merge repairs; every other error stops it before anything is computed
-    errors = [e for e in check(doc, shown, flags)
-              if not (doc.get("default-runtime") == RUNTIME_NAME and "default-runtime" in e.cause
-                      and doc.get("runtimes", RUNTIME_NAME) is None)]
+    errors = [
+        e
+        for e in check(doc, shown, flags)
+        if not (
+            doc.get("default-runtime") == RUNTIME_NAME
+            and "default-runtime" in e.cause
+            and doc.get("runtimes", RUNTIME_NAME) is None
+        )
+    ]
     if errors:
         raise errors[0]
     notes: list[str] = []
@@ -513,9 +588,11 @@ def merge(before: Optional[bytes], want: Wanted, shown: str = "daemon.json",
         if doc.get("default-runtime") != RUNTIME_NAME:
             doc = set_member(doc, ("default-runtime",), RUNTIME_NAME)
             notes.append("set default-runtime to nvidia")
-        warns.append("With default-runtime nvidia, every container runs through the NVIDIA "
-                     "runtime; if the toolkit is removed later, no container starts until "
-                     "default-runtime is removed from daemon.json.")
+        warns.append(
+            "With default-runtime nvidia, every container runs through the NVIDIA "
+            "runtime; if the toolkit is removed later, no container starts until "
+            "default-runtime is removed from daemon.json."
+        )
     if want.enable_cdi and doc.get("features", "cdi") is not True:
         doc = set_member(doc, ("features", "cdi"), True)
         notes.append("set features.cdi to true (other features kept)")
@@ -531,7 +608,10 @@ def merge(before: Optional[bytes], want: Wanted, shown: str = "daemon.json",
 # -- undo of our keys alone ------------------------------------------------------------------
 
 OUR_KEYS: tuple[tuple[str, ...], ...] = (
-    ("runtimes", RUNTIME_NAME), ("default-runtime",), ("features", "cdi"))
+    ("runtimes", RUNTIME_NAME),
+    ("default-runtime",),
+    ("features", "cdi"),
+)
 
 
 def _lookup(doc: Optional[Document], path: tuple[str, ...]) -> tuple[bool, Any]:

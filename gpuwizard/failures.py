@@ -18,11 +18,26 @@ from typing import Any, Mapping, Optional, Union
 
 FAMILIES = ("debian", "rhel", "suse")
 
-_QUOTES = str.maketrans({
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"',
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'",
-    "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u00a0": " ",
-})
+_QUOTES = str.maketrans(
+    {
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u00b4": "'",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u00a0": " ",
+    }
+)
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 _SPACE = re.compile(r"\s+")
 
@@ -158,8 +173,9 @@ def _row(data: Mapping[str, Any]) -> KnownFailure:
         priority=int(data.get("priority", 50)),
         patterns=tuple(_compile(p) for p in pats),
         squashed=tuple(_compile(squash_pattern(p)) for p in pats),
-        requires=tuple((_compile(p), _compile(squash_pattern(p)))
-                       for p in data.get("requires", ())),
+        requires=tuple(
+            (_compile(p), _compile(squash_pattern(p))) for p in data.get("requires", ())
+        ),
         extract=tuple((k, _compile(v)) for k, v in data.get("extract", {}).items()),
         defaults=dict(data.get("defaults", {})),
         cause=data["cause"],
@@ -175,8 +191,9 @@ def table() -> tuple[KnownFailure, ...]:
     return tuple(_row(d) for d in json.loads(raw)["failures"])
 
 
-def get(code: str, details: Optional[Mapping[str, str]] = None,
-        family: Optional[str] = None) -> Failure:
+def get(
+    code: str, details: Optional[Mapping[str, str]] = None, family: Optional[str] = None
+) -> Failure:
     """A failure by its code (doctor names failures it finds on the host this way)."""
     for row in table():
         if row.code == code:
@@ -217,14 +234,22 @@ def explain(text: str, family: Optional[str] = None, width: int = 100) -> str:
             "     and paste the whole error (with the command that printed it) when you ask\n"
             "     for help."
         )
+
     def para(label: str, text: str) -> str:
-        return textwrap.fill(text, width, initial_indent=f"  {label:8}", subsequent_indent=" " * 10,
-                             break_on_hyphens=False, break_long_words=False)
+        return textwrap.fill(
+            text,
+            width,
+            initial_indent=f"  {label:8}",
+            subsequent_indent=" " * 10,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
 
     lines = [f"{failure.title}  [{failure.code}]"]
     if failure.details:
-        lines.append(para("found:", ", ".join(f"{k}={v}" for k, v in
-                                              sorted(failure.details.items()))))
+        lines.append(
+            para("found:", ", ".join(f"{k}={v}" for k, v in sorted(failure.details.items())))
+        )
     lines.append(para("cause:", failure.cause))
     if failure.checks:
         lines.append("  check:")

@@ -460,8 +460,9 @@ class RunWriter:
         of apt's output lines capped the worker at about 45,000 lines/s). Not fsynced: the
         journal is the record, events are what a face shows."""
         if self._events_fd is None:
-            self._events_fd = os.open(str(self.events_path),
-                                      os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._events_fd = os.open(
+                str(self.events_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+            )
         os.write(self._events_fd, (line + "\n").encode("utf-8"))
 
     def close_events(self) -> None:

@@ -32,8 +32,9 @@ def _visible(gpus: str) -> str:
     return "all" if count < 0 else ",".join(str(i) for i in range(count))
 
 
-def render_docker_run(image: str, gpus: str = "all", form: str = "gpus",
-                      command: Sequence[str] = ("nvidia-smi",)) -> str:
+def render_docker_run(
+    image: str, gpus: str = "all", form: str = "gpus", command: Sequence[str] = ("nvidia-smi",)
+) -> str:
     """`docker run` for one way of reaching the GPU: gpus | runtime | cdi."""
     if form == "gpus":
         args = cli_args(gpus, None, None, None)
@@ -47,19 +48,28 @@ def render_docker_run(image: str, gpus: str = "all", form: str = "gpus",
     return " ".join(["docker", "run", "--rm", *args, image, *command])
 
 
-def render_compose(form: str, image: str, gpus: str = "all",
-                   command: Sequence[str] = ("nvidia-smi",)) -> str:
+def render_compose(
+    form: str, image: str, gpus: str = "all", command: Sequence[str] = ("nvidia-smi",)
+) -> str:
     """A docker-compose.yaml using the GPU: `runtime: nvidia`, or
     `deploy.resources.reservations.devices` (Compose spec; no `version:` key)."""
     cmd = "[" + ", ".join(_q(c) for c in command) + "]"
     lines = ["services:", f"  {SERVICE}:", f"    image: {_q(image)}", f"    command: {cmd}"]
     if form == "runtime":
-        lines += ["    runtime: nvidia", "    environment:",
-                  f"      - {_q('NVIDIA_VISIBLE_DEVICES=' + _visible(gpus))}"]
+        lines += [
+            "    runtime: nvidia",
+            "    environment:",
+            f"      - {_q('NVIDIA_VISIBLE_DEVICES=' + _visible(gpus))}",
+        ]
     elif form == "deploy":
         req = parse_gpus(gpus)
-        lines += ["    deploy:", "      resources:", "        reservations:", "          devices:",
-                  "            - driver: nvidia"]
+        lines += [
+            "    deploy:",
+            "      resources:",
+            "        reservations:",
+            "          devices:",
+            "            - driver: nvidia",
+        ]
         if req.get("device_ids"):
             ids = ", ".join(_q(i) for i in req["device_ids"])
             lines.append(f"              device_ids: [{ids}]")
@@ -88,8 +98,10 @@ def compose_tool(host: Host) -> Optional[list[str]]:
 def compose_install_remedy(host: Host) -> str:
     fam = host.facts.family()
     if fam == "debian":
-        return ("Install Compose: `sudo apt-get install docker-compose-plugin` (Docker's "
-                "repository) or `sudo apt-get install docker-compose` (Debian/Ubuntu's v1).")
+        return (
+            "Install Compose: `sudo apt-get install docker-compose-plugin` (Docker's "
+            "repository) or `sudo apt-get install docker-compose` (Debian/Ubuntu's v1)."
+        )
     if fam == "rhel":
         return "Install Compose: `sudo dnf install docker-compose-plugin` (Docker's repository)."
     if fam == "suse":
@@ -97,30 +109,34 @@ def compose_install_remedy(host: Host) -> str:
     return "Install Docker Compose: https://docs.docker.com/compose/install/"
 
 
-def validate_compose(host: Host, text: str, docker_host: Optional[str] = None
-                     ) -> CommandResult:
+def validate_compose(host: Host, text: str, docker_host: Optional[str] = None) -> CommandResult:
     """`docker compose config` (or `docker-compose config`) on a snippet; raises a
     WizardError with Compose's own message when it refuses it, or says how to get Compose."""
     tool = compose_tool(host)
     if tool is None:
-        raise WizardError("Docker Compose is not installed on this host",
-                          compose_install_remedy(host))
+        raise WizardError(
+            "Docker Compose is not installed on this host", compose_install_remedy(host)
+        )
     with tempfile.TemporaryDirectory(prefix="gpuwizard-compose-") as folder:
         path = os.path.join(folder, "docker-compose.yaml")
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
         env = {"DOCKER_HOST": docker_host} if docker_host else None
-        res = host.run([*tool, "-f", path, "config"], inside=False, check=False, env=env,
-                       timeout=60)
+        res = host.run(
+            [*tool, "-f", path, "config"], inside=False, check=False, env=env, timeout=60
+        )
     if not res.ok:
-        raise WizardError(f"{' '.join(tool[-2:])} refuses the snippet",
-                          "This is a gpuwizard bug if the snippet is unedited; report it.",
-                          res.tail)
+        raise WizardError(
+            f"{' '.join(tool[-2:])} refuses the snippet",
+            "This is a gpuwizard bug if the snippet is unedited; report it.",
+            res.tail,
+        )
     return res
 
 
-def snippets(image: str, gpus: str = "all", runtime: bool = True, cdi: bool = False
-             ) -> dict[str, str]:
+def snippets(
+    image: str, gpus: str = "all", runtime: bool = True, cdi: bool = False
+) -> dict[str, str]:
     """Every snippet that applies to this host, by name."""
     out = {"docker run --gpus": render_docker_run(image, gpus, "gpus")}
     if runtime:
@@ -133,8 +149,9 @@ def snippets(image: str, gpus: str = "all", runtime: bool = True, cdi: bool = Fa
     return out
 
 
-def render_for_host(host: Host, options: Any, kind: str = "compose", form: str = "both",
-                    validate: bool = False) -> str:
+def render_for_host(
+    host: Host, options: Any, kind: str = "compose", form: str = "both", validate: bool = False
+) -> str:
     """What `gpuwizard snippet run|compose` prints: snippets with this host's image (the CUDA
     tag chosen from the driver's CUDA version, else the smoke-test image) and GPU selection."""
     image = _host_image(host, options)

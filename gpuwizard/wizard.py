@@ -123,13 +123,19 @@ def plan(
                 sim
                 if step.name in selected
                 else Simulation(
-                    files=dict(sim.files), packages=dict(sim.packages), marks=dict(sim.marks),
+                    files=dict(sim.files),
+                    packages=dict(sim.packages),
+                    marks=dict(sim.marks),
                     facts=sim.facts,
                 ),
             )
         except WizardError as exc:
-            sp = step.make(FAILED, reason=exc.cause, remedy=exc.remedy,
-                           facts={"detail": exc.detail} if exc.detail else {})
+            sp = step.make(
+                FAILED,
+                reason=exc.cause,
+                remedy=exc.remedy,
+                facts={"detail": exc.detail} if exc.detail else {},
+            )
         if step.name in selected:
             for action in sp.actions:
                 action.step = step.name

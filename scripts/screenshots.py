@@ -113,9 +113,9 @@ async def rollback_preview(app: Any, pilot: Any) -> None:
 
 async def failure(app: Any, pilot: Any) -> None:
     # the demo's own failure: the key no longer matches the fingerprint it was promised
-    app.options = app.options.__class__(**{**app.options.__dict__,
-                                            "key_fingerprint": "C95B321B61E88C1809C4F759"
-                                                               "DDCAE044F796ECB0"})
+    app.options = app.options.__class__(
+        **{**app.options.__dict__, "key_fingerprint": "C95B321B61E88C1809C4F759DDCAE044F796ECB0"}
+    )
     app.replan()
     await settle(app, pilot)
     app.open_step("repository")
@@ -134,19 +134,34 @@ async def failure_screen(app: Any, pilot: Any) -> None:
 
     app.push_screen(RunScreen(run))
     await settle(app, pilot)
-    error = {"cause": "Restarting Docker failed: unknown or invalid runtime name: nvidia",
-             "remedy": "daemon.json was restored byte-exact and Docker started on it."}
-    app.post_message(EngineBatch(run, [
-        StepState("restart", "running"),
-        LogLine("restart", "$ systemctl restart docker"),
-        LogLine("restart", "Job for docker.service failed because the control process exited "
-                           "with error code.", "err"),
-        LogLine("restart", "dockerd: failed to start daemon: unknown or invalid runtime name: "
-                           "nvidia", "err"),
-        ActionEvent("restart", "restart-docker", "failed", "restart Docker", error),
-        LogLine("restart", "undone: /etc/docker/daemon.json restored byte-exact", "info"),
-        StepState("restart", "failed", error["cause"]),
-        RunState(run, "failed", error["cause"])]))
+    error = {
+        "cause": "Restarting Docker failed: unknown or invalid runtime name: nvidia",
+        "remedy": "daemon.json was restored byte-exact and Docker started on it.",
+    }
+    app.post_message(
+        EngineBatch(
+            run,
+            [
+                StepState("restart", "running"),
+                LogLine("restart", "$ systemctl restart docker"),
+                LogLine(
+                    "restart",
+                    "Job for docker.service failed because the control process exited "
+                    "with error code.",
+                    "err",
+                ),
+                LogLine(
+                    "restart",
+                    "dockerd: failed to start daemon: unknown or invalid runtime name: nvidia",
+                    "err",
+                ),
+                ActionEvent("restart", "restart-docker", "failed", "restart Docker", error),
+                LogLine("restart", "undone: /etc/docker/daemon.json restored byte-exact", "info"),
+                StepState("restart", "failed", error["cause"]),
+                RunState(run, "failed", error["cause"]),
+            ],
+        )
+    )
     await wait_for(app, pilot, "FailureScreen")
     await settle(app, pilot)
 
@@ -182,8 +197,7 @@ async def shoot(name: str) -> Path:
     with tempfile.TemporaryDirectory() as folder:
         os.environ["GPUWIZARD_DEMO_ROOT"] = folder  # the detached worker finds the same one
         host = demo_host()
-        app = GpuWizardApp(host, Options(), Journal(host.path("/var/lib/gpuwizard")),
-                           demo=True)
+        app = GpuWizardApp(host, Options(), Journal(host.path("/var/lib/gpuwizard")), demo=True)
         async with app.run_test(size=SIZE) as pilot:
             await SCENES[name](app, pilot)
             path = Path(app.save_screenshot(f"{name}.svg", str(OUT)))

@@ -32,10 +32,16 @@ CACHE_DIR = Path(os.environ.get("GPUWIZARD_TEST_CACHE", "/var/tmp/gpuwizard-test
 MIRROR = os.environ.get("GPUWIZARD_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 
 VERSIONS = ("1.17.8-1", "1.20.1-1")
-TOOLKIT = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
-           "libnvidia-container-tools", "libnvidia-container1")
-LEGACY_DAEMON_JSON = b'{\n    "runtimes": {\n        "nvidia": {\n            "path": ' \
+TOOLKIT = (
+    "nvidia-container-toolkit",
+    "nvidia-container-toolkit-base",
+    "libnvidia-container-tools",
+    "libnvidia-container1",
+)
+LEGACY_DAEMON_JSON = (
+    b'{\n    "runtimes": {\n        "nvidia": {\n            "path": '
     b'"nvidia-container-runtime",\n            "runtimeArgs": []\n        }\n    }\n}\n'
+)
 
 
 def _run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
@@ -53,13 +59,23 @@ def need_root_tools() -> None:
 
 # -- the Debian root -----------------------------------------------------------------------
 
+
 def _build_tarball(target: Path) -> None:
     work = target.parent / f".build-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(work / "root"),  # noqa: S603
-                        MIRROR], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "bookworm",
+                str(work / "root"),  # noqa: S603
+                MIRROR,
+            ],
+            check=True,
+            capture_output=True,
+        )
         # keep the copy small and fast: the downloaded .debs are not needed
         for deb in (work / "root/var/cache/apt/archives").glob("*.deb"):
             deb.unlink()
@@ -118,9 +134,18 @@ def _overlay(base: Path, where: Path) -> Optional[Path]:
     upper, work = where / "upper", where / "work"
     for d in (root, upper, work):
         d.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",  # noqa: S603 S607
-                        f"lowerdir={base},upperdir={upper},workdir={work}", str(root)],
-                       capture_output=True)
+    r = subprocess.run(
+        [
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",  # noqa: S603 S607
+            f"lowerdir={base},upperdir={upper},workdir={work}",
+            str(root),
+        ],
+        capture_output=True,
+    )
     return root if r.returncode == 0 else None
 
 
@@ -138,8 +163,12 @@ def debian_root(base: Path, where: Path) -> Iterator[Path]:
         # Opening a lower-layer file for writing copies it up to a new inode, which would
         # detach a lock taken on the old one; copy the lock files up now, so that locks in
         # this root behave as on a plain file system.
-        for rel in ("var/lib/dpkg/lock", "var/lib/dpkg/lock-frontend",
-                    "var/lib/apt/lists/lock", "var/cache/apt/archives/lock"):
+        for rel in (
+            "var/lib/dpkg/lock",
+            "var/lib/dpkg/lock-frontend",
+            "var/lib/apt/lists/lock",
+            "var/cache/apt/archives/lock",
+        ):
             f = root / rel
             if f.exists():
                 with open(f, "r+b"):
@@ -173,8 +202,10 @@ def lock_held(path: Path, seconds: float) -> Iterator[subprocess.Popen[bytes]]:
     """Another process holding a lock on `path` (flock(1), as a stand-in for
     unattended-upgrades); it and its child are always stopped afterwards."""
 
-    proc = subprocess.Popen(["flock", "-o", str(path), "sleep", str(seconds)],  # noqa: S603 S607
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["flock", "-o", str(path), "sleep", str(seconds)],  # noqa: S603 S607
+        start_new_session=True,
+    )
     try:
         time.sleep(0.3)
         yield proc
@@ -193,11 +224,20 @@ def release(proc: subprocess.Popen[bytes]) -> None:
 
 def dpkg_set(root: Path) -> str:
     """The installed package set, as `dpkg-query -W` prints it (the rollback oracle)."""
-    return _run(["chroot", str(root), "dpkg-query", "-W",
-                 "-f", "${Package} ${Version} ${db:Status-Abbrev}\n"]).stdout
+    return _run(
+        [
+            "chroot",
+            str(root),
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Package} ${Version} ${db:Status-Abbrev}\n",
+        ]
+    ).stdout
 
 
 # -- the signed repository -----------------------------------------------------------------
+
 
 @dataclass
 class TestKey:
@@ -206,30 +246,87 @@ class TestKey:
     armored: bytes
 
     def sign_clear(self, src: Path, dst: Path) -> None:
-        _run(["gpg", "--homedir", str(self.home), "--batch", "--yes", "--digest-algo", "SHA256",
-              "--clearsign", "-o", str(dst), str(src)])
+        _run(
+            [
+                "gpg",
+                "--homedir",
+                str(self.home),
+                "--batch",
+                "--yes",
+                "--digest-algo",
+                "SHA256",
+                "--clearsign",
+                "-o",
+                str(dst),
+                str(src),
+            ]
+        )
 
     def sign_detached(self, src: Path, dst: Path) -> None:
-        _run(["gpg", "--homedir", str(self.home), "--batch", "--yes", "--armor",
-              "--detach-sign", "-o", str(dst), str(src)])
+        _run(
+            [
+                "gpg",
+                "--homedir",
+                str(self.home),
+                "--batch",
+                "--yes",
+                "--armor",
+                "--detach-sign",
+                "-o",
+                str(dst),
+                str(src),
+            ]
+        )
 
 
 def make_key(home: Path, uid: str) -> TestKey:
     """A fresh signing key in its own GNUPGHOME, with its fingerprint and armored export."""
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
-    _run(["gpg", "--homedir", str(home), "--batch", "--passphrase", "", "--quick-gen-key",
-          uid, "rsa2048", "sign", "never"])
+    _run(
+        [
+            "gpg",
+            "--homedir",
+            str(home),
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            uid,
+            "rsa2048",
+            "sign",
+            "never",
+        ]
+    )
     out = _run(["gpg", "--homedir", str(home), "--batch", "--with-colons", "--list-keys"]).stdout
     fpr = next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
-    armored = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--armor",  # noqa: S603
-                              "--export", fpr], check=True, capture_output=True).stdout
+    armored = subprocess.run(
+        [
+            "gpg",
+            "--homedir",
+            str(home),
+            "--batch",
+            "--armor",  # noqa: S603
+            "--export",
+            fpr,
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
     return TestKey(home, fpr, armored)
 
 
-def build_deb(out: Path, name: str, version: str, *, depends: str = "",
-              files: Optional[dict[str, str]] = None, conffiles: tuple[str, ...] = (),
-              arch: str = "amd64", extra: str = "") -> Path:
+def build_deb(
+    out: Path,
+    name: str,
+    version: str,
+    *,
+    depends: str = "",
+    files: Optional[dict[str, str]] = None,
+    conffiles: tuple[str, ...] = (),
+    arch: str = "amd64",
+    extra: str = "",
+) -> Path:
     """A tiny real .deb built with dpkg-deb."""
     tree = out / f"tree-{name}-{version}"
     shutil.rmtree(tree, ignore_errors=True)
@@ -239,9 +336,11 @@ def build_deb(out: Path, name: str, version: str, *, depends: str = "",
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(content)
         f.chmod(0o755 if "/bin/" in path else 0o644)
-    control = (f"Package: {name}\nVersion: {version}\nArchitecture: {arch}\n"
-               "Maintainer: gpuwizard tests <tests@example.invalid>\n"
-               "Description: gpuwizard test stand-in named like the real package\n")
+    control = (
+        f"Package: {name}\nVersion: {version}\nArchitecture: {arch}\n"
+        "Maintainer: gpuwizard tests <tests@example.invalid>\n"
+        "Description: gpuwizard test stand-in named like the real package\n"
+    )
     if depends:
         control += f"Depends: {depends}\n"
     control += extra
@@ -255,37 +354,66 @@ def build_deb(out: Path, name: str, version: str, *, depends: str = "",
 
 
 def _stand_in(name: str, version: str) -> str:
-    return (f"#!/bin/sh\n# gpuwizard test stand-in for NVIDIA's {name} {version}\n"
-            f"echo {name} {version}\n")
+    return (
+        f"#!/bin/sh\n# gpuwizard test stand-in for NVIDIA's {name} {version}\n"
+        f"echo {name} {version}\n"
+    )
 
 
 def toolkit_debs(out: Path, version: str) -> list[Path]:
     """The four packages with the real dependency shape, one version."""
     up = version.split("-")[0]
     return [
-        build_deb(out, "libnvidia-container1", version,
-                  files={"/usr/lib/x86_64-linux-gnu/libnvidia-container.so.1": f"stand-in {up}\n"}),
-        build_deb(out, "libnvidia-container-tools", version,
-                  depends=f"libnvidia-container1 (= {version})",
-                  files={"/usr/bin/nvidia-container-cli": _stand_in("nvidia-container-cli", up)}),
-        build_deb(out, "nvidia-container-toolkit-base", version,
-                  files={"/usr/bin/nvidia-ctk": _stand_in("nvidia-ctk", up),
-                         "/usr/bin/nvidia-container-runtime":
-                             _stand_in("nvidia-container-runtime", up)}),
-        build_deb(out, "nvidia-container-toolkit", version,
-                  depends=f"nvidia-container-toolkit-base (= {version}), "
-                          f"libnvidia-container-tools (= {version})",
-                  files={"/usr/bin/nvidia-container-runtime-hook":
-                             _stand_in("nvidia-container-runtime-hook", up)}),
+        build_deb(
+            out,
+            "libnvidia-container1",
+            version,
+            files={"/usr/lib/x86_64-linux-gnu/libnvidia-container.so.1": f"stand-in {up}\n"},
+        ),
+        build_deb(
+            out,
+            "libnvidia-container-tools",
+            version,
+            depends=f"libnvidia-container1 (= {version})",
+            files={"/usr/bin/nvidia-container-cli": _stand_in("nvidia-container-cli", up)},
+        ),
+        build_deb(
+            out,
+            "nvidia-container-toolkit-base",
+            version,
+            files={
+                "/usr/bin/nvidia-ctk": _stand_in("nvidia-ctk", up),
+                "/usr/bin/nvidia-container-runtime": _stand_in("nvidia-container-runtime", up),
+            },
+        ),
+        build_deb(
+            out,
+            "nvidia-container-toolkit",
+            version,
+            depends=f"nvidia-container-toolkit-base (= {version}), "
+            f"libnvidia-container-tools (= {version})",
+            files={
+                "/usr/bin/nvidia-container-runtime-hook": _stand_in(
+                    "nvidia-container-runtime-hook", up
+                )
+            },
+        ),
     ]
 
 
 def legacy_nvidia_docker2(out: Path) -> Path:
     """nvidia-docker2 2.13.0 as it was: /etc/docker/daemon.json is its conffile."""
-    return build_deb(out, "nvidia-docker2", "2.13.0-1", arch="all",
-                     files={"/etc/docker/daemon.json": LEGACY_DAEMON_JSON.decode(),
-                            "/usr/bin/nvidia-docker": _stand_in("nvidia-docker", "2.13.0")},
-                     conffiles=("/etc/docker/daemon.json",))
+    return build_deb(
+        out,
+        "nvidia-docker2",
+        "2.13.0-1",
+        arch="all",
+        files={
+            "/etc/docker/daemon.json": LEGACY_DAEMON_JSON.decode(),
+            "/usr/bin/nvidia-docker": _stand_in("nvidia-docker", "2.13.0"),
+        },
+        conffiles=("/etc/docker/daemon.json",),
+    )
 
 
 def flat_repo(folder: Path, debs: list[Path], key: TestKey) -> None:
@@ -296,9 +424,18 @@ def flat_repo(folder: Path, debs: list[Path], key: TestKey) -> None:
     packages = _run(["apt-ftparchive", "packages", "."], cwd=str(folder)).stdout
     (folder / "Packages").write_text(packages)
     subprocess.run(["gzip", "-kf", str(folder / "Packages")], check=True)  # noqa: S603
-    release = _run(["apt-ftparchive", "-o", "APT::FTPArchive::Release::Origin=gpuwizard-tests",
-                    "-o", "APT::FTPArchive::Release::Label=gpuwizard-tests", "release", "."],
-                   cwd=str(folder)).stdout
+    release = _run(
+        [
+            "apt-ftparchive",
+            "-o",
+            "APT::FTPArchive::Release::Origin=gpuwizard-tests",
+            "-o",
+            "APT::FTPArchive::Release::Label=gpuwizard-tests",
+            "release",
+            ".",
+        ],
+        cwd=str(folder),
+    ).stdout
     (folder / "Release").write_text(release)
     key.sign_clear(folder / "Release", folder / "InRelease")
     key.sign_detached(folder / "Release", folder / "Release.gpg")
@@ -326,7 +463,10 @@ class RepoServer:
         self.port = free_port()
         self.proc = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(self.port)],
-            cwd=str(self.folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=str(self.folder),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -365,8 +505,9 @@ class NvidiaRepo:
     def options(self, **kw: object) -> object:
         from gpuwizard.options import Options
 
-        return Options(repo_url=self.repo_url, key_url=self.key_url,
-                       key_fingerprint=self.key.fingerprint, **kw)  # type: ignore[arg-type]
+        return Options(
+            repo_url=self.repo_url, key_url=self.key_url, key_fingerprint=self.key.fingerprint, **kw
+        )  # type: ignore[arg-type]
 
 
 def build_nvidia_repo(top: Path) -> NvidiaRepo:
@@ -407,8 +548,8 @@ def nvidia_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NvidiaRepo
         repo.server.stop()
 
 
-
 # -- driving gpuwizard ---------------------------------------------------------------------
+
 
 @dataclass
 class Outcome:
@@ -440,8 +581,9 @@ def plan_only(root: Path, options: object) -> object:
     return wizard.plan(Host(root=root), options, steps=our_steps())  # type: ignore[arg-type]
 
 
-def plan_and_apply(root: Path, options: object, state: Path,
-                   on_event: Optional[Callable[[object], None]] = None) -> Outcome:
+def plan_and_apply(
+    root: Path, options: object, state: Path, on_event: Optional[Callable[[object], None]] = None
+) -> Outcome:
     """gpuwizard's own API, as the CLI uses it: plan, then apply in a journaled run."""
     from gpuwizard import wizard
     from gpuwizard.errors import WizardError
@@ -454,13 +596,20 @@ def plan_and_apply(root: Path, options: object, state: Path,
     journal = Journal(state)
     run = journal.start_run(["test"])
     try:
+
         def emit(event: object) -> None:
             events.append(event)
             if on_event is not None:
                 on_event(event)
 
-        wizard.apply(host, options, the_plan, run, emit=emit,  # type: ignore[arg-type]
-                     steps=our_steps())
+        wizard.apply(
+            host,
+            options,
+            the_plan,
+            run,
+            emit=emit,  # type: ignore[arg-type]
+            steps=our_steps(),
+        )
     except WizardError as exc:
         return Outcome(the_plan, events, exc)
     return Outcome(the_plan, events)

@@ -26,8 +26,19 @@ from typing import Any, Iterator, Optional
 HERE = Path(__file__).resolve().parent
 STAND_INS = HERE / "stand_ins"
 STAND_IN_PROGRAMS = ("nvidia-container-runtime-hook", "nvidia-container-runtime")
-BUSYBOX_LINKS = ("sh", "echo", "cat", "true", "false", "sleep", "ls", "env", "printf", "seq",
-                 "date")
+BUSYBOX_LINKS = (
+    "sh",
+    "echo",
+    "cat",
+    "true",
+    "false",
+    "sleep",
+    "ls",
+    "env",
+    "printf",
+    "seq",
+    "date",
+)
 IMAGE = "local/bb:1"
 
 
@@ -75,9 +86,14 @@ def start(base: Path, timeout: float = 30.0) -> int:
     """Start dockerd detached with the recorded flags; 0 once it answers, 1 if it died."""
     spec = json.loads((base / "dockerd.json").read_text())
     with open(base / "dockerd.log", "ab") as log:
-        proc = subprocess.Popen(spec["argv"], stdout=log,  # noqa: S603
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=spec["env"], start_new_session=True)
+        proc = subprocess.Popen(
+            spec["argv"],
+            stdout=log,  # noqa: S603
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=spec["env"],
+            start_new_session=True,
+        )
     end = time.monotonic() + timeout
     sock = str(base / "docker.sock")
     while time.monotonic() < end:
@@ -107,16 +123,34 @@ class Dockerd:
         self.daemon_json.parent.mkdir(parents=True, exist_ok=True)
         if stand_ins:
             self.install_stand_ins()
-        (base / "dockerd.json").write_text(json.dumps({
-            "argv": ["dockerd", "--data-root", str(base / "data"), "--exec-root",
-                     str(base / "exec"), "-H", self.docker_host, "--pidfile",
-                     str(base / "docker.pid"), "--config-file", str(self.daemon_json),
-                     # no docker0 and no iptables chains: several private daemons (other
-                     # parts of the suite, other checkouts) would fight over them
-                     "--bridge=none", "--iptables=false"],
-            "env": {**os.environ, "PATH": f"{self.bin}:/usr/local/sbin:/usr/local/bin:"
-                    "/usr/sbin:/usr/bin:/sbin:/bin"},
-        }))
+        (base / "dockerd.json").write_text(
+            json.dumps(
+                {
+                    "argv": [
+                        "dockerd",
+                        "--data-root",
+                        str(base / "data"),
+                        "--exec-root",
+                        str(base / "exec"),
+                        "-H",
+                        self.docker_host,
+                        "--pidfile",
+                        str(base / "docker.pid"),
+                        "--config-file",
+                        str(self.daemon_json),
+                        # no docker0 and no iptables chains: several private daemons (other
+                        # parts of the suite, other checkouts) would fight over them
+                        "--bridge=none",
+                        "--iptables=false",
+                    ],
+                    "env": {
+                        **os.environ,
+                        "PATH": f"{self.bin}:/usr/local/sbin:/usr/local/bin:"
+                        "/usr/sbin:/usr/bin:/sbin:/bin",
+                    },
+                }
+            )
+        )
 
     # -- stand-ins ---------------------------------------------------------------------
     def install_stand_ins(self, which: tuple[str, ...] = STAND_IN_PROGRAMS) -> None:
@@ -170,9 +204,14 @@ class Dockerd:
 
     def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """The docker CLI against this daemon."""
-        return subprocess.run(["docker", *args], capture_output=True, text=True,  # noqa: S603
-                              env={**os.environ, "DOCKER_HOST": self.docker_host}, check=check,
-                              timeout=120)
+        return subprocess.run(
+            ["docker", *args],
+            capture_output=True,
+            text=True,  # noqa: S603
+            env={**os.environ, "DOCKER_HOST": self.docker_host},
+            check=check,
+            timeout=120,
+        )
 
     def import_busybox(self) -> None:
         """`local/bb:1`: busybox-static and a few links, imported (no registry here)."""
@@ -184,11 +223,18 @@ class Dockerd:
             link = root / "bin" / name
             if not link.exists():
                 link.symlink_to("busybox")
-        tar = subprocess.run(["tar", "-C", str(root), "-c", "."],  # noqa: S603
-                             capture_output=True, check=True)
-        subprocess.run(["docker", "import", "-", IMAGE], input=tar.stdout,  # noqa: S603
-                       env={**os.environ, "DOCKER_HOST": self.docker_host}, check=True,
-                       capture_output=True)
+        tar = subprocess.run(
+            ["tar", "-C", str(root), "-c", "."],  # noqa: S603
+            capture_output=True,
+            check=True,
+        )
+        subprocess.run(
+            ["docker", "import", "-", IMAGE],
+            input=tar.stdout,  # noqa: S603
+            env={**os.environ, "DOCKER_HOST": self.docker_host},
+            check=True,
+            capture_output=True,
+        )
 
 
 def make_dockerd(stand_ins: bool = True, daemon_json: bytes = b"{}\n") -> Dockerd:
@@ -200,8 +246,11 @@ def make_dockerd(stand_ins: bool = True, daemon_json: bytes = b"{}\n") -> Docker
 
 def cleanup(d: Dockerd) -> None:
     d.stop()
-    subprocess.run(["umount", "-R", str(d.base / "data")],  # noqa: S603
-                   capture_output=True, check=False)
+    subprocess.run(
+        ["umount", "-R", str(d.base / "data")],  # noqa: S603
+        capture_output=True,
+        check=False,
+    )
     shutil.rmtree(d.base, ignore_errors=True)
 
 
@@ -268,15 +317,21 @@ def wizard_options(d: Dockerd, **kw: Any) -> Any:
     """Options that point gpuwizard at this daemon and its restart command."""
     from gpuwizard.options import Options
 
-    base: dict[str, Any] = {"docker_host": d.docker_host, "restart_method": "command",
-                            "restart_command": d.restart_command(), "docker_wait": 20.0,
-                            "test_image": IMAGE, "skip_cuda_test": True}
+    base: dict[str, Any] = {
+        "docker_host": d.docker_host,
+        "restart_method": "command",
+        "restart_command": d.restart_command(),
+        "docker_wait": 20.0,
+        "test_image": IMAGE,
+        "skip_cuda_test": True,
+    }
     base.update(kw)
     return Options(**base)
 
 
-def plan_and_apply(options: Any, state_dir: Path, events: Optional[list[Any]] = None
-                   ) -> tuple[Any, Any]:
+def plan_and_apply(
+    options: Any, state_dir: Path, events: Optional[list[Any]] = None
+) -> tuple[Any, Any]:
     """Plan and apply the selected steps like `gpuwizard apply --yes`; returns (plan, run)."""
     from gpuwizard import wizard
     from gpuwizard.host.system import Host

@@ -14,18 +14,24 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "h200"
 
 OS_RELEASE = {
     "ubuntu": 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\nVERSION_CODENAME=noble\n'
-              'PRETTY_NAME="Ubuntu 24.04.3 LTS"\n',
+    'PRETTY_NAME="Ubuntu 24.04.3 LTS"\n',
     "debian": 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
-              'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n',
+    'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n',
     "rhel": 'ID="rhel"\nID_LIKE="fedora"\nVERSION_ID="9.4"\n'
-            'PRETTY_NAME="Red Hat Enterprise Linux 9.4 (Plow)"\n',
+    'PRETTY_NAME="Red Hat Enterprise Linux 9.4 (Plow)"\n',
     "suse": 'ID="sles"\nID_LIKE="suse"\nVERSION_ID="15.6"\nPRETTY_NAME="SUSE Linux Enterprise '
-            'Server 15 SP6"\n',
+    'Server 15 SP6"\n',
 }
 H200_PROC_VERSION = json.loads((FIXTURES / "host_files.json").read_text())[
-    "/proc/driver/nvidia/version"]
-H200_INFORMATION = next(iter(json.loads((FIXTURES / "host_files.json").read_text())[
-    "/proc/driver/nvidia/gpus/*/information"].values()))
+    "/proc/driver/nvidia/version"
+]
+H200_INFORMATION = next(
+    iter(
+        json.loads((FIXTURES / "host_files.json").read_text())[
+            "/proc/driver/nvidia/gpus/*/information"
+        ].values()
+    )
+)
 SECURE_BOOT = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
 
@@ -57,8 +63,13 @@ def write(root: Path, path: str, text: str | bytes, mode: Optional[int] = None) 
     return f
 
 
-def add_pci_gpu(root: Path, slot: str = "0000:00:06.0", device: str = "0x2335",
-                klass: str = "0x030200", driver: Optional[str] = None) -> None:
+def add_pci_gpu(
+    root: Path,
+    slot: str = "0000:00:06.0",
+    device: str = "0x2335",
+    klass: str = "0x030200",
+    driver: Optional[str] = None,
+) -> None:
     base = f"sys/bus/pci/devices/{slot}"
     write(root, f"{base}/vendor", "0x10de\n")
     write(root, f"{base}/device", f"{device}\n")
@@ -78,12 +89,16 @@ def add_other_pci(root: Path, slot: str = "0000:00:03.0") -> None:
 def add_kernel_module(root: Path, text: str = H200_PROC_VERSION) -> None:
     write(root, "/proc/driver/nvidia/version", text)
     write(root, "/proc/driver/nvidia/gpus/0000:00:06.0/information", H200_INFORMATION)
-    write(root, "/proc/modules", "nvidia_uvm 1830912 0 - Live 0x0 (O)\n"
-                                 "nvidia 14299136 1 nvidia_uvm, Live 0x0 (O)\n")
+    write(
+        root,
+        "/proc/modules",
+        "nvidia_uvm 1830912 0 - Live 0x0 (O)\nnvidia 14299136 1 nvidia_uvm, Live 0x0 (O)\n",
+    )
 
 
-def add_userspace(root: Path, version: str = "580.159.04",
-                  folder: str = "/usr/lib/x86_64-linux-gnu") -> None:
+def add_userspace(
+    root: Path, version: str = "580.159.04", folder: str = "/usr/lib/x86_64-linux-gnu"
+) -> None:
     write(root, f"{folder}/libnvidia-ml.so.{version}", b"\x7fELF")
     os.symlink(f"libnvidia-ml.so.{version}", root / folder.lstrip("/") / "libnvidia-ml.so.1")
 

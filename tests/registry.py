@@ -55,21 +55,39 @@ class Registry:
 
     def __init__(self, chunk_delay: float = 0.004) -> None:
         busybox = Path("/bin/busybox").read_bytes()
-        raw1, blob1 = _layer({"bin/busybox": (busybox, 0o755)},
-                             {f"bin/{n}": "busybox" for n in ("sh", "echo", "true", "cat")})
+        raw1, blob1 = _layer(
+            {"bin/busybox": (busybox, 0o755)},
+            {f"bin/{n}": "busybox" for n in ("sh", "echo", "true", "cat")},
+        )
         raw2, blob2 = _layer({"etc/gw-layer": (os.urandom(400_000), 0o644)}, {})
-        config = json.dumps({
-            "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [_sha(raw1), _sha(raw2)]},
-        }).encode()
+        config = json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {"Cmd": ["/bin/sh"]},
+                "rootfs": {"type": "layers", "diff_ids": [_sha(raw1), _sha(raw2)]},
+            }
+        ).encode()
         self.blobs = {_sha(b): b for b in (blob1, blob2, config)}
-        self.manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                       "size": len(config), "digest": _sha(config)},
-            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                        "size": len(b), "digest": _sha(b)} for b in (blob1, blob2)],
-        }).encode()
+        self.manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST_TYPE,
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "size": len(config),
+                    "digest": _sha(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                        "size": len(b),
+                        "digest": _sha(b),
+                    }
+                    for b in (blob1, blob2)
+                ],
+            }
+        ).encode()
         self.layer_ids = [_sha(b)[7:19] for b in (blob1, blob2)]
         self.chunk_delay = chunk_delay
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -84,8 +102,7 @@ class Registry:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _send(self, body: bytes, ctype: str, digest: str = "", slow: bool = False
-                      ) -> None:
+            def _send(self, body: bytes, ctype: str, digest: str = "", slow: bool = False) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -96,19 +113,22 @@ class Registry:
                 if self.command == "HEAD":
                     return
                 for i in range(0, len(body), 32768):
-                    self.wfile.write(body[i:i + 32768])
+                    self.wfile.write(body[i : i + 32768])
                     if slow:
                         time.sleep(reg.chunk_delay)
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 if self.path == "/v2/":
                     self._send(b"{}", "application/json")
-                elif self.path in ("/v2/gw/bb/manifests/1",
-                                   f"/v2/gw/bb/manifests/{_sha(reg.manifest)}"):
+                elif self.path in (
+                    "/v2/gw/bb/manifests/1",
+                    f"/v2/gw/bb/manifests/{_sha(reg.manifest)}",
+                ):
                     self._send(reg.manifest, MANIFEST_TYPE, _sha(reg.manifest))
                 elif self.path.startswith("/v2/gw/bb/manifests/"):
-                    body = json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN",
-                                                   "message": "manifest unknown"}]}).encode()
+                    body = json.dumps(
+                        {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}
+                    ).encode()
                     self.send_response(404)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))

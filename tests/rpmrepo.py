@@ -25,8 +25,10 @@ _REQUIRES = {
     "libnvidia-container1": [],
     "libnvidia-container-tools": ["libnvidia-container1 = {v}-1"],
     "nvidia-container-toolkit-base": [],
-    "nvidia-container-toolkit": ["nvidia-container-toolkit-base = {v}-1",
-                                 "libnvidia-container-tools = {v}-1"],
+    "nvidia-container-toolkit": [
+        "nvidia-container-toolkit-base = {v}-1",
+        "libnvidia-container-tools = {v}-1",
+    ],
 }
 _FILES = {
     "libnvidia-container1": ["/usr/lib64/libnvidia-container.so.1"],
@@ -43,16 +45,21 @@ def build_rpm(top: Path, name: str, version: str) -> Path:
         f"mkdir -p %{{buildroot}}{os.path.dirname(f)}\n"
         f"printf '#!/bin/sh\\necho {os.path.basename(f)} {version} (gpuwizard test stand-in)\\n'"
         f" > %{{buildroot}}{f}\nchmod 755 %{{buildroot}}{f}\n"
-        for f in _FILES[name])
+        for f in _FILES[name]
+    )
     spec = top / "SPECS" / f"{name}-{version}.spec"
     spec.parent.mkdir(parents=True, exist_ok=True)
     spec.write_text(
         f"Name: {name}\nVersion: {version}\nRelease: 1\nSummary: gpuwizard test stand-in\n"
         f"License: Apache-2.0\nBuildArch: noarch\nAutoReqProv: no\n{requires}"
         "%description\nStand-in named like NVIDIA's package, for gpuwizard's tests.\n"
-        f"%install\n{install}%files\n" + "".join(f"{f}\n" for f in _FILES[name]))
-    subprocess.run(["rpmbuild", "--define", f"_topdir {top}", "-bb", str(spec)],  # noqa: S603 S607
-                   check=True, capture_output=True)
+        f"%install\n{install}%files\n" + "".join(f"{f}\n" for f in _FILES[name])
+    )
+    subprocess.run(
+        ["rpmbuild", "--define", f"_topdir {top}", "-bb", str(spec)],  # noqa: S603 S607
+        check=True,
+        capture_output=True,
+    )
     return top / "RPMS/noarch" / f"{name}-{version}-1.noarch.rpm"
 
 
@@ -68,9 +75,13 @@ def build_legacy_nvidia_docker2(top: Path) -> Path:
         "%description\nThe legacy package that owned daemon.json (gpuwizard test stand-in).\n"
         "%install\nmkdir -p %{buildroot}/etc/docker\n"
         f'printf "{daemon}" > %{{buildroot}}/etc/docker/daemon.json\n'
-        "%files\n%config /etc/docker/daemon.json\n")
-    subprocess.run(["rpmbuild", "--define", f"_topdir {top}", "-bb", str(spec)],  # noqa: S603 S607
-                   check=True, capture_output=True)
+        "%files\n%config /etc/docker/daemon.json\n"
+    )
+    subprocess.run(
+        ["rpmbuild", "--define", f"_topdir {top}", "-bb", str(spec)],  # noqa: S603 S607
+        check=True,
+        capture_output=True,
+    )
     return top / "RPMS/noarch/nvidia-docker2-2.13.0-1.noarch.rpm"
 
 
@@ -127,13 +138,27 @@ def rpm_root(where: Path, os_release: str) -> Path:
     return root
 
 
-ROCKY = 'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n' \
-        'PRETTY_NAME="Rocky Linux 9.4"\n'
-LEAP = 'NAME="openSUSE Leap"\nID="opensuse-leap"\nID_LIKE="suse opensuse"\n' \
-       'VERSION_ID="15.6"\nPRETTY_NAME="openSUSE Leap 15.6"\n'
+ROCKY = (
+    'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n'
+    'PRETTY_NAME="Rocky Linux 9.4"\n'
+)
+LEAP = (
+    'NAME="openSUSE Leap"\nID="opensuse-leap"\nID_LIKE="suse opensuse"\n'
+    'VERSION_ID="15.6"\nPRETTY_NAME="openSUSE Leap 15.6"\n'
+)
 
 
 def rpm_qa(root: Path) -> list[str]:
-    out = subprocess.run(["rpm", "--root", str(root), "-qa", "--qf",  # noqa: S603 S607
-                          "%{NAME} %{VERSION}-%{RELEASE}\n"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            "rpm",
+            "--root",
+            str(root),
+            "-qa",
+            "--qf",  # noqa: S603 S607
+            "%{NAME} %{VERSION}-%{RELEASE}\n",
+        ],
+        capture_output=True,
+        text=True,
+    )
     return sorted(out.stdout.splitlines())

@@ -24,8 +24,14 @@ def test_each_benchmark_module_imports_and_has_run(name: str) -> None:
 
 
 def test_startup_benchmark_prints_figures_as_json() -> None:
-    out = subprocess.run([sys.executable, "-m", "benchmarks", "startup", "--json", "--quick"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "startup", "--json", "--quick"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     figures = json.loads(out.stdout)
     status = next(f for f in figures if "status --json" in f["name"])
     assert status["unit"] == "s" and status["value"] > 0

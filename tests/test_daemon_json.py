@@ -17,8 +17,11 @@ from gpuwizard.journal import Journal
 CORPUS = Path(__file__).parent / "daemon_json_corpus"
 GOOD = sorted(p for p in CORPUS.glob("*.json"))
 BAD = sorted((CORPUS / "bad").glob("*.json"))
-ALREADY_OURS = {"06-seed-guide-runtime.json", "19-nvidia-ctk-output.json",
-                "29-nvidia-docker2-runtimeargs.json"}
+ALREADY_OURS = {
+    "06-seed-guide-runtime.json",
+    "19-nvidia-ctk-output.json",
+    "29-nvidia-docker2-runtimeargs.json",
+}
 
 
 def ids(paths: list[Path]) -> list[str]:
@@ -88,8 +91,9 @@ def test_tabs_file_gets_tab_indented_runtime() -> None:
 
 def test_fresh_file_is_what_nvidia_ctk_writes() -> None:
     m = dj.merge(None, dj.Wanted())
-    assert json.loads(m.after) == {"runtimes": {"nvidia": {"args": [],
-                                                           "path": "nvidia-container-runtime"}}}
+    assert json.loads(m.after) == {
+        "runtimes": {"nvidia": {"args": [], "path": "nvidia-container-runtime"}}
+    }
     assert m.after.startswith(b'{\n    "runtimes": {\n        "nvidia": {\n')
 
 
@@ -110,7 +114,8 @@ def test_default_runtime_only_on_request_and_with_a_warning() -> None:
 
 @pytest.mark.parametrize("path", GOOD, ids=ids(GOOD))
 def test_preview_is_the_diff_of_the_exact_bytes_and_apply_undo_is_byte_exact(
-        path: Path, tmp_path: Path) -> None:
+    path: Path, tmp_path: Path
+) -> None:
     target = tmp_path / "etc" / "docker" / "daemon.json"
     target.parent.mkdir(parents=True)
     before = path.read_bytes()
@@ -124,8 +129,11 @@ def test_preview_is_the_diff_of_the_exact_bytes_and_apply_undo_is_byte_exact(
     assert diff.before == before.decode()
     if not path.name.startswith("18-"):  # a one-line file can only change as a whole line
         lines = diff.unified().splitlines()
-        added = {ln[1:].rstrip("\r").rstrip() for ln in lines
-                 if ln.startswith("+") and not ln.startswith("+++")}
+        added = {
+            ln[1:].rstrip("\r").rstrip()
+            for ln in lines
+            if ln.startswith("+") and not ln.startswith("+++")
+        }
         for ln in lines:
             if ln.startswith("-") and not ln.startswith("---"):
                 old = ln[1:].rstrip("\r").rstrip()
@@ -170,7 +178,7 @@ def test_undo_puts_back_a_replaced_runtime_in_an_edited_file() -> None:
 
 BAD_CAUSES = {
     "trailing-comma.json": "not valid JSON: Expecting property name enclosed in double quotes "
-                           "at line 3, column 1",
+    "at line 3, column 1",
     "empty.json": "is empty",
     "whitespace-only.json": "is empty",
     "bom.json": "byte-order mark",
@@ -178,7 +186,7 @@ BAD_CAUSES = {
     "null.json": "holds a JSON null, not an object",
     "runtimes-string.json": "`runtimes` is a str, not an object",
     "foreign-nvidia-runtime.json": "already defines the runtime `nvidia` with path "
-                                   "'/opt/acme/bin/acme-gpu-runtime'",
+    "'/opt/acme/bin/acme-gpu-runtime'",
     "default-runtime-missing.json": "sets default-runtime 'crun', but no runtime",
     "duplicate-keys.json": "sets the key 'debug' twice (again at line 4)",
     "runc-runtime.json": "defines a runtime named `runc`",

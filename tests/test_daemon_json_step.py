@@ -27,7 +27,7 @@ def test_root_image_without_engine_gets_daemon_json_at_default_path(sandbox: Pat
     assert sp.state == "pending"
     assert sp.facts["path"] == "/etc/docker/daemon.json"
     assert sp.diffs[0].before is None and '"nvidia"' in (sp.diffs[0].after or "")
-    assert sp.diffs[0].unified() .startswith("--- /dev/null")
+    assert sp.diffs[0].unified().startswith("--- /dev/null")
 
 
 def test_preview_is_the_same_diff_the_write_action_returns(sandbox: Path) -> None:
@@ -40,13 +40,15 @@ def test_preview_is_the_same_diff_the_write_action_returns(sandbox: Path) -> Non
 
 def test_already_configured_is_done(sandbox: Path) -> None:
     (sandbox / "etc/docker/daemon.json").write_bytes(
-        (CORPUS / "19-nvidia-ctk-output.json").read_bytes())
+        (CORPUS / "19-nvidia-ctk-output.json").read_bytes()
+    )
     assert plan_in(sandbox).state == "done"
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (CORPUS / "bad").glob("*.json")))
-def test_bad_daemon_json_fails_the_plan_and_leaves_the_file_untouched(sandbox: Path,
-                                                                     name: str) -> None:
+def test_bad_daemon_json_fails_the_plan_and_leaves_the_file_untouched(
+    sandbox: Path, name: str
+) -> None:
     target = sandbox / "etc/docker/daemon.json"
     data = (CORPUS / "bad" / name).read_bytes()
     target.write_bytes(data)
@@ -58,7 +60,8 @@ def test_bad_daemon_json_fails_the_plan_and_leaves_the_file_untouched(sandbox: P
 
 def test_foreign_nvidia_runtime_blocks_with_replace_runtime_remedy(sandbox: Path) -> None:
     (sandbox / "etc/docker/daemon.json").write_bytes(
-        (CORPUS / "bad/foreign-nvidia-runtime.json").read_bytes())
+        (CORPUS / "bad/foreign-nvidia-runtime.json").read_bytes()
+    )
     sp = plan_in(sandbox)
     assert sp.state == "blocked" and "--replace-runtime" in sp.remedy
     assert sp.facts["conflict"]["theirs"] == "/opt/acme/bin/acme-gpu-runtime"
@@ -81,8 +84,10 @@ def test_dangling_symlink_at_the_path_is_refused(sandbox: Path) -> None:
 def test_hosts_in_file_with_dash_h_in_unit_file_is_refused(sandbox: Path) -> None:
     unit = sandbox / "lib/systemd/system/docker.service"
     unit.parent.mkdir(parents=True)
-    unit.write_text("[Service]\nExecStart=/usr/bin/dockerd -H fd:// "
-                    "--containerd=/run/containerd/containerd.sock\n")
+    unit.write_text(
+        "[Service]\nExecStart=/usr/bin/dockerd -H fd:// "
+        "--containerd=/run/containerd/containerd.sock\n"
+    )
     (sandbox / "etc/docker/daemon.json").write_bytes((CORPUS / "09-hosts.json").read_bytes())
     sp = plan_in(sandbox)
     assert sp.state == "failed" and "`hosts`" in sp.reason and "-H" in sp.reason

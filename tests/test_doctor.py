@@ -42,10 +42,15 @@ from gpuwizard.options import Options
 H200 = Path(__file__).resolve().parent / "fixtures" / "h200"
 KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
 LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
-CURRENT_LINE = (f"deb [signed-by={KEYRING}] "
-                "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n")
-PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
-            "libnvidia-container-tools", "libnvidia-container1")
+CURRENT_LINE = (
+    f"deb [signed-by={KEYRING}] https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n"
+)
+PACKAGES = (
+    "nvidia-container-toolkit",
+    "nvidia-container-toolkit-base",
+    "libnvidia-container-tools",
+    "libnvidia-container1",
+)
 
 
 @pytest.fixture(scope="session")
@@ -53,21 +58,42 @@ def signing_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str]:
     """A real OpenPGP key (binary keyring bytes, fingerprint), standing in for NVIDIA's."""
     home = tmp_path_factory.mktemp("gnupg")
     os.chmod(home, 0o700)
-    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
-           "--passphrase", ""]
-    subprocess.run([*gpg, "--quick-gen-key", "Test Toolkit Repo <repo@example.invalid>",
-                    "ed25519", "sign", "never"], check=True, capture_output=True)
-    listing = subprocess.run([*gpg, "--with-colons", "--list-keys"], check=True,
-                             capture_output=True, text=True).stdout
+    gpg = [
+        "gpg",
+        "--homedir",
+        str(home),
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+    ]
+    subprocess.run(
+        [
+            *gpg,
+            "--quick-gen-key",
+            "Test Toolkit Repo <repo@example.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    listing = subprocess.run(
+        [*gpg, "--with-colons", "--list-keys"], check=True, capture_output=True, text=True
+    ).stdout
     fpr = next(ln.split(":")[9] for ln in listing.splitlines() if ln.startswith("fpr:"))
     key = subprocess.run([*gpg, "--export", fpr], check=True, capture_output=True).stdout
     return key, fpr
 
 
 def _status_entry(name: str, version: str) -> str:
-    return (f"Package: {name}\nStatus: install ok installed\nPriority: optional\n"
-            f"Section: utils\nInstalled-Size: 1\nMaintainer: NVIDIA <cudatools@nvidia.com>\n"
-            f"Architecture: amd64\nVersion: {version}\nDescription: {name}\n\n")
+    return (
+        f"Package: {name}\nStatus: install ok installed\nPriority: optional\n"
+        f"Section: utils\nInstalled-Size: 1\nMaintainer: NVIDIA <cudatools@nvidia.com>\n"
+        f"Architecture: amd64\nVersion: {version}\nDescription: {name}\n\n"
+    )
 
 
 def write_packages(root: Path, versions: dict[str, str]) -> None:
@@ -99,20 +125,24 @@ def gpu_host(sandbox: Path, signing_key: tuple[bytes, str]) -> Path:
     (root / "proc/driver/nvidia").mkdir(parents=True)
     (root / "proc/modules").write_text(
         "nvidia_uvm 1982464 0 - Live 0x0000000000000000 (POE)\n"
-        "nvidia 14381056 1 nvidia_uvm, Live 0x0000000000000000 (POE)\n")
+        "nvidia 14381056 1 nvidia_uvm, Live 0x0000000000000000 (POE)\n"
+    )
     (root / "proc/driver/nvidia/version").write_text(
         "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build  "
         "(dvs-builder@U22-I3-AF03-09-1)  Thu Oct  2 21:27:46 UTC 2026\n"
-        "GCC version:  gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04)\n")
+        "GCC version:  gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04)\n"
+    )
     driver_roots.add_userspace(root)  # libnvidia-ml.so.1 -> .so.580.159.04
     driver_roots.busybox_root(root)  # /bin/sh, cat … for the stand-in below, run in chroot
     # stand-in for the GPU's driver: replays what nvidia-smi -q -x printed on the H200
     recorded = root / "usr/share/gpuwizard-test/nvidia-smi-q.xml"
     recorded.parent.mkdir(parents=True)
     shutil.copy(H200 / "nvidia-smi-q.xml", recorded)
-    _executable(root / "usr/bin/nvidia-smi",
-                "#!/bin/sh\n# test stand-in for NVIDIA's nvidia-smi (recorded on the H200)\n"
-                "cat /usr/share/gpuwizard-test/nvidia-smi-q.xml\n")
+    _executable(
+        root / "usr/bin/nvidia-smi",
+        "#!/bin/sh\n# test stand-in for NVIDIA's nvidia-smi (recorded on the H200)\n"
+        "cat /usr/share/gpuwizard-test/nvidia-smi-q.xml\n",
+    )
     _executable(root / "usr/bin/nvidia-container-runtime-hook", "#!/bin/sh\nexit 0\n")
     _executable(root / "usr/bin/nvidia-container-runtime", "#!/bin/sh\nexit 0\n")
     write_packages(root, {n: "1.20.0-1" for n in PACKAGES})
@@ -179,7 +209,8 @@ def _has_nvidia_pci() -> bool:
     base = Path("/sys/bus/pci/devices")
     return base.is_dir() and any(
         (d / "vendor").is_file() and (d / "vendor").read_text().strip() == "0x10de"
-        for d in base.iterdir())
+        for d in base.iterdir()
+    )
 
 
 @pytest.mark.skipif(_has_nvidia_pci(), reason="this machine has an NVIDIA GPU")
@@ -224,8 +255,15 @@ def test_a_healthy_gpu_host_holds_at_every_link_doctor_can_check_there(
     report = check(gpu_host, signing_key)
     verdicts = {link.name: link.verdict for link in report.links}
     assert verdicts == {
-        "hardware": OK, "kernel-module": OK, "driver": OK, "repository": OK, "packages": OK,
-        "toolkit-config": OK, "daemon-config": OK, "engine": SKIPPED, "gpu-runtime": SKIPPED,
+        "hardware": OK,
+        "kernel-module": OK,
+        "driver": OK,
+        "repository": OK,
+        "packages": OK,
+        "toolkit-config": OK,
+        "daemon-config": OK,
+        "engine": SKIPPED,
+        "gpu-runtime": SKIPPED,
         "smoke-test": SKIPPED,
     }, render_report(report)
     assert report.ok and report.exit_code == 0
@@ -239,8 +277,10 @@ def test_a_legacy_list_beside_the_new_one_breaks_apt_and_doctor_names_the_reposi
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
     legacy = gpu_host / "etc/apt/sources.list.d/libnvidia-container.list"
-    legacy.write_text("deb [signed-by=/etc/apt/keyrings/nvidia.gpg] "
-                      "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n")
+    legacy.write_text(
+        "deb [signed-by=/etc/apt/keyrings/nvidia.gpg] "
+        "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n"
+    )
     report = check(gpu_host, signing_key)
     link = report.link("repository")
     assert link.verdict == BROKEN
@@ -257,12 +297,27 @@ def test_a_legacy_list_beside_the_new_one_breaks_apt_and_doctor_names_the_reposi
 
 
 def _apt_check(root: Path) -> str:
-    for d in ("var/lib/apt/lists/partial", "var/cache/apt/archives/partial",
-              "etc/apt/preferences.d", "etc/apt/apt.conf.d", "etc/apt/trusted.gpg.d"):
+    for d in (
+        "var/lib/apt/lists/partial",
+        "var/cache/apt/archives/partial",
+        "etc/apt/preferences.d",
+        "etc/apt/apt.conf.d",
+        "etc/apt/trusted.gpg.d",
+    ):
         (root / d).mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        ["apt-get", "-o", f"Dir={root}", "-o", f"Dir::State::status={root}/var/lib/dpkg/status",
-         "check"], capture_output=True, text=True, timeout=60)  # reads lists; no network
+        [
+            "apt-get",
+            "-o",
+            f"Dir={root}",
+            "-o",
+            f"Dir::State::status={root}/var/lib/dpkg/status",
+            "check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # reads lists; no network
     return result.stdout + result.stderr
 
 
@@ -270,7 +325,8 @@ def test_a_conflict_and_an_empty_keyring_are_both_reported_worst_first(
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
     (gpu_host / "etc/apt/sources.list.d/libnvidia-container.list").write_text(
-        "deb https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n")
+        "deb https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n"
+    )
     (gpu_host / KEYRING.lstrip("/")).write_bytes(b"")
     link = check(gpu_host, signing_key).link("repository")
     assert link.code == "signed-by-conflict"
@@ -282,8 +338,10 @@ def test_an_old_list_at_another_url_is_a_warning_and_unsupported_distribution_is
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
     old = gpu_host / "etc/apt/sources.list.d/nvidia-docker.list"
-    old.write_text("deb https://nvidia.github.io/libnvidia-container/stable/ubuntu18.04/$(ARCH) /\n"
-                   "deb https://nvidia.github.io/nvidia-docker/ubuntu18.04/$(ARCH) /\n")
+    old.write_text(
+        "deb https://nvidia.github.io/libnvidia-container/stable/ubuntu18.04/$(ARCH) /\n"
+        "deb https://nvidia.github.io/nvidia-docker/ubuntu18.04/$(ARCH) /\n"
+    )
     link = check(gpu_host, signing_key).link("repository")
     assert link.verdict == WARN
     assert "nvidia-docker.list" in link.summary
@@ -321,8 +379,9 @@ def test_a_keyring_holding_another_key_is_not_trusted(
 def test_packages_at_different_versions_are_broken_and_an_old_toolkit_is_a_cve_warning(
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
-    write_packages(gpu_host, {**{n: "1.20.0-1" for n in PACKAGES},
-                              "libnvidia-container1": "1.18.1-1"})
+    write_packages(
+        gpu_host, {**{n: "1.20.0-1" for n in PACKAGES}, "libnvidia-container1": "1.18.1-1"}
+    )
     link = check(gpu_host, signing_key).link("packages")
     assert link.verdict == BROKEN
     assert "libnvidia-container1 1.18.1-1" in link.summary
@@ -339,7 +398,8 @@ def test_a_toolkit_from_a_vendor_repository_makes_a_missing_nvidia_list_only_a_w
 ) -> None:
     (gpu_host / LIST.lstrip("/")).unlink()
     (gpu_host / "etc/apt/sources.list.d/lambda-repository.list").write_text(
-        "deb http://archive.lambdalabs.com/ubuntu jammy main\n")
+        "deb http://archive.lambdalabs.com/ubuntu jammy main\n"
+    )
     write_packages(gpu_host, {n: "1.11.0-0lambda0.22.04.1" for n in PACKAGES})
     report = check(gpu_host, signing_key)
     assert report.link("repository").verdict == WARN
@@ -362,7 +422,8 @@ def test_default_runtime_nvidia_without_the_runtime_is_named_before_docker_refus
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
     (gpu_host / "etc/docker/daemon.json").write_text(
-        '{\n  "log-driver": "json-file",\n  "default-runtime": "nvidia"\n}\n')
+        '{\n  "log-driver": "json-file",\n  "default-runtime": "nvidia"\n}\n'
+    )
     report = check(gpu_host, signing_key)
     link = report.link("daemon-config")
     assert link.verdict == BROKEN and report.first_broken == link
@@ -375,7 +436,8 @@ def test_invalid_daemon_json_is_broken_with_its_line_and_column(
 ) -> None:
     (gpu_host / "etc/docker/daemon.json").write_text(
         '{\n  "data-root": "/srv/docker",\n  "runtimes": {\n    "nvidia": {"path": '
-        '"nvidia-container-runtime", "args": []},\n  }\n}\n')
+        '"nvidia-container-runtime", "args": []},\n  }\n}\n'
+    )
     link = check(gpu_host, signing_key).link("daemon-config")
     assert link.verdict == BROKEN
     assert link.code == "daemon-json-invalid"
@@ -390,9 +452,14 @@ def test_the_nvidia_runtime_as_default_with_its_binary_gone_breaks_every_contain
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
     (gpu_host / "usr/bin/nvidia-container-runtime").unlink()
-    (gpu_host / "etc/docker/daemon.json").write_text(json.dumps({
-        "default-runtime": "nvidia",
-        "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}}))
+    (gpu_host / "etc/docker/daemon.json").write_text(
+        json.dumps(
+            {
+                "default-runtime": "nvidia",
+                "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}},
+            }
+        )
+    )
     link = check(gpu_host, signing_key).link("daemon-config")
     assert link.verdict == BROKEN
     assert link.code == "nvidia-runtime-binary-missing"
@@ -404,8 +471,10 @@ def test_hosts_in_daemon_json_with_minus_h_in_the_unit_is_a_conflict(
 ) -> None:
     unit = gpu_host / "lib/systemd/system/docker.service"
     unit.parent.mkdir(parents=True)
-    unit.write_text("[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// "
-                    "--containerd=/run/containerd/containerd.sock\n")
+    unit.write_text(
+        "[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// "
+        "--containerd=/run/containerd/containerd.sock\n"
+    )
     (gpu_host / "etc/docker/daemon.json").write_text('{"hosts": ["unix:///var/run/docker.sock"]}')
     link = check(gpu_host, signing_key).link("daemon-config")
     assert link.verdict == BROKEN and link.code == "daemon-flag-conflict"
@@ -419,8 +488,8 @@ def test_a_driver_whose_module_and_libraries_differ_is_a_mismatch(
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
     (gpu_host / "proc/driver/nvidia/version").write_text(
-        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  570.124.06  "
-        "Tue Feb 25 04:41:58 UTC 2025\n")
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  570.124.06  Tue Feb 25 04:41:58 UTC 2025\n"
+    )
     link = check(gpu_host, signing_key).link("driver")
     assert link.verdict == BROKEN and link.code == "driver-library-mismatch"
     assert "570.124.06" in link.summary and "580.159.04" in link.summary
@@ -429,11 +498,13 @@ def test_a_driver_whose_module_and_libraries_differ_is_a_mismatch(
 def test_a_failing_nvidia_smi_is_classified_by_the_same_table(
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
-    _executable(gpu_host / "usr/bin/nvidia-smi",
-                "#!/bin/sh\n# test stand-in: a driver whose module did not load\n"
-                "echo \"NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA "
-                "driver. Make sure that the latest NVIDIA driver is installed and running.\"\n"
-                "exit 9\n")
+    _executable(
+        gpu_host / "usr/bin/nvidia-smi",
+        "#!/bin/sh\n# test stand-in: a driver whose module did not load\n"
+        "echo \"NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA "
+        'driver. Make sure that the latest NVIDIA driver is installed and running."\n'
+        "exit 9\n",
+    )
     link = check(gpu_host, signing_key).link("driver")
     assert link.verdict == BROKEN and link.code == "driver-not-loaded"
 
@@ -471,7 +542,8 @@ def rocky_gpu_host(gpu_host: Path) -> Path:
     root = gpu_host
     (root / "etc/os-release").write_text(
         'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.7"\n'
-        'PRETTY_NAME="Rocky Linux 9.7 (Blue Onyx)"\n')
+        'PRETTY_NAME="Rocky Linux 9.7 (Blue Onyx)"\n'
+    )
     shutil.rmtree(root / "etc/apt")
     shutil.rmtree(root / "var/lib/dpkg")
     _executable(root / "usr/bin/dnf", "#!/bin/sh\nexit 0\n")  # only its presence is probed
@@ -492,8 +564,10 @@ def test_on_a_dnf_host_the_repo_file_is_read_and_old_repos_beside_it_are_named(
     assert packages.verdict == BROKEN
     assert packages.next_command.startswith("sudo dnf install nvidia-container-toolkit")
     old = rocky_gpu_host / "etc/yum.repos.d/nvidia-docker.repo"
-    old.write_text("[nvidia-docker]\nname=nvidia-docker\nenabled=1\n"
-                   "baseurl=https://nvidia.github.io/nvidia-docker/centos8/$basearch\n")
+    old.write_text(
+        "[nvidia-docker]\nname=nvidia-docker\nenabled=1\n"
+        "baseurl=https://nvidia.github.io/nvidia-docker/centos8/$basearch\n"
+    )
     assert check(rocky_gpu_host, signing_key).link("repository").verdict == WARN
     old.write_text("# Unsupported distribution!\n# Check https://nvidia.github.io/nvidia-docker\n")
     link = check(rocky_gpu_host, signing_key).link("repository")
@@ -517,10 +591,15 @@ class RecordedEngine:
         pass
 
 
-INFO_20_10 = {"ServerVersion": "20.10.24+dfsg1", "DefaultRuntime": "runc",
-              "Runtimes": {"io.containerd.runc.v2": {"path": "runc"},
-                           "io.containerd.runtime.v1.linux": {"path": "runc"},
-                           "runc": {"path": "runc"}}}
+INFO_20_10 = {
+    "ServerVersion": "20.10.24+dfsg1",
+    "DefaultRuntime": "runc",
+    "Runtimes": {
+        "io.containerd.runc.v2": {"path": "runc"},
+        "io.containerd.runtime.v1.linux": {"path": "runc"},
+        "runc": {"path": "runc"},
+    },
+}
 
 
 def _engine_host(root: Path, info: dict[str, Any]) -> Host:
@@ -530,14 +609,17 @@ def _engine_host(root: Path, info: dict[str, Any]) -> Host:
 def test_a_runtime_in_daemon_json_that_the_running_daemon_lacks_needs_a_reload(
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
-    (gpu_host / "etc/docker/daemon.json").write_text(json.dumps(
-        {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}}))
+    (gpu_host / "etc/docker/daemon.json").write_text(
+        json.dumps({"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}})
+    )
     report = run_doctor(_engine_host(gpu_host, INFO_20_10), options_for(signing_key))
     link = report.link("engine")
     assert link.verdict == BROKEN and link.code == "runtime-nvidia-unknown"
     assert "reload" in link.next_command  # runtimes reload on SIGHUP; no restart needed
-    loaded = {**INFO_20_10, "Runtimes": {**INFO_20_10["Runtimes"],
-                                         "nvidia": {"path": "nvidia-container-runtime"}}}
+    loaded = {
+        **INFO_20_10,
+        "Runtimes": {**INFO_20_10["Runtimes"], "nvidia": {"path": "nvidia-container-runtime"}},
+    }
     report = run_doctor(_engine_host(gpu_host, loaded), options_for(signing_key))
     assert report.link("engine").verdict == OK
     assert "--runtime nvidia: registered" in report.link("gpu-runtime").summary
@@ -546,8 +628,7 @@ def test_a_runtime_in_daemon_json_that_the_running_daemon_lacks_needs_a_reload(
 def test_a_rootless_engine_needs_no_cgroups_in_the_toolkit_config(
     gpu_host: Path, signing_key: tuple[bytes, str]
 ) -> None:
-    rootless = {**INFO_20_10, "SecurityOptions": ["name=seccomp,profile=default",
-                                                  "name=rootless"]}
+    rootless = {**INFO_20_10, "SecurityOptions": ["name=seccomp,profile=default", "name=rootless"]}
     link = run_doctor(_engine_host(gpu_host, rootless), options_for(signing_key)).link("engine")
     assert link.verdict == BROKEN and link.code == "rootless-cgroups"
     assert "no-cgroups" in link.next_command
@@ -565,8 +646,14 @@ def test_the_timing_rule_a_hook_newer_than_the_daemon_is_unseen_until_restart() 
 
 
 def _walk(root: Path, info: Optional[dict[str, Any]] = None) -> Any:
-    walk = doctor._Walk(host=Host(root), options=Options(), family="debian",
-                        init_system="systemd", package_manager="apt", gpu=True)
+    walk = doctor._Walk(
+        host=Host(root),
+        options=Options(),
+        family="debian",
+        init_system="systemd",
+        package_manager="apt",
+        gpu=True,
+    )
     walk.engine = info if info is not None else INFO_20_10
     return walk
 
@@ -576,17 +663,23 @@ def test_recorded_start_times_daemon_started_before_the_toolkit_needs_a_restart(
 ) -> None:
     hook = "/usr/bin/nvidia-container-runtime-hook"
     installed = 1_790_003_600.0
-    link = gpu_runtime_link(_walk(gpu_host), hook, installed, started=1_790_000_000.0,
-                            daemon_path=["/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
-                                         "/usr/bin", "/sbin", "/bin"])
+    link = gpu_runtime_link(
+        _walk(gpu_host),
+        hook,
+        installed,
+        started=1_790_000_000.0,
+        daemon_path=["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"],
+    )
     assert link.verdict == BROKEN and link.code == "gpu-device-driver-missing"
     assert link.next_command == "sudo systemctl restart docker"
     assert "before" in link.summary
-    link = gpu_runtime_link(_walk(gpu_host), hook, installed, started=installed + 60,
-                            daemon_path=["/usr/bin", "/bin"])
+    link = gpu_runtime_link(
+        _walk(gpu_host), hook, installed, started=installed + 60, daemon_path=["/usr/bin", "/bin"]
+    )
     assert link.verdict == OK
-    link = gpu_runtime_link(_walk(gpu_host), hook, installed, started=installed + 60,
-                            daemon_path=["/opt/docker/bin"])
+    link = gpu_runtime_link(
+        _walk(gpu_host), hook, installed, started=installed + 60, daemon_path=["/opt/docker/bin"]
+    )
     assert link.verdict == BROKEN and "PATH" in link.summary
 
 
@@ -602,13 +695,17 @@ def test_the_daemon_start_time_comes_from_proc_and_a_fresh_hook_flags_a_restart(
         assert started is not None and abs(started - time.time()) < 30
         hook = gpu_host / "usr/bin/nvidia-container-runtime-hook"
         os.utime(hook, (time.time() + 120, time.time() + 120))  # installed after the start
-        report = run_doctor(_engine_host(gpu_host, INFO_20_10),
-                            options_for(signing_key, docker_pidfile=str(pidfile)))
+        report = run_doctor(
+            _engine_host(gpu_host, INFO_20_10),
+            options_for(signing_key, docker_pidfile=str(pidfile)),
+        )
         link = report.link("gpu-runtime")
         assert link.verdict == BROKEN and link.code == "gpu-device-driver-missing"
         os.utime(hook, (started - 3600, started - 3600))  # installed before the start
-        report = run_doctor(_engine_host(gpu_host, INFO_20_10),
-                            options_for(signing_key, docker_pidfile=str(pidfile)))
+        report = run_doctor(
+            _engine_host(gpu_host, INFO_20_10),
+            options_for(signing_key, docker_pidfile=str(pidfile)),
+        )
         assert report.link("gpu-runtime").verdict == OK, report.link("gpu-runtime")
     finally:
         daemon.kill()
@@ -731,8 +828,10 @@ def test_the_report_serialises_to_json_and_renders_plain_text_without_colour(
 
 def test_explain_gives_the_fix_for_the_machine_it_runs_on(sandbox: Path) -> None:
     message = "E: Unable to locate package nvidia-container-toolkit"
-    (sandbox / "etc/os-release").write_text('ID="rocky"\nID_LIKE="rhel centos fedora"\n'
-                                            'VERSION_ID="9.7"\nPRETTY_NAME="Rocky Linux 9.7"\n')
+    (sandbox / "etc/os-release").write_text(
+        'ID="rocky"\nID_LIKE="rhel centos fedora"\n'
+        'VERSION_ID="9.7"\nPRETTY_NAME="Rocky Linux 9.7"\n'
+    )
     assert "/etc/yum.repos.d/" in doctor.explain(message, host=Host(sandbox))
     assert "apt-get update" in doctor.explain(message, family="debian")
 
@@ -741,15 +840,26 @@ def test_the_cli_runs_doctor_on_a_root_and_exits_1_when_a_link_is_broken(
     gpu_host: Path, signing_key: tuple[bytes, str], gpuwizard_cmd: list[str]
 ) -> None:
     (gpu_host / "etc/docker/daemon.json").write_text('{"default-runtime": "nvidia"}')
-    result = subprocess.run([*gpuwizard_cmd, "doctor", "--root", str(gpu_host)],
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "NO_COLOR": "1"})
+    result = subprocess.run(
+        [*gpuwizard_cmd, "doctor", "--root", str(gpu_host)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert result.returncode == 1, result.stderr
     assert "✗ daemon-config" in result.stdout
     explained = subprocess.run(
-        [*gpuwizard_cmd, "doctor", "--explain",
-         "docker: Error response from daemon: unknown or invalid runtime name: nvidia."],
-        capture_output=True, text=True, timeout=120)
+        [
+            *gpuwizard_cmd,
+            "doctor",
+            "--explain",
+            "docker: Error response from daemon: unknown or invalid runtime name: nvidia.",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert explained.returncode == 0
     assert "runtime-nvidia-unknown" in explained.stdout
 

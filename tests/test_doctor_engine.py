@@ -43,9 +43,13 @@ def fresh_dockerd() -> Iterator[Any]:
 
 
 def _options(d: Any) -> Options:
-    return Options(docker_host=d.docker_host, docker_pidfile=str(d.base / "docker.pid"),
-                   daemon_json=str(d.daemon_json), restart_command=d.restart_command(),
-                   test_image=dockerd_fixture.IMAGE)
+    return Options(
+        docker_host=d.docker_host,
+        docker_pidfile=str(d.base / "docker.pid"),
+        daemon_json=str(d.daemon_json),
+        restart_command=d.restart_command(),
+        test_image=dockerd_fixture.IMAGE,
+    )
 
 
 def _restart(d: Any) -> None:
@@ -100,8 +104,11 @@ def test_a_runtime_added_to_daemon_json_is_unknown_to_docker_until_a_reload(
 ) -> None:
     d = fresh_dockerd
     d.install_stand_ins()
-    d.daemon_json.write_text(json.dumps(
-        {"runtimes": {"nvidia": {"path": f"{d.bin}/nvidia-container-runtime", "args": []}}}))
+    d.daemon_json.write_text(
+        json.dumps(
+            {"runtimes": {"nvidia": {"path": f"{d.bin}/nvidia-container-runtime", "args": []}}}
+        )
+    )
     report = run_doctor(Host(), _options(d))
     link = report.link("engine")
     assert link.verdict == BROKEN and link.code == "runtime-nvidia-unknown"

@@ -13,21 +13,26 @@ from gpuwizard.host.nvml import RecordedBackend
 from gpuwizard.host.system import Host
 
 
-@pytest.mark.parametrize(("distro", "expected"), [
-    ("ubuntu", ["sudo ubuntu-drivers install --gpgpu", "nvidia-driver-580-server"]),
-    ("debian", ["non-free", "apt install", "nvidia-driver"]),
-    ("rhel", ["dnf module install nvidia-driver:latest-dkms", "open-dkms", "cuda-rhel9.repo"]),
-    ("suse", ["zypper addrepo", "zypper install", "nvidia-open-driver-G06"]),
-])
+@pytest.mark.parametrize(
+    ("distro", "expected"),
+    [
+        ("ubuntu", ["sudo ubuntu-drivers install --gpgpu", "nvidia-driver-580-server"]),
+        ("debian", ["non-free", "apt install", "nvidia-driver"]),
+        ("rhel", ["dnf module install nvidia-driver:latest-dkms", "open-dkms", "cuda-rhel9.repo"]),
+        ("suse", ["zypper addrepo", "zypper install", "nvidia-open-driver-G06"]),
+    ],
+)
 def test_gpu_without_driver_gets_this_distributions_install_commands(
-        tmp_path: Path, distro: str, expected: list[str]) -> None:
+    tmp_path: Path, distro: str, expected: list[str]
+) -> None:
     root = make_root(tmp_path, distro)
     add_pci_gpu(root, device="0x2330")
     report = probe_gpus(Host(root=root))
     problem = report.problems[0]
     assert problem.code == "no_driver" and problem.blocking
-    assert problem.cause == ("You have an NVIDIA H100 SXM5 80GB (10de:2330) but no NVIDIA driver "
-                             "is installed")
+    assert problem.cause == (
+        "You have an NVIDIA H100 SXM5 80GB (10de:2330) but no NVIDIA driver is installed"
+    )
     for text in expected:
         assert text in problem.remedy
     assert "reboot" in problem.remedy
@@ -113,6 +118,7 @@ def test_secure_boot_state_comes_from_the_fifth_byte_of_the_efi_variable(tmp_pat
     from driver_roots import secure_boot
 
     from gpuwizard.host.gpu import secure_boot as read_secure_boot
+
     root = make_root(tmp_path)
     host = Host(root=root)
     assert read_secure_boot(host) is None
@@ -124,10 +130,12 @@ def test_secure_boot_state_comes_from_the_fifth_byte_of_the_efi_variable(tmp_pat
 
 def test_kernel_module_and_library_versions_that_differ_are_a_mismatch(tmp_path: Path) -> None:
     from driver_roots import add_kernel_module
+
     root = make_root(tmp_path)
     add_pci_gpu(root, driver="nvidia")
-    add_kernel_module(root, "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  "
-                            "575.57.08  Release Build\n")
+    add_kernel_module(
+        root, "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  575.57.08  Release Build\n"
+    )
     add_userspace(root, "580.159.04")
     report = probe_gpus(Host(root=root))
     assert report.problems[0].code == "version_mismatch"
@@ -135,7 +143,8 @@ def test_kernel_module_and_library_versions_that_differ_are_a_mismatch(tmp_path:
 
 
 def test_wsl_with_the_windows_library_but_failing_nvml_says_update_windows_driver(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     root = make_root(tmp_path)
     write(root, "/proc/sys/fs/binfmt_misc/WSLInterop", "enabled\n")
     write(root, "/usr/lib/wsl/lib/libnvidia-ml.so.1", b"\x7fELF")

@@ -64,10 +64,18 @@ def test_mig_devices_are_listed_when_mig_is_on(tmp_path: Path) -> None:
     dev["mig_mode"] = [1, 1]
     dev["mig_count"] = 7
     dev["mig_devices"] = [
-        {"index": 0, "name": "NVIDIA H200 MIG 3g.71gb", "uuid": "MIG-aaaa",
-         "memory": [71 * 1024**3, 0, 71 * 1024**3]},
-        {"index": 1, "name": "NVIDIA H200 MIG 3g.71gb", "uuid": "MIG-bbbb",
-         "memory": [71 * 1024**3, 0, 71 * 1024**3]},
+        {
+            "index": 0,
+            "name": "NVIDIA H200 MIG 3g.71gb",
+            "uuid": "MIG-aaaa",
+            "memory": [71 * 1024**3, 0, 71 * 1024**3],
+        },
+        {
+            "index": 1,
+            "name": "NVIDIA H200 MIG 3g.71gb",
+            "uuid": "MIG-bbbb",
+            "memory": [71 * 1024**3, 0, 71 * 1024**3],
+        },
     ]
     report = probe_gpus(host_with(make_root(tmp_path), RecordedBackend(data)))
     gpu = report.gpus[0]
@@ -77,8 +85,13 @@ def test_mig_devices_are_listed_when_mig_is_on(tmp_path: Path) -> None:
 
 
 def test_recorded_backend_raises_real_pynvml_exception_classes() -> None:
-    for name in ("NVMLError_DriverNotLoaded", "NVMLError_LibRmVersionMismatch",
-                 "NVMLError_NoPermission", "NVMLError_LibraryNotFound", "NVMLError_Unknown"):
+    for name in (
+        "NVMLError_DriverNotLoaded",
+        "NVMLError_LibRmVersionMismatch",
+        "NVMLError_NoPermission",
+        "NVMLError_LibraryNotFound",
+        "NVMLError_Unknown",
+    ):
         backend = RecordedBackend.failing(name)
         with pytest.raises(getattr(pynvml, name)):
             backend.init()

@@ -24,7 +24,8 @@ from gpuwizard.host.system import Host
 
 needs_chroot = pytest.mark.skipif(
     not Path("/bin/busybox").exists() or shutil.which("chroot") is None,
-    reason="needs busybox-static and chroot")
+    reason="needs busybox-static and chroot",
+)
 
 H200_XML = (FIXTURES / "nvidia-smi-q.xml").read_text()
 
@@ -64,9 +65,12 @@ def test_nvidia_smi_version_mismatch_message_is_diagnosed(tmp_path: Path) -> Non
     add_pci_gpu(root, driver="nvidia")
     add_kernel_module(root)
     add_userspace(root)
-    fake_program(root, "/usr/bin/nvidia-smi",
-                 "echo 'Failed to initialize NVML: Driver/library version mismatch'\n"
-                 "echo 'NVML library version: 580.159'\nexit 18\n")
+    fake_program(
+        root,
+        "/usr/bin/nvidia-smi",
+        "echo 'Failed to initialize NVML: Driver/library version mismatch'\n"
+        "echo 'NVML library version: 580.159'\nexit 18\n",
+    )
     report = probe_gpus(Host(root=root))
     assert report.source == "proc"
     assert [p.code for p in report.problems] == ["version_mismatch"]
@@ -77,10 +81,13 @@ def test_nvidia_smi_that_cannot_reach_the_driver_means_not_loaded(tmp_path: Path
     root = busybox_root(make_root(tmp_path))
     add_pci_gpu(root)
     add_userspace(root)
-    fake_program(root, "/usr/bin/nvidia-smi",
-                 "echo \"NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA "
-                 "driver. Make sure that the latest NVIDIA driver is installed and running.\"\n"
-                 "exit 9\n")
+    fake_program(
+        root,
+        "/usr/bin/nvidia-smi",
+        "echo \"NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA "
+        'driver. Make sure that the latest NVIDIA driver is installed and running."\n'
+        "exit 9\n",
+    )
     report = probe_gpus(Host(root=root))
     assert report.source == "pci"
     assert report.problems[0].code == "driver_not_loaded"
@@ -101,7 +108,8 @@ def test_proc_fallback_reads_the_open_kernel_module_version(tmp_path: Path) -> N
 
 
 def test_proc_and_libraries_without_nvidia_smi_under_root_cannot_be_verified(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     root = make_root(tmp_path)
     add_kernel_module(root)
     add_userspace(root)
@@ -134,14 +142,18 @@ def test_an_unknown_pci_id_is_still_shown(tmp_path: Path) -> None:
 def test_lspci_is_asked_when_sysfs_has_no_pci_bus(tmp_path: Path) -> None:
     root = busybox_root(make_root(tmp_path))
     shutil.rmtree(root / "sys")
-    fake_program(root, "/usr/bin/lspci",
-                 "echo '00:03.0 Ethernet controller [0200]: Red Hat, Inc. Virtio [1af4:1041]'\n"
-                 "echo '00:06.0 3D controller [0302]: NVIDIA Corporation GH100 [H200 SXM 141GB]"
-                 " [10de:2335] (rev a1)'\n")
+    fake_program(
+        root,
+        "/usr/bin/lspci",
+        "echo '00:03.0 Ethernet controller [0200]: Red Hat, Inc. Virtio [1af4:1041]'\n"
+        "echo '00:06.0 3D controller [0302]: NVIDIA Corporation GH100 [H200 SXM 141GB]"
+        " [10de:2335] (rev a1)'\n",
+    )
     report = probe_gpus(Host(root=root))
     assert report.source == "pci"
     assert [(g.name, g.pci_id, g.pci_bus_id) for g in report.gpus] == [
-        ("NVIDIA H200", "10de:2335", "00:06.0")]
+        ("NVIDIA H200", "10de:2335", "00:06.0")
+    ]
     assert report.problems[0].code == "no_driver"
 
 
@@ -149,11 +161,15 @@ def test_lspci_is_asked_when_sysfs_has_no_pci_bus(tmp_path: Path) -> None:
 def test_an_id_missing_from_our_table_takes_its_name_from_lspci(tmp_path: Path) -> None:
     root = busybox_root(make_root(tmp_path))
     add_pci_gpu(root, slot="0000:41:00.0", device="0x2bb1")
-    fake_program(root, "/usr/bin/lspci",
-                 '[ "$1 $2" = "-D -nn" ] || exit 2\n'
-                 "echo '0000:41:00.0 VGA compatible controller [0300]: NVIDIA Corporation "
-                 "GB202GL [RTX PRO 6000 Blackwell Workstation Edition] [10de:2bb1] (rev a1)'\n")
+    fake_program(
+        root,
+        "/usr/bin/lspci",
+        '[ "$1 $2" = "-D -nn" ] || exit 2\n'
+        "echo '0000:41:00.0 VGA compatible controller [0300]: NVIDIA Corporation "
+        "GB202GL [RTX PRO 6000 Blackwell Workstation Edition] [10de:2bb1] (rev a1)'\n",
+    )
     report = probe_gpus(Host(root=root))
     assert report.gpus[0].name == "NVIDIA GB202GL [RTX PRO 6000 Blackwell Workstation Edition]"
     assert report.problems[0].cause.startswith(
-        "You have an NVIDIA GB202GL [RTX PRO 6000 Blackwell Workstation Edition] (10de:2bb1)")
+        "You have an NVIDIA GB202GL [RTX PRO 6000 Blackwell Workstation Edition] (10de:2bb1)"
+    )

@@ -46,13 +46,15 @@ def test_the_chosen_images_follow_the_options(tmp_path: Path) -> None:
 
 
 def test_missing_driver_blocks_with_the_install_commands_and_installs_nothing(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     root = make_root(tmp_path, "ubuntu")
     add_pci_gpu(root, device="0x2330")
     plan = DriverStep().plan(Host(root=root), Options(), Simulation())
     assert plan.state == BLOCKED
-    assert plan.reason == ("You have an NVIDIA H100 SXM5 80GB (10de:2330) but no NVIDIA driver "
-                           "is installed")
+    assert plan.reason == (
+        "You have an NVIDIA H100 SXM5 80GB (10de:2330) but no NVIDIA driver is installed"
+    )
     assert "sudo ubuntu-drivers install --gpgpu" in plan.remedy
     assert plan.actions == []
 
@@ -60,7 +62,8 @@ def test_missing_driver_blocks_with_the_install_commands_and_installs_nothing(
 def test_non_blocking_problems_become_warnings(tmp_path: Path) -> None:
     root = make_root(tmp_path)
     (root / ".dockerenv").write_text("")
-    plan = DriverStep().plan(Host(root=root, nvml_backend=RecordedBackend(h200_nvml())),
-                             Options(), Simulation())
+    plan = DriverStep().plan(
+        Host(root=root, nvml_backend=RecordedBackend(h200_nvml())), Options(), Simulation()
+    )
     assert plan.state == DONE
     assert any("inside a container" in w for w in plan.warnings)

@@ -17,290 +17,471 @@ import pytest
 from gpuwizard import failures
 from gpuwizard.failures import Failure, classify, explain
 
-OCI = ("docker: Error response from daemon: failed to create task for container: failed to "
-       "create shim task: OCI runtime create failed: runc create failed: unable to start "
-       "container process: error during container init: error running hook #0: error running "
-       "hook: exit status 1, stdout: , stderr: Auto-detected mode as 'legacy'\n")
+OCI = (
+    "docker: Error response from daemon: failed to create task for container: failed to "
+    "create shim task: OCI runtime create failed: runc create failed: unable to start "
+    "container process: error during container init: error running hook #0: error running "
+    "hook: exit status 1, stdout: , stderr: Auto-detected mode as 'legacy'\n"
+)
 
 # (expected code, message, expected details)
 KNOWN = [
     # 1 -----------------------------------------------------------------------------------
-    ("gpu-device-driver-missing",
-     'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].\n'
-     "ERRO[0000] error waiting for container: context canceled", {}),
-    ("gpu-device-driver-missing",
-     "Error response from daemon: could not select device driver \u201c\u201d with capabilities:\n"
-     "    [[gpu]]", {}),
-    ("gpu-device-driver-missing",
-     'could not select device driver "nvidia" with capabilities: [[gpu compute utility]]',
-     {"driver": "nvidia"}),
-    ("gpu-device-driver-missing",  # quoted from memory in a forum post: the "" went missing
-     "docker: Error response from daemon: could not select device driver with capabilities: "
-     "[[gpu]].", {}),
+    (
+        "gpu-device-driver-missing",
+        'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].\n'
+        "ERRO[0000] error waiting for container: context canceled",
+        {},
+    ),
+    (
+        "gpu-device-driver-missing",
+        "Error response from daemon: could not select device driver \u201c\u201d with capabilities:\n"
+        "    [[gpu]]",
+        {},
+    ),
+    (
+        "gpu-device-driver-missing",
+        'could not select device driver "nvidia" with capabilities: [[gpu compute utility]]',
+        {"driver": "nvidia"},
+    ),
+    (
+        "gpu-device-driver-missing",  # quoted from memory in a forum post: the "" went missing
+        "docker: Error response from daemon: could not select device driver with capabilities: "
+        "[[gpu]].",
+        {},
+    ),
     # 2 -----------------------------------------------------------------------------------
-    ("runtime-nvidia-unknown",
-     "docker: Error response from daemon: unknown or invalid runtime name: nvidia.\n"
-     "See 'docker run --help'.", {"runtime": "nvidia"}),
-    ("runtime-nvidia-unknown",
-     "ERROR: for app  Cannot create container for service app: Unknown runtime specified nvidia",
-     {"runtime": "nvidia"}),
-    ("runtime-nvidia-unknown",
-     "Error response from daemon: unknown or invalid runtime name: nvidia-cdi",
-     {"runtime": "nvidia-cdi"}),
+    (
+        "runtime-nvidia-unknown",
+        "docker: Error response from daemon: unknown or invalid runtime name: nvidia.\n"
+        "See 'docker run --help'.",
+        {"runtime": "nvidia"},
+    ),
+    (
+        "runtime-nvidia-unknown",
+        "ERROR: for app  Cannot create container for service app: Unknown runtime specified nvidia",
+        {"runtime": "nvidia"},
+    ),
+    (
+        "runtime-nvidia-unknown",
+        "Error response from daemon: unknown or invalid runtime name: nvidia-cdi",
+        {"runtime": "nvidia-cdi"},
+    ),
     # 3 -----------------------------------------------------------------------------------
-    ("nvml-unknown-error",
-     "root@4f1c2b7d9e0a:/workspace# nvidia-smi\nFailed to initialize NVML: Unknown Error", {}),
-    ("nvml-unknown-error",
-     "RuntimeError: CUDA error ... torch.cuda.is_available() False\n"
-     "  nvidia-smi -> \u201cFailed to initialize NVML: Unknown Error\u201d", {}),
+    (
+        "nvml-unknown-error",
+        "root@4f1c2b7d9e0a:/workspace# nvidia-smi\nFailed to initialize NVML: Unknown Error",
+        {},
+    ),
+    (
+        "nvml-unknown-error",
+        "RuntimeError: CUDA error ... torch.cuda.is_available() False\n"
+        "  nvidia-smi -> \u201cFailed to initialize NVML: Unknown Error\u201d",
+        {},
+    ),
     # 4 -----------------------------------------------------------------------------------
-    ("libnvidia-ml-missing",
-     OCI + "nvidia-container-cli: initialization error: load library failed: libnvidia-ml.so.1: "
-     "cannot open shared object file: no such file or directory: unknown.", {}),
-    ("libnvidia-ml-missing",
-     "docker: Error response from daemon: OCI runtime create failed: container_linux.go:380:\n"
-     "  starting container process caused: process_linux.go:545: container init caused: Running\n"
-     "  hook #0:: error running hook: exit status 1, stdout: , stderr: nvidia-container-cli:\n"
-     "  initialization error: load library failed: libnvidia-ml.so\n"
-     ".1: cannot open shared object file: no such file or directory: unknown.", {}),
-    ("libnvidia-ml-missing",
-     "$ nvidia-smi\nNVIDIA-SMI couldn't find libnvidia-ml.so library in your system. Please make "
-     "sure that the NVIDIA Display Driver is properly installed and present in your system.", {}),
-    ("libnvidia-ml-missing",
-     "pynvml.NVMLError_LibraryNotFound: NVML Shared Library Not Found", {}),
+    (
+        "libnvidia-ml-missing",
+        OCI + "nvidia-container-cli: initialization error: load library failed: libnvidia-ml.so.1: "
+        "cannot open shared object file: no such file or directory: unknown.",
+        {},
+    ),
+    (
+        "libnvidia-ml-missing",
+        "docker: Error response from daemon: OCI runtime create failed: container_linux.go:380:\n"
+        "  starting container process caused: process_linux.go:545: container init caused: Running\n"
+        "  hook #0:: error running hook: exit status 1, stdout: , stderr: nvidia-container-cli:\n"
+        "  initialization error: load library failed: libnvidia-ml.so\n"
+        ".1: cannot open shared object file: no such file or directory: unknown.",
+        {},
+    ),
+    (
+        "libnvidia-ml-missing",
+        "$ nvidia-smi\nNVIDIA-SMI couldn't find libnvidia-ml.so library in your system. Please make "
+        "sure that the NVIDIA Display Driver is properly installed and present in your system.",
+        {},
+    ),
+    ("libnvidia-ml-missing", "pynvml.NVMLError_LibraryNotFound: NVML Shared Library Not Found", {}),
     # 5 -----------------------------------------------------------------------------------
-    ("cuda-too-new",
-     OCI + "nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.8, please "
-     "update your driver to a newer version, or use an earlier cuda container: unknown.",
-     {"cuda": "12.8"}),
-    ("cuda-too-new",
-     "Error response from daemon: failed to create shim task: OCI runtime create failed: \\\"nvidia-container-cli:\n"
-     "     requirement error: unsatisfied condition: cuda >= 13.0, please update your driver\\\"",
-     {"cuda": "13.0"}),
+    (
+        "cuda-too-new",
+        OCI + "nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.8, please "
+        "update your driver to a newer version, or use an earlier cuda container: unknown.",
+        {"cuda": "12.8"},
+    ),
+    (
+        "cuda-too-new",
+        'Error response from daemon: failed to create shim task: OCI runtime create failed: \\"nvidia-container-cli:\n'
+        '     requirement error: unsatisfied condition: cuda >= 13.0, please update your driver\\"',
+        {"cuda": "13.0"},
+    ),
     # 6 -----------------------------------------------------------------------------------
-    ("cuda-tag-missing",
-     "Unable to find image 'nvidia/cuda:11.0-base' locally\ndocker: Error response from daemon: "
-     "manifest for nvidia/cuda:11.0-base not found: manifest unknown: manifest unknown.",
-     {"tag": "11.0-base"}),
-    ("cuda-tag-missing",
-     "Error response from daemon: failed to resolve reference \u201cdocker.io/nvidia/cuda:latest\u201d: "
-     "docker.io/nvidia/cuda:latest: not found", {"tag": "latest"}),
-    ("cuda-tag-missing",
-     "Pulling gpu (nvidia/cuda:12.1.0-base-ubuntu22.04)...\nERROR: manifest for "
-     "nvidia/cuda:12.1.0-base-ubuntu22.04 not found: manifest unknown: manifest unknown",
-     {"tag": "12.1.0-base-ubuntu22.04"}),
+    (
+        "cuda-tag-missing",
+        "Unable to find image 'nvidia/cuda:11.0-base' locally\ndocker: Error response from daemon: "
+        "manifest for nvidia/cuda:11.0-base not found: manifest unknown: manifest unknown.",
+        {"tag": "11.0-base"},
+    ),
+    (
+        "cuda-tag-missing",
+        "Error response from daemon: failed to resolve reference \u201cdocker.io/nvidia/cuda:latest\u201d: "
+        "docker.io/nvidia/cuda:latest: not found",
+        {"tag": "latest"},
+    ),
+    (
+        "cuda-tag-missing",
+        "Pulling gpu (nvidia/cuda:12.1.0-base-ubuntu22.04)...\nERROR: manifest for "
+        "nvidia/cuda:12.1.0-base-ubuntu22.04 not found: manifest unknown: manifest unknown",
+        {"tag": "12.1.0-base-ubuntu22.04"},
+    ),
     # 7 -----------------------------------------------------------------------------------
-    ("signed-by-conflict",
-     "E: Conflicting values set for option Signed-By regarding source "
-     "https://nvidia.github.io/libnvidia-container/stable/ubuntu18.04/amd64/ /: "
-     "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg != \nE: The list of sources could "
-     "not be read.",
-     {"source": "https://nvidia.github.io/libnvidia-container/stable/ubuntu18.04/amd64/"}),
-    ("signed-by-conflict",
-     "$ sudo apt-get update\nE: Conflicting values set for option Signed-By regarding source\n"
-     "   https://nvidia.github.io/libnvidia-container/stable/deb/amd64/ /:\n"
-     "   /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg != /etc/apt/keyrings/nvidia.gpg\n"
-     "E: The list of sources could not be read.", {}),
+    (
+        "signed-by-conflict",
+        "E: Conflicting values set for option Signed-By regarding source "
+        "https://nvidia.github.io/libnvidia-container/stable/ubuntu18.04/amd64/ /: "
+        "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg != \nE: The list of sources could "
+        "not be read.",
+        {"source": "https://nvidia.github.io/libnvidia-container/stable/ubuntu18.04/amd64/"},
+    ),
+    (
+        "signed-by-conflict",
+        "$ sudo apt-get update\nE: Conflicting values set for option Signed-By regarding source\n"
+        "   https://nvidia.github.io/libnvidia-container/stable/deb/amd64/ /:\n"
+        "   /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg != /etc/apt/keyrings/nvidia.gpg\n"
+        "E: The list of sources could not be read.",
+        {},
+    ),
     ("signed-by-conflict", "E: Conflicting values set for option Signed-By", {}),
-    ("signed-by-conflict",  # apt 3 says Error:, and another vendor's conflict comes first
-     "Error: Conflicting values set for option Signed-By regarding source "
-     "https://download.docker.com/linux/ubuntu/ focal: /usr/share/keyrings/docker-ce-archive-"
-     "keyring.gpg != /usr/share/keyrings/docker-archive-keyring.gpg\nError: Conflicting values "
-     "set for option Signed-By regarding source https://nvidia.github.io/libnvidia-container/"
-     "stable/ubuntu18.04/amd64/ /: /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg != "
-     "\nError: The list of sources could not be read.",
-     {"source": "https://nvidia.github.io/libnvidia-container/stable/ubuntu18.04/amd64/"}),
+    (
+        "signed-by-conflict",  # apt 3 says Error:, and another vendor's conflict comes first
+        "Error: Conflicting values set for option Signed-By regarding source "
+        "https://download.docker.com/linux/ubuntu/ focal: /usr/share/keyrings/docker-ce-archive-"
+        "keyring.gpg != /usr/share/keyrings/docker-archive-keyring.gpg\nError: Conflicting values "
+        "set for option Signed-By regarding source https://nvidia.github.io/libnvidia-container/"
+        "stable/ubuntu18.04/amd64/ /: /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg != "
+        "\nError: The list of sources could not be read.",
+        {"source": "https://nvidia.github.io/libnvidia-container/stable/ubuntu18.04/amd64/"},
+    ),
     # 8 -----------------------------------------------------------------------------------
-    ("nvidia-key-missing",
-     "W: GPG error: https://nvidia.github.io/libnvidia-container/stable/deb/amd64  InRelease: The "
-     "following signatures couldn't be verified because the public key is not available: "
-     "NO_PUBKEY DDCAE044F796ECB0\nE: The repository "
-     "'https://nvidia.github.io/libnvidia-container/stable/deb/amd64  InRelease' is not signed.",
-     {"key_id": "DDCAE044F796ECB0"}),
-    ("nvidia-key-missing",
-     "W: An error occurred during the signature verification. The repository is not updated and "
-     "the previous index files will be used. GPG error: https://nvidia.github.io/nvidia-docker/"
-     "ubuntu18.04/amd64  InRelease: The following signatures were invalid: EXPKEYSIG "
-     "6ED91CA3AC1160CD NVIDIA CORPORATION (Open Source Projects) <cudatools@nvidia.com>",
-     {"key_id": "6ED91CA3AC1160CD"}),
+    (
+        "nvidia-key-missing",
+        "W: GPG error: https://nvidia.github.io/libnvidia-container/stable/deb/amd64  InRelease: The "
+        "following signatures couldn't be verified because the public key is not available: "
+        "NO_PUBKEY DDCAE044F796ECB0\nE: The repository "
+        "'https://nvidia.github.io/libnvidia-container/stable/deb/amd64  InRelease' is not signed.",
+        {"key_id": "DDCAE044F796ECB0"},
+    ),
+    (
+        "nvidia-key-missing",
+        "W: An error occurred during the signature verification. The repository is not updated and "
+        "the previous index files will be used. GPG error: https://nvidia.github.io/nvidia-docker/"
+        "ubuntu18.04/amd64  InRelease: The following signatures were invalid: EXPKEYSIG "
+        "6ED91CA3AC1160CD NVIDIA CORPORATION (Open Source Projects) <cudatools@nvidia.com>",
+        {"key_id": "6ED91CA3AC1160CD"},
+    ),
     ("nvidia-key-missing", "NO_PUBKEY C95B321B61E88C1809C4F759DDCAE044F796ECB0", {}),
     # 9 -----------------------------------------------------------------------------------
-    ("unsupported-distribution",
-     "$ cat /etc/apt/sources.list.d/nvidia-docker.list\n# Unsupported distribution!\n"
-     "# Check https://nvidia.github.io/nvidia-docker", {}),
-    ("unsupported-distribution",
-     "Err:7 https://nvidia.github.io/nvidia-docker/ubuntu24.04/amd64  Release\n  404  Not Found "
-     "[IP: 185.199.108.153 443]\nE: The repository "
-     "'https://nvidia.github.io/nvidia-docker/ubuntu24.04/amd64  Release' does not have a Release file.",
-     {"url": "https://nvidia.github.io/nvidia-docker/ubuntu24.04/amd64"}),
+    (
+        "unsupported-distribution",
+        "$ cat /etc/apt/sources.list.d/nvidia-docker.list\n# Unsupported distribution!\n"
+        "# Check https://nvidia.github.io/nvidia-docker",
+        {},
+    ),
+    (
+        "unsupported-distribution",
+        "Err:7 https://nvidia.github.io/nvidia-docker/ubuntu24.04/amd64  Release\n  404  Not Found "
+        "[IP: 185.199.108.153 443]\nE: The repository "
+        "'https://nvidia.github.io/nvidia-docker/ubuntu24.04/amd64  Release' does not have a Release file.",
+        {"url": "https://nvidia.github.io/nvidia-docker/ubuntu24.04/amd64"},
+    ),
     # 10 ----------------------------------------------------------------------------------
-    ("driver-library-mismatch",
-     OCI + "nvidia-container-cli: initialization error: nvml error: driver/library version "
-     "mismatch: unknown.", {}),
-    ("driver-library-mismatch",
-     "$ nvidia-smi\nFailed to initialize NVML: Driver/library version mismatch\n"
-     "NVML library version: 580.95", {}),
+    (
+        "driver-library-mismatch",
+        OCI + "nvidia-container-cli: initialization error: nvml error: driver/library version "
+        "mismatch: unknown.",
+        {},
+    ),
+    (
+        "driver-library-mismatch",
+        "$ nvidia-smi\nFailed to initialize NVML: Driver/library version mismatch\n"
+        "NVML library version: 580.95",
+        {},
+    ),
     # 11 ----------------------------------------------------------------------------------
-    ("driver-not-loaded",
-     OCI + "nvidia-container-cli: initialization error: nvml error: driver not loaded: unknown.",
-     {}),
-    ("driver-not-loaded",
-     "NVIDIA-SMI has failed because it couldn\u2019t communicate with the NVIDIA driver. Make sure "
-     "that the latest NVIDIA driver is installed and running.", {}),
+    (
+        "driver-not-loaded",
+        OCI + "nvidia-container-cli: initialization error: nvml error: driver not loaded: unknown.",
+        {},
+    ),
+    (
+        "driver-not-loaded",
+        "NVIDIA-SMI has failed because it couldn\u2019t communicate with the NVIDIA driver. Make sure "
+        "that the latest NVIDIA driver is installed and running.",
+        {},
+    ),
     # 12 ----------------------------------------------------------------------------------
-    ("docker-desktop",
-     "$ docker context show\ndesktop-linux\n$ docker run --rm --gpus all ubuntu nvidia-smi\n"
-     'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].',
-     {}),
-    ("docker-desktop",
-     "Cannot start: unix:///home/ana/.docker/desktop/docker.sock: " + OCI
-     + "nvidia-container-cli: initialization error: load library failed: libnvidia-ml.so.1", {}),
+    (
+        "docker-desktop",
+        "$ docker context show\ndesktop-linux\n$ docker run --rm --gpus all ubuntu nvidia-smi\n"
+        'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].',
+        {},
+    ),
+    (
+        "docker-desktop",
+        "Cannot start: unix:///home/ana/.docker/desktop/docker.sock: "
+        + OCI
+        + "nvidia-container-cli: initialization error: load library failed: libnvidia-ml.so.1",
+        {},
+    ),
     # 13 ----------------------------------------------------------------------------------
-    ("snap-docker",
-     "I edited /etc/docker/daemon.json but snap.docker.dockerd ignores it:\n"
-     "docker: Error response from daemon: unknown or invalid runtime name: nvidia.", {}),
-    ("snap-docker",
-     "$ which docker\n/snap/bin/docker\n$ docker run --gpus all ubuntu nvidia-smi\n"
-     'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].',
-     {}),
+    (
+        "snap-docker",
+        "I edited /etc/docker/daemon.json but snap.docker.dockerd ignores it:\n"
+        "docker: Error response from daemon: unknown or invalid runtime name: nvidia.",
+        {},
+    ),
+    (
+        "snap-docker",
+        "$ which docker\n/snap/bin/docker\n$ docker run --gpus all ubuntu nvidia-smi\n"
+        'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].',
+        {},
+    ),
     # 14 ----------------------------------------------------------------------------------
-    ("rootless-cgroups",
-     OCI + "nvidia-container-cli: mount error: open failed: "
-     "/sys/fs/cgroup/devices/user.slice/devices.allow: permission denied: unknown.", {}),
-    ("rootless-cgroups",
-     "nvidia-container-cli: container error: failed to get device cgroup mount path: "
-     "bpf_prog_query(BPF_CGROUP_DEVICE) failed: operation not permitted", {}),
+    (
+        "rootless-cgroups",
+        OCI + "nvidia-container-cli: mount error: open failed: "
+        "/sys/fs/cgroup/devices/user.slice/devices.allow: permission denied: unknown.",
+        {},
+    ),
+    (
+        "rootless-cgroups",
+        "nvidia-container-cli: container error: failed to get device cgroup mount path: "
+        "bpf_prog_query(BPF_CGROUP_DEVICE) failed: operation not permitted",
+        {},
+    ),
     # 15 ----------------------------------------------------------------------------------
-    ("wsl-driver-clash",
-     OCI + "nvidia-container-cli: mount error: file creation failed: "
-     "/var/lib/docker/overlay2/7f3a/merged/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1: file exists: unknown.",
-     {"path": "/var/lib/docker/overlay2/7f3a/merged/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"}),
-    ("wsl-driver-clash",
-     "stderr: nvidia-container-cli: mount error: file creation failed:\n"
-     "      /var/lib/docker/overlay2/abc/merged/usr/lib/x86_64-linux-gnu/libcuda.so.1: file exists",
-     {}),
+    (
+        "wsl-driver-clash",
+        OCI + "nvidia-container-cli: mount error: file creation failed: "
+        "/var/lib/docker/overlay2/7f3a/merged/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1: file exists: unknown.",
+        {"path": "/var/lib/docker/overlay2/7f3a/merged/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"},
+    ),
+    (
+        "wsl-driver-clash",
+        "stderr: nvidia-container-cli: mount error: file creation failed:\n"
+        "      /var/lib/docker/overlay2/abc/merged/usr/lib/x86_64-linux-gnu/libcuda.so.1: file exists",
+        {},
+    ),
     # 16 ----------------------------------------------------------------------------------
-    ("daemon-json-lost",
-     "Removing nvidia-docker2 (2.13.0-1) ...\nPurging configuration files for nvidia-docker2 "
-     "(2.13.0-1) ...", {}),
-    ("daemon-json-lost",
-     "Configuration file '/etc/docker/daemon.json'\n ==> Modified (by you or by a script) since "
-     "installation.\n ==> Package distributor has shipped an updated version.\n"
-     "   What would you like to do about it ?  Your options are:", {}),
+    (
+        "daemon-json-lost",
+        "Removing nvidia-docker2 (2.13.0-1) ...\nPurging configuration files for nvidia-docker2 "
+        "(2.13.0-1) ...",
+        {},
+    ),
+    (
+        "daemon-json-lost",
+        "Configuration file '/etc/docker/daemon.json'\n ==> Modified (by you or by a script) since "
+        "installation.\n ==> Package distributor has shipped an updated version.\n"
+        "   What would you like to do about it ?  Your options are:",
+        {},
+    ),
     # 17 ----------------------------------------------------------------------------------
-    ("ldcache-error",
-     OCI + "nvidia-container-cli: ldcache error: open failed: /sbin/ldconfig.real: no such file "
-     "or directory: unknown.", {"path": "/sbin/ldconfig.real"}),
-    ("ldcache-error",
-     "nvidia-container-cli: ldcache error: process /sbin/ldconfig failed with error code: 1",
-     {"path": "/sbin/ldconfig"}),
+    (
+        "ldcache-error",
+        OCI + "nvidia-container-cli: ldcache error: open failed: /sbin/ldconfig.real: no such file "
+        "or directory: unknown.",
+        {"path": "/sbin/ldconfig.real"},
+    ),
+    (
+        "ldcache-error",
+        "nvidia-container-cli: ldcache error: process /sbin/ldconfig failed with error code: 1",
+        {"path": "/sbin/ldconfig"},
+    ),
     # 18 ----------------------------------------------------------------------------------
-    ("selinux-nvml",
-     "[root@rhel9 ~]# podman run --rm --device nvidia.com/gpu=all ubi9 nvidia-smi\n"
-     "Failed to initialize NVML: Insufficient Permissions", {}),
+    (
+        "selinux-nvml",
+        "[root@rhel9 ~]# podman run --rm --device nvidia.com/gpu=all ubi9 nvidia-smi\n"
+        "Failed to initialize NVML: Insufficient Permissions",
+        {},
+    ),
     ("selinux-nvml", "  Failed to initialize NVML:\n  Insufficient Permissions", {}),
     # 19 ----------------------------------------------------------------------------------
-    ("cdi-unresolvable",
-     "docker: Error response from daemon: could not select device driver \"cdi\" with "
-     "capabilities: []: unresolvable CDI devices nvidia.com/gpu=all.",
-     {"device": "nvidia.com/gpu=all"}),
-    ("cdi-unresolvable",
-     "Error: setting up CDI devices: unresolvable CDI devices nvidia.com/gpu=0",
-     {"device": "nvidia.com/gpu=0"}),
+    (
+        "cdi-unresolvable",
+        'docker: Error response from daemon: could not select device driver "cdi" with '
+        "capabilities: []: unresolvable CDI devices nvidia.com/gpu=all.",
+        {"device": "nvidia.com/gpu=all"},
+    ),
+    (
+        "cdi-unresolvable",
+        "Error: setting up CDI devices: unresolvable CDI devices nvidia.com/gpu=0",
+        {"device": "nvidia.com/gpu=0"},
+    ),
     # 20 ----------------------------------------------------------------------------------
-    ("docker-start-limit",
-     "Nov 29 10:02:11 gpu01 systemd[1]: docker.service: Start request repeated too quickly.\n"
-     "Nov 29 10:02:11 gpu01 systemd[1]: docker.service: Failed with result 'exit-code'.", {}),
-    ("docker-start-limit",
-     "Job for docker.service failed because start of the service was attempted too often.\n"
-     "See \"systemctl status docker.service\" and \"journalctl -xeu docker.service\" for details.",
-     {}),
+    (
+        "docker-start-limit",
+        "Nov 29 10:02:11 gpu01 systemd[1]: docker.service: Start request repeated too quickly.\n"
+        "Nov 29 10:02:11 gpu01 systemd[1]: docker.service: Failed with result 'exit-code'.",
+        {},
+    ),
+    (
+        "docker-start-limit",
+        "Job for docker.service failed because start of the service was attempted too often.\n"
+        'See "systemctl status docker.service" and "journalctl -xeu docker.service" for details.',
+        {},
+    ),
     # 21 ----------------------------------------------------------------------------------
-    ("cdi-mode-gpus-flag",
-     OCI.replace("Auto-detected mode as 'legacy'", "Using requested mode 'cdi'")
-     + "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker "
-     "--gpus flag) is not supported. Please use the NVIDIA Container Runtime (e.g. specify the "
-     "--runtime=nvidia flag) instead.: unknown.", {"mode": "cdi"}),
-    ("cdi-mode-gpus-flag",
-     "stderr: invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the\n"
-     "\tdocker --gpus flag) is not supported", {}),
-    ("cdi-mode-gpus-flag",  # a Jetson, whose runtime works from CSV files
-     "docker: Error response from daemon: failed to create task for container: failed to create "
-     "shim task: OCI runtime create failed: runc create failed: unable to start container "
-     "process: error during container init: error running prestart hook #0: exit status 1, "
-     "stdout: , stderr: Auto-detected mode as 'csv'\ninvoking the NVIDIA Container Runtime Hook "
-     "directly (e.g. specifying the docker --gpus flag) is not supported. Please use the NVIDIA "
-     "Container Runtime (e.g. specify the --runtime=nvidia flag) instead.", {"mode": "csv"}),
+    (
+        "cdi-mode-gpus-flag",
+        OCI.replace("Auto-detected mode as 'legacy'", "Using requested mode 'cdi'")
+        + "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker "
+        "--gpus flag) is not supported. Please use the NVIDIA Container Runtime (e.g. specify the "
+        "--runtime=nvidia flag) instead.: unknown.",
+        {"mode": "cdi"},
+    ),
+    (
+        "cdi-mode-gpus-flag",
+        "stderr: invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the\n"
+        "\tdocker --gpus flag) is not supported",
+        {},
+    ),
+    (
+        "cdi-mode-gpus-flag",  # a Jetson, whose runtime works from CSV files
+        "docker: Error response from daemon: failed to create task for container: failed to create "
+        "shim task: OCI runtime create failed: runc create failed: unable to start container "
+        "process: error during container init: error running prestart hook #0: exit status 1, "
+        "stdout: , stderr: Auto-detected mode as 'csv'\ninvoking the NVIDIA Container Runtime Hook "
+        "directly (e.g. specifying the docker --gpus flag) is not supported. Please use the NVIDIA "
+        "Container Runtime (e.g. specify the --runtime=nvidia flag) instead.",
+        {"mode": "csv"},
+    ),
     # beyond the ranked table -------------------------------------------------------------
-    ("nvidia-runtime-binary-missing",
-     "docker: Error response from daemon: failed to create shim task: OCI runtime create "
-     "failed: exec: \"nvidia-container-runtime\": executable file not found in $PATH: unknown.",
-     {"binary": "nvidia-container-runtime"}),
-    ("nvidia-runtime-binary-missing",
-     "Error response from daemon: fork/exec /usr/bin/nvidia-container-runtime: no such file or "
-     "directory", {}),
-    ("toolkit-package-not-found",
-     "Reading package lists... Done\nE: Unable to locate package nvidia-container-toolkit",
-     {"package": "nvidia-container-toolkit"}),
-    ("toolkit-package-not-found",
-     "No match for argument: nvidia-container-toolkit-1.20.0-1\nError: Unable to find a match: "
-     "nvidia-container-toolkit-1.20.0-1", {"package": "nvidia-container-toolkit-1.20.0-1"}),
-    ("toolkit-package-not-found",
-     "E: Version '1.17.8-1' for 'nvidia-container-toolkit' was not found", {}),
-    ("nvidia-smi-missing-in-container",
-     "docker: Error response from daemon: failed to create task for container: failed to create "
-     "shim task: OCI runtime create failed: runc create failed: unable to start container "
-     "process: exec: \"nvidia-smi\": executable file not found in $PATH: unknown.", {}),
-    ("nvidia-smi-missing-in-container",
-     "OCI runtime exec failed: exec failed: unable to start container process: exec:\n"
-     "  \u201cnvidia-smi\u201d: executable file not found in $PATH: unknown", {}),
-    ("nvidia-smi-missing-on-host",
-     "ubuntu@gpu01:~$ nvidia-smi\nCommand 'nvidia-smi' not found, but can be installed with:\n"
-     "sudo apt install nvidia-utils-535", {}),
+    (
+        "nvidia-runtime-binary-missing",
+        "docker: Error response from daemon: failed to create shim task: OCI runtime create "
+        'failed: exec: "nvidia-container-runtime": executable file not found in $PATH: unknown.',
+        {"binary": "nvidia-container-runtime"},
+    ),
+    (
+        "nvidia-runtime-binary-missing",
+        "Error response from daemon: fork/exec /usr/bin/nvidia-container-runtime: no such file or "
+        "directory",
+        {},
+    ),
+    (
+        "toolkit-package-not-found",
+        "Reading package lists... Done\nE: Unable to locate package nvidia-container-toolkit",
+        {"package": "nvidia-container-toolkit"},
+    ),
+    (
+        "toolkit-package-not-found",
+        "No match for argument: nvidia-container-toolkit-1.20.0-1\nError: Unable to find a match: "
+        "nvidia-container-toolkit-1.20.0-1",
+        {"package": "nvidia-container-toolkit-1.20.0-1"},
+    ),
+    (
+        "toolkit-package-not-found",
+        "E: Version '1.17.8-1' for 'nvidia-container-toolkit' was not found",
+        {},
+    ),
+    (
+        "nvidia-smi-missing-in-container",
+        "docker: Error response from daemon: failed to create task for container: failed to create "
+        "shim task: OCI runtime create failed: runc create failed: unable to start container "
+        'process: exec: "nvidia-smi": executable file not found in $PATH: unknown.',
+        {},
+    ),
+    (
+        "nvidia-smi-missing-in-container",
+        "OCI runtime exec failed: exec failed: unable to start container process: exec:\n"
+        "  \u201cnvidia-smi\u201d: executable file not found in $PATH: unknown",
+        {},
+    ),
+    (
+        "nvidia-smi-missing-on-host",
+        "ubuntu@gpu01:~$ nvidia-smi\nCommand 'nvidia-smi' not found, but can be installed with:\n"
+        "sudo apt install nvidia-utils-535",
+        {},
+    ),
     ("nvidia-smi-missing-on-host", "-bash: nvidia-smi: command not found", {}),
-    ("daemon-json-invalid",
-     "unable to configure the Docker daemon with file /etc/docker/daemon.json: invalid "
-     "character '}' looking for beginning of object key string",
-     {"file": "/etc/docker/daemon.json"}),
-    ("daemon-json-invalid",
-     "dockerd[812]: unable to configure the Docker daemon with file /etc/docker/daemon.json: EOF",
-     {}),
-    ("daemon-flag-conflict",
-     "unable to configure the Docker daemon with file /etc/docker/daemon.json: the following "
-     "directives are specified both as a flag and in the configuration file: hosts: (from flag: "
-     "[fd://], from file: [unix:///var/run/docker.sock])", {}),
-    ("daemon-flag-conflict",
-     "the following directives are specified both as a flag and in the configuration\n"
-     "  file: data-root", {}),
-    ("default-runtime-undefined",
-     "failed to start daemon: specified default runtime 'nvidia' does not exist",
-     {"runtime": "nvidia"}),
-    ("default-runtime-undefined",
-     "Error starting daemon: default runtime nvidia does not exist", {"runtime": "nvidia"}),
-    ("docker-start-failed",
-     "Job for docker.service failed because the control process exited with error code.\n"
-     "See \"systemctl status docker.service\" and \"journalctl -xe\" for details.", {}),
-    ("docker-start-failed",
-     "Nov 29 10:02:09 gpu01 systemd[1]: Failed to start docker.service - Docker Application "
-     "Container Engine.", {}),
-    ("gpu-device-unknown",
-     OCI + "nvidia-container-cli: device error: 1: unknown device: unknown.", {"device": "1"}),
-    ("gpu-device-unknown",
-     "stderr: nvidia-container-cli: device error:\n  GPU-6f1c2a9e-0000-4b5e-9d1a-7c3e2f1b0a99: "
-     "unknown device", {"device": "GPU-6f1c2a9e-0000-4b5e-9d1a-7c3e2f1b0a99"}),
-    ("nvidia-hook-failed",
-     OCI + "nvidia-container-cli: detection error: open failed: /proc/driver/nvidia/capabilities: "
-     "permission denied: unknown.", {}),
-    ("nvidia-hook-failed",
-     "Error response from daemon: OCI runtime create failed: error running prestart hook #0: "
-     "exit status 1, stdout: , stderr: /usr/bin/nvidia-container-runtime-hook: exit status 2", {}),
+    (
+        "daemon-json-invalid",
+        "unable to configure the Docker daemon with file /etc/docker/daemon.json: invalid "
+        "character '}' looking for beginning of object key string",
+        {"file": "/etc/docker/daemon.json"},
+    ),
+    (
+        "daemon-json-invalid",
+        "dockerd[812]: unable to configure the Docker daemon with file /etc/docker/daemon.json: EOF",
+        {},
+    ),
+    (
+        "daemon-flag-conflict",
+        "unable to configure the Docker daemon with file /etc/docker/daemon.json: the following "
+        "directives are specified both as a flag and in the configuration file: hosts: (from flag: "
+        "[fd://], from file: [unix:///var/run/docker.sock])",
+        {},
+    ),
+    (
+        "daemon-flag-conflict",
+        "the following directives are specified both as a flag and in the configuration\n"
+        "  file: data-root",
+        {},
+    ),
+    (
+        "default-runtime-undefined",
+        "failed to start daemon: specified default runtime 'nvidia' does not exist",
+        {"runtime": "nvidia"},
+    ),
+    (
+        "default-runtime-undefined",
+        "Error starting daemon: default runtime nvidia does not exist",
+        {"runtime": "nvidia"},
+    ),
+    (
+        "docker-start-failed",
+        "Job for docker.service failed because the control process exited with error code.\n"
+        'See "systemctl status docker.service" and "journalctl -xe" for details.',
+        {},
+    ),
+    (
+        "docker-start-failed",
+        "Nov 29 10:02:09 gpu01 systemd[1]: Failed to start docker.service - Docker Application "
+        "Container Engine.",
+        {},
+    ),
+    (
+        "gpu-device-unknown",
+        OCI + "nvidia-container-cli: device error: 1: unknown device: unknown.",
+        {"device": "1"},
+    ),
+    (
+        "gpu-device-unknown",
+        "stderr: nvidia-container-cli: device error:\n  GPU-6f1c2a9e-0000-4b5e-9d1a-7c3e2f1b0a99: "
+        "unknown device",
+        {"device": "GPU-6f1c2a9e-0000-4b5e-9d1a-7c3e2f1b0a99"},
+    ),
+    (
+        "nvidia-hook-failed",
+        OCI
+        + "nvidia-container-cli: detection error: open failed: /proc/driver/nvidia/capabilities: "
+        "permission denied: unknown.",
+        {},
+    ),
+    (
+        "nvidia-hook-failed",
+        "Error response from daemon: OCI runtime create failed: error running prestart hook #0: "
+        "exit status 1, stdout: , stderr: /usr/bin/nvidia-container-runtime-hook: exit status 2",
+        {},
+    ),
 ]
 
 # Errors users paste that are not NVIDIA failures: None, or at most the right other entry.
 UNRELATED = [
     "$ docker run --gpus all ubuntu nvidia-smi\ndocker: Got permission denied while trying to "
     "connect to the Docker daemon socket at unix:///var/run/docker.sock: Post "
-    "\"http://%2Fvar%2Frun%2Fdocker.sock/v1.24/containers/create\": dial unix "
+    '"http://%2Fvar%2Frun%2Fdocker.sock/v1.24/containers/create": dial unix '
     "/var/run/docker.sock: connect: permission denied.",
     "Err:1 http://archive.ubuntu.com/ubuntu jammy InRelease\n  Temporary failure resolving "
     "'archive.ubuntu.com'\nW: Failed to fetch https://nvidia.github.io/libnvidia-container/stable/"
@@ -320,7 +501,7 @@ UNRELATED = [
     "7EA0A9C3F273FCD8",
     "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
     "docker: Error response from daemon: failed to create shim task: OCI runtime create failed: "
-    "runc create failed: unable to start container process: exec: \"python\": executable file "
+    'runc create failed: unable to start container process: exec: "python": executable file '
     "not found in $PATH: unknown.",
     "E: Unable to locate package docker-ce",
     "Nov 29 10:00:01 web systemd[1]: nginx.service: Start request repeated too quickly.",
@@ -336,8 +517,9 @@ UNRELATED = [
 ]
 
 
-@pytest.mark.parametrize(("code", "message", "details"), KNOWN,
-                         ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(KNOWN)])
+@pytest.mark.parametrize(
+    ("code", "message", "details"), KNOWN, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(KNOWN)]
+)
 def test_a_pasted_message_is_recognised_with_its_details(
     code: str, message: str, details: dict[str, str]
 ) -> None:
@@ -371,7 +553,9 @@ def test_the_cdi_mode_message_carries_its_own_fix_not_the_generic_hook_one() -> 
 
 
 def test_libnvidia_ml_inside_an_oci_wrapper_is_the_driver_not_a_generic_hook_error() -> None:
-    message = OCI + "nvidia-container-cli: initialization error: load library failed: libnvidia-ml.so.1"
+    message = (
+        OCI + "nvidia-container-cli: initialization error: load library failed: libnvidia-ml.so.1"
+    )
     failure = classify(message)
     assert failure is not None and failure.code == "libnvidia-ml-missing"
     assert failure.number == 4
@@ -379,8 +563,9 @@ def test_libnvidia_ml_inside_an_oci_wrapper_is_the_driver_not_a_generic_hook_err
 
 def test_the_fix_follows_the_distribution_where_it_matters() -> None:
     message = "E: Unable to locate package nvidia-container-toolkit"
-    debian, rhel, suse, other = (classify(message, family) for family in
-                                 ("debian", "rhel", "suse", None))
+    debian, rhel, suse, other = (
+        classify(message, family) for family in ("debian", "rhel", "suse", None)
+    )
     assert debian and rhel and suse and other
     assert "apt-get update" in debian.fix
     assert "/etc/yum.repos.d/" in rhel.fix
@@ -395,8 +580,10 @@ def test_the_fix_follows_the_distribution_where_it_matters() -> None:
 
 
 def test_details_asked_for_appear_in_the_explanation() -> None:
-    text = explain("nvidia-container-cli: requirement error: unsatisfied condition: cuda>=13.0, "
-                   "please update your driver to a newer version")
+    text = explain(
+        "nvidia-container-cli: requirement error: unsatisfied condition: cuda>=13.0, "
+        "please update your driver to a newer version"
+    )
     assert "cuda=13.0" in text
     assert "CUDA 13.0" in text
     assert "{" not in text.replace("{{", "").replace("'{", "")

@@ -29,10 +29,17 @@ def test_cuda_12_4_driver_gets_12_4_1() -> None:
     assert choose_test_images("12.4").cuda == "nvidia/cuda:12.4.1-base-ubuntu22.04"
 
 
-@pytest.mark.parametrize(("cuda", "tag"), [
-    ("12.7", "12.6.3"), ("13.3", "13.2.2"), ("12.9", "12.9.1"), ("12.8", "12.8.1"),
-    ("11.8", "11.8.0"), ("12.0", "12.0.1"),
-])
+@pytest.mark.parametrize(
+    ("cuda", "tag"),
+    [
+        ("12.7", "12.6.3"),
+        ("13.3", "13.2.2"),
+        ("12.9", "12.9.1"),
+        ("12.8", "12.8.1"),
+        ("11.8", "11.8.0"),
+        ("12.0", "12.0.1"),
+    ],
+)
 def test_the_newest_tag_not_newer_than_the_driver(cuda: str, tag: str) -> None:
     assert f":{tag}-base-" in (choose_test_images(cuda).cuda or "")
 
@@ -62,8 +69,10 @@ def test_user_cuda_image_is_respected_and_a_two_part_one_is_warned_about() -> No
 
 
 def test_mirror_repository_and_smoke_image_options() -> None:
-    choice = choose_test_images("12.4", Options(cuda_repository="nvcr.io/nvidia/cuda/",
-                                                test_image="mirror.local/ubuntu:24.04"))
+    choice = choose_test_images(
+        "12.4",
+        Options(cuda_repository="nvcr.io/nvidia/cuda/", test_image="mirror.local/ubuntu:24.04"),
+    )
     assert choice.cuda == "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"
     assert choice.smoke == "mirror.local/ubuntu:24.04"
 
@@ -80,10 +89,20 @@ def test_nvml_integer_versions() -> None:
     assert parse_cuda_version(11080) == "11.8"
 
 
-@pytest.mark.parametrize(("driver", "cuda"), [
-    ("580.159.04", "13.0"), ("580.65.06", "13.0"), ("575.57.08", "12.9"), ("550.54.15", "12.4"),
-    ("535.104.05", "12.2"), ("525.60.13", "12.0"), ("470.82.01", "11.4"), ("595.71.05", "13.2"),
-    ("400.1", None), ("weird", None),
-])
+@pytest.mark.parametrize(
+    ("driver", "cuda"),
+    [
+        ("580.159.04", "13.0"),
+        ("580.65.06", "13.0"),
+        ("575.57.08", "12.9"),
+        ("550.54.15", "12.4"),
+        ("535.104.05", "12.2"),
+        ("525.60.13", "12.0"),
+        ("470.82.01", "11.4"),
+        ("595.71.05", "13.2"),
+        ("400.1", None),
+        ("weird", None),
+    ],
+)
 def test_cuda_version_from_a_driver_version_without_nvml(driver: str, cuda: object) -> None:
     assert cuda_version_for_driver(driver) == cuda

@@ -38,8 +38,11 @@ def test_a_sample_of_the_h200_gives_every_field() -> None:
     sample = GpuSampler(RecordedBackend(h200_nvml()), clock=lambda: 42.0).sample()
     assert sample.error is None and sample.time == 42.0
     (g,) = sample.gpus
-    assert (g.index, g.name, g.uuid) == (0, "NVIDIA H200",
-                                         "GPU-5e7955ae-2727-75c0-d5b0-5b2ea03fc696")
+    assert (g.index, g.name, g.uuid) == (
+        0,
+        "NVIDIA H200",
+        "GPU-5e7955ae-2727-75c0-d5b0-5b2ea03fc696",
+    )
     assert (g.utilization_gpu, g.utilization_memory) == (0, 0)
     assert (g.memory_used_mib, g.memory_total_mib) == (615, 143771)
     assert g.temperature_c == 39
@@ -154,8 +157,10 @@ def test_smi_stream_runs_one_process_and_stops_it(tmp_path: Path) -> None:
 
 def test_smi_stream_reports_why_nvidia_smi_stopped(tmp_path: Path) -> None:
     script = tmp_path / "nvidia-smi"
-    script.write_text("#!/bin/sh\necho \"NVIDIA-SMI has failed because it couldn't communicate "
-                      "with the NVIDIA driver.\"\nexit 9\n")
+    script.write_text(
+        "#!/bin/sh\necho \"NVIDIA-SMI has failed because it couldn't communicate "
+        'with the NVIDIA driver."\nexit 9\n'
+    )
     script.chmod(0o755)
     stream = SmiStream(str(script))
     stream.start()
@@ -168,14 +173,35 @@ def test_smi_stream_reports_why_nvidia_smi_stopped(tmp_path: Path) -> None:
 
 def test_benchmark_prints_the_cost_per_sample_as_json() -> None:
     out = subprocess.run(  # noqa: S603
-        [sys.executable, str(REPO / "benchmarks/sampler_cost.py"), "--recorded", "--json",
-         "--samples", "300"], capture_output=True, text=True, check=True, timeout=60)
+        [
+            sys.executable,
+            str(REPO / "benchmarks/sampler_cost.py"),
+            "--recorded",
+            "--json",
+            "--samples",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     result = json.loads(out.stdout)
     assert result["backend"] == "recorded-h200" and result["gpus"] == 1
     assert 0 < result["cpu_ms_per_sample_per_gpu"] <= result["target_ms_per_gpu"] == 0.2
     text = subprocess.run(  # noqa: S603
-        [sys.executable, str(REPO / "benchmarks/sampler_cost.py"), "--recorded",
-         "--samples", "100"], capture_output=True, text=True, check=True, timeout=60).stdout
+        [
+            sys.executable,
+            str(REPO / "benchmarks/sampler_cost.py"),
+            "--recorded",
+            "--samples",
+            "100",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     assert text.startswith("sampler: ") and "ms CPU per sample" in text
 
 

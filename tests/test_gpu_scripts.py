@@ -12,8 +12,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *argv], capture_output=True, text=True,  # noqa: S603
-                          timeout=120, cwd=REPO, check=False)
+    return subprocess.run(
+        [sys.executable, *argv],
+        capture_output=True,
+        text=True,  # noqa: S603
+        timeout=120,
+        cwd=REPO,
+        check=False,
+    )
 
 
 def test_check_script_skips_cleanly_without_a_gpu() -> None:

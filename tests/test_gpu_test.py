@@ -38,15 +38,23 @@ def run_action(action: RunContainer, tmp_path: Path) -> tuple[dict, list[tuple[f
 
 # -- GPU selection, without a daemon ----------------------------------------------------------
 
-@pytest.mark.parametrize("spec,expected", [
-    ("all", {"count": -1, "capabilities": [["gpu"]]}),
-    ("2", {"count": 2, "capabilities": [["gpu"]]}),
-    ('"device=0,2"', {"device_ids": ["0", "2"], "capabilities": [["gpu"]]}),
-    ("device=GPU-3b5c,GPU-77aa", {"device_ids": ["GPU-3b5c", "GPU-77aa"],
-                                  "capabilities": [["gpu"]]}),
-    ("all,driver=nvidia.runtime-hook", {"count": -1, "driver": "nvidia.runtime-hook",
-                                        "capabilities": [["gpu"]]}),
-])
+
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("all", {"count": -1, "capabilities": [["gpu"]]}),
+        ("2", {"count": 2, "capabilities": [["gpu"]]}),
+        ('"device=0,2"', {"device_ids": ["0", "2"], "capabilities": [["gpu"]]}),
+        (
+            "device=GPU-3b5c,GPU-77aa",
+            {"device_ids": ["GPU-3b5c", "GPU-77aa"], "capabilities": [["gpu"]]},
+        ),
+        (
+            "all,driver=nvidia.runtime-hook",
+            {"count": -1, "driver": "nvidia.runtime-hook", "capabilities": [["gpu"]]},
+        ),
+    ],
+)
 def test_gpu_selection_maps_to_device_requests(spec: str, expected: dict) -> None:
     assert parse_gpus(spec) == expected
 
@@ -67,12 +75,17 @@ def test_framework_check_is_opt_in_and_builds_its_command() -> None:
     assert framework_check(Options(), "all") is None
     action = framework_check(Options(framework="pytorch", framework_image="mirror/pt:1"), "2")
     assert action is not None
-    assert action.cli() == ("docker run --rm --gpus 2 mirror/pt:1 python -c import torch; "
-                            "assert torch.cuda.is_available(); "
-                            "print(torch.cuda.get_device_name(0))")
+    assert action.cli() == (
+        "docker run --rm --gpus 2 mirror/pt:1 python -c import torch; "
+        "assert torch.cuda.is_available(); "
+        "print(torch.cuda.get_device_name(0))"
+    )
     tf = framework_check(Options(framework="tensorflow"), "all")
-    assert tf is not None and tf.image.startswith("tensorflow/tensorflow:") and \
-        "latest" not in tf.image
+    assert (
+        tf is not None
+        and tf.image.startswith("tensorflow/tensorflow:")
+        and "latest" not in tf.image
+    )
     with pytest.raises(WizardError):
         framework_check(Options(framework="jax"), "all")
 
@@ -89,12 +102,19 @@ pytestmark_slow = pytest.mark.slow
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("gpus,devices", [("all", "all"), ("1", "0"), ('"device=0"', "0"),
-                                          ("device=0,2", "0,2")])
-def test_gpus_flag_reaches_the_stand_in_hook(dockerd: Dockerd, tmp_path: Path, gpus: str,
-                                            devices: str) -> None:
-    action = RunContainer(image=IMAGE, command=["nvidia-smi"], gpus=gpus,
-                          docker_host=dockerd.docker_host, expect=[re.escape(STAND_IN_GPU)])
+@pytest.mark.parametrize(
+    "gpus,devices", [("all", "all"), ("1", "0"), ('"device=0"', "0"), ("device=0,2", "0,2")]
+)
+def test_gpus_flag_reaches_the_stand_in_hook(
+    dockerd: Dockerd, tmp_path: Path, gpus: str, devices: str
+) -> None:
+    action = RunContainer(
+        image=IMAGE,
+        command=["nvidia-smi"],
+        gpus=gpus,
+        docker_host=dockerd.docker_host,
+        expect=[re.escape(STAND_IN_GPU)],
+    )
     result, lines = run_action(action, tmp_path)
     assert result["passed"], result
     calls = dockerd.calls("nvidia-container-runtime-hook")
@@ -107,9 +127,15 @@ def test_gpus_flag_reaches_the_stand_in_hook(dockerd: Dockerd, tmp_path: Path, g
 def test_runtime_nvidia_reaches_the_stand_in_runtime(tmp_path: Path, dockerd: Dockerd) -> None:
     plan_and_apply(wizard_options(dockerd, steps=("daemon-config", "restart")), tmp_path / "s")
     dockerd.clear_calls()
-    action = RunContainer(image=IMAGE, command=["nvidia-smi"], runtime="nvidia",
-                          env={"NVIDIA_VISIBLE_DEVICES": "all"}, expect_runtime="nvidia",
-                          docker_host=dockerd.docker_host, expect=[re.escape(STAND_IN_GPU)])
+    action = RunContainer(
+        image=IMAGE,
+        command=["nvidia-smi"],
+        runtime="nvidia",
+        env={"NVIDIA_VISIBLE_DEVICES": "all"},
+        expect_runtime="nvidia",
+        docker_host=dockerd.docker_host,
+        expect=[re.escape(STAND_IN_GPU)],
+    )
     result, _ = run_action(action, tmp_path)
     assert result["passed"] and result["runtime"] == "nvidia"
     assert any("create" in c["argv"] for c in dockerd.calls("nvidia-container-runtime"))
@@ -117,16 +143,20 @@ def test_runtime_nvidia_reaches_the_stand_in_runtime(tmp_path: Path, dockerd: Do
 
 
 @pytest.mark.slow
-def test_whole_flow_with_default_runtime_verifies_every_way_to_the_gpu(dockerd: Dockerd,
-                                                                      tmp_path: Path) -> None:
-    opts = wizard_options(dockerd, steps=("daemon-config", "restart", "gpu-test"),
-                          set_default_runtime=True)
+def test_whole_flow_with_default_runtime_verifies_every_way_to_the_gpu(
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
+    opts = wizard_options(
+        dockerd, steps=("daemon-config", "restart", "gpu-test"), set_default_runtime=True
+    )
     events: list = []
     the_plan, _ = plan_and_apply(opts, tmp_path / "state", events)
     gpu = the_plan.step("gpu-test")
     assert [a.reason for a in gpu.actions] == [
-        "smoke test: --gpus all", "smoke test: --runtime nvidia",
-        "a plain docker run gets the NVIDIA runtime (default-runtime)"]
+        "smoke test: --gpus all",
+        "smoke test: --runtime nvidia",
+        "a plain docker run gets the NVIDIA runtime (default-runtime)",
+    ]
     assert dockerd.client().info()["DefaultRuntime"] == "nvidia"
     runtime_calls = dockerd.calls("nvidia-container-runtime")
     # --runtime nvidia and the plain run both went through the runtime; all three saw a GPU
@@ -136,11 +166,16 @@ def test_whole_flow_with_default_runtime_verifies_every_way_to_the_gpu(dockerd: 
 
 
 @pytest.mark.slow
-def test_container_output_is_streamed_line_by_line_as_produced(dockerd: Dockerd,
-                                                              tmp_path: Path) -> None:
+def test_container_output_is_streamed_line_by_line_as_produced(
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
     script = "for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.2; done"
-    action = RunContainer(image=IMAGE, command=["sh", "-c", script],
-                          docker_host=dockerd.docker_host, expect=["tick 6"])
+    action = RunContainer(
+        image=IMAGE,
+        command=["sh", "-c", script],
+        docker_host=dockerd.docker_host,
+        expect=["tick 6"],
+    )
     _, lines = run_action(action, tmp_path)
     ticks = [(t, e.text) for t, e in lines if e.text.startswith("tick")]
     assert [text for _, text in ticks] == [f"tick {i}" for i in range(1, 7)]
@@ -150,13 +185,18 @@ def test_container_output_is_streamed_line_by_line_as_produced(dockerd: Dockerd,
 
 
 @pytest.mark.slow
-def test_nvidia_smi_off_path_is_retried_with_the_driver_root_path(dockerd: Dockerd,
-                                                                  tmp_path: Path) -> None:
+def test_nvidia_smi_off_path_is_retried_with_the_driver_root_path(
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
     (dockerd.bin / "standin-offpath").touch()  # like the project's GPU machine
-    action = RunContainer(image=IMAGE, command=["nvidia-smi"], gpus="all",
-                          docker_host=dockerd.docker_host, expect=[re.escape(STAND_IN_GPU)],
-                          nvidia_smi_paths=["/usr/bin/nvidia-smi",
-                                            "/usr/local/nvidia/bin/nvidia-smi"])
+    action = RunContainer(
+        image=IMAGE,
+        command=["nvidia-smi"],
+        gpus="all",
+        docker_host=dockerd.docker_host,
+        expect=[re.escape(STAND_IN_GPU)],
+        nvidia_smi_paths=["/usr/bin/nvidia-smi", "/usr/local/nvidia/bin/nvidia-smi"],
+    )
     result, lines = run_action(action, tmp_path)
     texts = [e.text for _, e in lines]
     assert any("executable file not found in $PATH" in t for t in texts)
@@ -165,10 +205,12 @@ def test_nvidia_smi_off_path_is_retried_with_the_driver_root_path(dockerd: Docke
 
 
 @pytest.mark.slow
-def test_gpus_without_toolkit_is_a_named_failure_with_remedy(bare_dockerd: Dockerd,
-                                                            tmp_path: Path) -> None:
-    action = RunContainer(image=IMAGE, command=["nvidia-smi"], gpus="all",
-                          docker_host=bare_dockerd.docker_host)
+def test_gpus_without_toolkit_is_a_named_failure_with_remedy(
+    bare_dockerd: Dockerd, tmp_path: Path
+) -> None:
+    action = RunContainer(
+        image=IMAGE, command=["nvidia-smi"], gpus="all", docker_host=bare_dockerd.docker_host
+    )
     with pytest.raises(WizardError) as err:
         run_action(action, tmp_path)
     assert "no GPU device driver" in err.value.cause or "device driver" in err.value.cause
@@ -185,7 +227,8 @@ def test_gpu_test_plan_names_the_commands(dockerd: Dockerd) -> None:
 
 @pytest.mark.slow
 def test_every_way_to_the_gpu_is_tried_and_the_step_names_each_failure(
-        bare_dockerd: Dockerd, tmp_path: Path) -> None:
+    bare_dockerd: Dockerd, tmp_path: Path
+) -> None:
     """No toolkit at all: the runtime is configured but neither the hook nor the runtime
     exists. Both test containers run; the step fails with the first cause and names the
     other."""

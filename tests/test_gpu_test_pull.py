@@ -19,14 +19,19 @@ pytestmark = pytest.mark.slow
 
 
 def test_pull_reports_progress_per_layer_and_rollback_removes_the_pulled_image(
-        dockerd: Dockerd, tmp_path: Path) -> None:
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
     events: list = []
     journal = Journal(tmp_path / "state")
     run = journal.start_run(["t"])
     ctx = ApplyContext(Host(), run, "gpu-test", events.append)
     with Registry() as reg:
-        action = RunContainer(image=reg.image, command=["echo", "pulled and ran"],
-                              docker_host=dockerd.docker_host, expect=["pulled and ran"])
+        action = RunContainer(
+            image=reg.image,
+            command=["echo", "pulled and ran"],
+            docker_host=dockerd.docker_host,
+            expect=["pulled and ran"],
+        )
         action.step = "gpu-test"
         result = action.run(ctx)
     assert result["pulled"] and result["passed"]
@@ -42,15 +47,22 @@ def test_pull_reports_progress_per_layer_and_rollback_removes_the_pulled_image(
     assert not dockerd.client().images.list(name=reg.image.rsplit(":", 1)[0])
 
 
-def test_a_deleted_cuda_tag_falls_back_to_the_next_candidate(dockerd: Dockerd,
-                                                             tmp_path: Path) -> None:
+def test_a_deleted_cuda_tag_falls_back_to_the_next_candidate(
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
     events: list = []
-    ctx = ApplyContext(Host(), Journal(tmp_path / "state").start_run(["t"]), "gpu-test",
-                       events.append)
+    ctx = ApplyContext(
+        Host(), Journal(tmp_path / "state").start_run(["t"]), "gpu-test", events.append
+    )
     with Registry() as reg:
         gone = reg.image.replace(":1", ":11.6-base")  # the seed guide's tag, long deleted
-        action = RunContainer(image=gone, alternatives=[reg.image], command=["echo", "ok"],
-                              docker_host=dockerd.docker_host, expect=["ok"])
+        action = RunContainer(
+            image=gone,
+            alternatives=[reg.image],
+            command=["echo", "ok"],
+            docker_host=dockerd.docker_host,
+            expect=["ok"],
+        )
         result = action.run(ctx)
     assert result["passed"] and action.image == reg.image
     texts = [e.text for e in events if hasattr(e, "text")]

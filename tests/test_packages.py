@@ -28,8 +28,9 @@ pytestmark = pytest.mark.slow
 
 def _opts(repo: NvidiaRepo, **kw: object) -> Options:
     args: dict[str, object] = {"steps": ("repository", "packages"), "lock_wait": 30, **kw}
-    return Options(repo_url=repo.repo_url, key_url=repo.key_url,
-                   key_fingerprint=repo.key.fingerprint, **args)  # type: ignore[arg-type]
+    return Options(
+        repo_url=repo.repo_url, key_url=repo.key_url, key_fingerprint=repo.key.fingerprint, **args
+    )  # type: ignore[arg-type]
 
 
 def _versions(root: Path) -> dict[str, str]:
@@ -42,7 +43,8 @@ def _versions(root: Path) -> dict[str, str]:
 
 
 def test_fresh_host_gets_the_four_packages_pinned_to_the_newest_and_rollback_restores_the_set(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     pristine = dpkg_set(debroot)
     out = plan_and_apply(debroot, _opts(nvidia_repo), tmp_path / "state")
     assert out.error is None, out.error
@@ -73,7 +75,8 @@ def test_fresh_host_gets_the_four_packages_pinned_to_the_newest_and_rollback_res
 
 
 def test_pinned_old_version_warns_and_rollback_of_an_upgrade_puts_the_old_version_back(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     pristine = dpkg_set(debroot)
     state = tmp_path / "state"
     first = plan_and_apply(debroot, _opts(nvidia_repo, toolkit_version="1.17.8"), state)
@@ -86,8 +89,10 @@ def test_pinned_old_version_warns_and_rollback_of_an_upgrade_puts_the_old_versio
     upgrade_plan = plan_only(debroot, _opts(nvidia_repo))
     step = upgrade_plan.step("packages")  # type: ignore[attr-defined]
     assert step.state == "pending" and step.facts["version"] == "1.20.1-1"
-    assert "change nvidia-container-toolkit 1.17.8-1 -> 1.20.1-1" in \
-        step.actions[0].params()["changes"]
+    assert (
+        "change nvidia-container-toolkit 1.17.8-1 -> 1.20.1-1"
+        in step.actions[0].params()["changes"]
+    )
     second = plan_and_apply(debroot, _opts(nvidia_repo), state)
     assert second.error is None, second.error
     assert _versions(debroot)["libnvidia-container1"] == "1.20.1-1"
@@ -100,7 +105,8 @@ def test_pinned_old_version_warns_and_rollback_of_an_upgrade_puts_the_old_versio
 
 
 def test_rollback_says_which_versions_could_not_be_restored_when_the_repository_dropped_them(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     state = tmp_path / "state"
     first = plan_and_apply(debroot, _opts(nvidia_repo, toolkit_version="1.17.8"), state)
     assert first.error is None, first.error
@@ -116,7 +122,8 @@ def test_rollback_says_which_versions_could_not_be_restored_when_the_repository_
 
 
 def test_version_below_the_security_floor_is_warned_about(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     from gpuwizard.steps.packages import PackagesStep
 
     assert PackagesStep._version_warnings("1.17.7-1")
@@ -131,17 +138,34 @@ def test_version_below_the_security_floor_is_warned_about(
 def _install_legacy_nvidia_docker2(root: Path, repo: NvidiaRepo) -> None:
     """As the 2021 guides left hosts: the per-distro list and nvidia-docker2 from it."""
     (root / "etc/apt/sources.list.d/nvidia-docker.list").write_text(
-        f"deb [trusted=yes] {repo.server.url}/nvidia-docker/ubuntu18.04/$(ARCH) /\n")
-    subprocess.run(["chroot", str(root), "apt-get", "update", "-q", "-o",
-                    "Dir::Etc::sourcelist=sources.list.d/nvidia-docker.list", "-o",
-                    "Dir::Etc::sourceparts=-"], check=True, capture_output=True)
-    subprocess.run(["chroot", str(root), "apt-get", "install", "-y", "-q", "nvidia-docker2"],
-                   check=True, capture_output=True, env={"DEBIAN_FRONTEND": "noninteractive",
-                                                         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        f"deb [trusted=yes] {repo.server.url}/nvidia-docker/ubuntu18.04/$(ARCH) /\n"
+    )
+    subprocess.run(
+        [
+            "chroot",
+            str(root),
+            "apt-get",
+            "update",
+            "-q",
+            "-o",
+            "Dir::Etc::sourcelist=sources.list.d/nvidia-docker.list",
+            "-o",
+            "Dir::Etc::sourceparts=-",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        ["chroot", str(root), "apt-get", "install", "-y", "-q", "nvidia-docker2"],
+        check=True,
+        capture_output=True,
+        env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
 
 
 def test_legacy_nvidia_docker2_is_removed_not_purged_and_daemon_json_survives_and_returns(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     _install_legacy_nvidia_docker2(debroot, nvidia_repo)
     daemon_json = debroot / "etc/docker/daemon.json"
     # the user added their own key to the file the package owns
@@ -152,8 +176,10 @@ def test_legacy_nvidia_docker2_is_removed_not_purged_and_daemon_json_survives_an
 
     out = plan_and_apply(debroot, _opts(nvidia_repo), tmp_path / "state")
     assert out.error is None, out.error
-    assert out.plan.step("repository").facts["legacy"][0]["path"] == \
-        "/etc/apt/sources.list.d/nvidia-docker.list"  # type: ignore[attr-defined]
+    assert (
+        out.plan.step("repository").facts["legacy"][0]["path"]
+        == "/etc/apt/sources.list.d/nvidia-docker.list"
+    )  # type: ignore[attr-defined]
     status = {ln.split(" ")[0]: ln.split(" ", 2)[2] for ln in dpkg_set(debroot).splitlines()}
     assert status["nvidia-docker2"].startswith("rc")  # removed, config files kept: not purged
     assert daemon_json.read_bytes() == user_bytes
@@ -166,7 +192,8 @@ def test_legacy_nvidia_docker2_is_removed_not_purged_and_daemon_json_survives_an
 
 
 def test_held_dpkg_lock_is_waited_for_with_a_countdown_naming_the_holder(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     plan_and_apply(debroot, _opts(nvidia_repo, steps=("repository",)), tmp_path / "s1")
     lock = debroot / "var/lib/dpkg/lock-frontend"
     with lock_held(lock, 120) as holder:
@@ -178,8 +205,9 @@ def test_held_dpkg_lock_is_waited_for_with_a_countdown_naming_the_holder(
                 if len(seen) == 3:
                     release(holder)  # the holder finishes while we wait
 
-        out = plan_and_apply(debroot, _opts(nvidia_repo), tmp_path / "s2",
-                             on_event=release_after_two_ticks)
+        out = plan_and_apply(
+            debroot, _opts(nvidia_repo), tmp_path / "s2", on_event=release_after_two_ticks
+        )
     assert out.error is None, out.error
     assert len(seen) >= 3 and seen[2] - seen[0] >= 1.5  # one tick a second
     waits = [p.label for p in out.progress() if "release" in p.label]  # type: ignore[attr-defined]
@@ -189,7 +217,8 @@ def test_held_dpkg_lock_is_waited_for_with_a_countdown_naming_the_holder(
 
 
 def test_dpkg_lock_held_past_the_deadline_fails_naming_the_holder_and_changes_nothing(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     plan_and_apply(debroot, _opts(nvidia_repo, steps=("repository",)), tmp_path / "s1")
     before = dpkg_set(debroot)
     lock = debroot / "var/lib/dpkg/lock-frontend"
@@ -202,11 +231,13 @@ def test_dpkg_lock_held_past_the_deadline_fails_naming_the_holder_and_changes_no
 
 
 def test_vendor_built_toolkit_is_refused_with_its_version(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     deb = build_deb(tmp_path, "nvidia-container-toolkit", "1.11.0-0lambda0.22.04.1")
     (debroot / "tmp/vendor.deb").write_bytes(deb.read_bytes())
-    subprocess.run(["chroot", str(debroot), "dpkg", "-i", "/tmp/vendor.deb"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["chroot", str(debroot), "dpkg", "-i", "/tmp/vendor.deb"], check=True, capture_output=True
+    )
     plan = plan_only(debroot, _opts(nvidia_repo))
     for name in ("repository", "packages"):
         step = plan.step(name)  # type: ignore[attr-defined]

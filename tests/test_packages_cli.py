@@ -17,10 +17,17 @@ def _cli(cmd: list[str], args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_apply_installs_pinned_packages_and_rollback_restores_the_package_set(
-        debroot: Path, nvidia_repo: NvidiaRepo, gpuwizard_cmd: list[str]) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, gpuwizard_cmd: list[str]
+) -> None:
     pristine = dpkg_set(debroot)
-    repo = ["--repo-url", nvidia_repo.repo_url, "--key-url", nvidia_repo.key_url,
-            "--key-fingerprint", nvidia_repo.key.fingerprint]
+    repo = [
+        "--repo-url",
+        nvidia_repo.repo_url,
+        "--key-url",
+        nvidia_repo.key_url,
+        "--key-fingerprint",
+        nvidia_repo.key.fingerprint,
+    ]
     steps = ["--root", str(debroot), "--step", "repository", "--step", "packages"]
     res = _cli(gpuwizard_cmd, ["apply", *steps, *repo, "--yes"])
     assert res.returncode == 0, res.stdout + res.stderr

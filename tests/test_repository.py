@@ -30,13 +30,19 @@ WATCHED = ("/etc/apt", "/usr/share/keyrings", "/var/lib/dpkg/status")
 
 
 def _opts(repo: NvidiaRepo, **kw: object) -> Options:
-    return Options(repo_url=repo.repo_url, key_url=repo.key_url,
-                   key_fingerprint=repo.key.fingerprint, steps=("repository",),
-                   lock_wait=30, **kw)  # type: ignore[arg-type]
+    return Options(
+        repo_url=repo.repo_url,
+        key_url=repo.key_url,
+        key_fingerprint=repo.key.fingerprint,
+        steps=("repository",),
+        lock_wait=30,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_repository_adds_checked_keyring_and_list_then_second_run_changes_nothing(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     out = plan_and_apply(debroot, _opts(nvidia_repo), tmp_path / "state")
     assert out.error is None, out.error
     step = out.plan.step("repository")  # type: ignore[attr-defined]
@@ -46,9 +52,13 @@ def test_repository_adds_checked_keyring_and_list_then_second_run_changes_nothin
     assert keyring[:1] != b"-" and len(keyring) > 200  # binary, dearmored
     assert (debroot / LIST).read_text() == (
         f"deb [signed-by=/{KEYRING}] {nvidia_repo.repo_url}/deb/$(ARCH) /\n"
-        f"#deb [signed-by=/{KEYRING}] {nvidia_repo.server.url}/experimental/deb/$(ARCH) /\n")
-    madison = subprocess.run(["chroot", str(debroot), "apt-cache", "madison",
-                              "nvidia-container-toolkit"], capture_output=True, text=True).stdout
+        f"#deb [signed-by=/{KEYRING}] {nvidia_repo.server.url}/experimental/deb/$(ARCH) /\n"
+    )
+    madison = subprocess.run(
+        ["chroot", str(debroot), "apt-cache", "madison", "nvidia-container-toolkit"],
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "1.20.1-1" in madison and "1.17.8-1" in madison
 
     again = plan_only(debroot, _opts(nvidia_repo))
@@ -63,7 +73,8 @@ def test_repository_adds_checked_keyring_and_list_then_second_run_changes_nothin
 
 
 def test_experimental_channel_line_is_enabled_when_asked(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     out = plan_and_apply(debroot, _opts(nvidia_repo, experimental=True), tmp_path / "s")
     assert out.error is None, out.error
     lines = (debroot / LIST).read_text().splitlines()
@@ -71,7 +82,8 @@ def test_experimental_channel_line_is_enabled_when_asked(
 
 
 def test_wrong_fingerprint_writes_nothing_and_names_both_fingerprints(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     before = snapshot(debroot, WATCHED)
     opts = _opts(nvidia_repo)
     opts.key_url = nvidia_repo.server.url + "/other-gpgkey"
@@ -86,7 +98,8 @@ def test_wrong_fingerprint_writes_nothing_and_names_both_fingerprints(
 
 
 def test_unreachable_repository_is_a_clear_error_and_changes_nothing(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     before = snapshot(debroot, WATCHED)
     closed = f"http://127.0.0.1:{free_port()}"
     opts = _opts(nvidia_repo)
@@ -108,7 +121,8 @@ def test_unreachable_repository_is_a_clear_error_and_changes_nothing(
 
 
 def test_air_gapped_key_from_a_file_url(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     key = tmp_path / "gpgkey"
     key.write_bytes(nvidia_repo.key.armored)
     opts = _opts(nvidia_repo)
@@ -119,7 +133,8 @@ def test_air_gapped_key_from_a_file_url(
 
 
 def test_repository_gone_between_preview_and_apply_rolls_the_step_back(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     before = snapshot(debroot, ("/etc/apt", "/usr/share/keyrings"))
     server = RepoServer(nvidia_repo.server.folder)
     server.start()
@@ -142,15 +157,12 @@ def test_repository_gone_between_preview_and_apply_rolls_the_step_back(
 
 def _legacy_files(root: Path, repo: NvidiaRepo) -> dict[str, bytes]:
     files = {
-        "etc/apt/sources.list.d/nvidia-docker.list":
-            f"deb {repo.server.url}/nvidia-docker/ubuntu18.04/$(ARCH) /\n".encode(),
-        "etc/apt/sources.list.d/libnvidia-container.list":
-            b"# Unsupported distribution!\n# Check https://nvidia.github.io/nvidia-docker\n",
-        "etc/apt/sources.list.d/mixed.sources":
-            b"Types: deb\nURIs: https://nvidia.github.io/nvidia-container-runtime/stable/"
-            b"ubuntu18.04/amd64\nSuites: /\n\n"
-            b"Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n"
-            b"Components: main\n",
+        "etc/apt/sources.list.d/nvidia-docker.list": f"deb {repo.server.url}/nvidia-docker/ubuntu18.04/$(ARCH) /\n".encode(),
+        "etc/apt/sources.list.d/libnvidia-container.list": b"# Unsupported distribution!\n# Check https://nvidia.github.io/nvidia-docker\n",
+        "etc/apt/sources.list.d/mixed.sources": b"Types: deb\nURIs: https://nvidia.github.io/nvidia-container-runtime/stable/"
+        b"ubuntu18.04/amd64\nSuites: /\n\n"
+        b"Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n"
+        b"Components: main\n",
     }
     for rel, data in files.items():
         (root / rel).write_bytes(data)
@@ -165,9 +177,21 @@ def _trusted_gpg(root: Path, repo: NvidiaRepo, tmp_path: Path) -> bytes:
     keys = tmp_path / "keys.asc"
     keys.write_bytes(repo.key.armored + repo.other_key.armored)
     target = root / "etc/apt/trusted.gpg"
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--no-default-keyring",
-                    "--keyring", f"gnupg-ring:{target}", "--import", str(keys)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "gpg",
+            "--homedir",
+            str(home),
+            "--batch",
+            "--no-default-keyring",
+            "--keyring",
+            f"gnupg-ring:{target}",
+            "--import",
+            str(keys),
+        ],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
     (root / "etc/apt/trusted.gpg~").unlink(missing_ok=True)
     return target.read_bytes()
@@ -176,14 +200,27 @@ def _trusted_gpg(root: Path, repo: NvidiaRepo, tmp_path: Path) -> bytes:
 def _keys_in(keyring: Path, tmp_path: Path) -> set[str]:
     home = tmp_path / "list-home"
     home.mkdir(mode=0o700, exist_ok=True)
-    out = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--no-default-keyring",
-                          "--keyring", f"gnupg-ring:{keyring}", "--with-colons",
-                          "--list-keys"], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            "gpg",
+            "--homedir",
+            str(home),
+            "--batch",
+            "--no-default-keyring",
+            "--keyring",
+            f"gnupg-ring:{keyring}",
+            "--with-colons",
+            "--list-keys",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
     return {ln.split(":")[9] for ln in out.splitlines() if ln.startswith("fpr:")}
 
 
 def test_legacy_sources_and_apt_key_entry_are_removed_and_rollback_restores_them(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     files = _legacy_files(debroot, nvidia_repo)
     trusted = _trusted_gpg(debroot, nvidia_repo, tmp_path)
     sources_list = (debroot / "etc/apt/sources.list").read_bytes()
@@ -197,7 +234,8 @@ def test_legacy_sources_and_apt_key_entry_are_removed_and_rollback_restores_them
     mixed = (debroot / "etc/apt/sources.list.d/mixed.sources").read_text()
     assert "nvidia.github.io" not in mixed and "deb.debian.org" in mixed
     assert _keys_in(debroot / "etc/apt/trusted.gpg", tmp_path) == {
-        nvidia_repo.other_key.fingerprint}
+        nvidia_repo.other_key.fingerprint
+    }
     assert (debroot / "etc/apt/sources.list").read_bytes() == sources_list
 
     report = rollback_latest(debroot, tmp_path / "state")
@@ -209,7 +247,8 @@ def test_legacy_sources_and_apt_key_entry_are_removed_and_rollback_restores_them
 
 
 def test_keep_legacy_leaves_old_sources_alone(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     files = _legacy_files(debroot, nvidia_repo)
     plan = plan_only(debroot, _opts(nvidia_repo, keep_legacy=True))
     step = plan.step("repository")
@@ -218,7 +257,8 @@ def test_keep_legacy_leaves_old_sources_alone(
 
 
 def test_snap_docker_is_refused_with_the_snap_remedy(
-        debroot: Path, nvidia_repo: NvidiaRepo) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo
+) -> None:
     (debroot / "snap/bin").mkdir(parents=True)
     (debroot / "snap/bin/docker").write_text("#!/bin/sh\n")
     plan = plan_only(debroot, _opts(nvidia_repo))
@@ -233,7 +273,8 @@ def test_snap_docker_is_refused_with_the_snap_remedy(
 
 
 def test_repository_signed_by_another_key_fails_at_update_and_the_step_is_rolled_back(
-        debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path) -> None:
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
     """The key the user vouched for is not the one the repository is signed with (a mirror
     that re-signs, a wrong --key-url): apt says NO_PUBKEY, and nothing stays behind."""
     before = snapshot(debroot, ("/etc/apt", "/usr/share/keyrings"))

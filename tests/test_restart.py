@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 USER_JSON = b'{\n  "log-level": "warn",\n  "max-concurrent-downloads": 3\n}\n'
 
 
-def test_configure_and_restart_makes_docker_list_the_nvidia_runtime(dockerd: Dockerd,
-                                                                    tmp_path: Path) -> None:
+def test_configure_and_restart_makes_docker_list_the_nvidia_runtime(
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
     dockerd.daemon_json.write_bytes(USER_JSON)
     events: list = []
     opts = wizard_options(dockerd, steps=("daemon-config", "restart"))
@@ -30,12 +31,14 @@ def test_configure_and_restart_makes_docker_list_the_nvidia_runtime(dockerd: Doc
     assert "nvidia" in info["Runtimes"]
     written = json.loads(dockerd.daemon_json.read_bytes())
     assert written["log-level"] == "warn" and written["max-concurrent-downloads"] == 3
-    assert any(isinstance(e, Progress) and "waiting for Docker" in e.label for e in events) or \
-        any(isinstance(e, LogLine) and e.text == "Docker is back" for e in events)
+    assert any(isinstance(e, Progress) and "waiting for Docker" in e.label for e in events) or any(
+        isinstance(e, LogLine) and e.text == "Docker is back" for e in events
+    )
 
 
-def test_rollback_restores_daemon_json_bytes_after_failed_restart(dockerd: Dockerd,
-                                                                 tmp_path: Path) -> None:
+def test_rollback_restores_daemon_json_bytes_after_failed_restart(
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
     """A daemon.json dockerd refuses (here: a key also set as a flag, which only the daemon
     itself notices at start) makes the restart fail; the wizard restores the original bytes,
     starts Docker once on them, and Docker serves again."""
@@ -46,8 +49,9 @@ def test_rollback_restores_daemon_json_bytes_after_failed_restart(dockerd: Docke
     the_plan = wizard.plan(host, opts, steps=docker_steps())
     # someone edits the file between preview and apply in a way dockerd refuses to start with
     write = the_plan.step("daemon-config").actions[0]
-    write.content = write.content.replace(b'"debug": false', b'"debug": false,\n    '
-                                          b'"pidfile": "/tmp/conflict.pid"')
+    write.content = write.content.replace(
+        b'"debug": false', b'"debug": false,\n    "pidfile": "/tmp/conflict.pid"'
+    )
     run = Journal(tmp_path / "state").start_run(["test"])
     events: list = []
     with pytest.raises(WizardError) as err:
@@ -63,7 +67,8 @@ def test_rollback_restores_daemon_json_bytes_after_failed_restart(dockerd: Docke
 
 
 def test_gpus_fails_before_toolkit_and_works_after_hook_appears_and_restart(
-        bare_dockerd: Dockerd, tmp_path: Path) -> None:
+    bare_dockerd: Dockerd, tmp_path: Path
+) -> None:
     d = bare_dockerd
     before = d.docker("run", "--rm", "--gpus", "all", IMAGE, "true", check=False)
     assert before.returncode != 0
@@ -71,15 +76,18 @@ def test_gpus_fails_before_toolkit_and_works_after_hook_appears_and_restart(
     d.install_stand_ins()  # the toolkit's hook appears on dockerd's PATH
     opts = wizard_options(d, steps=("daemon-config", "restart"))
     the_plan, _ = plan_and_apply(opts, tmp_path / "state")
-    assert "newer than the running dockerd" in the_plan.step("restart").reason or \
-        "changes" in the_plan.step("restart").reason
+    assert (
+        "newer than the running dockerd" in the_plan.step("restart").reason
+        or "changes" in the_plan.step("restart").reason
+    )
     after = d.docker("run", "--rm", "--gpus", "all", IMAGE, "true", check=False)
     assert after.returncode == 0, after.stderr
     assert d.calls("nvidia-container-runtime-hook")
 
 
-def test_restart_warns_when_containers_run_without_live_restore(dockerd: Dockerd,
-                                                                tmp_path: Path) -> None:
+def test_restart_warns_when_containers_run_without_live_restore(
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
     c = dockerd.client().containers.run(IMAGE, ["sleep", "30"], detach=True)
     try:
         opts = wizard_options(dockerd, steps=("daemon-config", "restart"))
@@ -97,7 +105,8 @@ def test_restart_is_done_when_nothing_changed(dockerd: Dockerd) -> None:
 
 
 def test_rollback_after_success_restores_bytes_then_restarts_docker_on_them(
-        dockerd: Dockerd, tmp_path: Path) -> None:
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
     dockerd.daemon_json.write_bytes(USER_JSON)
     opts = wizard_options(dockerd, steps=("daemon-config", "restart"))
     plan_and_apply(opts, tmp_path / "state")

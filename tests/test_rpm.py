@@ -18,14 +18,19 @@ from gpuwizard.options import Options
 
 pytestmark = pytest.mark.slow
 
-TOOLKIT = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
-           "libnvidia-container-tools", "libnvidia-container1")
+TOOLKIT = (
+    "nvidia-container-toolkit",
+    "nvidia-container-toolkit-base",
+    "libnvidia-container-tools",
+    "libnvidia-container1",
+)
 
 
 def _opts(repo: RpmRepo, **kw: object) -> Options:
     args: dict[str, object] = {"steps": ("repository", "packages"), "lock_wait": 30, **kw}
-    return Options(repo_url=repo.repo_url, key_url=repo.key_url,
-                   key_fingerprint=repo.key.fingerprint, **args)  # type: ignore[arg-type]
+    return Options(
+        repo_url=repo.repo_url, key_url=repo.key_url, key_fingerprint=repo.key.fingerprint, **args
+    )  # type: ignore[arg-type]
 
 
 def _need(tool: str) -> None:
@@ -34,7 +39,8 @@ def _need(tool: str) -> None:
 
 
 def test_dnf_installroot_gets_repo_key_and_pinned_packages_and_history_undo_rolls_back(
-        rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    rpm_repo: RpmRepo, tmp_path: Path
+) -> None:
     _need("dnf")
     root = rpm_root(tmp_path, ROCKY)
     out = plan_and_apply(root, _opts(rpm_repo), tmp_path / "state")
@@ -62,7 +68,8 @@ def test_dnf_installroot_gets_repo_key_and_pinned_packages_and_history_undo_roll
 
 
 def test_dnf_rollback_of_an_upgrade_puts_the_pinned_older_version_back(
-        rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    rpm_repo: RpmRepo, tmp_path: Path
+) -> None:
     _need("dnf")
     root = rpm_root(tmp_path, ROCKY)
     state = tmp_path / "state"
@@ -78,7 +85,8 @@ def test_dnf_rollback_of_an_upgrade_puts_the_pinned_older_version_back(
 
 
 def test_dnf_legacy_nvidia_docker2_removal_keeps_the_users_daemon_json_and_rollback_too(
-        rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    rpm_repo: RpmRepo, tmp_path: Path
+) -> None:
     _need("dnf")
     root = rpm_root(tmp_path, ROCKY)
     state = tmp_path / "state"
@@ -110,12 +118,15 @@ def test_dnf_wrong_fingerprint_writes_nothing(rpm_repo: RpmRepo, tmp_path: Path)
     out = plan_and_apply(root, opts, tmp_path / "state")
     step = out.plan.step("repository")  # type: ignore[attr-defined]
     assert step.state == "failed" and rpm_repo.other_key.fingerprint in step.reason
-    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == \
-        ["etc", "etc/os-release"]
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == [
+        "etc",
+        "etc/os-release",
+    ]
 
 
 def test_zypper_root_gets_repo_file_and_checked_key_and_the_packages(
-        rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    rpm_repo: RpmRepo, tmp_path: Path
+) -> None:
     _need("zypper")
     root = rpm_root(tmp_path, LEAP)
     out = plan_and_apply(root, _opts(rpm_repo), tmp_path / "state")
@@ -137,12 +148,16 @@ def test_zypper_root_gets_repo_file_and_checked_key_and_the_packages(
 
 
 def test_a_root_whose_rpm_database_this_machines_rpm_would_miss_is_refused(
-        rpm_repo: RpmRepo, tmp_path: Path) -> None:
+    rpm_repo: RpmRepo, tmp_path: Path
+) -> None:
     import subprocess
 
     _need("dnf")
-    dbpath = subprocess.run(["rpm", "--eval", "%{_dbpath}"], capture_output=True,  # noqa: S607
-                            text=True).stdout.strip()
+    dbpath = subprocess.run(
+        ["rpm", "--eval", "%{_dbpath}"],
+        capture_output=True,  # noqa: S607
+        text=True,
+    ).stdout.strip()
     if dbpath == "/var/lib/rpm":
         pytest.skip("this machine's rpm looks where RHEL's does")
     root = rpm_root(tmp_path, ROCKY)

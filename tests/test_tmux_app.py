@@ -21,8 +21,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 def start_demo(tmux: Tmux, demo_root: Path, *args: str) -> None:
     env = f"GPUWIZARD_DEMO_ROOT={shlex.quote(str(demo_root))} TERM=xterm-256color"
-    cmd = f"cd {shlex.quote(str(REPO))} && env {env} {shlex.quote(sys.executable)} " \
-          f"-m gpuwizard --demo {' '.join(args)}"
+    cmd = (
+        f"cd {shlex.quote(str(REPO))} && env {env} {shlex.quote(sys.executable)} "
+        f"-m gpuwizard --demo {' '.join(args)}"
+    )
     tmux.start(["sh", "-c", cmd], width=80, height=24)
 
 
@@ -37,8 +39,7 @@ def wait_until(tmux: Tmux, predicate, timeout: float = 30) -> str:  # type: igno
     raise AssertionError(f"the screen never got there:\n{screen}")
 
 
-def test_demo_walks_to_a_passing_gpu_test_in_a_real_terminal(tmux: Tmux, tmp_path: Path
-                                                             ) -> None:
+def test_demo_walks_to_a_passing_gpu_test_in_a_real_terminal(tmux: Tmux, tmp_path: Path) -> None:
     start_demo(tmux, tmp_path / "demo", "--no-mouse")
     screen = tmux.wait_for("5 step(s) to apply", timeout=60)
     lines = screen.splitlines()
@@ -62,11 +63,20 @@ def test_demo_walks_to_a_passing_gpu_test_in_a_real_terminal(tmux: Tmux, tmp_pat
     tmux.wait_for("Enter: continue", timeout=60)
     tmux.send("Enter")
     tmux.send("o")
-    screen = wait_until(tmux, lambda s: "everything is in place" in s.lower()
-                        or "docker daemon.json" in s.lower() and "pending" not in s, 30)
+    screen = wait_until(
+        tmux,
+        lambda s: (
+            "everything is in place" in s.lower()
+            or "docker daemon.json" in s.lower()
+            and "pending" not in s
+        ),
+        30,
+    )
     # the GPU test ran (recorded engine and H200) and passed
-    events = "".join(p.read_text() for p in
-                     (tmp_path / "demo" / "root" / "var/lib/gpuwizard/runs").glob("*/events.jsonl"))
+    events = "".join(
+        p.read_text()
+        for p in (tmp_path / "demo" / "root" / "var/lib/gpuwizard/runs").glob("*/events.jsonl")
+    )
     assert "GPU test: 3 of 3 passed" in events
     # the demo machine changed; this one did not
     demo_daemon_json = tmp_path / "demo" / "root" / "etc/docker/daemon.json"
@@ -95,20 +105,27 @@ def test_history_rolls_the_demo_back_from_the_keyboard(tmux: Tmux, tmp_path: Pat
     tmux.wait_for("rolled-back", timeout=60)
     daemon_json = tmp_path / "demo" / "root" / "etc/docker/daemon.json"
     assert daemon_json.read_text() == RECORDED_FILES["/etc/docker/daemon.json"]
-    assert not (tmp_path / "demo" / "root" / "etc/apt/sources.list.d/"
-                "nvidia-container-toolkit.list").exists()
+    assert not (
+        tmp_path / "demo" / "root" / "etc/apt/sources.list.d/nvidia-container-toolkit.list"
+    ).exists()
 
 
-@pytest.mark.parametrize("term,extra", [
-    ("xterm-256color", ""),  # what ssh usually brings (COLORTERM is not forwarded)
-    ("xterm", ""),  # 16 colours
-    ("xterm-256color", "NO_COLOR=1"),
-])
-def test_overview_reads_the_same_in_every_colour_mode(tmux: Tmux, tmp_path: Path, term: str,
-                                                      extra: str) -> None:
+@pytest.mark.parametrize(
+    "term,extra",
+    [
+        ("xterm-256color", ""),  # what ssh usually brings (COLORTERM is not forwarded)
+        ("xterm", ""),  # 16 colours
+        ("xterm-256color", "NO_COLOR=1"),
+    ],
+)
+def test_overview_reads_the_same_in_every_colour_mode(
+    tmux: Tmux, tmp_path: Path, term: str, extra: str
+) -> None:
     env = f"GPUWIZARD_DEMO_ROOT={shlex.quote(str(tmp_path / 'demo'))} TERM={term} {extra}"
-    cmd = f"cd {shlex.quote(str(REPO))} && env {env} {shlex.quote(sys.executable)} " \
-          f"-m gpuwizard --demo --no-mouse --slow-link"
+    cmd = (
+        f"cd {shlex.quote(str(REPO))} && env {env} {shlex.quote(sys.executable)} "
+        f"-m gpuwizard --demo --no-mouse --slow-link"
+    )
     tmux.start(["sh", "-c", cmd], width=80, height=24)
     screen = tmux.wait_for("5 step(s) to apply", timeout=60)
     # states are words as well as colours and glyphs

@@ -27,8 +27,7 @@ pytestmark = pytest.mark.slow
 USER_JSON = b'{\n  "log-level": "warn",\n  "max-concurrent-downloads": 3\n}\n'
 
 
-async def wait_for_screen(app: GpuWizardApp, pilot: Any, name: str, timeout: float = 90
-                          ) -> None:
+async def wait_for_screen(app: GpuWizardApp, pilot: Any, name: str, timeout: float = 90) -> None:
     for _ in range(int(timeout * 10)):
         if type(app.screen).__name__ == name:
             return
@@ -36,8 +35,7 @@ async def wait_for_screen(app: GpuWizardApp, pilot: Any, name: str, timeout: flo
     raise AssertionError(f"{name} never appeared; the app shows {type(app.screen).__name__}")
 
 
-async def wait_for_state(app: GpuWizardApp, pilot: Any, *states: str, timeout: float = 90
-                         ) -> str:
+async def wait_for_state(app: GpuWizardApp, pilot: Any, *states: str, timeout: float = 90) -> str:
     for _ in range(int(timeout * 10)):
         screen: Any = app.screen
         state = getattr(screen, "state", "")
@@ -53,8 +51,9 @@ def make_app(dockerd: Dockerd, tmp_path: Path, **kw: Any) -> GpuWizardApp:
     return GpuWizardApp(Host(), options, Journal(tmp_path / "state"), check_root=False)
 
 
-def test_happy_path_through_daemon_json_and_a_kept_restart_in_the_app(dockerd: Dockerd,
-                                                                      tmp_path: Path) -> None:
+def test_happy_path_through_daemon_json_and_a_kept_restart_in_the_app(
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
     """The GPU test itself needs a GPU (or the NVML stand-in, which the detached worker's
     host cannot carry yet): on CI it is shown blocked, with the driver's reason."""
     dockerd.daemon_json.write_bytes(USER_JSON)
@@ -73,8 +72,9 @@ def test_happy_path_through_daemon_json_and_a_kept_restart_in_the_app(dockerd: D
             await wait_for_screen(app, pilot, "KeepChangeScreen")  # auto-revert is armed
             await pilot.press("y")
             assert await wait_for_state(app, pilot, "finished") == "finished"
-            done = {e.step for e in app.run_events
-                    if isinstance(e, StepState) and e.state == "done"}
+            done = {
+                e.step for e in app.run_events if isinstance(e, StepState) and e.state == "done"
+            }
             assert {"daemon-config", "restart"} <= done
             gpu_test = app.plan.step("gpu-test")
             if gpu_test.state == "blocked":  # no GPU on this machine: said, not hidden
@@ -90,7 +90,8 @@ def test_happy_path_through_daemon_json_and_a_kept_restart_in_the_app(dockerd: D
 
 
 def test_failed_restart_is_rolled_back_and_explained_on_the_failure_screen(
-        dockerd: Dockerd, tmp_path: Path) -> None:
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
     dockerd.daemon_json.write_bytes(USER_JSON)
     # Docker refuses the new configuration: the restart fails while daemon.json names nvidia
     refuse = tmp_path / "restart-docker"
@@ -100,7 +101,8 @@ def test_failed_restart_is_rolled_back_and_explained_on_the_failure_screen(
         f"if grep -q nvidia {dockerd.daemon_json}; then\n"
         "  echo 'failed to start daemon: unknown or invalid runtime name: nvidia' >&2\n"
         "  exit 1\nfi\n"
-        f"exec {real}\n")
+        f"exec {real}\n"
+    )
     refuse.chmod(0o755)
     app = make_app(dockerd, tmp_path, restart_command=[str(refuse)], docker_wait=10.0)
 

@@ -23,11 +23,27 @@ from gpuwizard.tui.gpu_feed import GpuReading  # noqa: E402
 from gpuwizard.tui.messages import EngineEvent, PlanReady  # noqa: E402,F401
 from tests import tui_plans  # noqa: E402
 
-H200 = GpuReading(0, "NVIDIA H200", util=0.0, mem_used=0.0, mem_total=143771.0, temp=31.0,
-                  power=76.0, power_limit=700.0)
-BUSY = GpuReading(0, "NVIDIA H200", util=97.0, mem_used=80000.0, mem_total=143771.0,
-                  temp=58.0, power=612.0, power_limit=700.0,
-                  processes=((4242, "python3", 80000.0),))
+H200 = GpuReading(
+    0,
+    "NVIDIA H200",
+    util=0.0,
+    mem_used=0.0,
+    mem_total=143771.0,
+    temp=31.0,
+    power=76.0,
+    power_limit=700.0,
+)
+BUSY = GpuReading(
+    0,
+    "NVIDIA H200",
+    util=97.0,
+    mem_used=80000.0,
+    mem_total=143771.0,
+    temp=58.0,
+    power=612.0,
+    power_limit=700.0,
+    processes=((4242, "python3", 80000.0),),
+)
 
 
 def pilot_test(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
@@ -44,8 +60,14 @@ def make_app(tmp_path: Path, euid: int = 0, feed: Any = None, **kw: Any) -> GpuW
     root = tui_plans.make_root(tmp_path)
     host = tui_plans.pinned_host(root, euid=euid)
     journal = Journal(root / "var/lib/gpuwizard")
-    return GpuWizardApp(host, Options(), journal, planner=tui_plans.planner,
-                        gpu_feed=feed or tui_plans.ReadingsFeed([[H200]]), **kw)
+    return GpuWizardApp(
+        host,
+        Options(),
+        journal,
+        planner=tui_plans.planner,
+        gpu_feed=feed or tui_plans.ReadingsFeed([[H200]]),
+        **kw,
+    )
 
 
 def text_of(app: GpuWizardApp, selector: str) -> str:
@@ -114,7 +136,8 @@ async def test_each_step_shows_what_it_found_and_what_it_will_change(tmp_path: P
 
 @pilot_test
 async def test_daemon_json_toggles_replan_and_update_the_diff_before_anything_is_written(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     app = make_app(tmp_path)
     daemon_json = app.host.path("/etc/docker/daemon.json")
     before = daemon_json.read_bytes()
@@ -146,8 +169,15 @@ class LaunchRecorder:
         self.launched: list[tuple[Options, str]] = []
         self.ended = threading.Event()  # the test posts the events itself
 
-    def launch(self, host: Any, options: Options, digest: str, journal: Any, argv: list[str],
-               demo: bool = False) -> str:
+    def launch(
+        self,
+        host: Any,
+        options: Options,
+        digest: str,
+        journal: Any,
+        argv: list[str],
+        demo: bool = False,
+    ) -> str:
         self.launched.append((options, digest))
         return "20260101T000000Z-abcdef"
 
@@ -190,11 +220,14 @@ async def test_run_screen_draws_the_workers_events_as_they_come(tmp_path: Path) 
         await settle(app, pilot)
         app.follow_run(run_id)
         await settle(app, pilot)
-        for event in (RunState(run_id, "running"), StepState("packages", "running"),
-                      LogLine("packages", "\x1b[32mSetting up nvidia-container-toolkit\x1b[0m"),
-                      Progress("packages", 0.5, "installing 2 of 4"),
-                      ActionEvent("packages", "install", "done", "install the toolkit"),
-                      StepState("packages", "done")):
+        for event in (
+            RunState(run_id, "running"),
+            StepState("packages", "running"),
+            LogLine("packages", "\x1b[32mSetting up nvidia-container-toolkit\x1b[0m"),
+            Progress("packages", 0.5, "installing 2 of 4"),
+            ActionEvent("packages", "install", "done", "install the toolkit"),
+            StepState("packages", "done"),
+        ):
             app.post_message(EngineEvent(run_id, event))
         await pilot.pause(0.3)
         log: Any = app.screen.query_one("#run-log")
@@ -213,18 +246,21 @@ async def test_run_screen_draws_the_workers_events_as_they_come(tmp_path: Path) 
 async def test_failed_restart_shows_the_classified_cause_and_the_choices(tmp_path: Path) -> None:
     app = make_app(tmp_path, engine=LaunchRecorder())
     run_id = "20260101T000000Z-abcdef"
-    error = {"cause": "Docker did not start: unknown or invalid runtime name: nvidia",
-             "remedy": "daemon.json was restored; see the log."}
+    error = {
+        "cause": "Docker did not start: unknown or invalid runtime name: nvidia",
+        "remedy": "daemon.json was restored; see the log.",
+    }
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         app.follow_run(run_id)
         await settle(app, pilot)
-        for event in (StepState("restart", "running"),
-                      LogLine("restart", "Job for docker.service failed", "err"),
-                      ActionEvent("restart", "restart-docker", "failed", "restart Docker",
-                                  error),
-                      StepState("restart", "failed", error["cause"]),
-                      RunState(run_id, "failed", error["cause"])):
+        for event in (
+            StepState("restart", "running"),
+            LogLine("restart", "Job for docker.service failed", "err"),
+            ActionEvent("restart", "restart-docker", "failed", "restart Docker", error),
+            StepState("restart", "failed", error["cause"]),
+            RunState(run_id, "failed", error["cause"]),
+        ):
             app.post_message(EngineEvent(run_id, event))
         await settle(app, pilot)
         assert type(app.screen).__name__ == "FailureScreen"
@@ -250,8 +286,7 @@ def applied_run(app: GpuWizardApp) -> str:
 
 
 @pilot_test
-async def test_history_rolls_a_run_back_after_a_preview_of_what_is_restored(
-        tmp_path: Path) -> None:
+async def test_history_rolls_a_run_back_after_a_preview_of_what_is_restored(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     daemon_json = app.host.path("/etc/docker/daemon.json")
     before = daemon_json.read_bytes()

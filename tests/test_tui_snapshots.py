@@ -84,15 +84,20 @@ def test_run_output(snap_compare: Any, tmp_path: Path) -> None:
         await settle(pilot)
         pilot.app.follow_run(RUN)
         await settle(pilot)
-        _post(pilot.app, RunState(RUN, "running"), StepState("packages", "running"),
-              LogLine("packages", "Reading package lists..."),
-              LogLine("packages", "\x1b[1mUnpacking nvidia-container-toolkit (1.17.8-1)\x1b[0m"),
-              Progress("packages", 0.75, "Setting up libnvidia-container1"),
-              ActionEvent("packages", "install-packages", "start", "install the toolkit"))
+        _post(
+            pilot.app,
+            RunState(RUN, "running"),
+            StepState("packages", "running"),
+            LogLine("packages", "Reading package lists..."),
+            LogLine("packages", "\x1b[1mUnpacking nvidia-container-toolkit (1.17.8-1)\x1b[0m"),
+            Progress("packages", 0.75, "Setting up libnvidia-container1"),
+            ActionEvent("packages", "install-packages", "start", "install the toolkit"),
+        )
         await pilot.pause(0.3)
 
-    assert snap_compare(make_app(tmp_path, engine=LaunchRecorder()), terminal_size=SIZE,
-                        run_before=before)
+    assert snap_compare(
+        make_app(tmp_path, engine=LaunchRecorder()), terminal_size=SIZE, run_before=before
+    )
 
 
 def test_failure(snap_compare: Any, tmp_path: Path) -> None:
@@ -100,18 +105,27 @@ def test_failure(snap_compare: Any, tmp_path: Path) -> None:
         await settle(pilot)
         pilot.app.follow_run(RUN)
         await settle(pilot)
-        error = {"cause": "Docker did not come back: unknown or invalid runtime name: nvidia",
-                 "remedy": "daemon.json was restored and Docker started on it."}
-        _post(pilot.app, StepState("restart", "running"),
-              LogLine("restart", "Job for docker.service failed because the control process "
-                                 "exited with error code.", "err"),
-              ActionEvent("restart", "restart-docker", "failed", "restart Docker", error),
-              StepState("restart", "failed", error["cause"]),
-              RunState(RUN, "failed", error["cause"]))
+        error = {
+            "cause": "Docker did not come back: unknown or invalid runtime name: nvidia",
+            "remedy": "daemon.json was restored and Docker started on it.",
+        }
+        _post(
+            pilot.app,
+            StepState("restart", "running"),
+            LogLine(
+                "restart",
+                "Job for docker.service failed because the control process exited with error code.",
+                "err",
+            ),
+            ActionEvent("restart", "restart-docker", "failed", "restart Docker", error),
+            StepState("restart", "failed", error["cause"]),
+            RunState(RUN, "failed", error["cause"]),
+        )
         await settle(pilot)
 
-    assert snap_compare(make_app(tmp_path, engine=LaunchRecorder()), terminal_size=SIZE,
-                        run_before=before)
+    assert snap_compare(
+        make_app(tmp_path, engine=LaunchRecorder()), terminal_size=SIZE, run_before=before
+    )
 
 
 def test_history(snap_compare: Any, tmp_path: Path) -> None:

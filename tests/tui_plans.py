@@ -24,10 +24,16 @@ class Driver(Step):
     title = "NVIDIA driver"
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
-        return self.make(DONE, reason="NVIDIA H200; driver 580.159.04, CUDA 13.0", facts={
-            "source": "nvml", "gpus": [{"index": 0, "name": "NVIDIA H200",
-                                        "memory_total_mib": 143771}],
-            "driver_version": "580.159.04", "cuda_version": "13.0"})
+        return self.make(
+            DONE,
+            reason="NVIDIA H200; driver 580.159.04, CUDA 13.0",
+            facts={
+                "source": "nvml",
+                "gpus": [{"index": 0, "name": "NVIDIA H200", "memory_total_mib": 143771}],
+                "driver_version": "580.159.04",
+                "cuda_version": "13.0",
+            },
+        )
 
 
 class Repository(Step):
@@ -35,12 +41,19 @@ class Repository(Step):
     title = "Toolkit repository"
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
-        a = WriteFile(path="/etc/apt/sources.list.d/nvidia-container-toolkit.list",
-                      content=LIST.encode(), reason="add NVIDIA's toolkit repository")
+        a = WriteFile(
+            path="/etc/apt/sources.list.d/nvidia-container-toolkit.list",
+            content=LIST.encode(),
+            reason="add NVIDIA's toolkit repository",
+        )
         if not a.needed(host):
             return self.make(DONE, facts={"list": a.path})
-        return self.make(PENDING, actions=[a], diffs=a.preview(host),
-                         facts={"key fingerprint": options.key_fingerprint})
+        return self.make(
+            PENDING,
+            actions=[a],
+            diffs=a.preview(host),
+            facts={"key fingerprint": options.key_fingerprint},
+        )
 
 
 class Packages(Step):
@@ -48,12 +61,16 @@ class Packages(Step):
     title = "Toolkit packages"
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
-        a = WriteFile(path="/var/lib/demo/toolkit-installed", content=b"1.17.8\n",
-                      reason="install nvidia-container-toolkit 1.17.8-1 (4 packages)")
+        a = WriteFile(
+            path="/var/lib/demo/toolkit-installed",
+            content=b"1.17.8\n",
+            reason="install nvidia-container-toolkit 1.17.8-1 (4 packages)",
+        )
         if not a.needed(host):
             return self.make(DONE)
-        return self.make(PENDING, actions=[a], diffs=a.preview(host),
-                         facts={"toolkit_version": "1.17.8-1"})
+        return self.make(
+            PENDING, actions=[a], diffs=a.preview(host), facts={"toolkit_version": "1.17.8-1"}
+        )
 
 
 def daemon_json_after(options: Options) -> str:
@@ -71,12 +88,19 @@ class DaemonConfig(Step):
     title = "Docker daemon.json"
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
-        a = WriteFile(path="/etc/docker/daemon.json",
-                      content=daemon_json_after(options).encode(),
-                      reason="add the nvidia runtime to /etc/docker/daemon.json")
-        facts = {"engine": {"version": "27.5.1", "runtimes": ["io.containerd.runc.v2", "runc"],
-                            "default_runtime": "runc"},
-                 "path": "/etc/docker/daemon.json"}
+        a = WriteFile(
+            path="/etc/docker/daemon.json",
+            content=daemon_json_after(options).encode(),
+            reason="add the nvidia runtime to /etc/docker/daemon.json",
+        )
+        facts = {
+            "engine": {
+                "version": "27.5.1",
+                "runtimes": ["io.containerd.runc.v2", "runc"],
+                "default_runtime": "runc",
+            },
+            "path": "/etc/docker/daemon.json",
+        }
         if not a.needed(host):
             return self.make(DONE, facts=facts)
         return self.make(PENDING, actions=[a], diffs=a.preview(host), facts=facts)
@@ -88,12 +112,19 @@ class Restart(Step):
     rollback_with = ("daemon-config",)
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
-        a = WriteFile(path="/var/lib/demo/restarted", content=b"yes\n",
-                      reason="restart Docker (systemctl restart docker)")
+        a = WriteFile(
+            path="/var/lib/demo/restarted",
+            content=b"yes\n",
+            reason="restart Docker (systemctl restart docker)",
+        )
         if not a.needed(host):
             return self.make(DONE)
-        return self.make(PENDING, actions=[a], diffs=a.preview(host), warnings=[
-            "Restarting Docker stops running containers (live-restore is off)."])
+        return self.make(
+            PENDING,
+            actions=[a],
+            diffs=a.preview(host),
+            warnings=["Restarting Docker stops running containers (live-restore is off)."],
+        )
 
 
 class GpuTest(Step):
@@ -102,8 +133,11 @@ class GpuTest(Step):
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         if not host.path("/var/lib/demo/restarted").exists() and not sim.files:
-            return self.make(BLOCKED, reason="Docker has not been restarted",
-                             remedy="Apply the restart step first.")
+            return self.make(
+                BLOCKED,
+                reason="Docker has not been restarted",
+                remedy="Apply the restart step first.",
+            )
         return self.make(PENDING, facts={"image": "ubuntu:24.04"})
 
 
@@ -117,7 +151,8 @@ def make_root(base: Path) -> Path:
         (root / d).mkdir(parents=True, exist_ok=True)
     (root / "etc/os-release").write_text(
         'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\nVERSION_CODENAME=noble\n'
-        'PRETTY_NAME="Ubuntu 24.04.2 LTS"\n')
+        'PRETTY_NAME="Ubuntu 24.04.2 LTS"\n'
+    )
     (root / "etc/docker/daemon.json").write_text(DAEMON_JSON)
     return root
 
@@ -134,8 +169,16 @@ def pinned_host(root: Path, euid: int = 0) -> Host:
 
     host = Host(root=root, label="sandbox: H200-shaped")
     host.__dict__["facts"] = dataclasses.replace(
-        host.facts, kernel="6.8.0-60-generic", machine="x86_64", arch="amd64",
-        package_manager="apt", init_system="systemd", euid=euid, in_container=False, wsl=False)
+        host.facts,
+        kernel="6.8.0-60-generic",
+        machine="x86_64",
+        arch="amd64",
+        package_manager="apt",
+        init_system="systemd",
+        euid=euid,
+        in_container=False,
+        wsl=False,
+    )
     return host
 
 

@@ -17,9 +17,13 @@ from gpuwizard.host.system import Host
 
 # Where nvidia-smi sits when the toolkit mounts the driver at its host path (the project's GPU
 # machine: /usr/local/nvidia/bin, on no standard PATH), NixOS, the GPU Operator's driver root.
-DRIVER_ROOT_BINS = ("/usr/local/nvidia/bin/nvidia-smi", "/usr/bin/nvidia-smi",
-                    "/run/current-system/sw/bin/nvidia-smi",
-                    "/run/nvidia/driver/usr/bin/nvidia-smi", "/opt/nvidia/bin/nvidia-smi")
+DRIVER_ROOT_BINS = (
+    "/usr/local/nvidia/bin/nvidia-smi",
+    "/usr/bin/nvidia-smi",
+    "/run/current-system/sw/bin/nvidia-smi",
+    "/run/nvidia/driver/usr/bin/nvidia-smi",
+    "/opt/nvidia/bin/nvidia-smi",
+)
 NOT_ON_PATH = "executable file not found in $PATH"
 
 
@@ -53,9 +57,10 @@ def parse_gpus(spec: str) -> dict[str, Any]:
             caps.append(value)
             out["_caps"] = caps
         else:
-            raise WizardError(f"Cannot read the GPU selection {spec!r}",
-                              'Use "all", a count such as "2", or "device=0,2" (indexes or '
-                              "UUIDs).")
+            raise WizardError(
+                f"Cannot read the GPU selection {spec!r}",
+                'Use "all", a count such as "2", or "device=0,2" (indexes or UUIDs).',
+            )
     if "_caps" in out:
         out["capabilities"] = [out.pop("_caps")]
     if "device_ids" not in out and "count" not in out:
@@ -75,8 +80,12 @@ def device_requests(gpus: Optional[str], cdi: Optional[list[str]] = None) -> lis
     return out
 
 
-def cli_args(gpus: Optional[str], runtime: Optional[str], cdi: Optional[list[str]],
-             env: Optional[dict[str, str]]) -> list[str]:
+def cli_args(
+    gpus: Optional[str],
+    runtime: Optional[str],
+    cdi: Optional[list[str]],
+    env: Optional[dict[str, str]],
+) -> list[str]:
     """The same container as `docker run` arguments, for the plan and the snippets."""
     args = []
     if runtime:
@@ -102,8 +111,9 @@ class Verdict:
     remedy: str = ""
 
     def error(self, detail: str = "") -> WizardError:
-        return WizardError(f"{self.title}: {self.cause}" if self.cause else self.title,
-                           self.remedy, detail)
+        return WizardError(
+            f"{self.title}: {self.cause}" if self.cause else self.title, self.remedy, detail
+        )
 
 
 def classify(text: str) -> Optional[Verdict]:
@@ -150,9 +160,16 @@ def pull(ctx: ApplyContext, client: Any, image: str) -> None:
             lid = ev.get("id", "")
             status = ev.get("status", "")
             detail = ev.get("progressDetail") or {}
-            if lid and status in ("Pulling fs layer", "Waiting", "Downloading", "Extracting",
-                                  "Download complete", "Verifying Checksum", "Pull complete",
-                                  "Already exists"):
+            if lid and status in (
+                "Pulling fs layer",
+                "Waiting",
+                "Downloading",
+                "Extracting",
+                "Download complete",
+                "Verifying Checksum",
+                "Pull complete",
+                "Already exists",
+            ):
                 layer = layers.setdefault(lid, {"total": 0, "down": 0, "ext": 0})
                 if detail.get("total"):
                     layer["total"] = max(layer["total"], int(detail["total"]))
@@ -177,9 +194,11 @@ def pull(ctx: ApplyContext, client: Any, image: str) -> None:
         verdict = classify(text)
         if verdict:
             raise verdict.error(text) from exc
-        raise WizardError(f"Cannot pull {image}: {text[:300]}",
-                          "Check the registry is reachable (or use --test-image with a mirror, "
-                          "or an image already on the host).") from exc
+        raise WizardError(
+            f"Cannot pull {image}: {text[:300]}",
+            "Check the registry is reachable (or use --test-image with a mirror, "
+            "or an image already on the host).",
+        ) from exc
 
 
 def image_present(client: Any, image: str) -> bool:
@@ -224,15 +243,26 @@ class RunContainer(Action):
         return getattr(self, "_verdict", None)
 
     def cli(self) -> str:
-        parts = ["docker", "run", "--rm",
-                 *cli_args(self.gpus, self.runtime, self.cdi_devices, self.env),
-                 self.image, *self.command]
+        parts = [
+            "docker",
+            "run",
+            "--rm",
+            *cli_args(self.gpus, self.runtime, self.cdi_devices, self.env),
+            self.image,
+            *self.command,
+        ]
         return " ".join(parts)
 
     def params(self) -> dict[str, Any]:
-        return {"image": self.image, "command": self.command, "gpus": self.gpus,
-                "runtime": self.runtime, "cdi_devices": self.cdi_devices, "env": self.env,
-                "cli": self.cli()}
+        return {
+            "image": self.image,
+            "command": self.command,
+            "gpus": self.gpus,
+            "runtime": self.runtime,
+            "cdi_devices": self.cdi_devices,
+            "env": self.env,
+            "cli": self.cli(),
+        }
 
     def preview(self, host: Host) -> list[Diff]:
         return [Diff("container", None, self.cli(), "container", self.describe())]
@@ -248,8 +278,12 @@ class RunContainer(Action):
             client.close()
         name = f"gpuwizard-test-{secrets.token_hex(4)}"
         self._name = name
-        return {"image": self.image, "image_was_present": present, "container": name,
-                "docker_host": self.docker_host}
+        return {
+            "image": self.image,
+            "image_was_present": present,
+            "container": name,
+            "docker_host": self.docker_host,
+        }
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:
         client = engine.connect(ctx.host, self.docker_host, timeout=self.timeout)
@@ -272,8 +306,14 @@ class RunContainer(Action):
             client.close()
         verdict = self.judge(code, text, runtime)
         self._verdict = verdict
-        return {"exit": code, "pulled": pulled, "runtime": runtime, "passed": verdict.passed,
-                "code": verdict.code, "tail": lines[-20:]}
+        return {
+            "exit": code,
+            "pulled": pulled,
+            "runtime": runtime,
+            "passed": verdict.passed,
+            "code": verdict.code,
+            "tail": lines[-20:],
+        }
 
     def _pull_first(self, ctx: ApplyContext, client: Any) -> str:
         """Pull the image, or the first alternative whose tag still exists (NVIDIA deletes
@@ -291,8 +331,9 @@ class RunContainer(Action):
                 ctx.log(f"{image} no longer exists; trying {candidates[i + 1]}", "err")
         raise AssertionError("unreachable")
 
-    def _run_once(self, ctx: ApplyContext, client: Any, command: list[str]
-                  ) -> tuple[int, list[str], str]:
+    def _run_once(
+        self, ctx: ApplyContext, client: Any, command: list[str]
+    ) -> tuple[int, list[str], str]:
         """Create, attach, start, stream, wait, remove. Returns (exit, lines, runtime)."""
         import docker
 
@@ -303,9 +344,11 @@ class RunContainer(Action):
             ctx.log(text, stream)
 
         name = getattr(self, "_name", None) or f"gpuwizard-test-{secrets.token_hex(4)}"
-        kwargs: dict[str, Any] = {"environment": dict(self.env), "name": name,
-                                  "device_requests": device_requests(self.gpus,
-                                                                     self.cdi_devices) or None}
+        kwargs: dict[str, Any] = {
+            "environment": dict(self.env),
+            "name": name,
+            "device_requests": device_requests(self.gpus, self.cdi_devices) or None,
+        }
         if self.runtime:
             kwargs["runtime"] = self.runtime
         try:
@@ -317,8 +360,9 @@ class RunContainer(Action):
         runtime = ""
         try:
             runtime = str(container.attrs.get("HostConfig", {}).get("Runtime", ""))
-            stream = client.api.attach(container.id, stdout=True, stderr=True, stream=True,
-                                       logs=True, demux=True)
+            stream = client.api.attach(
+                container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+            )
             splitter = LineSplitter(sink)
             try:
                 container.start()
@@ -346,19 +390,30 @@ class RunContainer(Action):
             found = classify(text)
             if found is not None:
                 return found
-            return Verdict(False, "container-failed", f"The test container exited {code}",
-                           text.strip().splitlines()[-1] if text.strip() else "no output",
-                           "Read its output above.")
+            return Verdict(
+                False,
+                "container-failed",
+                f"The test container exited {code}",
+                text.strip().splitlines()[-1] if text.strip() else "no output",
+                "Read its output above.",
+            )
         missing = [e for e in self.expect if not re.search(e, text)]
         if missing:
-            return Verdict(False, "no-gpu-seen", "The container ran but showed no GPU",
-                           f"its output lacks {missing[0]!r}",
-                           "Check NVIDIA_VISIBLE_DEVICES and the GPU selection (--gpus).")
+            return Verdict(
+                False,
+                "no-gpu-seen",
+                "The container ran but showed no GPU",
+                f"its output lacks {missing[0]!r}",
+                "Check NVIDIA_VISIBLE_DEVICES and the GPU selection (--gpus).",
+            )
         if self.expect_runtime and runtime != self.expect_runtime:
-            return Verdict(False, "wrong-runtime",
-                           f"The container ran with runtime {runtime!r}",
-                           f"not {self.expect_runtime!r}",
-                           "Check default-runtime in the daemon.json dockerd reads.")
+            return Verdict(
+                False,
+                "wrong-runtime",
+                f"The container ran with runtime {runtime!r}",
+                f"not {self.expect_runtime!r}",
+                "Check default-runtime in the daemon.json dockerd reads.",
+            )
         return Verdict(True, "pass", "passed")
 
     def verify(self, ctx: ApplyContext) -> None:
@@ -371,8 +426,7 @@ class RunContainer(Action):
         ctx.log(f"passed: {self.describe()}")
 
     @classmethod
-    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]
-             ) -> str:
+    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
         """Remove the container if it was left behind, and the image if we pulled it."""
         import docker
 

@@ -38,8 +38,10 @@ DAEMON_JSON = "/etc/docker/daemon.json"
 def _manager(host: Host) -> PackageManager:
     pm = package_manager(host)
     if pm is None:
-        raise WizardError("No package manager gpuwizard knows (apt, dnf, yum, zypper) was found",
-                          "Install the NVIDIA Container Toolkit by hand for this distribution.")
+        raise WizardError(
+            "No package manager gpuwizard knows (apt, dnf, yum, zypper) was found",
+            "Install the NVIDIA Container Toolkit by hand for this distribution.",
+        )
     return pm
 
 
@@ -60,10 +62,12 @@ def wait_for_lock(ctx: ApplyContext, pm: PackageManager, deadline: float) -> Non
                 f"after {deadline:.0f} s",
                 "Let it finish (unattended-upgrades often runs on a fresh machine: "
                 "`systemctl status unattended-upgrades`), or stop it, then run gpuwizard "
-                "again; --lock-wait sets how long to wait.")
-        ctx.progress(min(1.0, waited / deadline) if deadline else None,
-                     f"waiting for {holder.describe()} to release {holder.path}: "
-                     f"{int(left)} s left")
+                "again; --lock-wait sets how long to wait.",
+            )
+        ctx.progress(
+            min(1.0, waited / deadline) if deadline else None,
+            f"waiting for {holder.describe()} to release {holder.path}: {int(left)} s left",
+        )
         time.sleep(min(1.0, max(left, 0.05)))
         holder = pm.lock_holder()
     ctx.log(f"{pm.name} lock released after {time.monotonic() - start:.0f} s")
@@ -73,6 +77,7 @@ def wait_for_lock(ctx: ApplyContext, pm: PackageManager, deadline: float) -> Non
 def _status(ctx: ApplyContext) -> Any:
     def status(fraction: float, label: str) -> None:
         ctx.progress(fraction, label)
+
     return status
 
 
@@ -95,13 +100,20 @@ class InstallPackages(Action):
     lock_wait: float = 300.0
 
     def describe(self) -> str:
-        what = self.version or "the newest version in the NVIDIA repository " \
-                               "(resolved after the package index is refreshed)"
+        what = (
+            self.version
+            or "the newest version in the NVIDIA repository "
+            "(resolved after the package index is refreshed)"
+        )
         return f"install {', '.join(self.names)} pinned to {what}"
 
     def params(self) -> dict[str, Any]:
-        return {"names": self.names, "version": self.version, "repo_url": self.repo_url,
-                "changes": [c.describe() for c in self.changes]}
+        return {
+            "names": self.names,
+            "version": self.version,
+            "repo_url": self.repo_url,
+            "changes": [c.describe() for c in self.changes],
+        }
 
     def simulate(self, sim: Any) -> None:
         for n in self.names:
@@ -118,8 +130,7 @@ class InstallPackages(Action):
             before.setdefault(c.name, c.before)
             after[c.name] = c.after
         extra = [c.describe() for c in self.changes if c.name not in self.names]
-        summary = "pinned to one version" + (
-            "; also: " + ", ".join(extra) if extra else "")
+        summary = "pinned to one version" + ("; also: " + ", ".join(extra) if extra else "")
         return [Diff("packages", _lines(before), _lines(after), "packages", summary)]
 
     def needed(self, host: Host) -> bool:
@@ -136,7 +147,8 @@ class InstallPackages(Action):
             raise WizardError(
                 "The NVIDIA repository offers no nvidia-container-toolkit for this machine",
                 "Check that the repository step ran (gpuwizard apply --step repository) and "
-                "that the mirror given to --repo-url carries this architecture.")
+                "that the mirror given to --repo-url carries this architecture.",
+            )
         ctx.log(f"newest version in the repository: {version}")
         return version
 
@@ -144,24 +156,32 @@ class InstallPackages(Action):
         pm = _manager(ctx.host)
         version = self._resolve(ctx, pm)
         self.version = version
-        quick = pm.sources_in_our_list("nvidia-container-toolkit") \
-            if isinstance(pm, AptPackages) else {}
+        quick = (
+            pm.sources_in_our_list("nvidia-container-toolkit")
+            if isinstance(pm, AptPackages)
+            else {}
+        )
         offered = list(quick) if version in quick else pm.available("nvidia-container-toolkit")
         if version not in offered:
             raise WizardError(
                 f"nvidia-container-toolkit {version} is not in the configured repositories"
                 + (f" (they offer {', '.join(offered[:6])})" if offered else ""),
-                "Pick one of those with --toolkit-version, or leave it out for the newest.")
+                "Pick one of those with --toolkit-version, or leave it out for the newest.",
+            )
         specs = {n: version for n in self.names}
         changes = pm.simulate_install(specs)
         installed = pm.installed()
         before: dict[str, Optional[str]] = {n: installed.get(n) for n in self.names}
         for c in changes:
             before[c.name] = installed.get(c.name)
-        undo: dict[str, Any] = {"manager": pm.name, "version": version, "names": self.names,
-                                "before": before,
-                                "planned": [c.describe() for c in changes],
-                                "lock_wait": self.lock_wait}
+        undo: dict[str, Any] = {
+            "manager": pm.name,
+            "version": version,
+            "names": self.names,
+            "before": before,
+            "planned": [c.describe() for c in changes],
+            "lock_wait": self.lock_wait,
+        }
         if isinstance(pm, DnfPackages):
             undo["history_before"] = pm.last_transaction()
         return undo
@@ -174,8 +194,9 @@ class InstallPackages(Action):
         downgrade = any(v and version_key(v) > version_key(version) for v in installed.values())
         wait_for_lock(ctx, pm, self.lock_wait)
         ctx.log("installing " + " ".join(f"{n}={version}" for n in self.names))
-        pm.install(specs, on_line=ctx.line_logger(), status=_status(ctx),
-                   allow_downgrades=downgrade)
+        pm.install(
+            specs, on_line=ctx.line_logger(), status=_status(ctx), allow_downgrades=downgrade
+        )
         ctx.progress(1.0, "installed")
         result: dict[str, Any] = {"after": pm.installed(self.names), "version": version}
         if isinstance(pm, DnfPackages):
@@ -187,19 +208,23 @@ class InstallPackages(Action):
         got = pm.installed(self.names)
         wrong = [f"{n} {got.get(n, 'missing')}" for n in self.names if got.get(n) != self.version]
         if wrong:
-            raise WizardError(f"After the install, these are not at {self.version}: "
-                              + ", ".join(wrong),
-                              "Read the package manager's output above; the four packages must "
-                              "have the same version.")
+            raise WizardError(
+                f"After the install, these are not at {self.version}: " + ", ".join(wrong),
+                "Read the package manager's output above; the four packages must "
+                "have the same version.",
+            )
 
     @classmethod
-    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]
-             ) -> str:
+    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
         pm = _manager(ctx.host)
         before: dict[str, Optional[str]] = dict(undo.get("before", {}))
         notes: list[str] = []
-        if isinstance(pm, DnfPackages) and result and result.get("history") and \
-                result.get("history") != undo.get("history_before"):
+        if (
+            isinstance(pm, DnfPackages)
+            and result
+            and result.get("history")
+            and result.get("history") != undo.get("history_before")
+        ):
             # dnf undoes its own transaction best (dependencies included); whatever it
             # could not do is then done package by package below
             res = pm.history_undo(int(result["history"]), on_line=ctx.line_logger())
@@ -207,14 +232,20 @@ class InstallPackages(Action):
                 notes.append(f"dnf history undo {result['history']}")
             else:
                 last = res.tail.splitlines()[-1] if res.tail else "no output"
-                notes.append(f"dnf history undo {result['history']} did not work ({last}); "
-                             "undoing package by package")
+                notes.append(
+                    f"dnf history undo {result['history']} did not work ({last}); "
+                    "undoing package by package"
+                )
         return restore_package_set(ctx, pm, before, notes, float(undo.get("lock_wait", 300)))
 
 
-def restore_package_set(ctx: ApplyContext, pm: PackageManager,
-                        before: dict[str, Optional[str]], notes: list[str],
-                        lock_wait: float = 300.0) -> str:
+def restore_package_set(
+    ctx: ApplyContext,
+    pm: PackageManager,
+    before: dict[str, Optional[str]],
+    notes: list[str],
+    lock_wait: float = 300.0,
+) -> str:
     """Bring the named packages back to their recorded versions: put back changed or removed
     ones where the version is still available, then remove exactly the ones that were absent
     (never cascading). Says what could not be restored."""
@@ -235,8 +266,10 @@ def restore_package_set(ctx: ApplyContext, pm: PackageManager,
     if restorable or drop:
         wait_for_lock(ctx, pm, lock_wait)
     if restorable:
-        downgrade = any(current.get(n) and version_key(current[n]) > version_key(v)
-                        for n, v in restorable.items())
+        downgrade = any(
+            current.get(n) and version_key(current[n]) > version_key(v)
+            for n, v in restorable.items()
+        )
         pm.install(restorable, on_line=ctx.line_logger(), allow_downgrades=downgrade)
         notes.append("put back " + ", ".join(f"{n} {v}" for n, v in sorted(restorable.items())))
     if drop:
@@ -246,11 +279,13 @@ def restore_package_set(ctx: ApplyContext, pm: PackageManager,
             raise RollbackConflict(
                 "Cannot remove " + ", ".join(drop) + ": something installed since needs them",
                 "Remove what depends on them first (see the output), then roll back again.",
-                exc.output_tail) from exc
+                exc.output_tail,
+            ) from exc
         notes.append("removed " + ", ".join(sorted(drop)))
     if lost:
-        notes.append("could not restore (no longer in any configured repository): "
-                     + ", ".join(lost))
+        notes.append(
+            "could not restore (no longer in any configured repository): " + ", ".join(lost)
+        )
         for item in lost:
             ctx.log(f"could not restore {item}: that version is no longer available", "err")
     if not notes:
@@ -292,8 +327,11 @@ def newest_from(pm: PackageManager, name: str, repo_url: str) -> Optional[str]:
             return None
 
         def from_us(sources: dict[str, list[str]]) -> list[str]:
-            return [v for v, srcs in sources.items()
-                    if any(s.startswith(p) for s in srcs for p in prefixes)]
+            return [
+                v
+                for v, srcs in sources.items()
+                if any(s.startswith(p) for s in srcs for p in prefixes)
+            ]
 
         ours = from_us(pm.sources_in_our_list(name)) or from_us(pm.sources_of(name))
         if ours:
@@ -318,8 +356,10 @@ class RemovePackages(Action):
     _kept: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def describe(self) -> str:
-        return (f"remove (not purge) the legacy {', '.join(self.names)}; "
-                f"{', '.join(self.keep_files)} is backed up and kept")
+        return (
+            f"remove (not purge) the legacy {', '.join(self.names)}; "
+            f"{', '.join(self.keep_files)} is backed up and kept"
+        )
 
     def params(self) -> dict[str, Any]:
         return {"names": self.names, "changes": [c.describe() for c in self.changes]}
@@ -333,8 +373,15 @@ class RemovePackages(Action):
         installed = pm.installed()
         names = sorted({*self.names, *(c.name for c in self.changes)})
         before = {n: installed.get(n) for n in names}
-        return [Diff("packages", _lines(before), None, "packages",
-                     "removed, not purged: configuration files stay")]
+        return [
+            Diff(
+                "packages",
+                _lines(before),
+                None,
+                "packages",
+                "removed, not purged: configuration files stay",
+            )
+        ]
 
     def needed(self, host: Host) -> bool:
         return bool(_manager(host).installed(self.names))
@@ -357,11 +404,21 @@ class RemovePackages(Action):
             real = ctx.host.path(path)
             state = read_state(real, path)
             if state.exists and state.data is not None:
-                kept[path] = {"real": str(real), "sha": ctx.run.save_backup(state.data),
-                              "mode": state.mode, "uid": state.uid, "gid": state.gid}
+                kept[path] = {
+                    "real": str(real),
+                    "sha": ctx.run.save_backup(state.data),
+                    "mode": state.mode,
+                    "uid": state.uid,
+                    "gid": state.gid,
+                }
         self._kept = kept
-        return {"manager": pm.name, "before": before, "debs": debs, "kept": kept,
-                "lock_wait": self.lock_wait}
+        return {
+            "manager": pm.name,
+            "before": before,
+            "debs": debs,
+            "kept": kept,
+            "lock_wait": self.lock_wait,
+        }
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:
         pm = _manager(ctx.host)
@@ -373,22 +430,27 @@ class RemovePackages(Action):
         for path, info in self._kept.items():
             real = Path(info["real"])
             if not real.exists():
-                atomic_write(real, ctx.run.load_backup(info["sha"]), int(info["mode"]),
-                             info.get("uid"), info.get("gid"))
+                atomic_write(
+                    real,
+                    ctx.run.load_backup(info["sha"]),
+                    int(info["mode"]),
+                    info.get("uid"),
+                    info.get("gid"),
+                )
                 ctx.log(f"{path} was removed with the package; restored from the backup")
                 restored.append(path)
         return {"restored": restored}
 
     @classmethod
-    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]
-             ) -> str:
+    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
         pm = _manager(ctx.host)
         before: dict[str, Optional[str]] = dict(undo.get("before", {}))
         kept: dict[str, Any] = dict(undo.get("kept", {}))
         # what the kept files hold now (earlier steps' undo already ran): a reinstalled
         # package must not change them (an rpm %config file would be replaced)
-        now = {p: Path(i["real"]).read_bytes() for p, i in kept.items()
-               if Path(i["real"]).is_file()}
+        now = {
+            p: Path(i["real"]).read_bytes() for p, i in kept.items() if Path(i["real"]).is_file()
+        }
         current = pm.installed(list(before))
         missing = {n: v for n, v in before.items() if v and current.get(n) != v}
         notes: list[str] = []
@@ -404,8 +466,13 @@ class RemovePackages(Action):
             want = now.get(path)
             if want is None:
                 if not real.exists():
-                    atomic_write(real, ctx.run.load_backup(info["sha"]), int(info["mode"]),
-                                 info.get("uid"), info.get("gid"))
+                    atomic_write(
+                        real,
+                        ctx.run.load_backup(info["sha"]),
+                        int(info["mode"]),
+                        info.get("uid"),
+                        info.get("gid"),
+                    )
                     note += f"; {path} restored from the backup"
             elif not real.is_file() or real.read_bytes() != want:
                 atomic_write(real, want, int(info["mode"]), info.get("uid"), info.get("gid"))
@@ -413,8 +480,9 @@ class RemovePackages(Action):
         return note
 
     @staticmethod
-    def _reinstall_saved_debs(ctx: ApplyContext, pm: AptPackages, undo: dict[str, Any],
-                              missing: dict[str, str]) -> list[str]:
+    def _reinstall_saved_debs(
+        ctx: ApplyContext, pm: AptPackages, undo: dict[str, Any], missing: dict[str, str]
+    ) -> list[str]:
         """Reinstall removed packages from the .deb files saved in the journal (the legacy
         repository that had them is usually gone by now)."""
         debs = undo.get("debs", {})
@@ -431,9 +499,20 @@ class RemovePackages(Action):
             return []
         wait_for_lock(ctx, pm, float(undo.get("lock_wait", 300)))
         try:
-            ctx.host.run(["apt-get", "install", "-y", "-q", "--allow-downgrades",
-                          "-o", "Dpkg::Options::=--force-confold", *staged],
-                         env={"DEBIAN_FRONTEND": "noninteractive"}, on_line=ctx.line_logger())
+            ctx.host.run(
+                [
+                    "apt-get",
+                    "install",
+                    "-y",
+                    "-q",
+                    "--allow-downgrades",
+                    "-o",
+                    "Dpkg::Options::=--force-confold",
+                    *staged,
+                ],
+                env={"DEBIAN_FRONTEND": "noninteractive"},
+                on_line=ctx.line_logger(),
+            )
         finally:
             for s in staged:
                 ctx.host.path(s).unlink(missing_ok=True)
@@ -460,9 +539,11 @@ class RefreshPackageIndex(Action):
     def preview(self, host: Host) -> list[Diff]:
         pm = package_manager(host)
         if isinstance(pm, AptPackages):
-            cmd = ("apt-get update -o Dir::Etc::sourcelist="
-                   f"{self.source.removeprefix('/etc/apt/')} -o Dir::Etc::sourceparts=- "
-                   "-o APT::Get::List-Cleanup=0")
+            cmd = (
+                "apt-get update -o Dir::Etc::sourcelist="
+                f"{self.source.removeprefix('/etc/apt/')} -o Dir::Etc::sourceparts=- "
+                "-o APT::Get::List-Cleanup=0"
+            )
         elif isinstance(pm, ZypperPackages):
             cmd = f"zypper refresh {self.source}"
         else:
@@ -489,19 +570,21 @@ class RefreshPackageIndex(Action):
                     f"{problem or 'apt-get update failed'}",
                     "Check that this host reaches it (proxy, firewall). For a mirror or an "
                     "air-gapped copy, pass --repo-url and --key-url (and --key-fingerprint "
-                    "if it re-signs).", res.tail)
+                    "if it re-signs).",
+                    res.tail,
+                )
         elif isinstance(pm, (DnfPackages, ZypperPackages)):
             res = pm.refresh(self.source, on_line=ctx.line_logger())
             if res.returncode != 0 or "Failed to download metadata" in res.stdout + res.stderr:
                 raise WizardError(
                     f"{pm.name} could not read the NVIDIA repository at {self.uri}",
                     "Check the network, or pass --repo-url and --key-url for a mirror.",
-                    res.tail)
+                    res.tail,
+                )
         return {}
 
     @classmethod
-    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]
-             ) -> str:
+    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
         lists = ctx.host.path("/var/lib/apt/lists")
         if not lists.is_dir() or not undo.get("uri"):
             return "the package index stays; it is refreshed by the next update"
@@ -512,15 +595,25 @@ class RefreshPackageIndex(Action):
             if p.name not in existing and any(p.name.startswith(x) for x in prefixes):
                 p.unlink()
                 removed += 1
-        return f"removed {removed} index file(s) this run downloaded" if removed else \
-            "no index files of this run left"
+        return (
+            f"removed {removed} index file(s) this run downloaded"
+            if removed
+            else "no index files of this run left"
+        )
 
 
 def apt_update_problem(output: str) -> str:
     """The line of `apt-get update` output that says why the source is unusable."""
-    for marker in ("NO_PUBKEY", "is not signed", "Failed to fetch", "BADSIG",
-                   "Conflicting values set for option Signed-By", "Could not connect",
-                   "404  Not Found", "Malformed entry"):
+    for marker in (
+        "NO_PUBKEY",
+        "is not signed",
+        "Failed to fetch",
+        "BADSIG",
+        "Conflicting values set for option Signed-By",
+        "Could not connect",
+        "404  Not Found",
+        "Malformed entry",
+    ):
         for line in output.splitlines():
             if marker in line:
                 return line.strip()
@@ -542,12 +635,22 @@ class ImportRpmKey(Action):
         return f"trust the NVIDIA key {self.fingerprint} in the rpm database (rpm --import)"
 
     def params(self) -> dict[str, Any]:
-        return {"key_path": self.key_path, "short_id": self.short_id,
-                "fingerprint": self.fingerprint}
+        return {
+            "key_path": self.key_path,
+            "short_id": self.short_id,
+            "fingerprint": self.fingerprint,
+        }
 
     def preview(self, host: Host) -> list[Diff]:
-        return [Diff("rpm keys", None, f"gpg-pubkey-{self.short_id} ({self.fingerprint})",
-                     "packages", "imported after its fingerprint was checked")]
+        return [
+            Diff(
+                "rpm keys",
+                None,
+                f"gpg-pubkey-{self.short_id} ({self.fingerprint})",
+                "packages",
+                "imported after its fingerprint was checked",
+            )
+        ]
 
     def needed(self, host: Host) -> bool:
         pm = package_manager(host)
@@ -567,12 +670,13 @@ class ImportRpmKey(Action):
     def verify(self, ctx: ApplyContext) -> None:
         pm = _manager(ctx.host)
         if isinstance(pm, RpmPackages) and not pm.has_key(self.short_id):
-            raise WizardError(f"rpm does not list gpg-pubkey-{self.short_id} after the import",
-                              "Run `rpm -qa gpg-pubkey*` and check the rpm database.")
+            raise WizardError(
+                f"rpm does not list gpg-pubkey-{self.short_id} after the import",
+                "Run `rpm -qa gpg-pubkey*` and check the rpm database.",
+            )
 
     @classmethod
-    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]
-             ) -> str:
+    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
         if undo.get("had"):
             return f"gpg-pubkey-{undo['short_id']} was trusted before; kept"
         pm = _manager(ctx.host)
@@ -605,14 +709,25 @@ class WriteKeyring(WriteFile):
         if real.is_file():
             data = real.read_bytes()
             keys = keyring_fingerprints(host, real)
-            before = (f"binary OpenPGP keyring, {len(data)} bytes, sha256 "
-                      f"{hashlib.sha256(data).hexdigest()[:16]}\n"
-                      + "".join(f"key {f} {u}\n" for f, u in keys))
-        after = (f"binary OpenPGP keyring, {len(self.content)} bytes, sha256 "
-                 f"{hashlib.sha256(self.content).hexdigest()[:16]}\n"
-                 + f"key {self.fingerprint} {', '.join(self.uids)}\n"
-                 + f"(downloaded from {self.source}, fingerprint checked, dearmored)\n")
+            before = (
+                f"binary OpenPGP keyring, {len(data)} bytes, sha256 "
+                f"{hashlib.sha256(data).hexdigest()[:16]}\n"
+                + "".join(f"key {f} {u}\n" for f, u in keys)
+            )
+        after = (
+            f"binary OpenPGP keyring, {len(self.content)} bytes, sha256 "
+            f"{hashlib.sha256(self.content).hexdigest()[:16]}\n"
+            + f"key {self.fingerprint} {', '.join(self.uids)}\n"
+            + f"(downloaded from {self.source}, fingerprint checked, dearmored)\n"
+        )
         if before is not None and real.read_bytes() == self.content:
             after = before
-        return [Diff(self.path, before, after, "file", "the key apt trusts for this source only "
-                                                       "(signed-by)")]
+        return [
+            Diff(
+                self.path,
+                before,
+                after,
+                "file",
+                "the key apt trusts for this source only (signed-by)",
+            )
+        ]

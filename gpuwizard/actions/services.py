@@ -49,12 +49,16 @@ def detect_method(host: Host, facts: Optional[engine.EngineFacts]) -> str:
 def restart_argv(method: str, command: Optional[list[str]]) -> list[str]:
     if method == "command":
         if not command:
-            raise WizardError("No way to restart Docker on this host was found",
-                              "Pass --restart-command with the command that restarts it.")
+            raise WizardError(
+                "No way to restart Docker on this host was found",
+                "Pass --restart-command with the command that restarts it.",
+            )
         return list(command)
     if method not in METHODS:
-        raise WizardError(f"Unknown restart method {method!r}",
-                          "Use one of: " + ", ".join([*METHODS, "command"]) + ".")
+        raise WizardError(
+            f"Unknown restart method {method!r}",
+            "Use one of: " + ", ".join([*METHODS, "command"]) + ".",
+        )
     return list(METHODS[method])
 
 
@@ -122,8 +126,12 @@ class RestartDocker(Action):
         return restart_argv(self.method, self.command)
 
     def params(self) -> dict[str, Any]:
-        return {"method": self.method, "argv": self.argv(), "wait": self.wait,
-                "expect_runtimes": self.expect_runtimes}
+        return {
+            "method": self.method,
+            "argv": self.argv(),
+            "wait": self.wait,
+            "expect_runtimes": self.expect_runtimes,
+        }
 
     def preview(self, host: Host) -> list[Diff]:
         return [Diff("docker.service", "running", "restarted", "service", self.describe())]
@@ -135,8 +143,13 @@ class RestartDocker(Action):
         sim.marks["docker-restarted"] = True
 
     def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
-        return {"method": self.method, "argv": self.argv(), "docker_host": self.docker_host,
-                "wait": self.wait, "log_file": self.log_file}
+        return {
+            "method": self.method,
+            "argv": self.argv(),
+            "docker_host": self.docker_host,
+            "wait": self.wait,
+            "log_file": self.log_file,
+        }
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:
         start = time.monotonic()
@@ -156,13 +169,17 @@ class RestartDocker(Action):
                 f"Docker restarted but does not list the runtime(s) {', '.join(missing)} "
                 f"(it has {', '.join(sorted(runtimes))})",
                 "dockerd may read another daemon.json (--config-file, snap, rootless): check "
-                "`docker info` and pass --daemon-json the file it reads.")
-        if self.expect_default_runtime and info.get("DefaultRuntime") != \
-                self.expect_default_runtime:
+                "`docker info` and pass --daemon-json the file it reads.",
+            )
+        if (
+            self.expect_default_runtime
+            and info.get("DefaultRuntime") != self.expect_default_runtime
+        ):
             raise WizardError(
                 f"Docker's default runtime is {info.get('DefaultRuntime')!r}, not "
                 f"{self.expect_default_runtime!r}",
-                "Check that default-runtime in the daemon.json dockerd reads is nvidia.")
+                "Check that default-runtime in the daemon.json dockerd reads is nvidia.",
+            )
         ctx.log(f"Docker lists runtimes: {', '.join(sorted(runtimes))}")
         if self.gpu_probe_image:
             err = gpu_probe(ctx.host, self.docker_host, self.gpu_probe_image)
@@ -172,44 +189,62 @@ class RestartDocker(Action):
                     f"`--gpus` fails with {GPU_DRIVER_MISSING}",
                     "dockerd finds `nvidia-container-runtime-hook` on its PATH only when it "
                     "starts: check the toolkit is installed (which nvidia-container-runtime-hook)"
-                    " and that this is the daemon the docker CLI talks to.", err)
+                    " and that this is the daemon the docker CLI talks to.",
+                    err,
+                )
             ctx.log("Docker registered its NVIDIA device driver (`--gpus all` accepted)")
 
     @classmethod
-    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]
-             ) -> str:
+    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
         """Start Docker once on the (already restored) daemon.json, after clearing systemd's
         start limit. Never a loop: one start, one verification."""
         method = str(undo.get("method", "command"))
         if method.startswith("systemd") and ctx.host.which("systemctl"):
             user = ["--user"] if method == "systemd-user" else []
-            ctx.host.run(["systemctl", *user, "reset-failed", "docker.service", "docker.socket"],
-                         check=False, on_line=ctx.line_logger())
-        _restart(ctx, method, list(undo["argv"]), undo.get("docker_host"),
-                 float(undo.get("wait", 60)), undo.get("log_file"))
+            ctx.host.run(
+                ["systemctl", *user, "reset-failed", "docker.service", "docker.socket"],
+                check=False,
+                on_line=ctx.line_logger(),
+            )
+        _restart(
+            ctx,
+            method,
+            list(undo["argv"]),
+            undo.get("docker_host"),
+            float(undo.get("wait", 60)),
+            undo.get("log_file"),
+        )
         return "Docker restarted on the restored daemon.json and answers again"
 
 
-def _restart(ctx: ApplyContext, method: str, argv: list[str], docker_host: Optional[str],
-             wait: float, log_file: Optional[str]) -> None:
+def _restart(
+    ctx: ApplyContext,
+    method: str,
+    argv: list[str],
+    docker_host: Optional[str],
+    wait: float,
+    log_file: Optional[str],
+) -> None:
     """Run the restart command once, then wait for the engine with visible progress."""
     ctx.log("$ " + " ".join(argv))
-    res = ctx.host.run(argv, inside=False, check=False, on_line=ctx.line_logger(),
-                       timeout=max(wait, 30.0))
+    res = ctx.host.run(
+        argv, inside=False, check=False, on_line=ctx.line_logger(), timeout=max(wait, 30.0)
+    )
     if res.returncode != 0:
         raise WizardError(
             f"Restarting Docker failed (`{' '.join(argv)}` exited {res.returncode})",
-            "Read the daemon's log below: daemon.json is restored and Docker started once "
-            "on it.", daemon_log(ctx.host, method, log_file))
+            "Read the daemon's log below: daemon.json is restored and Docker started once on it.",
+            daemon_log(ctx.host, method, log_file),
+        )
 
     def tick(elapsed: float) -> None:
-        ctx.progress(min(elapsed / wait, 1.0), f"waiting for Docker ({elapsed:.1f} s of "
-                                               f"{wait:.0f} s)")
+        ctx.progress(
+            min(elapsed / wait, 1.0), f"waiting for Docker ({elapsed:.1f} s of {wait:.0f} s)"
+        )
 
     try:
         engine.wait_for_engine(ctx.host, docker_host, wait, tick)
     except WizardError as exc:
-        raise WizardError(exc.cause, exc.remedy,
-                          daemon_log(ctx.host, method, log_file)) from exc
+        raise WizardError(exc.cause, exc.remedy, daemon_log(ctx.host, method, log_file)) from exc
     ctx.progress(1.0, "Docker answers")
     ctx.log("Docker is back")

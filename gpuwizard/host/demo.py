@@ -39,8 +39,12 @@ DRIVER_VERSION = "580.159.04"
 CUDA_VERSION = "13.0"
 DOCKER_VERSION = "27.5.1"
 TOOLKIT_VERSION = "1.17.8-1"
-TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
-                    "libnvidia-container-tools", "libnvidia-container1")
+TOOLKIT_PACKAGES = (
+    "nvidia-container-toolkit",
+    "nvidia-container-toolkit-base",
+    "libnvidia-container-tools",
+    "libnvidia-container1",
+)
 
 # The files of the recorded host that the steps read. Paths are system paths.
 RECORDED_FILES: dict[str, str] = {
@@ -75,8 +79,8 @@ Release Build  (dvs-builder@U22-I3-AF03-09-1)  Sat Oct  4 01:31:24 UTC 2025
 GCC version:  gcc version 13.3.0 (Ubuntu 13.3.0-6ubuntu2~24.04)
 """,
     "/proc/version": "Linux version 6.8.0-60-generic (buildd@lcy02-amd64-054) "
-                     "(x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04) 13.3.0) "
-                     "#63-Ubuntu SMP PREEMPT_DYNAMIC\n",
+    "(x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04) 13.3.0) "
+    "#63-Ubuntu SMP PREEMPT_DYNAMIC\n",
     "/var/lib/dpkg/arch": "amd64\n",
     "/var/lib/dpkg/status": """\
 Package: docker-ce
@@ -101,9 +105,17 @@ Signed-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg
 
 # Executables that exist on the recorded host; DemoRunner answers for them.
 RECORDED_PROGRAMS = (
-    "/usr/bin/apt-get", "/usr/bin/apt", "/usr/bin/dpkg", "/usr/bin/dpkg-query", "/usr/bin/gpg",
-    "/usr/bin/docker", "/usr/bin/dockerd", "/usr/bin/systemctl", "/usr/bin/curl",
-    "/usr/local/nvidia/bin/nvidia-smi", "/lib/systemd/systemd",
+    "/usr/bin/apt-get",
+    "/usr/bin/apt",
+    "/usr/bin/dpkg",
+    "/usr/bin/dpkg-query",
+    "/usr/bin/gpg",
+    "/usr/bin/docker",
+    "/usr/bin/dockerd",
+    "/usr/bin/systemctl",
+    "/usr/bin/curl",
+    "/usr/local/nvidia/bin/nvidia-smi",
+    "/lib/systemd/systemd",
 )
 
 NVIDIA_SMI = """\
@@ -138,9 +150,12 @@ def demo_options(options: Any) -> Any:
     import dataclasses
 
     data = Path(__file__).resolve().parent.parent / "data"
-    return dataclasses.replace(options, key_url=(data / "demo-key.asc").as_uri(),
-                               key_fingerprint=DEMO_FINGERPRINT,
-                               repo_url=(data / "demo-repository" / "stable").as_uri())
+    return dataclasses.replace(
+        options,
+        key_url=(data / "demo-key.asc").as_uri(),
+        key_fingerprint=DEMO_FINGERPRINT,
+        repo_url=(data / "demo-repository" / "stable").as_uri(),
+    )
 
 
 def demo_folder() -> Path:
@@ -162,8 +177,13 @@ def populate(root: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("#!/bin/sh\n# demo stand-in: DemoRunner answers for this program\n")
         target.chmod(0o755)
-    for d in ("etc/apt/sources.list.d", "etc/apt/keyrings", "usr/share/keyrings",
-              "var/lib/gpuwizard", "run/systemd/system"):
+    for d in (
+        "etc/apt/sources.list.d",
+        "etc/apt/keyrings",
+        "usr/share/keyrings",
+        "var/lib/gpuwizard",
+        "run/systemd/system",
+    ):
         (root / d).mkdir(parents=True, exist_ok=True)
     (root / "sbin").mkdir(exist_ok=True)
     init = root / "sbin/init"
@@ -188,8 +208,14 @@ def demo_host(folder: Optional[Path] = None, fresh: bool = False) -> Host:
     runner = DemoRunner(root)
     # running_system: the recorded root stands for a running machine, so the restart and
     # the GPU test are planned as on a real host (their Docker is the recorded engine)
-    return Host(root=root, runner=runner, label=DEMO_LABEL, running_system=True,
-                nvml_backend=_recorded_nvml(), engine_factory=_recorded_engine(root))
+    return Host(
+        root=root,
+        runner=runner,
+        label=DEMO_LABEL,
+        running_system=True,
+        nvml_backend=_recorded_nvml(),
+        engine_factory=_recorded_engine(root),
+    )
 
 
 def _recorded_nvml() -> Any:
@@ -248,22 +274,31 @@ class RecordedEngine:
         pass
 
     def version(self) -> dict[str, Any]:
-        return {"Version": DOCKER_VERSION, "ApiVersion": "1.47", "Os": "linux",
-                "Arch": "amd64", "KernelVersion": "6.8.0-60-generic"}
+        return {
+            "Version": DOCKER_VERSION,
+            "ApiVersion": "1.47",
+            "Os": "linux",
+            "Arch": "amd64",
+            "KernelVersion": "6.8.0-60-generic",
+        }
 
     def info(self) -> dict[str, Any]:
         conf = self._daemon_json()
         runtimes: dict[str, Any] = {"io.containerd.runc.v2": {}, "runc": {}}
         runtimes.update(conf.get("runtimes") or {})
         return {
-            "ServerVersion": DOCKER_VERSION, "Runtimes": runtimes,
+            "ServerVersion": DOCKER_VERSION,
+            "Runtimes": runtimes,
             "DefaultRuntime": conf.get("default-runtime", "runc"),
-            "CgroupDriver": "systemd", "CgroupVersion": "2", "SecurityOptions": [
-                "name=apparmor", "name=seccomp,profile=builtin", "name=cgroupns"],
-            "ContainersRunning": 2, "LiveRestoreEnabled": bool(conf.get("live-restore")),
+            "CgroupDriver": "systemd",
+            "CgroupVersion": "2",
+            "SecurityOptions": ["name=apparmor", "name=seccomp,profile=builtin", "name=cgroupns"],
+            "ContainersRunning": 2,
+            "LiveRestoreEnabled": bool(conf.get("live-restore")),
             "DockerRootDir": conf.get("data-root", "/var/lib/docker"),
             "DiscoveredDevices": [{"Source": "cdi", "ID": "nvidia.com/gpu=all"}]
-            if (self.root / "var/run/cdi/nvidia.yaml").exists() else [],
+            if (self.root / "var/run/cdi/nvidia.yaml").exists()
+            else [],
         }
 
 
@@ -292,8 +327,9 @@ class _Images:
 
 
 class _Container:
-    def __init__(self, engine: RecordedEngine, image: str, command: list[str],
-                 kw: dict[str, Any]) -> None:
+    def __init__(
+        self, engine: RecordedEngine, image: str, command: list[str], kw: dict[str, Any]
+    ) -> None:
         self.engine = engine
         self.id = "demo" + format(abs(hash((image, tuple(command)))), "x")[:12]
         self.image = image
@@ -303,8 +339,11 @@ class _Container:
         wants_gpu = bool(kw.get("device_requests")) or runtime == "nvidia"
         has_toolkit = "nvidia" in engine.info()["Runtimes"]
         self.ok = not wants_gpu or has_toolkit
-        self.output = (NVIDIA_SMI if any("nvidia-smi" in c for c in command) else "") if self.ok \
+        self.output = (
+            (NVIDIA_SMI if any("nvidia-smi" in c for c in command) else "")
+            if self.ok
             else 'could not select device driver "" with capabilities: [[gpu]]\n'
+        )
 
     def start(self) -> None:
         pass
@@ -360,8 +399,11 @@ class _Api:
         for step in range(1, 5):
             for lid in layers:
                 time.sleep(0.05)
-                yield {"status": "Downloading", "id": lid,
-                       "progressDetail": {"current": step * 7_000_000, "total": 28_000_000}}
+                yield {
+                    "status": "Downloading",
+                    "id": lid,
+                    "progressDetail": {"current": step * 7_000_000, "total": 28_000_000},
+                }
         for lid in layers:
             yield {"status": "Pull complete", "id": lid, "progressDetail": {}}
         self.engine.set_image_tags([*self.engine.image_tags(), f"{repo}:{tag}"])
@@ -410,8 +452,9 @@ class DemoRunner:
                     on_line(stream, line)
                     if self.delay:
                         time.sleep(self.delay)
-        result = CommandResult(tuple(argv), code, out, err, "\n".join(lines[-TAIL_LINES:]),
-                               time.monotonic() - start)
+        result = CommandResult(
+            tuple(argv), code, out, err, "\n".join(lines[-TAIL_LINES:]), time.monotonic() - start
+        )
         if check and code != 0:
             raise CommandFailed(argv, code, result.tail, remedy)
         return result
@@ -446,8 +489,10 @@ class DemoRunner:
         return out
 
     def _write_status(self, packages: dict[str, str]) -> None:
-        stanzas = [f"Package: {p}\nStatus: install ok installed\nArchitecture: amd64\n"
-                   f"Version: {v}\n" for p, v in sorted(packages.items())]
+        stanzas = [
+            f"Package: {p}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {v}\n"
+            for p, v in sorted(packages.items())
+        ]
         self._status_path().write_text("\n".join(stanzas) + "\n")
 
     def _apt_get(self, args: list[str], _input: Optional[bytes]) -> tuple[int, str, str]:
@@ -468,15 +513,23 @@ class DemoRunner:
         if verb == "update":
             self._write_index()
             url = self._repository_url() or "http://archive.ubuntu.com/ubuntu noble"
-            return 0, (
-                f"Get:1 {url}  InRelease [1477 B]\n"
-                f"Get:2 {url}  Packages [20.4 kB]\n"
-                "Fetched 21.9 kB in 1s (24.1 kB/s)\nReading package lists...\n"), ""
+            return (
+                0,
+                (
+                    f"Get:1 {url}  InRelease [1477 B]\n"
+                    f"Get:2 {url}  Packages [20.4 kB]\n"
+                    "Fetched 21.9 kB in 1s (24.1 kB/s)\nReading package lists...\n"
+                ),
+                "",
+            )
         if verb == "install":
             packages = self.installed()
-            out = ["Reading package lists...", "Building dependency tree...",
-                   "The following NEW packages will be installed:",
-                   "  " + " ".join(n.split("=")[0] for n in names)]
+            out = [
+                "Reading package lists...",
+                "Building dependency tree...",
+                "The following NEW packages will be installed:",
+                "  " + " ".join(n.split("=")[0] for n in names),
+            ]
             for n in names:
                 pkg, _, version = n.partition("=")
                 version = version or TOOLKIT_VERSION
@@ -509,8 +562,10 @@ class DemoRunner:
             pkg, _, version = n.partition("=")
             if verb == "install":
                 old = f"[{installed[pkg]}] " if pkg in installed else ""
-                lines.append(f"Inst {pkg} {old}({version or TOOLKIT_VERSION} "
-                             "nvidia-container-toolkit:stable [amd64])")
+                lines.append(
+                    f"Inst {pkg} {old}({version or TOOLKIT_VERSION} "
+                    "nvidia-container-toolkit:stable [amd64])"
+                )
             elif pkg in installed:
                 lines.append(f"Remv {pkg} [{installed[pkg]}]")
         return "\n".join(lines) + "\n"
@@ -524,9 +579,12 @@ class DemoRunner:
 
         lists = self.root / "var/lib/apt/lists"
         lists.mkdir(parents=True, exist_ok=True)
-        (lists / (apt_list_prefix(url) + "Packages")).write_text("".join(
-            f"Package: {n}\nVersion: {TOOLKIT_VERSION}\nArchitecture: amd64\n\n"
-            for n in TOOLKIT_PACKAGES))
+        (lists / (apt_list_prefix(url) + "Packages")).write_text(
+            "".join(
+                f"Package: {n}\nVersion: {TOOLKIT_VERSION}\nArchitecture: amd64\n\n"
+                for n in TOOLKIT_PACKAGES
+            )
+        )
 
     def _repository_listed(self) -> bool:
         return self._repository_url() is not None
@@ -536,8 +594,11 @@ class DemoRunner:
         lists = self.root / "etc/apt/sources.list.d"
         for path in sorted(lists.glob("*nvidia*")) if lists.is_dir() else []:
             for line in path.read_text(errors="replace").splitlines():
-                words = [w for w in line.split() if not w.startswith("[") and "=" not in w
-                         and not w.endswith("]")]
+                words = [
+                    w
+                    for w in line.split()
+                    if not w.startswith("[") and "=" not in w and not w.endswith("]")
+                ]
                 if len(words) >= 2 and words[0] == "deb":
                     return words[1].replace("$(ARCH)", "amd64")  # as apt substitutes it
         return None
@@ -551,23 +612,35 @@ class DemoRunner:
         if verb == "madison":
             if not self._repository_listed():
                 return 0, "", ""
-            return 0, "".join(
-                f"{n} | {v} | {src}\n" for n in names if n in TOOLKIT_PACKAGES
-                for v in (TOOLKIT_VERSION, "1.17.7-1", "1.16.2-1")), ""
+            return (
+                0,
+                "".join(
+                    f"{n} | {v} | {src}\n"
+                    for n in names
+                    if n in TOOLKIT_PACKAGES
+                    for v in (TOOLKIT_VERSION, "1.17.7-1", "1.16.2-1")
+                ),
+                "",
+            )
         if verb == "policy":
             installed = self.installed()
             out = []
             candidate = TOOLKIT_VERSION if self._repository_listed() else "(none)"
             for n in names:
-                out.append(f"{n}:\n  Installed: {installed.get(n, '(none)')}\n"
-                           f"  Candidate: {candidate}")
+                out.append(
+                    f"{n}:\n  Installed: {installed.get(n, '(none)')}\n  Candidate: {candidate}"
+                )
             return 0, "\n".join(out) + "\n", ""
         return 0, "", ""
 
     def _place_toolkit_files(self, packages: dict[str, str]) -> None:
         present = "nvidia-container-toolkit" in packages
-        for prog in ("nvidia-ctk", "nvidia-container-runtime", "nvidia-container-runtime-hook",
-                     "nvidia-container-cli"):
+        for prog in (
+            "nvidia-ctk",
+            "nvidia-container-runtime",
+            "nvidia-container-runtime-hook",
+            "nvidia-container-cli",
+        ):
             path = self.root / "usr/bin" / prog
             if present:
                 path.write_text("#!/bin/sh\n# demo stand-in\n")
@@ -577,8 +650,9 @@ class DemoRunner:
 
     def _dpkg_query(self, args: list[str], _input: Optional[bytes]) -> tuple[int, str, str]:
         packages = self.installed()
-        fmt = next((a.split("=", 1)[1] for a in args if a.startswith(("-f=", "--showformat="))),
-                   None)
+        fmt = next(
+            (a.split("=", 1)[1] for a in args if a.startswith(("-f=", "--showformat="))), None
+        )
         if fmt is None and "-f" in args:
             fmt = args[args.index("-f") + 1]
         names = [a for a in args if not a.startswith("-") and a != fmt]
@@ -586,10 +660,14 @@ class DemoRunner:
         for n in names or sorted(packages):
             if n in packages:
                 if fmt:
-                    out.append(fmt.replace("${Package}", n).replace("${Version}", packages[n])
-                               .replace("${Status}", "install ok installed")
-                               .replace("${db:Status-Abbrev}", "ii ").replace("\\n", "\n")
-                               .replace("\\t", "\t"))
+                    out.append(
+                        fmt.replace("${Package}", n)
+                        .replace("${Version}", packages[n])
+                        .replace("${Status}", "install ok installed")
+                        .replace("${db:Status-Abbrev}", "ii ")
+                        .replace("\\n", "\n")
+                        .replace("\\t", "\t")
+                    )
                 else:
                     out.append(f"{n}\t{packages[n]}\n")
             else:
@@ -651,4 +729,3 @@ def recorded_demo_key() -> Optional[Path]:
     """The demo signing key bundled in gpuwizard/data, if this install has one."""
     path = Path(__file__).resolve().parent.parent / "data" / "demo-key.asc"
     return path if path.exists() else None
-

@@ -113,13 +113,16 @@ def connect(host: Host, docker_host: Optional[str], timeout: float = 10.0) -> An
     try:
         return docker.DockerClient(base_url=url, timeout=int(timeout))
     except docker.errors.DockerException as exc:
-        raise WizardError(f"Cannot reach Docker at {url}", "Start Docker (or pass --docker-host "
-                          "the engine's socket), then run gpuwizard again.", _short(exc)) from exc
+        raise WizardError(
+            f"Cannot reach Docker at {url}",
+            "Start Docker (or pass --docker-host the engine's socket), then run gpuwizard again.",
+            _short(exc),
+        ) from exc
 
 
 def socket_of(docker_host: Optional[str]) -> str:
     url = docker_host or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
-    return url[len("unix://"):] if url.startswith("unix://") else url
+    return url[len("unix://") :] if url.startswith("unix://") else url
 
 
 def dockerd_processes() -> list[DockerdProcess]:
@@ -167,8 +170,9 @@ def find_dockerd(docker_host: Optional[str]) -> Optional[DockerdProcess]:
     return None
 
 
-def daemon_json_path(host: Host, proc: Optional[DockerdProcess], rootless: bool,
-                     explicit: Optional[str]) -> tuple[str, str]:
+def daemon_json_path(
+    host: Host, proc: Optional[DockerdProcess], rootless: bool, explicit: Optional[str]
+) -> tuple[str, str]:
     """The daemon.json the running daemon really reads, and why we think so."""
     if explicit:
         return explicit, "given with --daemon-json"
@@ -207,14 +211,16 @@ def installed(host: Host) -> bool:
     return bool(host.which("dockerd")) or host.path("/snap/bin/docker").exists()
 
 
-def probe_engine(host: Host, docker_host: Optional[str] = None,
-                 daemon_json: Optional[str] = None) -> EngineFacts:
+def probe_engine(
+    host: Host, docker_host: Optional[str] = None, daemon_json: Optional[str] = None
+) -> EngineFacts:
     """Read-only: the engine's facts, or why it cannot be reached."""
     url = docker_host or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
     is_installed = installed(host) or host.engine_factory is not None
     proc = find_dockerd(docker_host) if host.is_live else None
     base: dict[str, Any] = {
-        "installed": is_installed, "docker_host": url,
+        "installed": is_installed,
+        "docker_host": url,
         "desktop": desktop_context(host, docker_host),
         "snap": bool(proc and "/snap/" in proc.exe) or host.path("/snap/bin/docker").exists(),
         "dockerd_pid": proc.pid if proc else None,
@@ -223,15 +229,28 @@ def probe_engine(host: Host, docker_host: Optional[str] = None,
     }
     if not host.is_live and host.engine_factory is None:
         path, why = daemon_json_path(host, None, False, daemon_json)
-        return EngineFacts(reachable=False, error="a --root image has no running engine",
-                           daemon_json=path, daemon_json_source=why, **base)
-    if host.engine_factory is None and url.startswith("unix://") and \
-            not os.path.exists(url[len("unix://"):]):
+        return EngineFacts(
+            reachable=False,
+            error="a --root image has no running engine",
+            daemon_json=path,
+            daemon_json_source=why,
+            **base,
+        )
+    if (
+        host.engine_factory is None
+        and url.startswith("unix://")
+        and not os.path.exists(url[len("unix://") :])
+    ):
         # no socket, no engine: say what connect() would say without importing the Docker
         # SDK (0.15-0.2 s of `gpuwizard status` on a machine without Docker)
         path, why = daemon_json_path(host, proc, False, daemon_json)
-        return EngineFacts(reachable=False, error=f"Cannot reach Docker at {url}",
-                           daemon_json=path, daemon_json_source=why, **base)
+        return EngineFacts(
+            reachable=False,
+            error=f"Cannot reach Docker at {url}",
+            daemon_json=path,
+            daemon_json_source=why,
+            **base,
+        )
     try:
         client = connect(host, docker_host, timeout=10)
         info = client.info()
@@ -240,14 +259,16 @@ def probe_engine(host: Host, docker_host: Optional[str] = None,
         client.close()
     except Exception as exc:  # the SDK raises many kinds; all mean "not reachable"
         path, why = daemon_json_path(host, proc, False, daemon_json)
-        return EngineFacts(reachable=False, error=_short(exc), daemon_json=path,
-                           daemon_json_source=why, **base)
+        return EngineFacts(
+            reachable=False, error=_short(exc), daemon_json=path, daemon_json_source=why, **base
+        )
     security = [str(s) for s in info.get("SecurityOptions") or []]
     rootless = any("rootless" in s for s in security)
     path, why = daemon_json_path(host, proc, rootless, daemon_json)
     cdi = _cdi_enabled(info, version.get("Version", ""))
-    devices = tuple(str(d.get("ID", "")) for d in info.get("DiscoveredDevices") or []
-                    if isinstance(d, dict))
+    devices = tuple(
+        str(d.get("ID", "")) for d in info.get("DiscoveredDevices") or [] if isinstance(d, dict)
+    )
     return EngineFacts(
         reachable=True,
         version=str(version.get("Version", "")),
@@ -288,29 +309,45 @@ def install_remedy(host: Host) -> str:
     fam = host.facts.family()
     distro = host.facts.distro_id
     if fam == "debian":
-        return ("Install Docker Engine: `sudo apt-get install docker.io` (the distribution's "
-                "package), or docker-ce from Docker's repository "
-                "(https://docs.docker.com/engine/install/" +
-                ("ubuntu" if distro == "ubuntu" else "debian") + "/).")
+        return (
+            "Install Docker Engine: `sudo apt-get install docker.io` (the distribution's "
+            "package), or docker-ce from Docker's repository "
+            "(https://docs.docker.com/engine/install/"
+            + ("ubuntu" if distro == "ubuntu" else "debian")
+            + "/)."
+        )
     if distro == "fedora":
-        return ("Install Docker Engine: `sudo dnf install moby-engine`, or docker-ce from "
-                "Docker's repository (https://docs.docker.com/engine/install/fedora/).")
+        return (
+            "Install Docker Engine: `sudo dnf install moby-engine`, or docker-ce from "
+            "Docker's repository (https://docs.docker.com/engine/install/fedora/)."
+        )
     if fam == "rhel":
-        return ("Install Docker Engine: docker-ce from Docker's repository "
-                "(https://docs.docker.com/engine/install/rhel/); RHEL ships podman instead.")
+        return (
+            "Install Docker Engine: docker-ce from Docker's repository "
+            "(https://docs.docker.com/engine/install/rhel/); RHEL ships podman instead."
+        )
     if fam == "suse":
         return "Install Docker Engine: `sudo zypper install docker`, then start it."
     return "Install Docker Engine (https://docs.docker.com/engine/install/), then start it."
 
 
-DESKTOP_CAUSE = ("The docker CLI talks to Docker Desktop, whose dockerd runs inside a virtual "
-                 "machine: the NVIDIA toolkit installed on this host cannot reach it")
-DESKTOP_REMEDY = ("Use Docker Engine on this host (docker-ce or docker.io) and switch to it: "
-                  "`docker context use default`. Docker Desktop for Linux has no GPU support.")
+DESKTOP_CAUSE = (
+    "The docker CLI talks to Docker Desktop, whose dockerd runs inside a virtual "
+    "machine: the NVIDIA toolkit installed on this host cannot reach it"
+)
+DESKTOP_REMEDY = (
+    "Use Docker Engine on this host (docker-ce or docker.io) and switch to it: "
+    "`docker context use default`. Docker Desktop for Linux has no GPU support."
+)
 
 
-def wait_for_engine(host: Host, docker_host: Optional[str], deadline: float,
-                    on_tick: Any = None, interval: float = 0.2) -> dict[str, Any]:
+def wait_for_engine(
+    host: Host,
+    docker_host: Optional[str],
+    deadline: float,
+    on_tick: Any = None,
+    interval: float = 0.2,
+) -> dict[str, Any]:
     """Wait until the engine answers (or `deadline` seconds pass); returns its info."""
     start = time.monotonic()
     last = ""
@@ -330,7 +367,8 @@ def wait_for_engine(host: Host, docker_host: Optional[str], deadline: float,
             raise WizardError(
                 f"Docker did not answer within {deadline:.0f} s",
                 "Look at the daemon's log below; fix the cause, then run gpuwizard again.",
-                last)
+                last,
+            )
         if on_tick is not None:
             on_tick(elapsed)
         time.sleep(interval)

@@ -29,8 +29,14 @@ from gpuwizard.host.system import Host
 NVIDIA_VENDOR = "0x10de"
 SMI_DIRS = ("/usr/local/nvidia/bin", "/usr/lib/wsl/lib", "/opt/nvidia/bin")
 SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
-LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib",
-            "/usr/local/nvidia/lib64", "/usr/local/nvidia/lib")
+LIB_DIRS = (
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/nvidia/lib64",
+    "/usr/local/nvidia/lib",
+)
 _PROC_VERSION = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+(?:\.\d+)+)")
 
 
@@ -78,8 +84,11 @@ class GpuReport:
     @property
     def ok(self) -> bool:
         """A working driver with at least one GPU and nothing blocking."""
-        return (self.source in ("nvml", "nvidia-smi") and bool(self.gpus)
-                and not self.blocking_problems())
+        return (
+            self.source in ("nvml", "nvidia-smi")
+            and bool(self.gpus)
+            and not self.blocking_problems()
+        )
 
     def blocking_problems(self) -> list[Problem]:
         return [p for p in self.problems if p.blocking]
@@ -194,9 +203,14 @@ def _nvml_device(backend: NvmlBackend, index: int) -> GpuDevice:
             if mh is None:
                 continue
             mem = _optional(lambda mh=mh: backend.memory(mh))
-            migs.append(MigDevice(j, _optional(lambda mh=mh: backend.name(mh)),
-                                  _optional(lambda mh=mh: backend.uuid(mh)),
-                                  _mib(mem[0]) if mem else None))
+            migs.append(
+                MigDevice(
+                    j,
+                    _optional(lambda mh=mh: backend.name(mh)),
+                    _optional(lambda mh=mh: backend.uuid(mh)),
+                    _mib(mem[0]) if mem else None,
+                )
+            )
     return GpuDevice(
         index=index,
         name=_optional(lambda: backend.name(h)) or "NVIDIA GPU",
@@ -234,20 +248,26 @@ def parse_smi_xml(text: str) -> _Reading:
         device_id = _xml_text(gpu, "pci/pci_device_id")
         current = _xml_text(gpu, "mig_mode/current_mig")
         migs = tuple(
-            MigDevice(int(_xml_text(m, "index") or j), None, None,
-                      _mib_text(_xml_text(m, "fb_memory_usage/total")))
+            MigDevice(
+                int(_xml_text(m, "index") or j),
+                None,
+                None,
+                _mib_text(_xml_text(m, "fb_memory_usage/total")),
+            )
             for j, m in enumerate(gpu.findall("mig_devices/mig_device"))
         )
-        out.gpus.append(GpuDevice(
-            index=i,
-            name=_xml_text(gpu, "product_name") or "NVIDIA GPU",
-            uuid=_xml_text(gpu, "uuid"),
-            memory_total_mib=_mib_text(_xml_text(gpu, "fb_memory_usage/total")),
-            pci_bus_id=_xml_text(gpu, "pci/pci_bus_id") or gpu.get("id"),
-            pci_id=_pci_id(int(device_id, 16)) if device_id else None,
-            mig_mode=None if current is None else current.lower(),
-            mig_devices=migs,
-        ))
+        out.gpus.append(
+            GpuDevice(
+                index=i,
+                name=_xml_text(gpu, "product_name") or "NVIDIA GPU",
+                uuid=_xml_text(gpu, "uuid"),
+                memory_total_mib=_mib_text(_xml_text(gpu, "fb_memory_usage/total")),
+                pci_bus_id=_xml_text(gpu, "pci/pci_bus_id") or gpu.get("id"),
+                pci_id=_pci_id(int(device_id, 16)) if device_id else None,
+                mig_mode=None if current is None else current.lower(),
+                mig_devices=migs,
+            )
+        )
     return out
 
 
@@ -281,22 +301,29 @@ def read_proc(host: Host) -> _Reading:
     if gpus_dir.is_dir():
         for i, d in enumerate(sorted(gpus_dir.iterdir())):
             info = {}
-            for line in (host.read_text(f"/proc/driver/nvidia/gpus/{d.name}/information")
-                         or "").splitlines():
+            for line in (
+                host.read_text(f"/proc/driver/nvidia/gpus/{d.name}/information") or ""
+            ).splitlines():
                 key, _, value = line.partition(":")
                 info[key.strip()] = value.strip()
-            out.gpus.append(GpuDevice(
-                index=i, name=info.get("Model") or "NVIDIA GPU",
-                uuid=info.get("GPU UUID") or None,
-                pci_bus_id=info.get("Bus Location") or d.name,
-            ))
+            out.gpus.append(
+                GpuDevice(
+                    index=i,
+                    name=info.get("Model") or "NVIDIA GPU",
+                    uuid=info.get("GPU UUID") or None,
+                    pci_bus_id=info.get("Bus Location") or d.name,
+                )
+            )
     return out
 
 
 @lru_cache(maxsize=1)
 def pci_names() -> dict[str, str]:
-    data = json.loads((Path(__file__).resolve().parent.parent / "data" / "pci_ids.json")
-                      .read_text(encoding="utf-8"))
+    data = json.loads(
+        (Path(__file__).resolve().parent.parent / "data" / "pci_ids.json").read_text(
+            encoding="utf-8"
+        )
+    )
     return dict(data["devices"])
 
 
@@ -320,8 +347,11 @@ def read_pci(host: Host) -> tuple[list[GpuDevice], list[str]]:
             continue
         device = (host.read_text(f"{base}/device") or "").strip().lower().replace("0x", "")
         pci_id = f"10de:{device}"
-        gpus.append(GpuDevice(index=len(gpus), name=gpu_name_for(pci_id), pci_bus_id=dev.name,
-                              pci_id=pci_id))
+        gpus.append(
+            GpuDevice(
+                index=len(gpus), name=gpu_name_for(pci_id), pci_bus_id=dev.name, pci_id=pci_id
+            )
+        )
         link = host.path(f"{base}/driver")
         if link.is_symlink():
             drivers.append(os.path.basename(os.readlink(link)))
@@ -352,8 +382,7 @@ def read_lspci(host: Host) -> list[GpuDevice]:
             pci_id = f"10de:{m.group(3)}"
             described = m.group(2).replace("NVIDIA Corporation", "NVIDIA").strip()
             name = described if device_unknown(pci_id) and described else gpu_name_for(pci_id)
-            gpus.append(GpuDevice(index=len(gpus), name=name, pci_bus_id=m.group(1),
-                                  pci_id=pci_id))
+            gpus.append(GpuDevice(index=len(gpus), name=name, pci_bus_id=m.group(1), pci_id=pci_id))
     return gpus
 
 
@@ -378,8 +407,10 @@ def nouveau_loaded(host: Host) -> bool:
 def is_wsl(host: Host) -> bool:
     if host.is_live and host.facts.wsl:
         return True
-    return (host.path("/proc/sys/fs/binfmt_misc/WSLInterop").exists()
-            or "microsoft" in (host.read_text("/proc/version") or "").lower())
+    return (
+        host.path("/proc/sys/fs/binfmt_misc/WSLInterop").exists()
+        or "microsoft" in (host.read_text("/proc/version") or "").lower()
+    )
 
 
 def in_container(host: Host) -> bool:
@@ -399,7 +430,7 @@ def userspace_versions(host: Host) -> list[str]:
         if not folder.is_dir():
             continue
         for f in folder.glob("libnvidia-ml.so.*.*"):
-            version = f.name[len("libnvidia-ml.so."):]
+            version = f.name[len("libnvidia-ml.so.") :]
             if re.match(r"^\d+\.\d+(\.\d+)?$", version) and version not in found:
                 found.append(version)
     return found
@@ -456,10 +487,20 @@ def probe_gpus(host: Host, backend: Optional[NvmlBackend] = None) -> GpuReport:
         cuda_version, cuda_from = cuda_version_for_driver(driver_version), "driver-table"
 
     problems = diagnose(
-        host, nvml_error=nvml.error, smi_error=smi.error if smi else None, smi_ran=smi is not None,
-        working=working, gpus=gpus, pci_gpus=pci_gpus,
-        pci_drivers=pci_drivers, kernel_version=proc.driver_version, userspace=userspace,
-        wsl=wsl, container=container, nouveau=nouveau, sb=sb,
+        host,
+        nvml_error=nvml.error,
+        smi_error=smi.error if smi else None,
+        smi_ran=smi is not None,
+        working=working,
+        gpus=gpus,
+        pci_gpus=pci_gpus,
+        pci_drivers=pci_drivers,
+        kernel_version=proc.driver_version,
+        userspace=userspace,
+        wsl=wsl,
+        container=container,
+        nouveau=nouveau,
+        sb=sb,
     )
     return GpuReport(
         source=source,

@@ -36,10 +36,15 @@ from gpuwizard.host.runner import base_env
 
 _MIB = 1024 * 1024
 # errors that mean the whole GPU (or NVML) is gone, not one field: the GPU row shows the error
-_WHOLE_GPU = frozenset({
-    "NVMLError_GpuIsLost", "NVMLError_ResetRequired", "NVMLError_Uninitialized",
-    "NVMLError_DriverNotLoaded", "NVMLError_LibRmVersionMismatch",
-})
+_WHOLE_GPU = frozenset(
+    {
+        "NVMLError_GpuIsLost",
+        "NVMLError_ResetRequired",
+        "NVMLError_Uninitialized",
+        "NVMLError_DriverNotLoaded",
+        "NVMLError_LibRmVersionMismatch",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,12 @@ class GpuSampler:
 
     POWER_LIMIT_TTL = 30.0  # s: the limit changes only when someone sets it
 
-    def __init__(self, backend: Optional[NvmlBackend] = None,
-                 clock: Callable[[], float] = time.time, host: Any = None) -> None:
+    def __init__(
+        self,
+        backend: Optional[NvmlBackend] = None,
+        clock: Callable[[], float] = time.time,
+        host: Any = None,
+    ) -> None:
         self.backend: NvmlBackend = backend if backend is not None else PynvmlBackend()
         self.host = host  # for /proc/PID/comm under a --root; None: this machine
         self.clock = clock
@@ -120,12 +129,16 @@ class GpuSampler:
                 refused: set[str] = set()
                 name = self._get(refused, "name", partial(self.backend.name, h))
                 memory = self._get(refused, "memory_total", partial(self.backend.memory, h))
-                devices.append(_Device(
-                    index=i, handle=h, name=name or f"GPU {i}",
-                    uuid=self._get(refused, "uuid", partial(self.backend.uuid, h)),
-                    memory_total_mib=memory[0] // _MIB if memory else None,
-                    refused=refused - {"memory_total"},
-                ))
+                devices.append(
+                    _Device(
+                        index=i,
+                        handle=h,
+                        name=name or f"GPU {i}",
+                        uuid=self._get(refused, "uuid", partial(self.backend.uuid, h)),
+                        memory_total_mib=memory[0] // _MIB if memory else None,
+                        refused=refused - {"memory_total"},
+                    )
+                )
         except ImportError:
             self.open_error = "pynvml is not installed"
             return
@@ -193,10 +206,26 @@ class GpuSampler:
         except Exception as exc:  # noqa: BLE001 - e.g. NVMLError_GpuIsLost for this GPU only
             if not is_nvml_error(exc):
                 raise
-            return GpuReading(d.index, d.name, d.uuid, None, None, None, d.memory_total_mib,
-                              None, None, None, None, None, None, error=error_name(exc))
+            return GpuReading(
+                d.index,
+                d.name,
+                d.uuid,
+                None,
+                None,
+                None,
+                d.memory_total_mib,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                error=error_name(exc),
+            )
         return GpuReading(
-            index=d.index, name=d.name, uuid=d.uuid,
+            index=d.index,
+            name=d.name,
+            uuid=d.uuid,
             utilization_gpu=util[0] if util else None,
             utilization_memory=util[1] if util else None,
             memory_used_mib=mem[1] // _MIB if mem else None,
@@ -204,10 +233,12 @@ class GpuSampler:
             temperature_c=temp,
             power_w=power / 1000.0 if power is not None else None,
             power_limit_w=d.power_limit_w,
-            clock_sm_mhz=sm, clock_mem_mhz=memclk,
-            processes=None if procs is None else tuple(
-                GpuProcess(pid, self._process_name(pid),
-                           used // _MIB if used is not None else None)
+            clock_sm_mhz=sm,
+            clock_mem_mhz=memclk,
+            processes=None
+            if procs is None
+            else tuple(
+                GpuProcess(pid, self._process_name(pid), used // _MIB if used is not None else None)
                 for pid, used in procs
             ),
         )
@@ -284,9 +315,14 @@ class SmiStream:
     prints the same format (tests, demo mode).
     """
 
-    def __init__(self, nvidia_smi: str = "nvidia-smi", interval: int = 1,
-                 on_frame: Optional[Callable[[str], None]] = None,
-                 argv: Optional[Sequence[str]] = None, chroot: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        nvidia_smi: str = "nvidia-smi",
+        interval: int = 1,
+        on_frame: Optional[Callable[[str], None]] = None,
+        argv: Optional[Sequence[str]] = None,
+        chroot: Optional[str] = None,
+    ) -> None:
         self.argv = list(argv) if argv else [nvidia_smi, "-l", str(max(1, int(interval)))]
         if chroot:
             self.argv = ["chroot", chroot, *self.argv]
@@ -307,11 +343,14 @@ class SmiStream:
             return
         self.error = None
         self._proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
-            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=base_env(), start_new_session=True,
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=base_env(),
+            start_new_session=True,
         )
-        self._thread = threading.Thread(target=self._read, name="nvidia-smi-stream",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._read, name="nvidia-smi-stream", daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
@@ -366,8 +405,9 @@ class ReplayedSmiStream:
     """Demo mode's raw view: a recorded `nvidia-smi` frame, shown again every interval with
     the current time in its header, through the same interface as `SmiStream`."""
 
-    def __init__(self, frame: str, interval: float = 1.0,
-                 on_frame: Optional[Callable[[str], None]] = None) -> None:
+    def __init__(
+        self, frame: str, interval: float = 1.0, on_frame: Optional[Callable[[str], None]] = None
+    ) -> None:
         self.frame = frame
         self.interval = interval
         self.on_frame = on_frame
@@ -378,8 +418,9 @@ class ReplayedSmiStream:
         self._thread: Optional[threading.Thread] = None
 
     @classmethod
-    def recorded_h200(cls, interval: float = 1.0,
-                      on_frame: Optional[Callable[[str], None]] = None) -> ReplayedSmiStream:
+    def recorded_h200(
+        cls, interval: float = 1.0, on_frame: Optional[Callable[[str], None]] = None
+    ) -> ReplayedSmiStream:
         from gpuwizard.host.nvml import recorded_h200
 
         return cls(recorded_h200(moving=False).data["nvidia_smi_text"], interval, on_frame)

@@ -20,10 +20,12 @@ from typing import Iterator, Optional
 from gpuwizard.errors import CommandFailed, WizardError
 from gpuwizard.host.system import Host
 
-MIRROR_REMEDY = ("If this host reaches the Internet only through a mirror (Artifactory, Nexus, "
-                 "an air-gapped copy), pass --repo-url and --key-url (and --key-fingerprint if "
-                 "the mirror re-signs); a key file on this machine works as --key-url "
-                 "file:///path/to/gpgkey.")
+MIRROR_REMEDY = (
+    "If this host reaches the Internet only through a mirror (Artifactory, Nexus, "
+    "an air-gapped copy), pass --repo-url and --key-url (and --key-fingerprint if "
+    "the mirror re-signs); a key file on this machine works as --key-url "
+    "file:///path/to/gpgkey."
+)
 
 
 class KeyUnavailable(WizardError):
@@ -43,8 +45,11 @@ class KeyInfo:
         return self.fingerprints[0] if self.fingerprints else ""
 
     def to_json(self) -> dict[str, object]:
-        return {"fingerprints": list(self.fingerprints), "uids": list(self.uids),
-                "armored": self.armored}
+        return {
+            "fingerprints": list(self.fingerprints),
+            "uids": list(self.uids),
+            "armored": self.armored,
+        }
 
 
 @dataclass(frozen=True)
@@ -76,24 +81,30 @@ def fetch_key(url: str, timeout: float = 30.0) -> bytes:
         try:
             return Path(path).read_bytes()
         except OSError as exc:
-            raise KeyUnavailable(f"Cannot read the signing key file {path}: {exc.strerror}",
-                              "Check the path given to --key-url. " + MIRROR_REMEDY) from exc
+            raise KeyUnavailable(
+                f"Cannot read the signing key file {path}: {exc.strerror}",
+                "Check the path given to --key-url. " + MIRROR_REMEDY,
+            ) from exc
     if parts.scheme not in ("http", "https"):
-        raise KeyUnavailable(f"The key URL {url!r} is neither http(s) nor file://",
-                          "Pass --key-url https://… or file:///path/to/gpgkey.")
+        raise KeyUnavailable(
+            f"The key URL {url!r} is neither http(s) nor file://",
+            "Pass --key-url https://… or file:///path/to/gpgkey.",
+        )
     req = urllib.request.Request(url, headers={"User-Agent": "gpuwizard"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked
             data: bytes = resp.read(1 << 20)
     except urllib.error.HTTPError as exc:
-        raise KeyUnavailable(f"Downloading the NVIDIA signing key from {url} failed: "
-                          f"HTTP {exc.code} {exc.reason}",
-                          "Check the URL. " + MIRROR_REMEDY) from exc
+        raise KeyUnavailable(
+            f"Downloading the NVIDIA signing key from {url} failed: HTTP {exc.code} {exc.reason}",
+            "Check the URL. " + MIRROR_REMEDY,
+        ) from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise KeyUnavailable(f"Cannot download the NVIDIA signing key from {url}: {reason}",
-                          "Check the network and any proxy (https_proxy). " + MIRROR_REMEDY
-                          ) from exc
+        raise KeyUnavailable(
+            f"Cannot download the NVIDIA signing key from {url}: {reason}",
+            "Check the network and any proxy (https_proxy). " + MIRROR_REMEDY,
+        ) from exc
     if not data:
         raise KeyUnavailable(f"The key at {url} is empty", "Check --key-url. " + MIRROR_REMEDY)
     return data
@@ -110,29 +121,36 @@ def throwaway_gnupghome() -> Iterator[Path]:
         if shutil.which("gpgconf") and any(home.glob("S.*")):
             import subprocess
 
-            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"],  # noqa: S603 S607
-                           capture_output=True, check=False)
+            subprocess.run(
+                ["gpgconf", "--homedir", str(home), "--kill", "all"],  # noqa: S603 S607
+                capture_output=True,
+                check=False,
+            )
         shutil.rmtree(home, ignore_errors=True)
 
 
 def _gpg(host: Host, home: Path, args: list[str], data: Optional[bytes] = None) -> str:
     try:
-        res = host.run(["gpg", "--homedir", str(home), "--batch", *args], inside=False,
-                       input=data, timeout=60,
-                       remedy="Install gnupg (apt-get install gnupg / dnf install gnupg2).")
+        res = host.run(
+            ["gpg", "--homedir", str(home), "--batch", *args],
+            inside=False,
+            input=data,
+            timeout=60,
+            remedy="Install gnupg (apt-get install gnupg / dnf install gnupg2).",
+        )
     except CommandFailed as exc:
-        raise WizardError("gpg could not read the key: " + (exc.output_tail.splitlines() or
-                                                          ["no output"])[-1],
-                          "The file at --key-url is not an OpenPGP key. " + MIRROR_REMEDY,
-                          exc.output_tail) from exc
+        raise WizardError(
+            "gpg could not read the key: " + (exc.output_tail.splitlines() or ["no output"])[-1],
+            "The file at --key-url is not an OpenPGP key. " + MIRROR_REMEDY,
+            exc.output_tail,
+        ) from exc
     return res.stdout
 
 
 def inspect_key(host: Host, data: bytes) -> KeyInfo:
     """Read fingerprints and user ids without importing anything anywhere."""
     with throwaway_gnupghome() as home:
-        out = _gpg(host, home, ["--with-colons", "--import-options", "show-only", "--import"],
-                   data)
+        out = _gpg(host, home, ["--with-colons", "--import-options", "show-only", "--import"], data)
     return parse_colons(out, armored=data.lstrip().startswith(b"-----BEGIN PGP"))
 
 
@@ -186,9 +204,22 @@ def keyring_fingerprints(host: Host, keyring: Path) -> list[tuple[str, str]]:
     """(fingerprint, uid) of every primary key in a legacy keyring such as trusted.gpg."""
     with throwaway_gnupghome() as home:
         try:
-            res = host.run(["gpg", "--homedir", str(home), "--batch", "--no-default-keyring",
-                            "--keyring", f"gnupg-ring:{keyring}", "--with-colons",
-                            "--list-keys"], inside=False, timeout=60, check=False)
+            res = host.run(
+                [
+                    "gpg",
+                    "--homedir",
+                    str(home),
+                    "--batch",
+                    "--no-default-keyring",
+                    "--keyring",
+                    f"gnupg-ring:{keyring}",
+                    "--with-colons",
+                    "--list-keys",
+                ],
+                inside=False,
+                timeout=60,
+                check=False,
+            )
         except WizardError:
             return []
     out: list[tuple[str, str]] = []
@@ -212,7 +243,20 @@ def keyring_without(host: Host, keyring: Path, fingerprints: list[str]) -> bytes
     with throwaway_gnupghome() as home:
         copy = home / "work.gpg"
         shutil.copyfile(keyring, copy)
-        host.run(["gpg", "--homedir", str(home), "--batch", "--yes", "--no-default-keyring",
-                  "--keyring", f"gnupg-ring:{copy}", "--delete-keys", *fingerprints],
-                 inside=False, timeout=60)
+        host.run(
+            [
+                "gpg",
+                "--homedir",
+                str(home),
+                "--batch",
+                "--yes",
+                "--no-default-keyring",
+                "--keyring",
+                f"gnupg-ring:{copy}",
+                "--delete-keys",
+                *fingerprints,
+            ],
+            inside=False,
+            timeout=60,
+        )
         return copy.read_bytes()

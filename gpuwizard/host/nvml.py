@@ -23,11 +23,17 @@ CLOCK_MEM = 2
 _NOT_AVAILABLE = (1 << 64) - 1  # NVML_VALUE_NOT_AVAILABLE for unsigned long long
 
 # Errors that mean "this field is not there on this GPU": shown as unavailable, not as a fault.
-FIELD_UNAVAILABLE = frozenset({
-    "NVMLError_NotSupported", "NVMLError_InvalidArgument", "NVMLError_NotFound",
-    "NVMLError_NoData", "NVMLError_FunctionNotFound", "NVMLError_NoPermission",
-    "NVMLError_NotReady",
-})
+FIELD_UNAVAILABLE = frozenset(
+    {
+        "NVMLError_NotSupported",
+        "NVMLError_InvalidArgument",
+        "NVMLError_NotFound",
+        "NVMLError_NoData",
+        "NVMLError_FunctionNotFound",
+        "NVMLError_NoPermission",
+        "NVMLError_NotReady",
+    }
+)
 
 
 def error_name(exc: BaseException) -> str:
@@ -149,8 +155,10 @@ class PynvmlBackend:
 
     def processes(self, h: Any) -> list[tuple[int, Optional[int]]]:
         seen: dict[int, Optional[int]] = {}
-        for getter in (self.nv.nvmlDeviceGetComputeRunningProcesses,
-                       self.nv.nvmlDeviceGetGraphicsRunningProcesses):
+        for getter in (
+            self.nv.nvmlDeviceGetComputeRunningProcesses,
+            self.nv.nvmlDeviceGetGraphicsRunningProcesses,
+        ):
             for p in getter(h):
                 used = getattr(p, "usedGpuMemory", None)
                 if used is None or used == _NOT_AVAILABLE:
@@ -168,7 +176,7 @@ def nvml_error(name: str, value: Optional[int] = None) -> BaseException:
 
     cls = getattr(pynvml, name, None)
     if cls is None and name.startswith("NVMLError(") and name.endswith(")"):
-        return pynvml.NVMLError(int(name[len("NVMLError("):-1]))
+        return pynvml.NVMLError(int(name[len("NVMLError(") : -1]))
     if cls is None:
         return pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN if value is None else value)
     # pynvml's subclasses are created by NVMLError.__new__ from a code; find it
@@ -248,17 +256,20 @@ def record(backend: NvmlBackend, note: str = "") -> dict[str, Any]:
                     if is_nvml_error(exc):
                         continue  # an empty MIG slot
                     raise
-                migs.append({
-                    "index": j,
-                    "name": _attempt(partial(backend.name, mh)),
-                    "uuid": _attempt(partial(backend.uuid, mh)),
-                    "memory": _attempt(partial(backend.memory, mh)),
-                })
+                migs.append(
+                    {
+                        "index": j,
+                        "name": _attempt(partial(backend.name, mh)),
+                        "uuid": _attempt(partial(backend.uuid, mh)),
+                        "memory": _attempt(partial(backend.memory, mh)),
+                    }
+                )
         dev["mig_devices"] = migs
         devices.append(dev)
     data["devices"] = devices
-    data["process_names"] = {str(pid): _attempt(partial(backend.process_name, pid))
-                             for pid in sorted(pids)}
+    data["process_names"] = {
+        str(pid): _attempt(partial(backend.process_name, pid)) for pid in sorted(pids)
+    }
     _attempt(backend.shutdown)
     return data
 
@@ -272,8 +283,12 @@ class RecordedBackend:
     raised again as the real pynvml exception.
     """
 
-    def __init__(self, data: dict[str, Any], moving: bool = False,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        moving: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.data = data
         self.moving = moving
         self._now = clock
@@ -312,8 +327,9 @@ class RecordedBackend:
             raise nvml_error("NVMLError_NotSupported")
         return self._value(dev[key])
 
-    def _wobble(self, h: Any, base: float, amplitude: float, period: float, lo: float,
-                hi: float) -> int:
+    def _wobble(
+        self, h: Any, base: float, amplitude: float, period: float, lo: float, hi: float
+    ) -> int:
         if not self.moving:
             return int(base)
         t = self._now() - self._start
@@ -384,8 +400,9 @@ class RecordedBackend:
         gpu, mem = self._field(h, "utilization")
         if self.moving:
             busy = gpu >= 80  # recorded under load: stay busy; recorded idle: wake up
-            gpu = self._wobble(h, gpu - 8 if busy else max(gpu, 35), 10 if busy else 30, 13.0,
-                               0, 100)
+            gpu = self._wobble(
+                h, gpu - 8 if busy else max(gpu, 35), 10 if busy else 30, 13.0, 0, 100
+            )
             mem = self._wobble(h, max(mem, 12), 8, 17.0, 0, 100)
         return int(gpu), int(mem)
 
@@ -416,8 +433,10 @@ class RecordedBackend:
         return int(value)
 
     def processes(self, h: Any) -> list[tuple[int, Optional[int]]]:
-        return [(int(pid), None if used is None else int(used))
-                for pid, used in self._field(h, "processes")]
+        return [
+            (int(pid), None if used is None else int(used))
+            for pid, used in self._field(h, "processes")
+        ]
 
     def process_name(self, pid: int) -> str:
         names = self.data.get("process_names", {})

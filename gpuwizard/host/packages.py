@@ -23,8 +23,12 @@ from gpuwizard.errors import WizardError
 from gpuwizard.host.runner import CommandResult, LineCallback
 from gpuwizard.host.system import Host
 
-TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
-                    "libnvidia-container-tools", "libnvidia-container1")
+TOOLKIT_PACKAGES = (
+    "nvidia-container-toolkit",
+    "nvidia-container-toolkit-base",
+    "libnvidia-container-tools",
+    "libnvidia-container1",
+)
 LEGACY_PACKAGES = ("nvidia-docker2", "nvidia-container-runtime")
 # Below this, known CVEs (CVE-2025-23266/23267, commonly cited as fixed in 1.17.8).
 SECURITY_FLOOR = "1.17.8"
@@ -32,8 +36,11 @@ SECURITY_FLOOR = "1.17.8"
 # their own suffix (Lambda: 1.11.0-0lambda0.22.04.1).
 NVIDIA_VERSION = re.compile(r"^\d+\.\d+\.\d+(~rc\.\d+)?-1$")
 
-APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none",
-           "NEEDRESTART_MODE": "l"}
+APT_ENV = {
+    "DEBIAN_FRONTEND": "noninteractive",
+    "APT_LISTCHANGES_FRONTEND": "none",
+    "NEEDRESTART_MODE": "l",
+}
 
 
 @dataclass(frozen=True)
@@ -122,14 +129,20 @@ class PackageManager(ABC):
         """What removing the packages would change (dependents included)."""
 
     @abstractmethod
-    def install(self, specs: Mapping[str, str], *, on_line: Optional[LineCallback] = None,
-                status: Optional[Callable[[float, str], None]] = None,
-                allow_downgrades: bool = False) -> CommandResult:
+    def install(
+        self,
+        specs: Mapping[str, str],
+        *,
+        on_line: Optional[LineCallback] = None,
+        status: Optional[Callable[[float, str], None]] = None,
+        allow_downgrades: bool = False,
+    ) -> CommandResult:
         """Install exactly these versions."""
 
     @abstractmethod
-    def remove(self, names: Sequence[str], *, on_line: Optional[LineCallback] = None,
-               exact: bool = False) -> CommandResult:
+    def remove(
+        self, names: Sequence[str], *, on_line: Optional[LineCallback] = None, exact: bool = False
+    ) -> CommandResult:
         """Remove (never purge). exact=True refuses to remove anything else (rollback)."""
 
     def lock_holder(self) -> Optional[LockHolder]:
@@ -141,6 +154,7 @@ class PackageManager(ABC):
 
 
 # -- locks -----------------------------------------------------------------------------------
+
 
 def _proc_cmdline(pid: int) -> str:
     try:
@@ -177,8 +191,11 @@ def _same_dev(field: str, want: str) -> bool:
     try:
         maj, minor, ino = field.split(":")
         wmaj, wmin, wino = want.split(":")
-        return int(maj, 16) == int(wmaj, 16) and int(minor, 16) == int(wmin, 16) \
+        return (
+            int(maj, 16) == int(wmaj, 16)
+            and int(minor, 16) == int(wmin, 16)
             and int(ino) == int(wino)
+        )
     except ValueError:
         return False
 
@@ -279,9 +296,16 @@ class AptPackages(PackageManager):
 
         if not self.host.path(APT_LIST).is_file():
             return None
-        return ["-o", f"Dir::Etc::sourcelist={APT_LIST.removeprefix('/etc/apt/')}",
-                "-o", "Dir::Etc::sourceparts=-", "-o", "Dir::Cache::pkgcache=",
-                "-o", "Dir::Cache::srcpkgcache="]
+        return [
+            "-o",
+            f"Dir::Etc::sourcelist={APT_LIST.removeprefix('/etc/apt/')}",
+            "-o",
+            "Dir::Etc::sourceparts=-",
+            "-o",
+            "Dir::Cache::pkgcache=",
+            "-o",
+            "Dir::Cache::srcpkgcache=",
+        ]
 
     def sources_in_our_list(self, name: str) -> dict[str, list[str]]:
         """version -> sources, from the NVIDIA list alone: about 15 ms, where a plain
@@ -312,13 +336,17 @@ class AptPackages(PackageManager):
         fast = self._simulate_from_our_list(specs)
         if fast is not None:
             return fast
-        res = self._run(["apt-get", "-s", "-q", "install", "--allow-downgrades",
-                         *self._specs(specs)], check=False)
+        res = self._run(
+            ["apt-get", "-s", "-q", "install", "--allow-downgrades", *self._specs(specs)],
+            check=False,
+        )
         if res.returncode != 0:
             raise WizardError(
                 "apt cannot install " + ", ".join(self._specs(specs)),
                 "Read apt's message below; `apt-get update` may be needed, or the version is "
-                "not in the repository (see --toolkit-version).", res.tail)
+                "not in the repository (see --toolkit-version).",
+                res.tail,
+            )
         return parse_apt_simulation(res.stdout)
 
     def _simulate_from_our_list(self, specs: Mapping[str, str]) -> Optional[list[Change]]:
@@ -334,8 +362,10 @@ class AptPackages(PackageManager):
         only = self._our_list_only()
         if only is None:
             return None
-        res = self._run(["apt-get", "-s", "-q", *only, "install", "--allow-downgrades",
-                         *self._specs(specs)], check=False)
+        res = self._run(
+            ["apt-get", "-s", "-q", *only, "install", "--allow-downgrades", *self._specs(specs)],
+            check=False,
+        )
         if res.returncode != 0:
             return None
         changes = parse_apt_simulation(res.stdout)
@@ -346,49 +376,100 @@ class AptPackages(PackageManager):
     def simulate_remove(self, names: Sequence[str]) -> list[Change]:
         res = self._run(["apt-get", "-s", "-q", "remove", *names], check=False)
         if res.returncode != 0:
-            raise WizardError("apt cannot remove " + ", ".join(names),
-                              "Read apt's message below and fix the package state "
-                              "(dpkg --audit).", res.tail)
+            raise WizardError(
+                "apt cannot remove " + ", ".join(names),
+                "Read apt's message below and fix the package state (dpkg --audit).",
+                res.tail,
+            )
         return parse_apt_simulation(res.stdout)
 
-    def install(self, specs: Mapping[str, str], *, on_line: Optional[LineCallback] = None,
-                status: Optional[Callable[[float, str], None]] = None,
-                allow_downgrades: bool = False) -> CommandResult:
-        argv = ["apt-get", "install", "-y", "-q", "-o", "Dpkg::Use-Pty=0",
-                "-o", "Dpkg::Options::=--force-confold",
-                "-o", "Dpkg::Options::=--force-confdef", "-o", "DPkg::Lock::Timeout=60"]
+    def install(
+        self,
+        specs: Mapping[str, str],
+        *,
+        on_line: Optional[LineCallback] = None,
+        status: Optional[Callable[[float, str], None]] = None,
+        allow_downgrades: bool = False,
+    ) -> CommandResult:
+        argv = [
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "-o",
+            "Dpkg::Use-Pty=0",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "DPkg::Lock::Timeout=60",
+        ]
         if allow_downgrades:
             argv.append("--allow-downgrades")
         argv += self._specs(specs)
         return self._with_status(argv, on_line, status)
 
-    def _with_status(self, argv: list[str], on_line: Optional[LineCallback],
-                     status: Optional[Callable[[float, str], None]]) -> CommandResult:
+    def _with_status(
+        self,
+        argv: list[str],
+        on_line: Optional[LineCallback],
+        status: Optional[Callable[[float, str], None]],
+    ) -> CommandResult:
         if status is None:
             return self._run(argv, on_line=on_line, remedy=_APT_REMEDY)
         with AptStatusPipe(status) as fd:
             argv = [argv[0], "-o", f"APT::Status-Fd={fd}", *argv[1:]]
             return self._run(argv, on_line=on_line, pass_fds=(fd,), remedy=_APT_REMEDY)
 
-    def remove(self, names: Sequence[str], *, on_line: Optional[LineCallback] = None,
-               exact: bool = False) -> CommandResult:
+    def remove(
+        self, names: Sequence[str], *, on_line: Optional[LineCallback] = None, exact: bool = False
+    ) -> CommandResult:
         if exact:
             # dpkg --remove never cascades: if something else now needs these, it refuses.
-            return self._run(["dpkg", "--remove", *names], on_line=on_line,
-                             remedy="Something installed since needs these packages; remove "
-                                    "it first, or keep the toolkit.")
-        return self._run(["apt-get", "remove", "-y", "-q", "-o", "Dpkg::Use-Pty=0",
-                          "-o", "DPkg::Lock::Timeout=60",
-                          *names], on_line=on_line, remedy=_APT_REMEDY)
+            return self._run(
+                ["dpkg", "--remove", *names],
+                on_line=on_line,
+                remedy="Something installed since needs these packages; remove "
+                "it first, or keep the toolkit.",
+            )
+        return self._run(
+            [
+                "apt-get",
+                "remove",
+                "-y",
+                "-q",
+                "-o",
+                "Dpkg::Use-Pty=0",
+                "-o",
+                "DPkg::Lock::Timeout=60",
+                *names,
+            ],
+            on_line=on_line,
+            remedy=_APT_REMEDY,
+        )
 
-    def update_source(self, list_path: str, on_line: Optional[LineCallback] = None
-                      ) -> CommandResult:
+    def update_source(
+        self, list_path: str, on_line: Optional[LineCallback] = None
+    ) -> CommandResult:
         """`apt-get update` for one source list only: fast, and a broken unrelated source
         elsewhere on the host cannot fail it."""
         rel = list_path.removeprefix("/etc/apt/")
-        return self._run(["apt-get", "update", "-q", "-o", f"Dir::Etc::sourcelist={rel}",
-                          "-o", "Dir::Etc::sourceparts=-", "-o", "APT::Get::List-Cleanup=0"],
-                         on_line=on_line, check=False)
+        return self._run(
+            [
+                "apt-get",
+                "update",
+                "-q",
+                "-o",
+                f"Dir::Etc::sourcelist={rel}",
+                "-o",
+                "Dir::Etc::sourceparts=-",
+                "-o",
+                "APT::Get::List-Cleanup=0",
+            ],
+            on_line=on_line,
+            check=False,
+        )
 
     def lock_holder(self) -> Optional[LockHolder]:
         for lock in self.LOCKS:
@@ -406,8 +487,10 @@ class AptPackages(PackageManager):
         return None
 
 
-_APT_REMEDY = ("Read apt's output above. `dpkg --audit` and `apt-get -f install` show a "
-               "broken package state; fix it, then run gpuwizard again.")
+_APT_REMEDY = (
+    "Read apt's output above. `dpkg --audit` and `apt-get -f install` show a "
+    "broken package state; fix it, then run gpuwizard again."
+)
 
 
 class AptStatusPipe:
@@ -463,6 +546,7 @@ def parse_apt_status(line: str) -> Optional[tuple[float, str]]:
 
 # -- rpm: dnf/yum and zypper ----------------------------------------------------------------
 
+
 def parse_rpm_qa(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in text.splitlines():
@@ -487,8 +571,10 @@ class RpmPackages(PackageManager):
         if self._dbpath is None:
             res = self.host.run(["rpm", "--eval", "%{_dbpath}"], inside=False, check=False)
             self._dbpath = res.stdout.strip() or "/var/lib/rpm"
-        return any(self.host.path(p).is_dir() for p in (self._dbpath, "/var/lib/rpm",
-                                                        "/usr/lib/sysimage/rpm"))
+        return any(
+            self.host.path(p).is_dir()
+            for p in (self._dbpath, "/var/lib/rpm", "/usr/lib/sysimage/rpm")
+        )
 
     def foreign_database(self) -> Optional[str]:
         """With a root folder: the root's rpm database lives where this machine's rpm does
@@ -586,8 +672,9 @@ class DnfPackages(RpmPackages):
 
     def simulate_install(self, specs: Mapping[str, str]) -> list[Change]:
         before = self.installed()
-        res = self.dnf(["-q", "--assumeno", "install", *[f"{n}-{v}" for n, v in specs.items()]],
-                       check=False)
+        res = self.dnf(
+            ["-q", "--assumeno", "install", *[f"{n}-{v}" for n, v in specs.items()]], check=False
+        )
         changes = []
         for line in res.stdout.splitlines():
             parts = line.split()
@@ -601,22 +688,32 @@ class DnfPackages(RpmPackages):
         inst = self.installed(names)
         return [Change(n, v, None) for n, v in inst.items()]
 
-    def install(self, specs: Mapping[str, str], *, on_line: Optional[LineCallback] = None,
-                status: Optional[Callable[[float, str], None]] = None,
-                allow_downgrades: bool = False) -> CommandResult:
+    def install(
+        self,
+        specs: Mapping[str, str],
+        *,
+        on_line: Optional[LineCallback] = None,
+        status: Optional[Callable[[float, str], None]] = None,
+        allow_downgrades: bool = False,
+    ) -> CommandResult:
         verb = "install"
         argv = ["-y", verb, *[f"{n}-{v}" for n, v in specs.items()]]
         if allow_downgrades:
             argv = ["-y", "--allowerasing", "install", *argv[2:]]
         return self.dnf(argv, on_line=on_line)
 
-    def downgrade(self, specs: Mapping[str, str], on_line: Optional[LineCallback] = None
-                  ) -> CommandResult:
-        return self.dnf(["-y", "downgrade", *[f"{n}-{v}" for n, v in specs.items()]],
-                        on_line=on_line, check=False)
+    def downgrade(
+        self, specs: Mapping[str, str], on_line: Optional[LineCallback] = None
+    ) -> CommandResult:
+        return self.dnf(
+            ["-y", "downgrade", *[f"{n}-{v}" for n, v in specs.items()]],
+            on_line=on_line,
+            check=False,
+        )
 
-    def remove(self, names: Sequence[str], *, on_line: Optional[LineCallback] = None,
-               exact: bool = False) -> CommandResult:
+    def remove(
+        self, names: Sequence[str], *, on_line: Optional[LineCallback] = None, exact: bool = False
+    ) -> CommandResult:
         if exact:
             return self.rpm(["-e", *names], on_line=on_line)
         return self.dnf(["-y", "remove", *names], on_line=on_line)
@@ -635,8 +732,11 @@ class DnfPackages(RpmPackages):
 
     def refresh(self, repo_id: str, on_line: Optional[LineCallback] = None) -> CommandResult:
         # --disablerepo/--enablerepo: understood by yum 3 (Amazon Linux 2), dnf 4 and dnf 5
-        return self.dnf(["-y", "--disablerepo=*", f"--enablerepo={repo_id}", "makecache"],
-                        on_line=on_line, check=False)
+        return self.dnf(
+            ["-y", "--disablerepo=*", f"--enablerepo={repo_id}", "makecache"],
+            on_line=on_line,
+            check=False,
+        )
 
 
 class ZypperPackages(RpmPackages):
@@ -645,8 +745,12 @@ class ZypperPackages(RpmPackages):
     name = "zypper"
 
     def zypper(self, args: list[str], **kw: object) -> CommandResult:
-        argv = ["zypper", "--non-interactive",
-                *([] if self.host.at_slash else ["--root", str(self.host.root)]), *args]
+        argv = [
+            "zypper",
+            "--non-interactive",
+            *([] if self.host.at_slash else ["--root", str(self.host.root)]),
+            *args,
+        ]
         return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
 
     def available(self, name: str) -> list[str]:
@@ -670,16 +774,22 @@ class ZypperPackages(RpmPackages):
         inst = self.installed(names)
         return [Change(n, v, None) for n, v in inst.items()]
 
-    def install(self, specs: Mapping[str, str], *, on_line: Optional[LineCallback] = None,
-                status: Optional[Callable[[float, str], None]] = None,
-                allow_downgrades: bool = False) -> CommandResult:
+    def install(
+        self,
+        specs: Mapping[str, str],
+        *,
+        on_line: Optional[LineCallback] = None,
+        status: Optional[Callable[[float, str], None]] = None,
+        allow_downgrades: bool = False,
+    ) -> CommandResult:
         argv = ["install", "--no-recommends"]
         if allow_downgrades:
             argv.append("--oldpackage")
         return self.zypper([*argv, *[f"{n}={v}" for n, v in specs.items()]], on_line=on_line)
 
-    def remove(self, names: Sequence[str], *, on_line: Optional[LineCallback] = None,
-               exact: bool = False) -> CommandResult:
+    def remove(
+        self, names: Sequence[str], *, on_line: Optional[LineCallback] = None, exact: bool = False
+    ) -> CommandResult:
         if exact:
             return self.rpm(["-e", *names], on_line=on_line)
         return self.zypper(["remove", *names], on_line=on_line)
@@ -715,6 +825,7 @@ def package_manager(host: Host) -> Optional[PackageManager]:
 
 # -- things that make the deb the wrong answer ------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Refusal:
     """Why installing NVIDIA's packages here would break things, and what to do instead."""
@@ -731,7 +842,8 @@ def docker_packaging_refusal(host: Host) -> Optional[Refusal]:
             "the deb/rpm toolkit would not be used by it (and can conflict)",
             "Use the snap's own NVIDIA support: `sudo snap set docker nvidia-support.enabled"
             "=true` (see `snap info docker`), or install Docker from your distribution or "
-            "docker.com instead of the snap.")
+            "docker.com instead of the snap.",
+        )
     for home in _homes(host):
         if (home / ".docker/desktop").exists() or _desktop_context(home):
             return Refusal(
@@ -739,7 +851,8 @@ def docker_packaging_refusal(host: Host) -> Optional[Refusal]:
                 "its own VM, which cannot use this host's NVIDIA toolkit",
                 "Use Docker Engine (docker-ce or docker.io) for GPU containers on Linux, or "
                 "switch the context with `docker context use default` if Docker Engine is "
-                "also installed.")
+                "also installed.",
+            )
     return None
 
 
@@ -762,8 +875,9 @@ def _desktop_context(home: Path) -> bool:
     return isinstance(data, dict) and data.get("currentContext") == "desktop-linux"
 
 
-def vendor_build_refusal(pm: PackageManager, installed: Mapping[str, str],
-                         repo_host: str) -> Optional[Refusal]:
+def vendor_build_refusal(
+    pm: PackageManager, installed: Mapping[str, str], repo_host: str
+) -> Optional[Refusal]:
     """A toolkit built by someone else (Lambda Stack, a distribution) is installed: replacing
     it with NVIDIA's would break that vendor's stack."""
     for name in TOOLKIT_PACKAGES:
@@ -778,5 +892,6 @@ def vendor_build_refusal(pm: PackageManager, installed: Mapping[str, str],
             f"{name} {version} is installed and is not NVIDIA's build (from {where})",
             "It belongs to a vendor stack (e.g. Lambda Stack) or your distribution. Keep it "
             "and skip this step (--step daemon-config …), or remove that vendor's toolkit "
-            "first if you really want NVIDIA's packages.")
+            "first if you really want NVIDIA's packages.",
+        )
     return None

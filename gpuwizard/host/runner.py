@@ -139,8 +139,7 @@ class SubprocessRunner:
 
         def emit_all(stream: str, raw: bytes) -> None:
             """Complete lines, decoded in one go per read rather than line by line."""
-            lines = [t.rstrip("\r") for t in
-                     raw.decode("utf-8", errors="replace").split("\n")]
+            lines = [t.rstrip("\r") for t in raw.decode("utf-8", errors="replace").split("\n")]
             kept[stream].extend(lines)
             tail.extend(lines[-TAIL_LINES:])
             if on_line is not None:
@@ -196,7 +195,8 @@ class _Kept:
     def __init__(self, bounded: bool) -> None:
         self.head: list[str] = []
         self.tail: collections.deque[str] = collections.deque(
-            maxlen=KEPT_LINES if bounded else None)
+            maxlen=KEPT_LINES if bounded else None
+        )
         self.bounded = bounded
         self.dropped = 0
 
@@ -216,8 +216,11 @@ class _Kept:
     def text(self) -> str:
         lines = self.head
         if self.tail or self.dropped:
-            gap = [f"[… {self.dropped} lines not kept here: they went to the log …]"] \
-                if self.dropped else []
+            gap = (
+                [f"[… {self.dropped} lines not kept here: they went to the log …]"]
+                if self.dropped
+                else []
+            )
             lines = [*self.head, *gap, *self.tail]
         return "\n".join(lines) + ("\n" if lines else "")
 

@@ -39,8 +39,9 @@ class LegacySource:
 
     def describe(self) -> str:
         what = "remove" if self.after is None else "drop NVIDIA entries from"
-        return f"{what} {self.path} (legacy NVIDIA source: {len(self.entries)} entr" + \
-            ("y)" if len(self.entries) == 1 else "ies)")
+        return f"{what} {self.path} (legacy NVIDIA source: {len(self.entries)} entr" + (
+            "y)" if len(self.entries) == 1 else "ies)"
+        )
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,12 @@ class SourceMatcher:
         return norm.startswith(parent + "/") and any(m in parts.path for m in _NVIDIA_PATHS)
 
 
-_NVIDIA_PATHS = ("libnvidia-container", "nvidia-docker", "nvidia-container-runtime",
-                 "nvidia-container-toolkit")
+_NVIDIA_PATHS = (
+    "libnvidia-container",
+    "nvidia-docker",
+    "nvidia-container-runtime",
+    "nvidia-container-toolkit",
+)
 
 
 def apt_source_files(host: Host) -> list[str]:
@@ -122,8 +127,11 @@ def _sources_file(path: str, data: bytes, matcher: SourceMatcher) -> Optional[Le
             keep.append(stanza)
     if not hits:
         return None
-    active = [s for s in keep if any(ln.strip() and not ln.lstrip().startswith("#")
-                                     for ln in s.splitlines())]
+    active = [
+        s
+        for s in keep
+        if any(ln.strip() and not ln.lstrip().startswith("#") for ln in s.splitlines())
+    ]
     if not active:
         return LegacySource(path, data, None, tuple(hits))
     return LegacySource(path, data, ("\n\n".join(keep) + "\n").encode(), tuple(hits))
@@ -181,6 +189,7 @@ def apt_index_present(host: Host, uri: str) -> bool:
 
 # -- rpm .repo files ---------------------------------------------------------------------------
 
+
 def parse_repo(text: str) -> dict[str, dict[str, str]]:
     """A .repo file as {section: {key: value}}; unreadable files are empty."""
     cp = configparser.RawConfigParser(strict=False, interpolation=None)
@@ -226,8 +235,11 @@ def legacy_repo_files(host: Host, folder: str, repo_url: str, own: str) -> list[
             continue
         data = p.read_bytes()
         sections = parse_repo(data.decode("utf-8", "replace"))
-        hits = [s for s, keys in sections.items()
-                if any(matcher.matches(u) for u in keys.get("baseurl", "").split())]
+        hits = [
+            s
+            for s, keys in sections.items()
+            if any(matcher.matches(u) for u in keys.get("baseurl", "").split())
+        ]
         if hits and len(hits) == len(sections):
             out.append(LegacySource(path, data, None, tuple(f"[{h}]" for h in hits)))
     return out

@@ -131,8 +131,14 @@ class Host:
             full = ["chroot", str(self.root), *full]
         if pass_fds:
             return self.runner.run(
-                full, on_line=on_line, timeout=timeout, env=env, input=input, check=check,
-                remedy=remedy, pass_fds=pass_fds,
+                full,
+                on_line=on_line,
+                timeout=timeout,
+                env=env,
+                input=input,
+                check=check,
+                remedy=remedy,
+                pass_fds=pass_fds,
             )
         return self.runner.run(
             full,

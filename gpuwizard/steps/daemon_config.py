@@ -42,8 +42,11 @@ def dockerd_flags(host: Host, facts: engine.EngineFacts) -> dict[str, str]:
 
 def engine_unit_argv(host: Host) -> list[str]:
     """ExecStart of docker.service (drop-ins win), for a daemon that is not running now."""
-    paths = ["/lib/systemd/system/docker.service", "/usr/lib/systemd/system/docker.service",
-             "/etc/systemd/system/docker.service"]
+    paths = [
+        "/lib/systemd/system/docker.service",
+        "/usr/lib/systemd/system/docker.service",
+        "/etc/systemd/system/docker.service",
+    ]
     d = host.path("/etc/systemd/system/docker.service.d")
     if d.is_dir():
         paths += [f"/etc/systemd/system/docker.service.d/{p.name}" for p in sorted(d.iterdir())]
@@ -66,8 +69,9 @@ class DaemonConfigStep(Step):
         facts = engine_facts(host, options, sim)
         info: dict[str, Any] = {"engine": facts.to_json()}
         if facts.desktop:
-            return self.make(BLOCKED, reason=engine.DESKTOP_CAUSE, remedy=engine.DESKTOP_REMEDY,
-                             facts=info)
+            return self.make(
+                BLOCKED, reason=engine.DESKTOP_CAUSE, remedy=engine.DESKTOP_REMEDY, facts=info
+            )
         path = facts.daemon_json
         sim.facts[MARK_PATH] = path
         info.update({"path": path, "found_by": facts.daemon_json_source})
@@ -79,8 +83,11 @@ class DaemonConfigStep(Step):
                 before = read_state(host.path(path), str(host.path(path))).data
             except WizardError as exc:
                 return self.make(FAILED, reason=exc.cause, remedy=exc.remedy, facts=info)
-        want = dj.Wanted(set_default=options.set_default_runtime, enable_cdi=options.enable_cdi,
-                         replace_runtime=options.replace_runtime)
+        want = dj.Wanted(
+            set_default=options.set_default_runtime,
+            enable_cdi=options.enable_cdi,
+            replace_runtime=options.replace_runtime,
+        )
         flags = dockerd_flags(host, facts)
         try:
             merged = dj.merge(before, want, shown, flags)
@@ -88,64 +95,98 @@ class DaemonConfigStep(Step):
             info["conflict"] = {"theirs": exc.theirs, "ours": exc.ours}
             return self.make(BLOCKED, reason=exc.cause, remedy=exc.remedy, facts=info)
         except dj.DaemonJsonError as exc:
-            return self.make(FAILED, reason=exc.cause, remedy=exc.remedy, facts=info
-                             | {"detail": exc.detail})
+            return self.make(
+                FAILED, reason=exc.cause, remedy=exc.remedy, facts=info | {"detail": exc.detail}
+            )
         info["notes"] = list(merged.notes)
         warnings = list(merged.warnings)
         if facts.snap:
-            warnings.append("This is snap's Docker: it reads " + engine.SNAP_DAEMON_JSON + " and "
-                            "bundles its own NVIDIA support; do not also install the toolkit's "
-                            "packages on the host (snap Docker 29.2+ breaks with both).")
+            warnings.append(
+                "This is snap's Docker: it reads " + engine.SNAP_DAEMON_JSON + " and "
+                "bundles its own NVIDIA support; do not also install the toolkit's "
+                "packages on the host (snap Docker 29.2+ breaks with both)."
+            )
         if facts.rootless:
-            warnings.append("Rootless Docker cannot manage device cgroups: it also needs "
-                            "`sudo nvidia-ctk config --set nvidia-container-cli.no-cgroups "
-                            "--in-place`, a host-wide setting that affects rootful containers.")
+            warnings.append(
+                "Rootless Docker cannot manage device cgroups: it also needs "
+                "`sudo nvidia-ctk config --set nvidia-container-cli.no-cgroups "
+                "--in-place`, a host-wide setting that affects rootful containers."
+            )
         if not facts.installed and host.is_live:
-            warnings.append("Docker is not installed: daemon.json is prepared for it. "
-                            + engine.install_remedy(host))
+            warnings.append(
+                "Docker is not installed: daemon.json is prepared for it. "
+                + engine.install_remedy(host)
+            )
         if not merged.changed:
-            return self.make(DONE, reason=f"{shown} already has the nvidia runtime",
-                             facts=info, warnings=warnings)
+            return self.make(
+                DONE,
+                reason=f"{shown} already has the nvidia runtime",
+                facts=info,
+                warnings=warnings,
+            )
         validation = validate_with_dockerd(host, facts, merged.after)
         info["validate"] = validation
         if validation.get("ok") is False:
-            return self.make(FAILED, reason="dockerd --validate refuses the merged daemon.json: "
-                             + validation.get("output", ""),
-                             remedy="Fix the key it names in " + shown + ", then run again.",
-                             facts=info)
+            return self.make(
+                FAILED,
+                reason="dockerd --validate refuses the merged daemon.json: "
+                + validation.get("output", ""),
+                remedy="Fix the key it names in " + shown + ", then run again.",
+                facts=info,
+            )
         if options.enable_cdi and facts.reachable and facts.version_tuple() < (25,):
-            warnings.append(f"Docker {facts.version} has no CDI support (25.0 and later do): "
-                            "features.cdi will be ignored.")
-        action = WriteFile(path=path, content=merged.after, merge_back="daemon-json",
-                           reason=f"add the nvidia runtime to {shown}")
-        return self.make(PENDING, reason="; ".join(merged.notes), actions=[action],
-                         diffs=action.preview(host), facts=info, warnings=warnings)
+            warnings.append(
+                f"Docker {facts.version} has no CDI support (25.0 and later do): "
+                "features.cdi will be ignored."
+            )
+        action = WriteFile(
+            path=path,
+            content=merged.after,
+            merge_back="daemon-json",
+            reason=f"add the nvidia runtime to {shown}",
+        )
+        return self.make(
+            PENDING,
+            reason="; ".join(merged.notes),
+            actions=[action],
+            diffs=action.preview(host),
+            facts=info,
+            warnings=warnings,
+        )
 
     def verify(self, ctx: ApplyContext, options: Options, plan: StepPlan) -> None:
         path = str(plan.facts.get("path", engine.DEFAULT_DAEMON_JSON))
         doc = dj.parse(ctx.host.path(path).read_bytes(), ctx.host.display(path))
         if doc.get("runtimes", "nvidia") is None:
-            raise WizardError(f"{path} has no runtimes.nvidia after writing it",
-                              "Another program rewrote the file; look for one and stop it.")
+            raise WizardError(
+                f"{path} has no runtimes.nvidia after writing it",
+                "Another program rewrote the file; look for one and stop it.",
+            )
 
 
-def validate_with_dockerd(host: Host, facts: engine.EngineFacts, data: bytes
-                          ) -> dict[str, Any]:
+def validate_with_dockerd(host: Host, facts: engine.EngineFacts, data: bytes) -> dict[str, Any]:
     """`dockerd --validate` on the merged bytes, where the installed Docker has it (>= 23;
     20.10 says `unknown flag`, so decide by version, not by exit code)."""
     dockerd = host.which("dockerd")
     if not dockerd or not facts.version:
         return {"ok": None, "output": "validator skipped: Docker's version is unknown"}
     if not facts.has_validate:
-        return {"ok": None, "output": f"validator unavailable: Docker {facts.version} has no "
-                "`dockerd --validate` (23.0 and later do); gpuwizard's own checks ran"}
+        return {
+            "ok": None,
+            "output": f"validator unavailable: Docker {facts.version} has no "
+            "`dockerd --validate` (23.0 and later do); gpuwizard's own checks ran",
+        }
     flags = _without_config_file(list(facts.dockerd_argv[1:]))
     fd, tmp = tempfile.mkstemp(prefix="gpuwizard-daemon-", suffix=".json")
     try:
         os.write(fd, data)
         os.close(fd)
-        res = host.run([dockerd, *flags, "--validate", "--config-file", tmp], inside=False,
-                       check=False, timeout=30)
+        res = host.run(
+            [dockerd, *flags, "--validate", "--config-file", tmp],
+            inside=False,
+            check=False,
+            timeout=30,
+        )
     finally:
         os.unlink(tmp)
     out = (res.stderr + res.stdout).strip()
@@ -168,8 +209,9 @@ def _without_config_file(argv: list[str]) -> list[str]:
     return out
 
 
-def planned_daemon_json(host: Host, sim: Simulation, facts: engine.EngineFacts
-                        ) -> Optional[dj.Document]:
+def planned_daemon_json(
+    host: Host, sim: Simulation, facts: engine.EngineFacts
+) -> Optional[dj.Document]:
     """daemon.json as it will be once the earlier steps ran (None: absent or unreadable)."""
     path = str(sim.facts.get(MARK_PATH, facts.daemon_json))
     try:

@@ -29,8 +29,7 @@ class DriverStep(Step):
     def plan_from_report(self, report: GpuReport) -> StepPlan:
         notes = [f"{p.cause}. {p.remedy}" for p in report.problems if not p.blocking]
         if report.ok:
-            return self.make(DONE, reason=report.summary(), facts=report.to_json(),
-                             warnings=notes)
+            return self.make(DONE, reason=report.summary(), facts=report.to_json(), warnings=notes)
         blocking = report.blocking_problems()
         first = blocking[0] if blocking else None
         others = [f"{p.cause}. {p.remedy}" for p in blocking[1:]]

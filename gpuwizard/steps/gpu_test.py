@@ -25,12 +25,23 @@ from gpuwizard.steps.daemon_config import engine_facts, planned_daemon_json
 DEFAULT_SMOKE_IMAGE = "ubuntu:24.04"
 FRAMEWORKS = {
     # image, command: each prints the GPU it sees, or fails
-    "pytorch": ("pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
-                ["python", "-c", "import torch; assert torch.cuda.is_available(); "
-                 "print(torch.cuda.get_device_name(0))"]),
-    "tensorflow": ("tensorflow/tensorflow:2.18.0-gpu",
-                   ["python", "-c", "import tensorflow as tf; "
-                    "g = tf.config.list_physical_devices('GPU'); assert g; print(g)"]),
+    "pytorch": (
+        "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
+        [
+            "python",
+            "-c",
+            "import torch; assert torch.cuda.is_available(); print(torch.cuda.get_device_name(0))",
+        ],
+    ),
+    "tensorflow": (
+        "tensorflow/tensorflow:2.18.0-gpu",
+        [
+            "python",
+            "-c",
+            "import tensorflow as tf; "
+            "g = tf.config.list_physical_devices('GPU'); assert g; print(g)",
+        ],
+    ),
 }
 
 
@@ -58,8 +69,9 @@ def nvidia_smi_paths(report: Optional[dict[str, Any]]) -> list[str]:
     return out
 
 
-def choose_images(options: Options, report: Optional[dict[str, Any]]
-                  ) -> tuple[str, Optional[str], str, list[str]]:
+def choose_images(
+    options: Options, report: Optional[dict[str, Any]]
+) -> tuple[str, Optional[str], str, list[str]]:
     """(smoke image, CUDA image or None, why, fall-back tags) from the driver step's table."""
     cuda_version = (report or {}).get("cuda_version")
     try:
@@ -69,8 +81,16 @@ def choose_images(options: Options, report: Optional[dict[str, Any]]
         return choice.smoke, choice.cuda, choice.reason, list(choice.candidates[1:4])
     except ImportError:
         smoke = options.test_image or DEFAULT_SMOKE_IMAGE
-        return smoke, options.cuda_image, ("chosen by you (--cuda-image)" if options.cuda_image
-                                           else "no CUDA image table in this build"), []
+        return (
+            smoke,
+            options.cuda_image,
+            (
+                "chosen by you (--cuda-image)"
+                if options.cuda_image
+                else "no CUDA image table in this build"
+            ),
+            [],
+        )
 
 
 def framework_check(options: Options, gpus: str) -> Optional[RunContainer]:
@@ -79,12 +99,19 @@ def framework_check(options: Options, gpus: str) -> Optional[RunContainer]:
         return None
     name = options.framework.lower()
     if name not in FRAMEWORKS:
-        raise WizardError(f"Unknown framework {options.framework!r}",
-                          "Use --framework pytorch or --framework tensorflow.")
+        raise WizardError(
+            f"Unknown framework {options.framework!r}",
+            "Use --framework pytorch or --framework tensorflow.",
+        )
     image, command = FRAMEWORKS[name]
-    return RunContainer(image=options.framework_image or image, command=list(command),
-                        gpus=gpus, docker_host=options.docker_host, timeout=1800,
-                        reason=f"{name} sees the GPU")
+    return RunContainer(
+        image=options.framework_image or image,
+        command=list(command),
+        gpus=gpus,
+        docker_host=options.docker_host,
+        timeout=1800,
+        reason=f"{name} sees the GPU",
+    )
 
 
 class GpuTestStep(Step):
@@ -98,19 +125,30 @@ class GpuTestStep(Step):
             report = report.to_json()  # the driver step's GpuReport, or its JSON
         info: dict[str, Any] = {"engine": facts.to_json(), "gpu_report": report}
         blocked = sim.facts.get("driver-blocked") or (
-            report.get("summary", "no working NVIDIA driver") if report and
-            report.get("ok") is False else None)
+            report.get("summary", "no working NVIDIA driver")
+            if report and report.get("ok") is False
+            else None
+        )
         if blocked:
-            return self.make(BLOCKED, reason=f"no working driver: {blocked}",
-                             remedy="Fix the driver first (see the driver step).", facts=info)
+            return self.make(
+                BLOCKED,
+                reason=f"no working driver: {blocked}",
+                remedy="Fix the driver first (see the driver step).",
+                facts=info,
+            )
         if not host.is_live:
             return self.make(SKIPPED, reason="a --root image has no running Docker", facts=info)
         if not facts.installed:
-            return self.make(BLOCKED, reason="Docker is not installed (no dockerd)",
-                             remedy=engine.install_remedy(host), facts=info)
+            return self.make(
+                BLOCKED,
+                reason="Docker is not installed (no dockerd)",
+                remedy=engine.install_remedy(host),
+                facts=info,
+            )
         if facts.desktop:
-            return self.make(BLOCKED, reason=engine.DESKTOP_CAUSE, remedy=engine.DESKTOP_REMEDY,
-                             facts=info)
+            return self.make(
+                BLOCKED, reason=engine.DESKTOP_CAUSE, remedy=engine.DESKTOP_REMEDY, facts=info
+            )
         gpus = options.gpus or "all"
         smoke, cuda, why, fallbacks = choose_images(options, report)
         names = gpu_names(report)
@@ -121,44 +159,95 @@ class GpuTestStep(Step):
         default = (doc.get("default-runtime") if doc else None) or facts.default_runtime
         env = {"NVIDIA_VISIBLE_DEVICES": visible_devices(gpus)}
         # every way is tried even when one fails, so the user sees them all; verify() judges
-        common: dict[str, Any] = {"docker_host": options.docker_host, "expect": expect,
-                                  "nvidia_smi_paths": paths, "must_pass": False}
+        common: dict[str, Any] = {
+            "docker_host": options.docker_host,
+            "expect": expect,
+            "nvidia_smi_paths": paths,
+            "must_pass": False,
+        }
         actions: list[RunContainer] = [
-            RunContainer(image=smoke, command=["nvidia-smi"], gpus=gpus,
-                         reason=f"smoke test: --gpus {gpus}", **common)]
+            RunContainer(
+                image=smoke,
+                command=["nvidia-smi"],
+                gpus=gpus,
+                reason=f"smoke test: --gpus {gpus}",
+                **common,
+            )
+        ]
         if "nvidia" in runtimes or "nvidia" in facts.runtimes:
-            actions.append(RunContainer(image=smoke, command=["nvidia-smi"], runtime="nvidia",
-                                        env=env, expect_runtime="nvidia",
-                                        reason="smoke test: --runtime nvidia", **common))
+            actions.append(
+                RunContainer(
+                    image=smoke,
+                    command=["nvidia-smi"],
+                    runtime="nvidia",
+                    env=env,
+                    expect_runtime="nvidia",
+                    reason="smoke test: --runtime nvidia",
+                    **common,
+                )
+            )
         if default == "nvidia":
-            actions.append(RunContainer(image=smoke, command=["nvidia-smi"], env=env,
-                                        expect_runtime="nvidia",
-                                        reason="a plain docker run gets the NVIDIA runtime "
-                                               "(default-runtime)", **common))
+            actions.append(
+                RunContainer(
+                    image=smoke,
+                    command=["nvidia-smi"],
+                    env=env,
+                    expect_runtime="nvidia",
+                    reason="a plain docker run gets the NVIDIA runtime (default-runtime)",
+                    **common,
+                )
+            )
         cdi_on = (doc.get("features", "cdi") if doc else None) is True or bool(facts.cdi_enabled)
         if cdi_on and facts.version_tuple() >= (25,):
-            actions.append(RunContainer(image=smoke, command=["nvidia-smi"],
-                                        cdi_devices=["nvidia.com/gpu=all"],
-                                        reason="CDI: --device nvidia.com/gpu=all", **common))
+            actions.append(
+                RunContainer(
+                    image=smoke,
+                    command=["nvidia-smi"],
+                    cdi_devices=["nvidia.com/gpu=all"],
+                    reason="CDI: --device nvidia.com/gpu=all",
+                    **common,
+                )
+            )
         if cuda and not options.skip_cuda_test:
-            actions.append(RunContainer(image=cuda, command=["nvidia-smi"], gpus=gpus,
-                                        alternatives=fallbacks,
-                                        reason=f"CUDA image {cuda} ({why})", **common))
+            actions.append(
+                RunContainer(
+                    image=cuda,
+                    command=["nvidia-smi"],
+                    gpus=gpus,
+                    alternatives=fallbacks,
+                    reason=f"CUDA image {cuda} ({why})",
+                    **common,
+                )
+            )
         extra = framework_check(options, gpus)
         if extra is not None:
             actions.append(extra)
-        info.update({"smoke_image": smoke, "cuda_image": cuda, "cuda_reason": why,
-                     "gpus": gpus, "commands": [a.cli() for a in actions]})
+        info.update(
+            {
+                "smoke_image": smoke,
+                "cuda_image": cuda,
+                "cuda_reason": why,
+                "gpus": gpus,
+                "commands": [a.cli() for a in actions],
+            }
+        )
         warnings = []
         if facts.cgroup_driver == "systemd" and not cdi_on:
-            warnings.append("Docker uses the systemd cgroup driver: a container started with "
-                            "--gpus can lose its GPU after `systemctl daemon-reload` (`Failed to "
-                            "initialize NVML: Unknown Error`); CDI avoids it.")
+            warnings.append(
+                "Docker uses the systemd cgroup driver: a container started with "
+                "--gpus can lose its GPU after `systemctl daemon-reload` (`Failed to "
+                "initialize NVML: Unknown Error`); CDI avoids it."
+            )
         if not report:
             warnings.append("no GPU report from the driver step: the test accepts any GPU line")
-        return self.make(PENDING, reason=f"{len(actions)} test container(s)", actions=actions,
-                         diffs=[d for a in actions for d in a.preview(host)], facts=info,
-                         warnings=warnings)
+        return self.make(
+            PENDING,
+            reason=f"{len(actions)} test container(s)",
+            actions=actions,
+            diffs=[d for a in actions for d in a.preview(host)],
+            facts=info,
+            warnings=warnings,
+        )
 
     def verify(self, ctx: ApplyContext, options: Options, plan: StepPlan) -> None:
         """Every test container ran; the step fails with the first failure's cause and remedy,
@@ -169,8 +258,12 @@ class GpuTestStep(Step):
         if failed:
             first = failed[0].verdict
             assert first is not None
-            others = "; ".join(f"{a.describe()}: {a.verdict.title}" for a in failed[1:]
-                               if a.verdict is not None)
-            raise WizardError(f"{failed[0].describe()} failed: {first.title}"
-                              + (f" ({first.cause})" if first.cause else ""), first.remedy,
-                              f"also failed: {others}" if others else "")
+            others = "; ".join(
+                f"{a.describe()}: {a.verdict.title}" for a in failed[1:] if a.verdict is not None
+            )
+            raise WizardError(
+                f"{failed[0].describe()} failed: {first.title}"
+                + (f" ({first.cause})" if first.cause else ""),
+                first.remedy,
+                f"also failed: {others}" if others else "",
+            )

@@ -28,7 +28,8 @@ from gpuwizard.steps.repository import PENDING_MARK, refusal_plan
 DAEMON_RELOAD_WARNING = (
     "The packages' scripts may run `systemctl daemon-reload`; under the systemd cgroup driver "
     "that can cut running GPU containers off from their GPUs (`Failed to initialize NVML: "
-    "Unknown Error`) until they restart. Stop GPU workloads first, or install at a quiet time.")
+    "Unknown Error`) until they restart. Stop GPU workloads first, or install at a quiet time."
+)
 
 
 class PackagesStep(Step):
@@ -45,10 +46,11 @@ class PackagesStep(Step):
         assert pm is not None
         installed = pm.installed([*TOOLKIT_PACKAGES, *LEGACY_PACKAGES])
         repo_pending = bool(sim.marks.get(PENDING_MARK))
-        facts: dict[str, Any] = {"manager": pm.name,
-                                 "installed": {n: installed.get(n) for n in TOOLKIT_PACKAGES},
-                                 "legacy": {n: v for n, v in installed.items()
-                                            if n in LEGACY_PACKAGES}}
+        facts: dict[str, Any] = {
+            "manager": pm.name,
+            "installed": {n: installed.get(n) for n in TOOLKIT_PACKAGES},
+            "legacy": {n: v for n, v in installed.items() if n in LEGACY_PACKAGES},
+        }
         warnings: list[str] = []
         version: Optional[str] = None
         if options.toolkit_version:
@@ -57,34 +59,45 @@ class PackagesStep(Step):
                 offered = pm.available("nvidia-container-toolkit")
                 if version not in offered:
                     return self.make(
-                        BLOCKED, facts=facts,
+                        BLOCKED,
+                        facts=facts,
                         reason=f"nvidia-container-toolkit {version} is not in the configured "
-                               "repositories"
-                               + (f" (they offer {', '.join(offered[:6])})" if offered else ""),
-                        remedy="Pick one of those with --toolkit-version, or check --repo-url.")
+                        "repositories"
+                        + (f" (they offer {', '.join(offered[:6])})" if offered else ""),
+                        remedy="Pick one of those with --toolkit-version, or check --repo-url.",
+                    )
         elif not repo_pending:
             version = newest_from(pm, "nvidia-container-toolkit", options.repo_url)
             if version is None:
                 return self.make(
-                    BLOCKED, facts=facts,
+                    BLOCKED,
+                    facts=facts,
                     reason="the NVIDIA repository is not configured (or its index is missing): "
-                           "no nvidia-container-toolkit version to install",
+                    "no nvidia-container-toolkit version to install",
                     remedy="Run the repository step first: gpuwizard apply --step repository "
-                           "--step packages.")
+                    "--step packages.",
+                )
         facts["version"] = version or "newest (resolved after the index refresh)"
 
-        legacy = [] if options.keep_legacy else \
-            [n for n in LEGACY_PACKAGES if n in installed]
-        toolkit_ok = version is not None and all(installed.get(n) == version
-                                                 for n in TOOLKIT_PACKAGES)
+        legacy = [] if options.keep_legacy else [n for n in LEGACY_PACKAGES if n in installed]
+        toolkit_ok = version is not None and all(
+            installed.get(n) == version for n in TOOLKIT_PACKAGES
+        )
         if toolkit_ok and not legacy:
-            return self.make(DONE, reason=f"the four packages are at {version}", facts=facts,
-                             warnings=self._version_warnings(version))
+            return self.make(
+                DONE,
+                reason=f"the four packages are at {version}",
+                facts=facts,
+                warnings=self._version_warnings(version),
+            )
 
         actions: list[Action] = []
         if legacy:
-            actions.append(RemovePackages(legacy, self._simulate_remove(pm, legacy, warnings),
-                                          lock_wait=options.lock_wait))
+            actions.append(
+                RemovePackages(
+                    legacy, self._simulate_remove(pm, legacy, warnings), lock_wait=options.lock_wait
+                )
+            )
         if not toolkit_ok:
             changes: list[Change] = []
             if version is not None and not repo_pending and not legacy:
@@ -92,21 +105,35 @@ class PackagesStep(Step):
                     changes = pm.simulate_install({n: version for n in TOOLKIT_PACKAGES})
                 except WizardError as exc:
                     return self.make(BLOCKED, reason=exc.cause, remedy=exc.remedy, facts=facts)
-            actions.append(InstallPackages(list(TOOLKIT_PACKAGES), version, options.repo_url,
-                                           changes, lock_wait=options.lock_wait))
+            actions.append(
+                InstallPackages(
+                    list(TOOLKIT_PACKAGES),
+                    version,
+                    options.repo_url,
+                    changes,
+                    lock_wait=options.lock_wait,
+                )
+            )
             warnings += self._version_warnings(version)
-            newer = [f"{n} {v}" for n, v in installed.items() if n in TOOLKIT_PACKAGES
-                     and version and version_key(v) > version_key(version)]
+            newer = [
+                f"{n} {v}"
+                for n, v in installed.items()
+                if n in TOOLKIT_PACKAGES and version and version_key(v) > version_key(version)
+            ]
             if newer:
                 warnings.append("this is a downgrade from " + ", ".join(newer))
             warnings.append(DAEMON_RELOAD_WARNING)
             if pm.name == "apt":
                 facts["lock"] = f"waits up to {options.lock_wait:.0f} s for the dpkg lock"
         diffs = [d for a in actions for d in a.preview(host)]
-        reason = "install " + (version or "the newest version") if not toolkit_ok else \
-            "remove the legacy packages"
-        return self.make(PENDING, reason=reason, actions=actions, diffs=diffs, facts=facts,
-                         warnings=warnings)
+        reason = (
+            "install " + (version or "the newest version")
+            if not toolkit_ok
+            else "remove the legacy packages"
+        )
+        return self.make(
+            PENDING, reason=reason, actions=actions, diffs=diffs, facts=facts, warnings=warnings
+        )
 
     @staticmethod
     def _simulate_remove(pm: Any, names: list[str], warnings: list[str]) -> list[Change]:
@@ -123,9 +150,11 @@ class PackagesStep(Step):
     @staticmethod
     def _version_warnings(version: Optional[str]) -> list[str]:
         if version and below_floor(version):
-            return [f"{version} is older than {SECURITY_FLOOR}, which fixes known CVEs "
-                    "(CVE-2025-23266, CVE-2025-23267): install the newest version instead "
-                    "(leave out --toolkit-version)"]
+            return [
+                f"{version} is older than {SECURITY_FLOOR}, which fixes known CVEs "
+                "(CVE-2025-23266, CVE-2025-23267): install the newest version instead "
+                "(leave out --toolkit-version)"
+            ]
         return []
 
     def verify(self, ctx: ApplyContext, options: Options, plan: StepPlan) -> None:
@@ -138,7 +167,10 @@ class PackagesStep(Step):
             raise WizardError(
                 "The four toolkit packages are not installed at one version: "
                 + ", ".join(f"{n} {got.get(n, 'missing')}" for n in TOOLKIT_PACKAGES),
-                "Since 1.18 they must match exactly; run gpuwizard again to pin them.")
+                "Since 1.18 they must match exactly; run gpuwizard again to pin them.",
+            )
         if not ctx.host.path("/usr/bin/nvidia-ctk").exists():
-            raise WizardError("nvidia-ctk is missing after the install",
-                              "Reinstall nvidia-container-toolkit-base.")
+            raise WizardError(
+                "nvidia-ctk is missing after the install",
+                "Reinstall nvidia-container-toolkit-base.",
+            )

@@ -58,22 +58,28 @@ OLD_KEY_IDS = ("C45B1676A04EA552",)
 PENDING_MARK = "repository-pending"
 
 
-def refusal_plan(step: Step, host: Host, pm: Optional[PackageManager],
-                 repo_url: str) -> Optional[StepPlan]:
+def refusal_plan(
+    step: Step, host: Host, pm: Optional[PackageManager], repo_url: str
+) -> Optional[StepPlan]:
     """The cases where NVIDIA's packages must not be installed, shared with the packages step."""
     if pm is None:
-        return step.make(BLOCKED, reason="no apt, dnf, yum or zypper on this system",
-                         remedy="Install the NVIDIA Container Toolkit the way your "
-                                "distribution documents it; gpuwizard can still configure "
-                                "Docker (--step daemon-config).")
+        return step.make(
+            BLOCKED,
+            reason="no apt, dnf, yum or zypper on this system",
+            remedy="Install the NVIDIA Container Toolkit the way your "
+            "distribution documents it; gpuwizard can still configure "
+            "Docker (--step daemon-config).",
+        )
     if isinstance(pm, RpmPackages):
         foreign = pm.foreign_database()
         if foreign is not None:
             return step.make(
-                BLOCKED, reason=f"the root's rpm database is at {foreign}, where this machine's "
-                                "rpm does not look (it would install into a second database)",
+                BLOCKED,
+                reason=f"the root's rpm database is at {foreign}, where this machine's "
+                "rpm does not look (it would install into a second database)",
                 remedy="Run gpuwizard inside the target (chroot into it, or on the machine "
-                       "itself), or from a machine of the same distribution family.")
+                "itself), or from a machine of the same distribution family.",
+            )
     refusal = docker_packaging_refusal(host)
     if refusal is None:
         refusal = vendor_build_refusal(pm, pm.installed(TOOLKIT_PACKAGES), _host_of(repo_url))
@@ -95,15 +101,16 @@ def probe_repository(url: str, timeout: float = 20.0) -> None:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
             resp.read(1)
     except urllib.error.HTTPError as exc:
-        raise WizardError(f"The NVIDIA repository answered HTTP {exc.code} for {url}",
-                          "Check --repo-url (it should end in /stable, like "
-                          "https://nvidia.github.io/libnvidia-container/stable). "
-                          + MIRROR_REMEDY) from exc
+        raise WizardError(
+            f"The NVIDIA repository answered HTTP {exc.code} for {url}",
+            "Check --repo-url (it should end in /stable, like "
+            "https://nvidia.github.io/libnvidia-container/stable). " + MIRROR_REMEDY,
+        ) from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise WizardError(f"The NVIDIA repository is unreachable: {url}: "
-                          f"{getattr(exc, 'reason', exc)}",
-                          "Check the network and any proxy (https_proxy). " + MIRROR_REMEDY
-                          ) from exc
+        raise WizardError(
+            f"The NVIDIA repository is unreachable: {url}: {getattr(exc, 'reason', exc)}",
+            "Check the network and any proxy (https_proxy). " + MIRROR_REMEDY,
+        ) from exc
 
 
 class RepositoryStep(Step):
@@ -124,62 +131,92 @@ class RepositoryStep(Step):
             done = self._in_place_offline(host, options, pm)
             if done is None:
                 raise
-            return self.make(DONE, reason=done, warnings=[
-                f"{exc.cause}; the installed key already has the expected fingerprint, so "
-                "nothing needs it now"])
-        facts: dict[str, Any] = {"manager": pm.name, "repo_url": options.repo_url,
-                                 "key_url": options.key_url, "fingerprint": key.fingerprint,
-                                 "key_uids": list(key.uids)}
+            return self.make(
+                DONE,
+                reason=done,
+                warnings=[
+                    f"{exc.cause}; the installed key already has the expected fingerprint, so "
+                    "nothing needs it now"
+                ],
+            )
+        facts: dict[str, Any] = {
+            "manager": pm.name,
+            "repo_url": options.repo_url,
+            "key_url": options.key_url,
+            "fingerprint": key.fingerprint,
+            "key_uids": list(key.uids),
+        }
         warnings: list[str] = []
         if options.experimental and experimental_url(options.repo_url) is None:
-            warnings.append(f"--experimental: {options.repo_url} does not end in /stable, so "
-                            "there is no experimental channel beside it; only stable is used")
+            warnings.append(
+                f"--experimental: {options.repo_url} does not end in /stable, so "
+                "there is no experimental channel beside it; only stable is used"
+            )
         if isinstance(pm, AptPackages):
             actions, legacy, index_uri = self._apt_actions(host, options, key, warnings)
             probe = f"{index_uri}/InRelease".replace("$(ARCH)", host.facts.arch)
         else:
             actions, legacy = self._rpm_actions(host, options, key, pm)
             index_uri = f"{options.repo_url.rstrip('/')}/rpm/$basearch"
-            probe = f"{options.repo_url.rstrip('/')}/rpm/{host.facts.machine}" \
-                    "/repodata/repomd.xml"
-        facts["legacy"] = [{"path": lg.path, "entries": list(lg.entries),
-                            "remove": lg.after is None} for lg in legacy]
+            probe = f"{options.repo_url.rstrip('/')}/rpm/{host.facts.machine}/repodata/repomd.xml"
+        facts["legacy"] = [
+            {"path": lg.path, "entries": list(lg.entries), "remove": lg.after is None}
+            for lg in legacy
+        ]
         if not actions:
-            return self.make(DONE, reason="the key, the source and its index are in place",
-                             facts=facts, warnings=warnings)
+            return self.make(
+                DONE,
+                reason="the key, the source and its index are in place",
+                facts=facts,
+                warnings=warnings,
+            )
         probe_repository(probe)
         sim.marks[PENDING_MARK] = True
         diffs = [d for a in actions for d in a.preview(host)]
-        return self.make(PENDING, reason=f"{len(actions)} change(s) to the package sources",
-                         actions=actions, diffs=diffs, facts=facts, warnings=warnings)
+        return self.make(
+            PENDING,
+            reason=f"{len(actions)} change(s) to the package sources",
+            actions=actions,
+            diffs=diffs,
+            facts=facts,
+            warnings=warnings,
+        )
 
-    def _in_place_offline(self, host: Host, options: Options, pm: PackageManager
-                          ) -> Optional[str]:
+    def _in_place_offline(self, host: Host, options: Options, pm: PackageManager) -> Optional[str]:
         """When the key cannot be downloaded (offline, say) but the installed keyring holds
         the expected key and the source is as it should be, the step is still done."""
         want = normalize_fingerprint(options.key_fingerprint)
         if isinstance(pm, AptPackages):
             listing = own_list_lines(options.repo_url, KEYRING, options.experimental)
             real = host.path(KEYRING)
-            if real.is_file() and host.read_text(APT_LIST) == listing and \
-                    want in [f for f, _ in keyring_fingerprints(host, real)]:
+            if (
+                real.is_file()
+                and host.read_text(APT_LIST) == listing
+                and want in [f for f, _ in keyring_fingerprints(host, real)]
+            ):
                 return "the key and the source are in place (the key was not re-downloaded)"
         return None
 
     # -- apt -------------------------------------------------------------------------------
-    def _apt_actions(self, host: Host, options: Options, key: CheckedKey, warnings: list[str]
-                     ) -> tuple[list[Action], list[LegacySource], str]:
+    def _apt_actions(
+        self, host: Host, options: Options, key: CheckedKey, warnings: list[str]
+    ) -> tuple[list[Action], list[LegacySource], str]:
         actions: list[Action] = []
-        keyring = WriteKeyring(KEYRING, key.keyring, mode=0o644,
-                               reason=f"install the NVIDIA signing key {key.fingerprint} "
-                                      f"(checked) as {KEYRING}",
-                               fingerprint=key.fingerprint, uids=list(key.uids),
-                               source=options.key_url)
+        keyring = WriteKeyring(
+            KEYRING,
+            key.keyring,
+            mode=0o644,
+            reason=f"install the NVIDIA signing key {key.fingerprint} (checked) as {KEYRING}",
+            fingerprint=key.fingerprint,
+            uids=list(key.uids),
+            source=options.key_url,
+        )
         if keyring.needed(host):
             actions.append(keyring)
         content = own_list_lines(options.repo_url, KEYRING, options.experimental).encode()
-        listing = WriteFile(APT_LIST, content, mode=0o644,
-                            reason=f"add the NVIDIA source {APT_LIST}")
+        listing = WriteFile(
+            APT_LIST, content, mode=0o644, reason=f"add the NVIDIA source {APT_LIST}"
+        )
         if listing.needed(host):
             actions.append(listing)
         legacy: list[LegacySource] = []
@@ -189,12 +226,15 @@ class RepositoryStep(Step):
                 if lg.after is None:
                     actions.append(RemoveFile(lg.path, reason=lg.describe() + ", backed up"))
                 else:
-                    actions.append(WriteFile(lg.path, lg.after, reason=lg.describe()
-                                             + ", backed up"))
+                    actions.append(
+                        WriteFile(lg.path, lg.after, reason=lg.describe() + ", backed up")
+                    )
             actions += self._old_apt_keys(host, options)
         elif legacy_apt_sources(host, options.repo_url, APT_LIST):
-            warnings.append("legacy NVIDIA sources are left in place (--keep-legacy); apt may "
-                            "fail with `Conflicting values set for option Signed-By`")
+            warnings.append(
+                "legacy NVIDIA sources are left in place (--keep-legacy); apt may "
+                "fail with `Conflicting values set for option Signed-By`"
+            )
         index_uri = f"{options.repo_url.rstrip('/')}/deb/{host.facts.arch}"
         if actions or not apt_index_present(host, index_uri):
             actions.append(RefreshPackageIndex(APT_LIST, index_uri))
@@ -217,20 +257,31 @@ class RepositoryStep(Step):
         if len(ours) == len(keys):
             out.append(RemoveFile(path, reason=reason + "; the file held only it, backed up"))
         else:
-            out.append(WriteFile(path, keyring_without(host, real, ours),
-                                 reason=reason + "; other keys stay, backed up"))
+            out.append(
+                WriteFile(
+                    path,
+                    keyring_without(host, real, ours),
+                    reason=reason + "; other keys stay, backed up",
+                )
+            )
         return out
 
     # -- dnf / yum / zypper ----------------------------------------------------------------
-    def _rpm_actions(self, host: Host, options: Options, key: CheckedKey, pm: PackageManager
-                     ) -> tuple[list[Action], list[LegacySource]]:
+    def _rpm_actions(
+        self, host: Host, options: Options, key: CheckedKey, pm: PackageManager
+    ) -> tuple[list[Action], list[LegacySource]]:
         if not key.armored.lstrip().startswith(b"-----BEGIN PGP"):
-            raise WizardError(f"The key at {options.key_url} is binary; rpm imports only "
-                              "ASCII-armored keys",
-                              "Point --key-url at the armored key (NVIDIA's gpgkey is).")
+            raise WizardError(
+                f"The key at {options.key_url} is binary; rpm imports only ASCII-armored keys",
+                "Point --key-url at the armored key (NVIDIA's gpgkey is).",
+            )
         actions: list[Action] = []
-        key_file = WriteFile(RPM_KEY, key.armored, mode=0o644,
-                             reason=f"store the checked NVIDIA key {key.fingerprint} as {RPM_KEY}")
+        key_file = WriteFile(
+            RPM_KEY,
+            key.armored,
+            mode=0o644,
+            reason=f"store the checked NVIDIA key {key.fingerprint} as {RPM_KEY}",
+        )
         if key_file.needed(host):
             actions.append(key_file)
         zypper = isinstance(pm, ZypperPackages)
@@ -238,16 +289,21 @@ class RepositoryStep(Step):
         wanted = rpm_repo_sections(options, zypper)
         current = host.read_text(repo_path)
         if current is None or not repo_satisfied(current, wanted):
-            actions.append(WriteFile(repo_path, render_repo(wanted).encode(), mode=0o644,
-                                     reason=f"add the NVIDIA repository {repo_path}"))
+            actions.append(
+                WriteFile(
+                    repo_path,
+                    render_repo(wanted).encode(),
+                    mode=0o644,
+                    reason=f"add the NVIDIA repository {repo_path}",
+                )
+            )
         if isinstance(pm, RpmPackages) and not pm.has_key(key.short_id):
             actions.append(ImportRpmKey(RPM_KEY, key.short_id, key.fingerprint))
         legacy: list[LegacySource] = []
         if not options.keep_legacy:
             folder = "/etc/zypp/repos.d" if zypper else "/etc/yum.repos.d"
             legacy = legacy_repo_files(host, folder, options.repo_url, repo_path)
-            actions += [RemoveFile(lg.path, reason=lg.describe() + ", backed up")
-                        for lg in legacy]
+            actions += [RemoveFile(lg.path, reason=lg.describe() + ", backed up") for lg in legacy]
         if actions:
             actions.append(RefreshPackageIndex(REPO_ID, options.repo_url))
         return actions, legacy
@@ -262,7 +318,8 @@ class RepositoryStep(Step):
                 f"The repository {options.repo_url} was added, but it offers no "
                 f"nvidia-container-toolkit for {ctx.host.facts.arch}",
                 "NVIDIA publishes amd64 and arm64. For a mirror, check that it carries this "
-                "architecture (--repo-url).")
+                "architecture (--repo-url).",
+            )
 
 
 def rpm_repo_sections(options: Options, zypper: bool) -> dict[str, dict[str, str]]:
@@ -271,9 +328,14 @@ def rpm_repo_sections(options: Options, zypper: bool) -> dict[str, dict[str, str
     base = options.repo_url.rstrip("/")
 
     def section(name: str, url: str, enabled: bool) -> dict[str, str]:
-        keys = {"name": name, "baseurl": f"{url}/rpm/$basearch", "repo_gpgcheck": "1",
-                "gpgcheck": "0", "enabled": "1" if enabled else "0",
-                "gpgkey": f"file://{RPM_KEY}"}
+        keys = {
+            "name": name,
+            "baseurl": f"{url}/rpm/$basearch",
+            "repo_gpgcheck": "1",
+            "gpgcheck": "0",
+            "enabled": "1" if enabled else "0",
+            "gpgkey": f"file://{RPM_KEY}",
+        }
         if url.startswith("https://"):
             keys["sslverify"] = "1"
         if zypper:
@@ -284,6 +346,7 @@ def rpm_repo_sections(options: Options, zypper: bool) -> dict[str, dict[str, str
     out = {REPO_ID: section(REPO_ID, base, True)}
     exp = experimental_url(base)
     if exp is not None:
-        out[f"{REPO_ID}-experimental"] = section(f"{REPO_ID}-experimental", exp,
-                                                 options.experimental)
+        out[f"{REPO_ID}-experimental"] = section(
+            f"{REPO_ID}-experimental", exp, options.experimental
+        )
     return out

@@ -78,42 +78,62 @@ class RestartStep(Step):
         facts = engine_facts(host, options, sim)
         info: dict[str, Any] = {"engine": facts.to_json()}
         if not host.is_live:
-            return self.make(SKIPPED, reason="a --root image has no running Docker; it reads "
-                             "daemon.json when it boots", facts=info)
+            return self.make(
+                SKIPPED,
+                reason="a --root image has no running Docker; it reads daemon.json when it boots",
+                facts=info,
+            )
         if not facts.installed:
-            return self.make(BLOCKED, reason="Docker is not installed (no dockerd)",
-                             remedy=engine.install_remedy(host), facts=info)
+            return self.make(
+                BLOCKED,
+                reason="Docker is not installed (no dockerd)",
+                remedy=engine.install_remedy(host),
+                facts=info,
+            )
         if facts.desktop:
-            return self.make(BLOCKED, reason=engine.DESKTOP_CAUSE, remedy=engine.DESKTOP_REMEDY,
-                             facts=info)
+            return self.make(
+                BLOCKED, reason=engine.DESKTOP_CAUSE, remedy=engine.DESKTOP_REMEDY, facts=info
+            )
         why = self._why(host, sim, facts)
         info["why"] = why
         doc = planned_daemon_json(host, sim, facts)
         runtimes = sorted((doc.get("runtimes") or {}).keys()) if doc else []
         default = doc.get("default-runtime") if doc else None
         if not why:
-            return self.make(DONE, reason="Docker already runs with this configuration",
-                             facts=info)
+            return self.make(DONE, reason="Docker already runs with this configuration", facts=info)
         method = options.restart_method or detect_method(host, facts)
         probe_image = self._probe_image(options, facts, sim, host)
         action = RestartDocker(
-            method=method, command=options.restart_command, docker_host=options.docker_host,
-            wait=options.docker_wait, expect_runtimes=[r for r in runtimes if r == "nvidia"],
+            method=method,
+            command=options.restart_command,
+            docker_host=options.docker_host,
+            wait=options.docker_wait,
+            expect_runtimes=[r for r in runtimes if r == "nvidia"],
             expect_default_runtime=str(default) if default else None,
             gpu_probe_image=probe_image,
             log_file=options.docker_log or facts.dockerd_log,
-            reason="restart Docker: " + "; ".join(why))
+            reason="restart Docker: " + "; ".join(why),
+        )
         warnings = []
         if facts.containers_running and not facts.live_restore:
             warnings.append(
                 f"{facts.containers_running} running container(s) will be stopped by the "
-                "restart (live-restore is off in daemon.json)")
+                "restart (live-restore is off in daemon.json)"
+            )
         if method.startswith("systemd"):
-            warnings.append("systemd allows 3 starts of docker.service in 60 s; gpuwizard "
-                            "restarts once and, on failure, restores daemon.json and starts once")
+            warnings.append(
+                "systemd allows 3 starts of docker.service in 60 s; gpuwizard "
+                "restarts once and, on failure, restores daemon.json and starts once"
+            )
         info["method"] = method
-        return self.make(PENDING, reason="; ".join(why), actions=[action],
-                         diffs=action.preview(host), facts=info, warnings=warnings)
+        return self.make(
+            PENDING,
+            reason="; ".join(why),
+            actions=[action],
+            diffs=action.preview(host),
+            facts=info,
+            warnings=warnings,
+        )
 
     def _why(self, host: Host, sim: Simulation, facts: engine.EngineFacts) -> list[str]:
         why = []
@@ -137,15 +157,20 @@ class RestartStep(Step):
             defined = set((doc.get("runtimes") or {}).keys()) if doc else set()
             missing = sorted(defined - set(facts.runtimes))
             if missing and not any("changes" in w for w in why):
-                why.append("Docker does not list the runtime(s) " + ", ".join(missing)
-                           + " its daemon.json defines")
+                why.append(
+                    "Docker does not list the runtime(s) "
+                    + ", ".join(missing)
+                    + " its daemon.json defines"
+                )
         return why
 
-    def _probe_image(self, options: Options, facts: engine.EngineFacts, sim: Simulation,
-                     host: Host) -> Optional[str]:
+    def _probe_image(
+        self, options: Options, facts: engine.EngineFacts, sim: Simulation, host: Host
+    ) -> Optional[str]:
         """A local image for the `--gpus` probe, only once the hook will be there."""
-        hook = _hook_on_dockerd_path(host, facts) or any(p in sim.packages
-                                                        for p in TOOLKIT_PACKAGES)
+        hook = _hook_on_dockerd_path(host, facts) or any(
+            p in sim.packages for p in TOOLKIT_PACKAGES
+        )
         if not hook:
             return None
         for image in (options.test_image, *facts.images):

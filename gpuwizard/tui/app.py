@@ -130,8 +130,13 @@ class GpuWizardApp(App[int]):
         self.check_start_up()
 
     # -- probes (read-only, thread workers) -------------------------------------------
-    @work(thread=True, exclusive=True, group="plan", exit_on_error=False,
-          description="Planning every step (read-only)")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="plan",
+        exit_on_error=False,
+        description="Planning every step (read-only)",
+    )
     def replan(self, options: Optional[Options] = None) -> Any:
         """Probe the host and plan every step; nothing on the host changes."""
         try:
@@ -140,31 +145,49 @@ class GpuWizardApp(App[int]):
             self.post_message(PlanFailed(exc.cause, exc.remedy))
             return None
         except ImportError as exc:
-            self.post_message(PlanFailed(
-                f"A step module cannot be loaded: {exc}",
-                "This gpuwizard install is incomplete; reinstall it."))
+            self.post_message(
+                PlanFailed(
+                    f"A step module cannot be loaded: {exc}",
+                    "This gpuwizard install is incomplete; reinstall it.",
+                )
+            )
             return None
         self.post_message(PlanReady(result))
         return result
 
-    @work(thread=True, exclusive=True, group="host", exit_on_error=False,
-          description="Reading the host's distribution and kernel")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="host",
+        exit_on_error=False,
+        description="Reading the host's distribution and kernel",
+    )
     def probe_host(self) -> None:
         facts = self.host.facts
-        self.post_message(HostProbed("system", [
-            f"{facts.pretty_name} · {facts.arch} · kernel {facts.kernel}",
-            f"package manager {facts.package_manager or 'none found'} · init "
-            f"{facts.init_system}" + (" · WSL" if facts.wsl else "")
-            + (" · in a container" if facts.in_container else ""),
-        ]))
+        self.post_message(
+            HostProbed(
+                "system",
+                [
+                    f"{facts.pretty_name} · {facts.arch} · kernel {facts.kernel}",
+                    f"package manager {facts.package_manager or 'none found'} · init "
+                    f"{facts.init_system}"
+                    + (" · WSL" if facts.wsl else "")
+                    + (" · in a container" if facts.in_container else ""),
+                ],
+            )
+        )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if event.state == WorkerState.ERROR:
             error = worker.error
             if worker.group == "plan":
-                self.post_message(PlanFailed(f"Planning failed: {error!r}",
-                                             "This is a bug in gpuwizard; please report it."))
+                self.post_message(
+                    PlanFailed(
+                        f"Planning failed: {error!r}",
+                        "This is a bug in gpuwizard; please report it.",
+                    )
+                )
             elif worker.group == "gpu":
                 self.post_message(GpuSamples([], None, _error_text(error)))
             elif worker.group == "follow":
@@ -219,8 +242,9 @@ class GpuWizardApp(App[int]):
     def request_apply(self, step: Optional[str] = None) -> None:
         """Preview, ask, then apply: the steps up to `step` (or every pending step)."""
         if self.read_only:
-            self.notify("Read-only: restart gpuwizard with sudo to change anything.",
-                        severity="warning")
+            self.notify(
+                "Read-only: restart gpuwizard with sudo to change anything.", severity="warning"
+            )
             return
         if self.plan is None:
             self.notify("The plan is not ready yet.", severity="warning")
@@ -239,12 +263,16 @@ class GpuWizardApp(App[int]):
 
         self.push_screen(DiffConfirmScreen(self.options_for(steps)), chosen)
 
-    @work(thread=True, exclusive=True, group="launch", exit_on_error=False,
-          description="Starting the detached worker")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="launch",
+        exit_on_error=False,
+        description="Starting the detached worker",
+    )
     def launch(self, options: Options, digest: str) -> None:
         argv = ["tui", *sys.argv[1:]]
-        run_id = self.engine.launch(self.host, options, digest, self.journal, argv,
-                                    demo=self.demo)
+        run_id = self.engine.launch(self.host, options, digest, self.journal, argv, demo=self.demo)
         self.call_from_thread(self.follow_run, run_id)
 
     def follow_run(self, run_id: str) -> None:
@@ -260,8 +288,13 @@ class GpuWizardApp(App[int]):
         self.push_screen(RunScreen(run_id))
         self._follow(run_id)
 
-    @work(thread=True, exclusive=True, group="follow", exit_on_error=False,
-          description="Following the worker's events")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="follow",
+        exit_on_error=False,
+        description="Following the worker's events",
+    )
     def _follow(self, run_id: str) -> None:
         from textual.worker import get_current_worker
 
@@ -306,8 +339,13 @@ class GpuWizardApp(App[int]):
         return step, error, tail
 
     # -- start-up ---------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="start-up", exit_on_error=False,
-          description="Looking for a run in progress")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="start-up",
+        exit_on_error=False,
+        description="Looking for a run in progress",
+    )
     def check_start_up(self) -> None:
         active = None
         try:
@@ -352,8 +390,7 @@ class GpuWizardApp(App[int]):
         for screen in self.screen_stack:
             for bar in screen.query(TitleBar):
                 title = getattr(screen, "screen_title", lambda: "")()
-                bar.update(TitleBar(title, self.host_label, self.demo,
-                                    self.read_only).content)
+                bar.update(TitleBar(title, self.host_label, self.demo, self.read_only).content)
 
     # -- rollback ---------------------------------------------------------------------
     def roll_back(self, run_id: str, steps: Optional[set[str]]) -> None:
@@ -364,8 +401,13 @@ class GpuWizardApp(App[int]):
         self.push_screen(RunScreen(run_id, rollback=True))
         self._roll_back(run_id, steps)
 
-    @work(thread=True, exclusive=True, group="rollback", exit_on_error=False,
-          description="Rolling back")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="rollback",
+        exit_on_error=False,
+        description="Rolling back",
+    )
     def _roll_back(self, run_id: str, steps: Optional[set[str]]) -> None:
         from gpuwizard import wizard
 
@@ -373,8 +415,7 @@ class GpuWizardApp(App[int]):
             self.post_message(EngineEvent(run_id, event))
 
         try:
-            report = wizard.rollback(self.host, self.journal, run_id=run_id, steps=steps,
-                                     emit=emit)
+            report = wizard.rollback(self.host, self.journal, run_id=run_id, steps=steps, emit=emit)
         except WizardError as exc:
             emit(RunState(run_id, "failed", f"{exc.cause} — {exc.remedy}"))
         else:
@@ -416,8 +457,9 @@ class GpuWizardApp(App[int]):
         yield SystemCommand("History", "Past runs, and rolling one back", self.action_history)
         yield SystemCommand("Re-plan", "Probe the host again", self.replan)
         for name in STEP_NAMES:
-            yield SystemCommand(f"Step: {name}", f"Open the {name} step",
-                                lambda n=name: self.open_step(n))
+            yield SystemCommand(
+                f"Step: {name}", f"Open the {name} step", lambda n=name: self.open_step(n)
+            )
 
     # -- the GPU panel (dolphie's shape) ------------------------------------------------
     def action_toggle_gpu(self) -> None:
@@ -446,8 +488,7 @@ class GpuWizardApp(App[int]):
     def _arm_gpu_timer(self) -> None:
         if self._gpu_timer is not None:
             self._gpu_timer.stop()
-        self._gpu_timer = self.set_timer(GPU_PERIOD, self._gpu_tick) if self.gpu_visible \
-            else None
+        self._gpu_timer = self.set_timer(GPU_PERIOD, self._gpu_tick) if self.gpu_visible else None
 
     def _gpu_tick(self) -> None:
         self._gpu_timer = None
@@ -458,8 +499,13 @@ class GpuWizardApp(App[int]):
             return
         self.poll_gpu()
 
-    @work(thread=True, exclusive=True, group="gpu", exit_on_error=False,
-          description="Sampling the GPUs")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="gpu",
+        exit_on_error=False,
+        description="Sampling the GPUs",
+    )
     def poll_gpu(self) -> None:
         readings = self.gpu_feed.sample()
         raw = self.gpu_feed.raw_frame() if self.gpu_raw_view else None
@@ -495,8 +541,15 @@ def _slow_link_environment() -> None:
     textual.constants.SMOOTH_SCROLL = False  # type: ignore[misc]
 
 
-def run_app(host: Any, options: Options, journal: Any, *, demo: bool = False,
-            mouse: bool = True, slow_link: bool = False) -> int:
+def run_app(
+    host: Any,
+    options: Options,
+    journal: Any,
+    *,
+    demo: bool = False,
+    mouse: bool = True,
+    slow_link: bool = False,
+) -> int:
     """Run the wizard in this terminal; returns the exit status for the CLI.
 
     When the user asked to continue under sudo, re-executes gpuwizard under sudo after the

@@ -52,13 +52,21 @@ class GpuHistory:
 
 def reading_from_sample(g: Any) -> GpuReading:
     """Convert one `gpu_sampler.GpuReading` into what the panel draws."""
-    procs = tuple((int(p.pid), str(p.name or "?"), float(p.used_memory_mib or 0))
-                  for p in (g.processes or ()))
+    procs = tuple(
+        (int(p.pid), str(p.name or "?"), float(p.used_memory_mib or 0)) for p in (g.processes or ())
+    )
     return GpuReading(
-        index=int(g.index), name=str(g.name), util=_f(g.utilization_gpu),
-        mem_used=_f(g.memory_used_mib), mem_total=_f(g.memory_total_mib),
-        temp=_f(g.temperature_c), power=_f(g.power_w), power_limit=_f(g.power_limit_w),
-        sm_clock=_f(g.clock_sm_mhz), processes=procs)
+        index=int(g.index),
+        name=str(g.name),
+        util=_f(g.utilization_gpu),
+        mem_used=_f(g.memory_used_mib),
+        mem_total=_f(g.memory_total_mib),
+        temp=_f(g.temperature_c),
+        power=_f(g.power_w),
+        power_limit=_f(g.power_limit_w),
+        sm_clock=_f(g.clock_sm_mhz),
+        processes=procs,
+    )
 
 
 def _f(value: Any) -> Optional[float]:
@@ -81,8 +89,10 @@ class GpuFeed:
             self._sampler = gpu_sampler.GpuSampler(nvml.backend_for(self.host), host=self.host)
         sample = self._sampler.sample()
         if sample.error:
-            raise WizardError(f"NVML cannot be read: {sample.error}",
-                              "Check the driver (`nvidia-smi`); `gpuwizard doctor` explains.")
+            raise WizardError(
+                f"NVML cannot be read: {sample.error}",
+                "Check the driver (`nvidia-smi`); `gpuwizard doctor` explains.",
+            )
         return [reading_from_sample(g) for g in sample.gpus]
 
     def raw_frame(self) -> Optional[list[str]]:
@@ -102,10 +112,11 @@ class GpuFeed:
             return gpu_sampler.ReplayedSmiStream.recorded_h200()
         smi = self.host.which("nvidia-smi", extra_dirs=("/usr/local/nvidia/bin",))
         if smi is None:
-            raise WizardError("nvidia-smi is not installed on this host",
-                              "The gauges still work through NVML; press v to go back.")
-        return gpu_sampler.SmiStream(smi, chroot=None if self.host.is_live
-                                     else str(self.host.root))
+            raise WizardError(
+                "nvidia-smi is not installed on this host",
+                "The gauges still work through NVML; press v to go back.",
+            )
+        return gpu_sampler.SmiStream(smi, chroot=None if self.host.is_live else str(self.host.root))
 
     def stop_raw(self) -> None:
         """Stop the nvidia-smi reader (the panel was hidden or switched view)."""

@@ -42,8 +42,10 @@ def main() -> int:
     for w in plan.warnings:
         print(f"   warning: {w}")
     images = choose_test_images(report.cuda_version, Options())
-    print(f"== test images: smoke {images.smoke} {' '.join(images.smoke_command)}; "
-          f"cuda {images.cuda} ({images.reason})")
+    print(
+        f"== test images: smoke {images.smoke} {' '.join(images.smoke_command)}; "
+        f"cuda {images.cuda} ({images.reason})"
+    )
 
     print("== ten sampler readings")
     with GpuSampler() as sampler:
@@ -51,13 +53,15 @@ def main() -> int:
             s = sampler.sample()
             for g in s.gpus:
                 procs = "n/a" if g.processes is None else len(g.processes)
-                print(f"  gpu{g.index} {g.name}: util {fmt(g.utilization_gpu, '%')} "
-                      f"memutil {fmt(g.utilization_memory, '%')} "
-                      f"mem {fmt(g.memory_used_mib)}/{fmt(g.memory_total_mib)} MiB "
-                      f"temp {fmt(g.temperature_c, 'C')} power {fmt(g.power_w, 'W')}/"
-                      f"{fmt(g.power_limit_w, 'W')} sm {fmt(g.clock_sm_mhz, 'MHz')} "
-                      f"mem {fmt(g.clock_mem_mhz, 'MHz')} procs {procs}"
-                      + (f" error {g.error}" if g.error else ""))
+                print(
+                    f"  gpu{g.index} {g.name}: util {fmt(g.utilization_gpu, '%')} "
+                    f"memutil {fmt(g.utilization_memory, '%')} "
+                    f"mem {fmt(g.memory_used_mib)}/{fmt(g.memory_total_mib)} MiB "
+                    f"temp {fmt(g.temperature_c, 'C')} power {fmt(g.power_w, 'W')}/"
+                    f"{fmt(g.power_limit_w, 'W')} sm {fmt(g.clock_sm_mhz, 'MHz')} "
+                    f"mem {fmt(g.clock_mem_mhz, 'MHz')} procs {procs}"
+                    + (f" error {g.error}" if g.error else "")
+                )
             time.sleep(0.1)
         n = 1000
         c0, w0 = time.process_time(), time.perf_counter()
@@ -65,8 +69,10 @@ def main() -> int:
             sampler.sample()
         cpu_ms = (time.process_time() - c0) / n * 1e3
         wall_ms = (time.perf_counter() - w0) / n * 1e3
-    print(f"== sample cost: {cpu_ms:.4f} ms CPU, {wall_ms:.4f} ms wall per sample "
-          f"({len(report.gpus)} GPU, {n} samples)")
+    print(
+        f"== sample cost: {cpu_ms:.4f} ms CPU, {wall_ms:.4f} ms wall per sample "
+        f"({len(report.gpus)} GPU, {n} samples)"
+    )
 
     smi = find_nvidia_smi(host)
     if smi:
@@ -78,8 +84,10 @@ def main() -> int:
         while len(frames) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         stream.stop()
-        print(f"== nvidia-smi -l 1 stream ({smi}): {stream.frames} frames; first after "
-              f"{(frames[0] - t0) if frames else float('nan'):.3f} s; error {stream.error}")
+        print(
+            f"== nvidia-smi -l 1 stream ({smi}): {stream.frames} frames; first after "
+            f"{(frames[0] - t0) if frames else float('nan'):.3f} s; error {stream.error}"
+        )
         print(stream.latest or "(no frame)")
     return 0
 

@@ -40,14 +40,23 @@ def gpu_report() -> dict | None:
         h = pynvml.nvmlDeviceGetHandleByIndex(i)
         name = pynvml.nvmlDeviceGetName(h)
         uuid = pynvml.nvmlDeviceGetUUID(h)
-        gpus.append({"index": i, "name": name if isinstance(name, str) else name.decode(),
-                     "uuid": uuid if isinstance(uuid, str) else uuid.decode()})
+        gpus.append(
+            {
+                "index": i,
+                "name": name if isinstance(name, str) else name.decode(),
+                "uuid": uuid if isinstance(uuid, str) else uuid.decode(),
+            }
+        )
     cuda = pynvml.nvmlSystemGetCudaDriverVersion_v2()
     drv = pynvml.nvmlSystemGetDriverVersion()
     smi = shutil.which("nvidia-smi") or "/usr/local/nvidia/bin/nvidia-smi"
-    return {"gpus": gpus, "driver_version": drv if isinstance(drv, str) else drv.decode(),
-            "cuda_version": f"{cuda // 1000}.{(cuda % 1000) // 10}", "nvidia_smi": smi,
-            "ok": True}
+    return {
+        "gpus": gpus,
+        "driver_version": drv if isinstance(drv, str) else drv.decode(),
+        "cuda_version": f"{cuda // 1000}.{(cuda % 1000) // 10}",
+        "nvidia_smi": smi,
+        "ok": True,
+    }
 
 
 def image_tar(busybox: Path) -> bytes:
@@ -89,7 +98,8 @@ def main() -> int:
     shutil.copy(REPO / "tests/gpu/standin-cdi-runtime", d.bin / "nvidia-container-runtime")
     text = (d.bin / "nvidia-container-runtime").read_text()
     (d.bin / "nvidia-container-runtime").write_text(
-        text.replace("#!/usr/bin/env python3", f"#!{sys.executable}", 1))
+        text.replace("#!/usr/bin/env python3", f"#!{sys.executable}", 1)
+    )
     spec = json.loads((base / "dockerd.json").read_text())
     spec["argv"] += ["--storage-driver", "vfs"]
     path = f"{d.bin}:{base}/sys/usr/sbin:{base}/sys/usr/bin:" + spec["env"]["PATH"]
@@ -164,11 +174,18 @@ def run(d, report, busybox: Path, out_dir) -> int:  # type: ignore[no-untyped-de
             verdict = f"FAIL: {exc.cause} -> {exc.remedy}"
         took = time.monotonic() - t_start
         print(f"   verdict: {verdict} ({took:.2f} s)")
-        results.append({"cli": action.cli(), "verdict": verdict, "seconds": round(took, 2),
-                        "exit": res.get("exit")})
+        results.append(
+            {
+                "cli": action.cli(),
+                "verdict": verdict,
+                "seconds": round(took, 2),
+                "exit": res.get("exit"),
+            }
+        )
     if out_dir:
-        (out_dir / "docker_on_h200.json").write_text(json.dumps(
-            {"report": report, "results": results}, indent=2))
+        (out_dir / "docker_on_h200.json").write_text(
+            json.dumps({"report": report, "results": results}, indent=2)
+        )
     return 0
 
 

@@ -58,8 +58,12 @@ def pty_figures(window: float) -> dict[str, float]:
         tail = app.screen[-3000:].decode(errors="replace")
     finally:
         app.stop()
-    return {"first_frame_median_s": statistics.median(frames[1:]) if len(frames) > 1 else -1,
-            "idle_Bps": idle, "panel_Bps": panel, "traceback": float("Traceback" in tail)}
+    return {
+        "first_frame_median_s": statistics.median(frames[1:]) if len(frames) > 1 else -1,
+        "idle_Bps": idle,
+        "panel_Bps": panel,
+        "traceback": float("Traceback" in tail),
+    }
 
 
 async def screenshots(out: Path) -> None:

@@ -39,8 +39,13 @@ def run(argv: list[str], timeout: float = 60) -> dict:
     t0 = time.monotonic()
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)  # noqa: S603
-        return {"argv": argv, "rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr,
-                "seconds": round(time.monotonic() - t0, 4)}
+        return {
+            "argv": argv,
+            "rc": p.returncode,
+            "stdout": p.stdout,
+            "stderr": p.stderr,
+            "seconds": round(time.monotonic() - t0, 4),
+        }
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"argv": argv, "error": repr(exc)}
 
@@ -57,11 +62,13 @@ def raw_calls(nv) -> dict:
             if hasattr(value, "_fields_"):
                 res["fields"] = {f[0]: repr(getattr(value, f[0])) for f in value._fields_}
             if isinstance(value, list) and value and hasattr(value[0], "_fields_"):
-                res["items"] = [{f[0]: repr(getattr(v, f[0])) for f in v._fields_}
-                                for v in value]
+                res["items"] = [{f[0]: repr(getattr(v, f[0])) for f in v._fields_} for v in value]
         except Exception as exc:  # noqa: BLE001
-            res = {"error": type(exc).__name__, "value": getattr(exc, "value", None),
-                   "message": str(exc)}
+            res = {
+                "error": type(exc).__name__,
+                "value": getattr(exc, "value", None),
+                "message": str(exc),
+            }
         c0, w0 = time.process_time(), time.perf_counter()
         for _ in range(repeat):
             with contextlib.suppress(Exception):
@@ -89,18 +96,23 @@ def raw_calls(nv) -> dict:
         call(p + "nvmlDeviceGetPciInfo", nv.nvmlDeviceGetPciInfo, h)
         call(p + "nvmlDeviceGetMigMode", nv.nvmlDeviceGetMigMode, h)
         call(p + "nvmlDeviceGetMaxMigDeviceCount", nv.nvmlDeviceGetMaxMigDeviceCount, h)
-        call(p + "nvmlDeviceGetMigDeviceHandleByIndex", nv.nvmlDeviceGetMigDeviceHandleByIndex,
-             h, 0, repeat=5)
+        call(
+            p + "nvmlDeviceGetMigDeviceHandleByIndex",
+            nv.nvmlDeviceGetMigDeviceHandleByIndex,
+            h,
+            0,
+            repeat=5,
+        )
         call(p + "nvmlDeviceGetUtilizationRates", nv.nvmlDeviceGetUtilizationRates, h)
         call(p + "nvmlDeviceGetTemperature", nv.nvmlDeviceGetTemperature, h, 0)
         call(p + "nvmlDeviceGetPowerUsage", nv.nvmlDeviceGetPowerUsage, h)
         call(p + "nvmlDeviceGetEnforcedPowerLimit", nv.nvmlDeviceGetEnforcedPowerLimit, h)
         call(p + "nvmlDeviceGetClockInfo.SM", nv.nvmlDeviceGetClockInfo, h, 1)
         call(p + "nvmlDeviceGetClockInfo.MEM", nv.nvmlDeviceGetClockInfo, h, 2)
-        call(p + "nvmlDeviceGetComputeRunningProcesses",
-             nv.nvmlDeviceGetComputeRunningProcesses, h)
-        call(p + "nvmlDeviceGetGraphicsRunningProcesses",
-             nv.nvmlDeviceGetGraphicsRunningProcesses, h)
+        call(p + "nvmlDeviceGetComputeRunningProcesses", nv.nvmlDeviceGetComputeRunningProcesses, h)
+        call(
+            p + "nvmlDeviceGetGraphicsRunningProcesses", nv.nvmlDeviceGetGraphicsRunningProcesses, h
+        )
         call(p + "nvmlDeviceGetFanSpeed", nv.nvmlDeviceGetFanSpeed, h, repeat=5)
         call(p + "nvmlDeviceGetPersistenceMode", nv.nvmlDeviceGetPersistenceMode, h, repeat=5)
     call("nvmlSystemGetProcessName(1)", nv.nvmlSystemGetProcessName, 1, repeat=5)
@@ -115,20 +127,33 @@ def host_files() -> dict:
         except OSError as exc:
             return f"<{type(exc).__name__}: {exc.strerror}>"
 
-    data = {p: read(p) for p in (
-        "/proc/driver/nvidia/version", "/proc/version", "/etc/os-release", "/proc/1/cgroup",
-        "/sys/module/nvidia/version")}
+    data = {
+        p: read(p)
+        for p in (
+            "/proc/driver/nvidia/version",
+            "/proc/version",
+            "/etc/os-release",
+            "/proc/1/cgroup",
+            "/sys/module/nvidia/version",
+        )
+    }
     data["/proc/driver/nvidia/gpus/*/information"] = {
-        p: read(p) for p in glob.glob("/proc/driver/nvidia/gpus/*/information")}
+        p: read(p) for p in glob.glob("/proc/driver/nvidia/gpus/*/information")
+    }
     data["/proc/modules (nvidia|nouveau)"] = "".join(
-        line for line in read("/proc/modules").splitlines(True)
-        if line.startswith(("nvidia", "nouveau")))
+        line
+        for line in read("/proc/modules").splitlines(True)
+        if line.startswith(("nvidia", "nouveau"))
+    )
     pci = {}
     for d in glob.glob("/sys/bus/pci/devices/*"):
         if read(f"{d}/vendor").strip() == "0x10de":
             link = f"{d}/driver"
-            pci[d] = {"device": read(f"{d}/device").strip(), "class": read(f"{d}/class").strip(),
-                      "driver": os.readlink(link) if os.path.islink(link) else None}
+            pci[d] = {
+                "device": read(f"{d}/device").strip(),
+                "class": read(f"{d}/class").strip(),
+                "driver": os.readlink(link) if os.path.islink(link) else None,
+            }
     data["pci_nvidia"] = pci
     data["pci_device_count"] = len(glob.glob("/sys/bus/pci/devices/*"))
     dev = {}
@@ -148,17 +173,21 @@ def host_files() -> dict:
     data["libnvidia-ml"] = sorted(
         glob.glob("/usr/lib/x86_64-linux-gnu/libnvidia-ml.so*")
         + glob.glob("/usr/local/nvidia/lib64/libnvidia-ml.so*")
-        + glob.glob("/usr/lib64/libnvidia-ml.so*"))
+        + glob.glob("/usr/lib64/libnvidia-ml.so*")
+    )
     data["lspci -nn"] = run(["lspci", "-nn"])
     data["ldconfig -p | nvidia-ml"] = [
-        line for line in run(["ldconfig", "-p"]).get("stdout", "").splitlines()
-        if "nvidia-ml" in line]
+        line
+        for line in run(["ldconfig", "-p"]).get("stdout", "").splitlines()
+        if "nvidia-ml" in line
+    ]
     data["PATH"] = os.environ.get("PATH")
     data["which nvidia-smi"] = shutil.which("nvidia-smi")
     data["uname -a"] = run(["uname", "-a"]).get("stdout")
     data["python"] = sys.version
     try:
         from importlib.metadata import version
+
         data["nvidia-ml-py"] = version("nvidia-ml-py")
     except Exception as exc:  # noqa: BLE001
         data["nvidia-ml-py"] = repr(exc)
@@ -184,8 +213,10 @@ def main() -> int:
         return 0
     recording["raw"] = raw_calls(pynvml)
     (out / "nvml.json").write_text(json.dumps(recording, indent=1))
-    print(f"nvml: {recording['device_count']} GPU(s), driver {recording['driver_version']}, "
-          f"CUDA {recording['cuda_driver_version']}")
+    print(
+        f"nvml: {recording['device_count']} GPU(s), driver {recording['driver_version']}, "
+        f"CUDA {recording['cuda_driver_version']}"
+    )
     if smi:
         starts = []
         for _ in range(3):
@@ -196,8 +227,11 @@ def main() -> int:
         (out / "nvidia-smi.txt").write_text(r["stdout"] + r["stderr"])
         r = run([smi, "-L"])
         (out / "nvidia-smi-L.txt").write_text(r["stdout"] + r["stderr"])
-        p = subprocess.Popen([smi, "-l", "1"], stdout=subprocess.PIPE,  # noqa: S603
-                             stderr=subprocess.STDOUT)
+        p = subprocess.Popen(
+            [smi, "-l", "1"],
+            stdout=subprocess.PIPE,  # noqa: S603
+            stderr=subprocess.STDOUT,
+        )
         time.sleep(3.5)
         p.terminate()
         text = p.communicate(timeout=10)[0].decode("utf-8", "replace")

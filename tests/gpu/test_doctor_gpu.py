@@ -35,8 +35,11 @@ from gpuwizard.options import Options  # noqa: E402
 
 def _has_gpu() -> bool:
     base = Path("/sys/bus/pci/devices")
-    return base.is_dir() and any((d / "vendor").read_text().strip() == "0x10de"
-                                 for d in base.iterdir() if (d / "vendor").is_file())
+    return base.is_dir() and any(
+        (d / "vendor").read_text().strip() == "0x10de"
+        for d in base.iterdir()
+        if (d / "vendor").is_file()
+    )
 
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not _has_gpu(), reason="no NVIDIA GPU")]
@@ -61,8 +64,11 @@ def test_a_real_driver_error_from_this_machine_is_classified() -> None:
 
     # NVML refuses an index that does not exist; the message is real, and not a failure we
     # know, so it must not be misread as one.
-    smi = "/usr/local/nvidia/bin/nvidia-smi" if Path("/usr/local/nvidia/bin/nvidia-smi").exists() \
+    smi = (
+        "/usr/local/nvidia/bin/nvidia-smi"
+        if Path("/usr/local/nvidia/bin/nvidia-smi").exists()
         else "nvidia-smi"
+    )
     out = subprocess.run([smi, "-i", "99"], capture_output=True, text=True)
     assert classify(out.stdout + out.stderr) is None, out.stdout + out.stderr
 

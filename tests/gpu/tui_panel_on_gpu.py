@@ -36,8 +36,9 @@ def main() -> int:
         readings = feed.sample()
         history.add(readings)
         time.sleep(0.5)
-    print(f"== 3 samples through real NVML ({(time.perf_counter() - t - 1.5) / 3 * 1000:.1f} ms "
-          "each)")
+    print(
+        f"== 3 samples through real NVML ({(time.perf_counter() - t - 1.5) / 3 * 1000:.1f} ms each)"
+    )
     for r in readings:
         print(" ", r)
         print("  panel line:", gpu_line(r, history).plain)
@@ -57,8 +58,10 @@ def main() -> int:
     from benchmarks.pty_app import PtyApp
 
     with_state = Path("/tmp/gpuwizard-panel-state")
-    app = PtyApp([sys.executable, "-m", "gpuwizard", "--state-dir", str(with_state)],
-                 env={"PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+    app = PtyApp(
+        [sys.executable, "-m", "gpuwizard", "--state-dir", str(with_state)],
+        env={"PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+    )
     app.start()
     try:
         first = app.wait_for(b"Quit", 30)
@@ -69,7 +72,7 @@ def main() -> int:
         app.pump(10)
         t1 = time.perf_counter()
         print(f"idle on the overview: {app.bytes_between(t0, t1) / (t1 - t0):.0f} B/s")
-        print("   written while idle:", bytes(app.screen[mark:mark + 300]))
+        print("   written while idle:", bytes(app.screen[mark : mark + 300]))
         app.send(b"g")
         app.pump(2.0)
         t2 = time.perf_counter()
@@ -82,7 +85,7 @@ def main() -> int:
         mark = len(app.screen)
         app.pump(15)
         t5 = time.perf_counter()
-        print("   raw view output:", bytes(app.screen[mark:mark + 400]))
+        print("   raw view output:", bytes(app.screen[mark : mark + 400]))
         print(f"raw nvidia-smi view: {app.bytes_between(t4, t5) / (t5 - t4):.0f} B/s")
         tail = bytes(app.screen[-600:]).decode("utf-8", "replace")
         print("Traceback" in tail and "APP FAILED" or "app alive")

@@ -35,8 +35,7 @@ class WizardScreen(Screen[Any]):
 
     def compose(self) -> ComposeResult:
         app = self.wizard
-        yield TitleBar(self.screen_title(), app.host_label, app.demo, app.read_only,
-                       id="title")
+        yield TitleBar(self.screen_title(), app.host_label, app.demo, app.read_only, id="title")
         with Horizontal(id="frame"):
             yield StepList(current=self.current_step(), id="steps")
             with Vertical(id="body"):

@@ -49,26 +49,39 @@ class DiffConfirmScreen(ModalScreen[Result]):
             yield Static(Content.from_markup("[b]Apply: $steps?[/b]", steps=steps), id="ask")
             if "daemon-config" in self.options.steps:
                 with Horizontal(id="toggles"):
-                    yield OptionToggle("nvidia as default runtime [d]",
-                                   self.options.set_default_runtime, id="default-runtime",
-                                   compact=True)
-                    yield OptionToggle("enable CDI [c]", self.options.enable_cdi, id="cdi",
-                                   compact=True)
+                    yield OptionToggle(
+                        "nvidia as default runtime [d]",
+                        self.options.set_default_runtime,
+                        id="default-runtime",
+                        compact=True,
+                    )
+                    yield OptionToggle(
+                        "enable CDI [c]", self.options.enable_cdi, id="cdi", compact=True
+                    )
             with VerticalScroll(id="changes"):
-                yield Static(Content.styled("previewing (read-only)…", "$foreground-muted"),
-                             id="actions")
+                yield Static(
+                    Content.styled("previewing (read-only)…", "$foreground-muted"), id="actions"
+                )
                 yield DiffView(id="diffs")
             yield Static("", id="notes")
-            yield Static(Content.from_markup(
-                "[b]y[/b] apply   [b]n[/b] cancel   nothing is written before [b]y[/b]"),
-                id="keys")
+            yield Static(
+                Content.from_markup(
+                    "[b]y[/b] apply   [b]n[/b] cancel   nothing is written before [b]y[/b]"
+                ),
+                id="keys",
+            )
 
     def on_mount(self) -> None:
         self.preview(self.options)
         self.query_one("#changes").focus()
 
-    @work(thread=True, exclusive=True, group="preview", exit_on_error=False,
-          description="Previewing the changes (read-only)")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="preview",
+        exit_on_error=False,
+        description="Previewing the changes (read-only)",
+    )
     def preview(self, options: Options) -> None:
         try:
             plan = self.app._planner(self.app.host, options)  # type: ignore[attr-defined]
@@ -79,8 +92,9 @@ class DiffConfirmScreen(ModalScreen[Result]):
 
     def _show_error(self, cause: str, remedy: str) -> None:
         self.plan = None
-        self.query_one("#actions", Static).update(Content.from_markup(
-            "[$error]✗ $c[/]\n→ $r", c=cause, r=remedy))
+        self.query_one("#actions", Static).update(
+            Content.from_markup("[$error]✗ $c[/]\n→ $r", c=cause, r=remedy)
+        )
 
     def _show_plan(self, options: Options, plan: Any) -> None:
         self.options, self.plan = options, plan
@@ -90,17 +104,25 @@ class DiffConfirmScreen(ModalScreen[Result]):
         for sp in plan.steps:
             if sp.step not in plan.selected:
                 continue
-            lines.append(Content("").join([
-                Content.styled(TITLES.get(sp.step, sp.title), "bold"),
-                Content.styled(f"  {sp.state}", "$foreground-muted")]))
+            lines.append(
+                Content("").join(
+                    [
+                        Content.styled(TITLES.get(sp.step, sp.title), "bold"),
+                        Content.styled(f"  {sp.state}", "$foreground-muted"),
+                    ]
+                )
+            )
             if sp.state in ("blocked", "failed"):
                 lines.append(Content.from_markup("  [$error]✗ $r[/]", r=sp.reason))
             lines.extend(Content(f"  • {a.describe()}") for a in sp.actions)
             diffs.extend(d for d in sp.diffs if d.kind == "file")
             notes.extend(Content.from_markup("[$warning]! $w[/]", w=w) for w in sp.warnings)
             if any(getattr(a, "disruptive", False) for a in sp.actions) and options.auto_revert:
-                notes.append(Content(
-                    f"↺ reverted after {options.auto_revert:.0f} s unless you confirm it works"))
+                notes.append(
+                    Content(
+                        f"↺ reverted after {options.auto_revert:.0f} s unless you confirm it works"
+                    )
+                )
         self.query_one("#actions", Static).update(Content("\n").join(lines))
         self.query_one(DiffView).show_diffs(diffs)
         self.query_one("#notes", Static).update(Content("\n").join(notes))
@@ -113,7 +135,8 @@ class DiffConfirmScreen(ModalScreen[Result]):
             self.options = dataclasses.replace(self.options, set_default_runtime=event.value)
         self.plan = None
         self.query_one("#actions", Static).update(
-            Content.styled("previewing (read-only)…", "$foreground-muted"))
+            Content.styled("previewing (read-only)…", "$foreground-muted")
+        )
         self.preview(self.options)
 
     def action_flip(self, checkbox_id: str) -> None:

@@ -41,42 +41,50 @@ class FailureScreen(ModalScreen[None]):
         Binding("escape", "close", "Close"),
     ]
 
-    def __init__(self, run_id: str, step: str, error: Optional[dict[str, Any]],
-                 tail: list[str]) -> None:
+    def __init__(
+        self, run_id: str, step: str, error: Optional[dict[str, Any]], tail: list[str]
+    ) -> None:
         super().__init__()
         self.run_id = run_id
         self.step = step
         self.error = error or {}
         self.tail = tail
-        self.failure = classify("\n".join([*tail, str(self.error.get("cause", "")),
-                                           str(self.error.get("detail", ""))]))
+        self.failure = classify(
+            "\n".join([*tail, str(self.error.get("cause", "")), str(self.error.get("detail", ""))])
+        )
 
     def compose(self) -> ComposeResult:
         title = TITLES.get(self.step, self.step or "the run")
         cause = str(self.error.get("cause") or "The run failed.")
         remedy = str(self.error.get("remedy") or "")
         with Vertical(id="dialog"):
-            yield Static(Content.from_markup("[$error][b]✗ $t failed[/b][/]", t=title),
-                         id="what")
+            yield Static(Content.from_markup("[$error][b]✗ $t failed[/b][/]", t=title), id="what")
             yield Static(Content(cause), id="cause")
             if self.failure is not None:
                 f = self.failure
                 # the fix first: on 80×24 it must be seen without scrolling
-                parts = [Content.from_markup("[b]$code[/b] $title", code=str(f.code),
-                                             title=str(f.title)),
-                         Content.from_markup("[$success]fix[/] $f", f=str(f.fix)),
-                         Content.from_markup("[$foreground-muted]why[/] $c", c=str(f.cause))]
+                parts = [
+                    Content.from_markup(
+                        "[b]$code[/b] $title", code=str(f.code), title=str(f.title)
+                    ),
+                    Content.from_markup("[$success]fix[/] $f", f=str(f.fix)),
+                    Content.from_markup("[$foreground-muted]why[/] $c", c=str(f.cause)),
+                ]
                 for check in getattr(f, "checks", ()) or ():
-                    parts.append(Content.from_markup("[$foreground-muted]check[/] $c",
-                                                     c=str(check)))
+                    parts.append(
+                        Content.from_markup("[$foreground-muted]check[/] $c", c=str(check))
+                    )
                 with VerticalScroll(id="why"):
                     yield Static(Content("\n").join(parts), id="classified")
             elif remedy:
-                yield Static(Content.from_markup("[$success]→[/] $r", r=remedy),
-                             id="classified")
-            yield Static(Content.styled("The step's own changes were rolled back. "
-                                        "b rolls back the rest of this run.",
-                                        "$foreground-muted"), id="state")
+                yield Static(Content.from_markup("[$success]→[/] $r", r=remedy), id="classified")
+            yield Static(
+                Content.styled(
+                    "The step's own changes were rolled back. b rolls back the rest of this run.",
+                    "$foreground-muted",
+                ),
+                id="state",
+            )
             with VerticalScroll(id="tail"):
                 yield Static(Content("\n".join(self.tail[-15:]) or "(no output)"))
         yield Footer(compact=True)
@@ -111,6 +119,9 @@ class FailureScreen(ModalScreen[None]):
     def action_shell(self) -> None:
         shell = os.environ.get("SHELL", "/bin/sh")
         with self.app.suspend():
-            print(f"gpuwizard: a shell on this machine; `exit` returns to the wizard (run "
-                  f"{self.run_id}).", flush=True)
+            print(
+                f"gpuwizard: a shell on this machine; `exit` returns to the wizard (run "
+                f"{self.run_id}).",
+                flush=True,
+            )
             subprocess.run([shell], check=False)  # noqa: S603 - the user's own shell

@@ -34,8 +34,13 @@ class FullLogScreen(ModalScreen[None]):
         self.query_one(OutputLog).focus()
         self.load()
 
-    @work(thread=True, exclusive=True, group="full-log", exit_on_error=False,
-          description="Reading the run's events")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="full-log",
+        exit_on_error=False,
+        description="Reading the run's events",
+    )
     def load(self) -> None:
         app: Any = self.app
         path = app.journal.runs_dir / self.run_id / "events.jsonl"

@@ -37,21 +37,27 @@ class HistoryScreen(WizardScreen):
         table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=False, id="runs")
         table.add_columns("run", "status", "changes", "steps")
         yield table
-        yield Static(Content.styled("reading the journal…", "$foreground-muted"),
-                     id="run-detail")
+        yield Static(Content.styled("reading the journal…", "$foreground-muted"), id="run-detail")
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
         self.load()
 
-    @work(thread=True, exclusive=True, group="history", exit_on_error=False,
-          description="Reading the journal")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="history",
+        exit_on_error=False,
+        description="Reading the journal",
+    )
     def load(self) -> None:
         try:
             runs = self.wizard.journal.runs()
         except WizardError as exc:
-            self.app.call_from_thread(self._show_detail, Content.from_markup(
-                "[$error]✗ $c[/]\n→ $r", c=exc.cause, r=exc.remedy))
+            self.app.call_from_thread(
+                self._show_detail,
+                Content.from_markup("[$error]✗ $c[/]\n→ $r", c=exc.cause, r=exc.remedy),
+            )
             return
         self.app.call_from_thread(self._fill, runs)
 
@@ -61,11 +67,17 @@ class HistoryScreen(WizardScreen):
         self.runs = {r.run_id: r for r in runs}
         for run in reversed(runs):  # newest first
             s = run.summary()
-            table.add_row(run.run_id, f"{glyph(s['status'])} {s['status']}", str(s["changes"]),
-                          ", ".join(s["steps"]) or "—", key=run.run_id)
+            table.add_row(
+                run.run_id,
+                f"{glyph(s['status'])} {s['status']}",
+                str(s["changes"]),
+                ", ".join(s["steps"]) or "—",
+                key=run.run_id,
+            )
         if not runs:
-            self._show_detail(Content.styled("No runs yet: nothing has been changed.",
-                                             "$foreground-muted"))
+            self._show_detail(
+                Content.styled("No runs yet: nothing has been changed.", "$foreground-muted")
+            )
         else:
             self._show_run(runs[-1].run_id)
 
@@ -77,11 +89,16 @@ class HistoryScreen(WizardScreen):
         if run is None:
             return
         s = run.summary()
-        head = Content.styled(f"{run_id} · started {s['started']} · "
-                              f"{' '.join(map(str, s['argv']))[:60]}", "$foreground-muted")
+        head = Content.styled(
+            f"{run_id} · started {s['started']} · {' '.join(map(str, s['argv']))[:60]}",
+            "$foreground-muted",
+        )
         lines = undo_lines(run)
-        body = (Content("\n").join(lines) if lines
-                else Content.styled("nothing left to undo", "$foreground-muted"))
+        body = (
+            Content("\n").join(lines)
+            if lines
+            else Content.styled("nothing left to undo", "$foreground-muted")
+        )
         warnings = [Content.from_markup("[$warning]! $w[/]", w=w) for w in s["warnings"]]
         self._show_detail(Content("\n").join([head, body, *warnings]))
 
@@ -103,8 +120,7 @@ class HistoryScreen(WizardScreen):
         if run is None:
             return
         if self.wizard.read_only:
-            self.notify("Read-only: restart gpuwizard with sudo to roll back.",
-                        severity="warning")
+            self.notify("Read-only: restart gpuwizard with sudo to roll back.", severity="warning")
             return
 
         def chosen(yes: Optional[bool]) -> None:

@@ -37,11 +37,18 @@ class KeepChangeScreen(ModalScreen[Optional[bool]]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(Content.styled("Keep the new Docker settings?", "bold"))
-            yield Static(Content(self.detail or "Does Docker work for you? Keep the change, "
-                                 "or it is reverted."))
+            yield Static(
+                Content(
+                    self.detail or "Does Docker work for you? Keep the change, or it is reverted."
+                )
+            )
             yield Static("", id="countdown")
-            yield Static(Content.from_markup(
-                "[b]y[/b] keep   [b]n[/b] don't keep   [b]Esc[/b] decide later"), id="keys")
+            yield Static(
+                Content.from_markup(
+                    "[b]y[/b] keep   [b]n[/b] don't keep   [b]Esc[/b] decide later"
+                ),
+                id="keys",
+            )
 
     def on_mount(self) -> None:
         self._tick()

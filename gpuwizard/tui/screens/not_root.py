@@ -25,10 +25,14 @@ class NotRootScreen(ModalScreen[Optional[str]]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(Content.styled("gpuwizard is not running as root.", "bold"))
-            yield Static("Installing packages, writing /etc/docker/daemon.json and restarting "
-                         "Docker need root. You can still look at everything read-only.")
-            yield Static(Content.from_markup(
-                "[b]s[/b] re-run with sudo   [b]r[/b] continue read-only"), id="keys")
+            yield Static(
+                "Installing packages, writing /etc/docker/daemon.json and restarting "
+                "Docker need root. You can still look at everything read-only."
+            )
+            yield Static(
+                Content.from_markup("[b]s[/b] re-run with sudo   [b]r[/b] continue read-only"),
+                id="keys",
+            )
 
     def action_choose(self, choice: str) -> None:
         self.dismiss(choice)

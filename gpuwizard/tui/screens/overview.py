@@ -35,13 +35,16 @@ class OverviewScreen(WizardScreen):
     def compose_body(self) -> Iterable[Widget]:
         with VerticalScroll(id="overview"):
             yield Static(Content.styled("This machine", "bold"), classes="heading")
-            yield Static(Content.styled("reading the system…", "$foreground-muted"),
-                         id="host-system")
-            yield Static(Content.styled("probing GPUs and Docker…", "$foreground-muted"),
-                         id="host-gpu")
+            yield Static(
+                Content.styled("reading the system…", "$foreground-muted"), id="host-system"
+            )
+            yield Static(
+                Content.styled("probing GPUs and Docker…", "$foreground-muted"), id="host-gpu"
+            )
             yield Static(Content.styled("Steps", "bold"), classes="heading")
-            yield Static(Content.styled("planning (read-only)…", "$foreground-muted"),
-                         id="plan-steps")
+            yield Static(
+                Content.styled("planning (read-only)…", "$foreground-muted"), id="plan-steps"
+            )
             yield Static("", id="plan-hint")
 
     def on_mount(self) -> None:
@@ -65,8 +68,9 @@ class OverviewScreen(WizardScreen):
         self._show_error(message.cause, message.remedy)
 
     def _show_error(self, cause: str, remedy: str) -> None:
-        self.query_one("#plan-steps", Static).update(Content.from_markup(
-            "[$error]✗ $cause[/]\n→ $remedy", cause=cause, remedy=remedy))
+        self.query_one("#plan-steps", Static).update(
+            Content.from_markup("[$error]✗ $cause[/]\n→ $remedy", cause=cause, remedy=remedy)
+        )
         self.query_one("#host-gpu", Static).update("")
 
     def plan_changed(self, plan: Any) -> None:
@@ -74,25 +78,36 @@ class OverviewScreen(WizardScreen):
         rows = []
         for sp in plan.steps:
             detail = sp.reason or (f"{len(sp.actions)} change(s)" if sp.actions else "")
-            rows.append(Content("").join([
-                badge(sp.state, width=10), Content(" "),
-                Content(TITLES.get(sp.step, sp.title).ljust(20)),
-                Content.styled(detail[:60], "$foreground-muted"),
-            ]))
+            rows.append(
+                Content("").join(
+                    [
+                        badge(sp.state, width=10),
+                        Content(" "),
+                        Content(TITLES.get(sp.step, sp.title).ljust(20)),
+                        Content.styled(detail[:60], "$foreground-muted"),
+                    ]
+                )
+            )
         self.query_one("#plan-steps", Static).update(Content("\n").join(rows))
         pending = [sp for sp in plan.steps if sp.state == "pending"]
         blocked = [sp for sp in plan.steps if sp.state in ("blocked", "failed")]
         if pending:
             hint = Content.from_markup(
                 "$n step(s) to apply. [b]Enter[/b] walks through them one by one; "
-                "[b]a[/b] applies all after one preview.", n=str(len(pending)))
+                "[b]a[/b] applies all after one preview.",
+                n=str(len(pending)),
+            )
         elif blocked:
-            hint = Content.from_markup("[$warning]$step is $state:[/] $remedy",
-                                       step=blocked[0].step, state=blocked[0].state,
-                                       remedy=blocked[0].remedy or blocked[0].reason)
+            hint = Content.from_markup(
+                "[$warning]$step is $state:[/] $remedy",
+                step=blocked[0].step,
+                state=blocked[0].state,
+                remedy=blocked[0].remedy or blocked[0].reason,
+            )
         else:
-            hint = Content.styled("Everything is in place: `docker run --gpus all` works.",
-                                  "$success")
+            hint = Content.styled(
+                "Everything is in place: `docker run --gpus all` works.", "$success"
+            )
         self.query_one("#plan-hint", Static).update(hint)
 
     def action_next(self) -> None:

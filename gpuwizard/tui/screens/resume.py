@@ -36,12 +36,19 @@ class ResumeScreen(ModalScreen[Optional[str]]):
     def compose(self) -> ComposeResult:
         summary = self.run.summary()
         with Vertical(id="dialog"):
-            yield Static(Content("").join([
-                Content.styled(f"Run {self.run.run_id} ", "bold"), badge(self.status)]))
-            yield Static(Content.styled(
-                f"started {summary.get('started', '?')} · steps "
-                f"{', '.join(summary.get('steps', [])) or 'none yet'} · "
-                f"{summary.get('changes', 0)} change(s)", "$foreground-muted"))
+            yield Static(
+                Content("").join(
+                    [Content.styled(f"Run {self.run.run_id} ", "bold"), badge(self.status)]
+                )
+            )
+            yield Static(
+                Content.styled(
+                    f"started {summary.get('started', '?')} · steps "
+                    f"{', '.join(summary.get('steps', [])) or 'none yet'} · "
+                    f"{summary.get('changes', 0)} change(s)",
+                    "$foreground-muted",
+                )
+            )
             lines = undo_lines(self.run)
             if lines:
                 yield Static(Content("\n").join(lines[:8]), id="changes")

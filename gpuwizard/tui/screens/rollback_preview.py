@@ -19,8 +19,7 @@ def undo_lines(run: Any, steps: Optional[set[str]] = None) -> list[Content]:
     for rec in run.pending_undo(steps):
         step = str(rec.data.get("step", ""))
         what = str(rec.data.get("describe") or rec.data.get("action", ""))
-        lines.append(Content.from_markup("↺ [$foreground-muted]$s[/] $w", s=step.ljust(13),
-                                         w=what))
+        lines.append(Content.from_markup("↺ [$foreground-muted]$s[/] $w", s=step.ljust(13), w=what))
     return lines
 
 
@@ -44,9 +43,13 @@ class RollbackPreviewScreen(ModalScreen[bool]):
             yield Static(Content.from_markup("[b]Roll back run $r?[/b]", r=self.run.run_id))
             with VerticalScroll(id="undo"):
                 if lines:
-                    yield Static(Content.styled("These changes are undone, in this order; "
-                                                "files get their exact previous bytes back:",
-                                                "$foreground-muted"))
+                    yield Static(
+                        Content.styled(
+                            "These changes are undone, in this order; "
+                            "files get their exact previous bytes back:",
+                            "$foreground-muted",
+                        )
+                    )
                     yield Static(Content("\n").join(lines))
                 else:
                     yield Static("Nothing left to undo in this run.")

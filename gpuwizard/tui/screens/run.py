@@ -21,8 +21,15 @@ from gpuwizard.tui.screens.base import WizardScreen
 from gpuwizard.tui.status import badge
 from gpuwizard.tui.widgets.output_log import OutputLog
 
-_SHOWN_AS_BADGE = ("finished", "failed", "rolled-back", "awaiting-confirmation", "refused",
-                   "interrupted", "auto-reverted")
+_SHOWN_AS_BADGE = (
+    "finished",
+    "failed",
+    "rolled-back",
+    "awaiting-confirmation",
+    "refused",
+    "interrupted",
+    "auto-reverted",
+)
 _PHASE = {"start": "▶", "done": "✓", "failed": "✗", "rollback": "↺", "rolled-back": "↺"}
 
 
@@ -102,8 +109,13 @@ class RunScreen(WizardScreen):
     def _draw(self, event: Any) -> None:
         log = self.query_one(OutputLog)
         if isinstance(event, LogLine):
-            log.add(event.text if event.stream == "out" else f"{event.stream}: {event.text}"
-                    if event.stream == "err" else f"· {event.text}")
+            log.add(
+                event.text
+                if event.stream == "out"
+                else f"{event.stream}: {event.text}"
+                if event.stream == "err"
+                else f"· {event.text}"
+            )
         elif isinstance(event, Progress):
             bar = self.query_one(ProgressBar)
             bar.display = True
@@ -124,8 +136,9 @@ class RunScreen(WizardScreen):
                 self.query_one(ProgressBar).update(progress=0)
             elif event.state in ("done", "failed", "skipped"):
                 self.query_one(ProgressBar).display = False  # shown again by the next Progress
-            log.add(f"── {event.step}: {event.state}"
-                    + (f" ({event.reason})" if event.reason else ""))
+            log.add(
+                f"── {event.step}: {event.state}" + (f" ({event.reason})" if event.reason else "")
+            )
         elif isinstance(event, DiffReady):
             where = f"{event.step}: " if event.step else ""
             log.add(f"· {where}{len(event.diffs)} change(s) previewed, the host unchanged since")
@@ -137,8 +150,9 @@ class RunScreen(WizardScreen):
         if event.state == "awaiting-confirmation":
             from gpuwizard.tui.screens.keep_change import KeepChangeScreen
 
-            self.app.push_screen(KeepChangeScreen(self.run_id, event.deadline, event.detail),
-                                 self._kept)
+            self.app.push_screen(
+                KeepChangeScreen(self.run_id, event.deadline, event.detail), self._kept
+            )
         elif event.state in ("finished", "rolled-back", "auto-reverted"):
             bar = self.query_one(ProgressBar)
             if bar.display:

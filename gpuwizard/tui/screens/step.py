@@ -65,8 +65,9 @@ class StepScreen(WizardScreen):
         sp = next((s for s in plan.steps if s.step == self.step), None)
         if sp is None:
             return
-        self.query_one("#step-head", Static).update(Content("").join([
-            Content.styled(TITLES[self.step] + "  ", "bold"), badge(sp.state)]))
+        self.query_one("#step-head", Static).update(
+            Content("").join([Content.styled(TITLES[self.step] + "  ", "bold"), badge(sp.state)])
+        )
         reason = []
         if sp.reason:
             reason.append(Content(sp.reason))
@@ -75,10 +76,16 @@ class StepScreen(WizardScreen):
         self.query_one("#step-reason", Static).update(Content("\n").join(reason))
         facts = fact_lines(sp.facts)
         width = max((len(k) for k, _ in facts), default=0)
-        self.query_one("#step-facts", Static).update(Content("\n").join(
-            [Content.from_markup("[$foreground-muted]$k[/] $v", k=k.ljust(width), v=v)
-             for k, v in facts]) if facts else Content.styled("nothing recorded",
-                                                              "$foreground-muted"))
+        self.query_one("#step-facts", Static).update(
+            Content("\n").join(
+                [
+                    Content.from_markup("[$foreground-muted]$k[/] $v", k=k.ljust(width), v=v)
+                    for k, v in facts
+                ]
+            )
+            if facts
+            else Content.styled("nothing recorded", "$foreground-muted")
+        )
         if sp.actions:
             actions = Content("\n").join(Content(f"• {a.describe()}") for a in sp.actions)
         elif sp.state == "done":
@@ -87,8 +94,9 @@ class StepScreen(WizardScreen):
             actions = Content.styled("Nothing.", "$foreground-muted")
         self.query_one("#step-actions", Static).update(actions)
         self.query_one(DiffView).show_diffs([d for d in sp.diffs if d.kind == "file"])
-        self.query_one("#step-warnings", Static).update(Content("\n").join(
-            Content.from_markup("[$warning]! $w[/]", w=w) for w in sp.warnings))
+        self.query_one("#step-warnings", Static).update(
+            Content("\n").join(Content.from_markup("[$warning]! $w[/]", w=w) for w in sp.warnings)
+        )
 
     def action_apply(self) -> None:
         self.wizard.request_apply(self.step)

@@ -27,7 +27,7 @@ def sparkline(values: Sequence[float], width: int = SPARK) -> str:
 def _short_name(name: str) -> str:
     for prefix in ("NVIDIA ", "Tesla ", "GeForce "):
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
     return name[:12]
 
 
@@ -38,14 +38,22 @@ def _fmt(value: Optional[float], unit: str, width: int) -> str:
 def gpu_line(r: GpuReading, history: GpuHistory) -> Content:
     util = sparkline(history.util.get(r.index, ()))
     mem = sparkline(history.mem.get(r.index, ()), 10)
-    mem_text = ("—" if r.mem_used is None or not r.mem_total
-                else f"{r.mem_used / 1024:.1f}/{r.mem_total / 1024:.0f}G")
+    mem_text = (
+        "—"
+        if r.mem_used is None or not r.mem_total
+        else f"{r.mem_used / 1024:.1f}/{r.mem_total / 1024:.0f}G"
+    )
     return Content.from_markup(
         # few style changes: each costs ~25 bytes of escapes on every repaint over SSH
         "$idx $name [$accent]$util[/]$pct [$secondary]$mem[/] $memt $temp $power",
-        idx=str(r.index), name=_short_name(r.name).ljust(12), util=util,
-        pct=_fmt(r.util, "%", 5), mem=mem, memt=mem_text.rjust(11),
-        temp=_fmt(r.temp, "°C", 5), power=_fmt(r.power, "W", 5),
+        idx=str(r.index),
+        name=_short_name(r.name).ljust(12),
+        util=util,
+        pct=_fmt(r.util, "%", 5),
+        mem=mem,
+        memt=mem_text.rjust(11),
+        temp=_fmt(r.temp, "°C", 5),
+        power=_fmt(r.power, "W", 5),
     )
 
 
@@ -56,14 +64,16 @@ class GpuPanel(LineCanvas):
         super().__init__(**kw)
         self.raw_view = False
         self._raw_height = 0
-        self.set_lines([Content.styled("GPU panel: waiting for the first sample…",
-                                       "$foreground-muted")])
+        self.set_lines(
+            [Content.styled("GPU panel: waiting for the first sample…", "$foreground-muted")]
+        )
 
     def show_error(self, text: str) -> None:
         self.set_lines([Content.styled("GPU panel: " + text, "$warning")])
 
-    def show(self, readings: list[GpuReading], history: GpuHistory,
-             raw: Optional[list[str]] = None) -> None:
+    def show(
+        self, readings: list[GpuReading], history: GpuHistory, raw: Optional[list[str]] = None
+    ) -> None:
         if self.raw_view:
             text = [line.rstrip() for line in (raw or ["waiting for nvidia-smi…"])]
             while text and not text[0]:
@@ -79,12 +89,15 @@ class GpuPanel(LineCanvas):
         self._raw_height = 0
         head = Content.styled(
             f"{'#':<2}{'GPU':<13}{'utilization, last minute':<21} {'memory':<10} "
-            f"{'used':>11} {'temp':>5} {'power':>5}", "$foreground-muted")
+            f"{'used':>11} {'temp':>5} {'power':>5}",
+            "$foreground-muted",
+        )
         lines = [head] + [gpu_line(r, history) for r in readings]
         procs = [(r.index, p) for r in readings for p in r.processes]
         if procs:
-            shown = ", ".join(f"{name} ({pid}) {mem:.0f}M on {i}"
-                              for i, (pid, name, mem) in procs[:3])
+            shown = ", ".join(
+                f"{name} ({pid}) {mem:.0f}M on {i}" for i, (pid, name, mem) in procs[:3]
+            )
             more = f" +{len(procs) - 3}" if len(procs) > 3 else ""
             lines.append(Content.styled(f"procs {shown}{more}", "$foreground-muted"))
         else:

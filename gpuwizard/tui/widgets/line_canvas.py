@@ -47,10 +47,14 @@ class LineCanvas(Widget):
             if old == new:
                 continue
             span = max(len(old), len(new))
-            first = next(i for i in range(span) if i >= len(old) or i >= len(new)
-                         or old[i] != new[i])
-            last = next(i for i in range(span - 1, -1, -1) if i >= len(old) or i >= len(new)
-                        or old[i] != new[i])
+            first = next(
+                i for i in range(span) if i >= len(old) or i >= len(new) or old[i] != new[i]
+            )
+            last = next(
+                i
+                for i in range(span - 1, -1, -1)
+                if i >= len(old) or i >= len(new) or old[i] != new[i]
+            )
             # wide glyphs and styles that bleed are rare here; one cell of margin is cheap
             x0 = max(0, first - 1)
             x1 = min(width, last + 2)

@@ -21,8 +21,13 @@ TITLES = {
     "gpu-test": "GPU test container",
 }
 
-_COLOUR = {"done": "$success", "failed": "$error", "blocked": "$warning",
-           "running": "$accent", "rolled-back": "$secondary"}
+_COLOUR = {
+    "done": "$success",
+    "failed": "$error",
+    "blocked": "$warning",
+    "running": "$accent",
+    "rolled-back": "$secondary",
+}
 
 
 class StepList(OptionList):
@@ -42,8 +47,9 @@ class StepList(OptionList):
 
     @staticmethod
     def _prompt(step: str, state: str) -> Content:
-        colour = _COLOUR.get(state, "$foreground-muted" if state in ("skipped", "planning")
-                             else "$foreground")
+        colour = _COLOUR.get(
+            state, "$foreground-muted" if state in ("skipped", "planning") else "$foreground"
+        )
         return Content.from_markup(f"[{colour}]$g[/] $t", g=glyph(state), t=TITLES[step])
 
     def on_mount(self) -> None:

@@ -13,8 +13,7 @@ DEMO_LABEL = "DEMO — nothing on this machine is changed"
 class TitleBar(Static):
     """`gpuwizard · <screen> · <host>`; no clock, nothing that ticks."""
 
-    def __init__(self, title: str, host_label: str, demo: bool, read_only: bool,
-                 **kw: Any) -> None:
+    def __init__(self, title: str, host_label: str, demo: bool, read_only: bool, **kw: Any) -> None:
         parts = [Content.styled("gpuwizard", "bold"), Content(f" · {title}")]
         if host_label and not demo:
             parts.append(Content.styled(f" · {host_label}", "$foreground-muted"))
