@@ -157,7 +157,9 @@ def test_repository_gone_between_preview_and_apply_rolls_the_step_back(
 
 def _legacy_files(root: Path, repo: NvidiaRepo) -> dict[str, bytes]:
     files = {
-        "etc/apt/sources.list.d/nvidia-docker.list": f"deb {repo.server.url}/nvidia-docker/ubuntu18.04/$(ARCH) /\n".encode(),
+        "etc/apt/sources.list.d/nvidia-docker.list": (
+            f"deb {repo.server.url}/nvidia-docker/ubuntu18.04/$(ARCH) /\n".encode()
+        ),
         "etc/apt/sources.list.d/libnvidia-container.list": b"# Unsupported distribution!\n# Check https://nvidia.github.io/nvidia-docker\n",
         "etc/apt/sources.list.d/mixed.sources": b"Types: deb\nURIs: https://nvidia.github.io/nvidia-container-runtime/stable/"
         b"ubuntu18.04/amd64\nSuites: /\n\n"

@@ -140,10 +140,13 @@ def diagnose(
             problems.append(
                 Problem(
                     "wsl_no_windows_driver",
-                    "This is WSL2 and /usr/lib/wsl/lib has no NVIDIA library: the NVIDIA driver for "
+                    "This is WSL2 and /usr/lib/wsl/lib has no NVIDIA library: the NVIDIA driver "
+                    "for "
                     "Windows is missing or too old",
-                    "Install the current NVIDIA driver on Windows (it brings the GPU into WSL2), then "
-                    "`wsl --shutdown` from Windows and open WSL again. Never install a Linux NVIDIA "
+                    "Install the current NVIDIA driver on Windows (it brings the GPU into WSL2), "
+                    "then "
+                    "`wsl --shutdown` from Windows and open WSL again. Never install a Linux "
+                    "NVIDIA "
                     "driver inside WSL.",
                 )
             )
@@ -153,7 +156,8 @@ def diagnose(
                 Problem(
                     "wsl_linux_driver",
                     f"A Linux NVIDIA driver library (libnvidia-ml.so.{linux_libs[0]}) is installed "
-                    "inside WSL, where only the Windows driver's /usr/lib/wsl/lib belongs; containers "
+                    "inside WSL, where only the Windows driver's /usr/lib/wsl/lib belongs; "
+                    "containers "
                     "then fail with `mount error: file creation failed: ... file exists`",
                     "Remove the Linux driver packages inside WSL (e.g. `sudo apt remove --purge "
                     "'^nvidia-.*' '^libnvidia-.*'`) and keep only the Windows driver.",
@@ -165,9 +169,11 @@ def diagnose(
                 0,
                 Problem(
                     "wsl_nvml_failed",
-                    "This is WSL2 and the Windows driver's library is in /usr/lib/wsl/lib, but NVML "
+                    "This is WSL2 and the Windows driver's library is in /usr/lib/wsl/lib, but "
+                    "NVML "
                     f"failed: {nvml_error or smi_error or 'no answer'}",
-                    "Update the NVIDIA driver on Windows and WSL itself (`wsl --update` from Windows), "
+                    "Update the NVIDIA driver on Windows and WSL itself (`wsl --update` from "
+                    "Windows), "
                     "then `wsl --shutdown` and try `/usr/lib/wsl/lib/nvidia-smi`.",
                 ),
             )
@@ -198,9 +204,11 @@ def diagnose(
             problems.append(
                 Problem(
                     "in_container",
-                    "No NVIDIA GPU was found: gpuwizard is running inside a container that was given "
+                    "No NVIDIA GPU was found: gpuwizard is running inside a container that was "
+                    "given "
                     "none",
-                    "Run gpuwizard on the host itself (the toolkit and daemon.json belong there), or "
+                    "Run gpuwizard on the host itself (the toolkit and daemon.json belong "
+                    "there), or "
                     "start this container with `--gpus all` on a host that is already set up.",
                 )
             )
@@ -220,10 +228,12 @@ def diagnose(
         problems.append(
             Problem(
                 "version_mismatch",
-                "NVIDIA driver/library version mismatch: the driver was upgraded but the old kernel "
+                "NVIDIA driver/library version mismatch: the driver was upgraded but the old "
+                "kernel "
                 f"module is still loaded{detail}",
                 "Reboot. Without a reboot: stop everything that uses the GPU (nvidia-persistenced, "
-                "DCGM, GPU containers), then `sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia "
+                "DCGM, GPU containers), then `sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset "
+                "nvidia "
                 "&& sudo modprobe nvidia`.",
             )
         )
@@ -271,8 +281,10 @@ def diagnose(
                 "nouveau_loaded",
                 "The open-source `nouveau` driver is loaded and holds the GPU, so NVIDIA's driver "
                 "cannot take it",
-                "Blacklist it: `printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' | sudo tee "
-                f"/etc/modprobe.d/blacklist-nouveau.conf && {_initramfs_command(host)}`, then reboot "
+                "Blacklist it: `printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' | sudo "
+                "tee "
+                f"/etc/modprobe.d/blacklist-nouveau.conf && {_initramfs_command(host)}`, then "
+                f"reboot "
                 "(NVIDIA's driver packages usually do this for you).",
             )
         )
