@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -203,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     wk = sub.add_parser("_worker", help=argparse.SUPPRESS)
     wk.add_argument("--state-dir", dest="worker_state_dir", required=True)
     wk.add_argument("worker_run_id")
+    rv = sub.add_parser("_revert", help=argparse.SUPPRESS)  # the auto-revert timer's command
+    rv.add_argument("--state-dir", dest="worker_state_dir", required=True)
+    rv.add_argument("worker_run_id")
     return p
 
 
@@ -707,6 +711,46 @@ def cmd_app(ns: argparse.Namespace, options: Options) -> int:
     )
 
 
+def _revert_expired(ns: argparse.Namespace, options: Options) -> None:
+    """Any command first rolls back a run whose confirmation deadline passed with its worker
+    gone (killed, its unit stopped, a reboot): the unconfirmed change must not stay."""
+    if ns.command == "doctor" and getattr(ns, "explain", None) is not None:
+        return
+    from gpuwizard import worker
+
+    try:
+        host = _host(ns)
+        journal = _journal(host, options)
+        if not journal.runs_dir.is_dir():
+            return
+        expired = [
+            r
+            for r in journal.runs()
+            if r.status() == "interrupted"
+            and (r.confirmation_deadline() or float("inf")) <= time.time()
+        ]
+        if not expired:
+            return
+        if os.geteuid() != 0 and not getattr(host, "label", "").startswith("demo"):
+            print(
+                f"Run {expired[0].run_id} was not confirmed before its deadline and must be "
+                "rolled back: run any gpuwizard command as root (`sudo gpuwizard status`).",
+                file=sys.stderr,
+            )
+            return
+        worker.recover_expired(host, journal, emit=_print_event_to(sys.stderr))
+    except OSError as exc:
+        print(f"gpuwizard: could not check for expired runs: {exc}", file=sys.stderr)
+
+
+def _print_event_to(stream: Any) -> Any:
+    def emit(event: ev.Event) -> None:
+        with contextlib.redirect_stdout(stream):
+            _print_event(event)
+
+    return emit
+
+
 COMMANDS = {
     None: cmd_app,
     "status": cmd_status,
@@ -728,12 +772,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from gpuwizard.worker import worker_main
 
         return worker_main(ns.worker_state_dir, ns.worker_run_id)
+    if ns.command == "_revert":
+        from gpuwizard.worker import revert_main
+
+        return revert_main(ns.worker_state_dir, ns.worker_run_id)
     try:
         options = options_from(ns)
         if getattr(ns, "demo", False):
             from gpuwizard.host.demo import demo_options
 
             options = demo_options(options)
+        _revert_expired(ns, options)
         return COMMANDS[ns.command](ns, options)
     except WizardError as exc:
         if getattr(ns, "json", False):
