@@ -7,7 +7,6 @@ Same steps and actions as the app; this module only parses arguments, asks, and 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex

@@ -22,9 +22,7 @@ from typing import Iterator
 import pytest
 
 from gpuwizard import events as ev
-from gpuwizard.host.system import Host
 from gpuwizard.journal import Journal
-from gpuwizard.options import Options
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = sysconfig.get_paths()["purelib"]
