@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -27,6 +26,7 @@ from gpuwizard.errors import LockHeld, PlanChanged, WizardError
 from gpuwizard.host.system import Host
 from gpuwizard.journal import Journal, Run, RunWriter, new_run_id
 from gpuwizard.options import Options
+from gpuwizard.selfexec import CHILD_CWD, clean_env, python_argv
 
 REQUEST = "request.json"
 CONFIRM = "confirm"
@@ -75,20 +75,8 @@ def launch(
         "demo": demo,
     }
     (folder / REQUEST).write_text(json.dumps(request, indent=2))
-    cmd = [
-        sys.executable,
-        "-m",
-        "gpuwizard",
-        "_worker",
-        "--state-dir",
-        str(journal.state_dir),
-        run_id,
-    ]
-    env = dict(os.environ)
-    pkg_parent = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = pkg_parent + (
-        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-    )
+    cmd = python_argv("_worker", "--state-dir", str(journal.state_dir), run_id)
+    env = clean_env()
     log = open(folder / "worker.log", "ab")  # noqa: SIM115 - handed to the child
     try:
         if _use_systemd_run(host):
@@ -99,7 +87,7 @@ def launch(
                 unit,
                 "--collect",
                 "--quiet",
-                f"--setenv=PYTHONPATH={env['PYTHONPATH']}",
+                f"--working-directory={CHILD_CWD}",
                 *cmd,
             ]
             subprocess.run(
@@ -118,6 +106,7 @@ def launch(
                 stdout=log,
                 stderr=log,
                 env=env,
+                cwd=CHILD_CWD,
                 start_new_session=True,
                 close_fds=True,
             )

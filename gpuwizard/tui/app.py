@@ -560,7 +560,10 @@ def run_app(
     app = GpuWizardApp(host, options, journal, demo=demo, slow_link=slow_link)
     result = app.run(mouse=mouse)
     if app.sudo_requested:
-        argv = ["sudo", sys.executable, "-m", "gpuwizard", *sys.argv[1:]]
+        from gpuwizard.selfexec import python_argv
+
+        # isolated: as root, the user's working directory must not be on sys.path
+        argv = ["sudo", *python_argv(*sys.argv[1:])]
         os.execvp("sudo", argv)  # noqa: S606 - argv list; replaces this process
     return int(result or 0) if app.return_code is None else app.return_code
 

@@ -64,10 +64,10 @@ class DiffConfirmScreen(ModalScreen[Result]):
                 )
                 yield DiffView(id="diffs")
             yield Static("", id="notes")
+            # y is offered only once the preview is on screen: a key pressed earlier would
+            # confirm nothing (and looked accepted when the line was there from the start)
             yield Static(
-                Content.from_markup(
-                    "[b]y[/b] apply   [b]n[/b] cancel   nothing is written before [b]y[/b]"
-                ),
+                Content.from_markup("[b]n[/b] cancel   previewing: [b]y[/b] comes next"),
                 id="keys",
             )
 
@@ -92,6 +92,7 @@ class DiffConfirmScreen(ModalScreen[Result]):
 
     def _show_error(self, cause: str, remedy: str) -> None:
         self.plan = None
+        self.query_one("#keys", Static).update(Content.from_markup("[b]n[/b] cancel"))
         self.query_one("#actions", Static).update(
             Content.from_markup("[$error]✗ $c[/]\n→ $r", c=cause, r=remedy)
         )
@@ -126,6 +127,11 @@ class DiffConfirmScreen(ModalScreen[Result]):
         self.query_one("#actions", Static).update(Content("\n").join(lines))
         self.query_one(DiffView).show_diffs(diffs)
         self.query_one("#notes", Static).update(Content("\n").join(notes))
+        self.query_one("#keys", Static).update(
+            Content.from_markup(
+                "[b]y[/b] apply   [b]n[/b] cancel   nothing is written before [b]y[/b]"
+            )
+        )
 
     @on(Checkbox.Changed)
     def _option_changed(self, event: Checkbox.Changed) -> None:
@@ -136,6 +142,9 @@ class DiffConfirmScreen(ModalScreen[Result]):
         self.plan = None
         self.query_one("#actions", Static).update(
             Content.styled("previewing (read-only)…", "$foreground-muted")
+        )
+        self.query_one("#keys", Static).update(
+            Content.from_markup("[b]n[/b] cancel   previewing: [b]y[/b] comes next")
         )
         self.preview(self.options)
 
