@@ -7,7 +7,6 @@ Same steps and actions as the app; this module only parses arguments, asks, and 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex
@@ -352,6 +351,8 @@ def _render_plan(the_plan: Any, host: Any, diffs: bool = True) -> None:
                             print("       " + _color(dl, code))
     for w in the_plan.warnings:
         print(f" ! {w}")
+    for u in getattr(host, "unknown", []):
+        print(f" ? unknown without root: {u}")
 
 
 def _print_event(event: ev.Event) -> None:
@@ -389,8 +390,14 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
     the_plan = wizard.plan(host, options)
     journal = _journal(host, options)
     active = None
-    with contextlib.suppress(WizardError):
+    try:
         active = active_run(journal)
+    except WizardError as exc:
+        host.note_unknown(f"the runs: {exc.cause}")
+    lock = journal.lock_holder()
+    if lock is not None and "unknown" in lock:
+        host.note_unknown(f"whether a run holds the lock: {lock['unknown']}")
+        lock = None
     if getattr(ns, "json", False):
         _print_json(
             {
@@ -410,7 +417,8 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
                 ],
                 "engines": _engines_json(host),
                 "active_run": active.summary() if active else None,
-                "lock": journal.lock_holder(),
+                "lock": lock,
+                "unknown_without_permission": list(host.unknown),
             }
         )
         return EXIT_OK
@@ -532,22 +540,20 @@ def _in_process_run(
     host: Any, options: Options, digest: str, journal: Any, argv: list[str], demo: bool
 ) -> str:
     from gpuwizard import worker
-    from gpuwizard.journal import new_run_id
+    from gpuwizard.journal import new_run_id, write_private
 
     run_id = new_run_id()
     folder = journal.runs_dir / run_id
-    (folder / "backups").mkdir(parents=True)
-    (folder / worker.REQUEST).write_text(
-        json.dumps(
-            {
-                "options": options.to_json(),
-                "digest": digest,
-                "root": str(host.root),
-                "argv": argv,
-                "demo": demo,
-            }
-        )
-    )
+    folder.mkdir(mode=0o700)
+    (folder / "backups").mkdir(mode=0o700)
+    request = {
+        "options": options.to_json(),
+        "digest": digest,
+        "root": str(host.root),
+        "argv": argv,
+        "demo": demo,
+    }
+    write_private(folder / worker.REQUEST, json.dumps(request).encode())
     worker.run_worker(journal, run_id, host=host)
     return run_id
 
@@ -628,7 +634,17 @@ def cmd_rollback(ns: argparse.Namespace, options: Options) -> int:
 def cmd_history(ns: argparse.Namespace, options: Options) -> int:
     host = _host(ns)
     journal = _journal(host, options)
-    runs = journal.runs()
+    try:
+        runs = journal.runs()
+    except WizardError as exc:
+        if os.geteuid() == 0:
+            raise
+        # a normal user: the journal is root's (0700); unknown, said so, not an error
+        if getattr(ns, "json", False):
+            _print_json({"runs": None, "unknown_without_permission": [exc.cause]})
+        else:
+            print(f"{exc.cause}.\n  -> {exc.remedy}")
+        return EXIT_OK
     if getattr(ns, "json", False):
         _print_json({"runs": [r.summary() for r in runs]})
         return EXIT_OK

@@ -64,6 +64,7 @@ class Plan:
     steps: list[StepPlan]
     selected: tuple[str, ...]
     warnings: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # facts unreadable without root
 
     @property
     def digest(self) -> str:
@@ -104,6 +105,7 @@ class Plan:
             "changes_pending": self.has_changes(),
             "digest": self.digest,
             "warnings": self.warnings,
+            "unknown_without_permission": self.unknown,
         }
 
 
@@ -152,6 +154,17 @@ def plan(
                 remedy=exc.remedy,
                 facts={"detail": exc.detail} if exc.detail else {},
             )
+        except PermissionError as exc:
+            # a probe that met "permission denied" (a normal user): this step's state is
+            # unknown, the others are still planned
+            what = f"{step.name}: cannot read {exc.filename or 'a file'} (permission denied)"
+            host.note_unknown(what)
+            sp = step.make(
+                BLOCKED,
+                reason=f"unknown without root: {exc.filename or 'a file'} is not readable",
+                remedy="Run it as root (sudo gpuwizard …) to know this step's state.",
+                facts={"unknown": [what]},
+            )
         if step.name in selected:
             for action in sp.actions:
                 action.step = step.name
@@ -181,7 +194,7 @@ def plan(
             )
         emit(StepState(sp.step, sp.state, sp.reason))
         out.append(sp)
-    return Plan(out, selected, warnings)
+    return Plan(out, selected, warnings, list(host.unknown))
 
 
 def apply(
