@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 from gpuwizard import __version__
 from gpuwizard import events as ev
 from gpuwizard.errors import NeedsRoot, WizardError
-from gpuwizard.options import STEP_NAMES, Options
+from gpuwizard.options import ALL_STEP_NAMES, Options
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -70,7 +70,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--step",
         action="append",
         default=argparse.SUPPRESS,
-        choices=STEP_NAMES,
+        choices=ALL_STEP_NAMES,
         help="only this step (repeatable)",
     )
     g.add_argument(
@@ -123,6 +123,18 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="restart Docker with this command (split like a shell, never run by one)",
     )
     d.add_argument("--docker-wait", type=float, default=argparse.SUPPRESS, metavar="SECONDS")
+    e = p.add_argument_group("other engines (Podman, containerd)")
+    e.add_argument("--podman-image", default=argparse.SUPPRESS, metavar="IMAGE")
+    e.add_argument(
+        "--containerd",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help="configure containerd's CRI (default: when a CRI client such as kubelet is here)",
+    )
+    e.add_argument("--containerd-config", default=argparse.SUPPRESS, metavar="PATH")
+    e.add_argument("--containerd-socket", default=argparse.SUPPRESS, metavar="PATH")
+    e.add_argument("--containerd-restart-command", default=argparse.SUPPRESS, metavar="CMD")
+    e.add_argument("--containerd-wait", type=float, default=argparse.SUPPRESS, metavar="SECONDS")
     t = p.add_argument_group("GPU test")
     t.add_argument("--test-image", default=argparse.SUPPRESS)
     t.add_argument("--cuda-image", default=argparse.SUPPRESS)
@@ -229,6 +241,11 @@ def options_from(ns: argparse.Namespace) -> Options:
         "skip_cuda_test",
         "framework",
         "framework_image",
+        "podman_image",
+        "containerd",
+        "containerd_config",
+        "containerd_socket",
+        "containerd_wait",
         "yes",
         "force",
         "auto_revert",
@@ -242,6 +259,8 @@ def options_from(ns: argparse.Namespace) -> Options:
     if getattr(ns, "docker_restart_command", None):
         o.restart_command = shlex.split(ns.docker_restart_command)
         o.restart_method = "command"
+    if getattr(ns, "containerd_restart_command", None):
+        o.containerd_restart_command = shlex.split(ns.containerd_restart_command)
     if getattr(ns, "no_auto_revert", False):
         o.auto_revert = 0
     if getattr(ns, "step", None):
@@ -396,6 +415,7 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
                     }
                     for s in the_plan.steps
                 ],
+                "engines": _engines_json(host),
                 "active_run": active.summary() if active else None,
                 "lock": lock,
                 "unknown_without_permission": list(host.unknown),
@@ -415,6 +435,13 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
             "`sudo gpuwizard apply`."
         )
     return EXIT_OK
+
+
+def _engines_json(host: Any) -> Any:
+    from gpuwizard.host.engines import probe_engines
+
+    found = probe_engines(host)
+    return found.to_json() | {"present": found.present(), "lines": found.lines()}
 
 
 def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
