@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 from gpuwizard import __version__
 from gpuwizard import events as ev
 from gpuwizard.errors import NeedsRoot, WizardError
-from gpuwizard.options import STEP_NAMES, Options
+from gpuwizard.options import ALL_STEP_NAMES, Options
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -72,7 +72,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--step",
         action="append",
         default=argparse.SUPPRESS,
-        choices=STEP_NAMES,
+        choices=ALL_STEP_NAMES,
         help="only this step (repeatable)",
     )
     g.add_argument(
@@ -125,6 +125,18 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="restart Docker with this command (split like a shell, never run by one)",
     )
     d.add_argument("--docker-wait", type=float, default=argparse.SUPPRESS, metavar="SECONDS")
+    e = p.add_argument_group("other engines (Podman, containerd)")
+    e.add_argument("--podman-image", default=argparse.SUPPRESS, metavar="IMAGE")
+    e.add_argument(
+        "--containerd",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help="configure containerd's CRI (default: when a CRI client such as kubelet is here)",
+    )
+    e.add_argument("--containerd-config", default=argparse.SUPPRESS, metavar="PATH")
+    e.add_argument("--containerd-socket", default=argparse.SUPPRESS, metavar="PATH")
+    e.add_argument("--containerd-restart-command", default=argparse.SUPPRESS, metavar="CMD")
+    e.add_argument("--containerd-wait", type=float, default=argparse.SUPPRESS, metavar="SECONDS")
     t = p.add_argument_group("GPU test")
     t.add_argument("--test-image", default=argparse.SUPPRESS)
     t.add_argument("--cuda-image", default=argparse.SUPPRESS)
@@ -234,6 +246,11 @@ def options_from(ns: argparse.Namespace) -> Options:
         "skip_cuda_test",
         "framework",
         "framework_image",
+        "podman_image",
+        "containerd",
+        "containerd_config",
+        "containerd_socket",
+        "containerd_wait",
         "yes",
         "force",
         "auto_revert",
@@ -247,6 +264,8 @@ def options_from(ns: argparse.Namespace) -> Options:
     if getattr(ns, "docker_restart_command", None):
         o.restart_command = shlex.split(ns.docker_restart_command)
         o.restart_method = "command"
+    if getattr(ns, "containerd_restart_command", None):
+        o.containerd_restart_command = shlex.split(ns.containerd_restart_command)
     if getattr(ns, "no_auto_revert", False):
         o.auto_revert = 0
     if getattr(ns, "step", None):
@@ -337,6 +356,8 @@ def _render_plan(the_plan: Any, host: Any, diffs: bool = True) -> None:
                             print("       " + _color(dl, code))
     for w in the_plan.warnings:
         print(f" ! {w}")
+    for u in getattr(host, "unknown", []):
+        print(f" ? unknown without root: {u}")
 
 
 def _print_event(event: ev.Event) -> None:
@@ -374,8 +395,14 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
     the_plan = wizard.plan(host, options)
     journal = _journal(host, options)
     active = None
-    with contextlib.suppress(WizardError):
+    try:
         active = active_run(journal)
+    except WizardError as exc:
+        host.note_unknown(f"the runs: {exc.cause}")
+    lock = journal.lock_holder()
+    if lock is not None and "unknown" in lock:
+        host.note_unknown(f"whether a run holds the lock: {lock['unknown']}")
+        lock = None
     if getattr(ns, "json", False):
         _print_json(
             {
@@ -393,8 +420,10 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
                     }
                     for s in the_plan.steps
                 ],
+                "engines": _engines_json(host),
                 "active_run": active.summary() if active else None,
-                "lock": journal.lock_holder(),
+                "lock": lock,
+                "unknown_without_permission": list(host.unknown),
             }
         )
         return EXIT_OK
@@ -411,6 +440,13 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
             "`sudo gpuwizard apply`."
         )
     return EXIT_OK
+
+
+def _engines_json(host: Any) -> Any:
+    from gpuwizard.host.engines import probe_engines
+
+    found = probe_engines(host)
+    return found.to_json() | {"present": found.present(), "lines": found.lines()}
 
 
 def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
@@ -509,22 +545,20 @@ def _in_process_run(
     host: Any, options: Options, digest: str, journal: Any, argv: list[str], demo: bool
 ) -> str:
     from gpuwizard import worker
-    from gpuwizard.journal import new_run_id
+    from gpuwizard.journal import new_run_id, write_private
 
     run_id = new_run_id()
     folder = journal.runs_dir / run_id
-    (folder / "backups").mkdir(parents=True)
-    (folder / worker.REQUEST).write_text(
-        json.dumps(
-            {
-                "options": options.to_json(),
-                "digest": digest,
-                "root": str(host.root),
-                "argv": argv,
-                "demo": demo,
-            }
-        )
-    )
+    folder.mkdir(mode=0o700)
+    (folder / "backups").mkdir(mode=0o700)
+    request = {
+        "options": options.to_json(),
+        "digest": digest,
+        "root": str(host.root),
+        "argv": argv,
+        "demo": demo,
+    }
+    write_private(folder / worker.REQUEST, json.dumps(request).encode())
     worker.run_worker(journal, run_id, host=host)
     return run_id
 
@@ -605,7 +639,17 @@ def cmd_rollback(ns: argparse.Namespace, options: Options) -> int:
 def cmd_history(ns: argparse.Namespace, options: Options) -> int:
     host = _host(ns)
     journal = _journal(host, options)
-    runs = journal.runs()
+    try:
+        runs = journal.runs()
+    except WizardError as exc:
+        if os.geteuid() == 0:
+            raise
+        # a normal user: the journal is root's (0700); unknown, said so, not an error
+        if getattr(ns, "json", False):
+            _print_json({"runs": None, "unknown_without_permission": [exc.cause]})
+        else:
+            print(f"{exc.cause}.\n  -> {exc.remedy}")
+        return EXIT_OK
     if getattr(ns, "json", False):
         _print_json({"runs": [r.summary() for r in runs]})
         return EXIT_OK

@@ -72,7 +72,7 @@ def _gpuwizard_pids(bed: Bed) -> list[int]:
     pids = []
     for line in out.splitlines():
         pid, _, args = line.strip().partition(" ")
-        if ("-m gpuwizard" in args or "bin/gpuwizard" in args) and "/proc/" not in args:
+        if "python" in args and "gpuwizard" in args and "/proc/" not in args:
             pids.append(int(pid))
     return pids
 
