@@ -215,3 +215,140 @@ def test_status_after_the_deadline_reverts(systemd_bed: Bed) -> None:
     assert f"Run {run_id} was not confirmed before its deadline" in res.stderr
     assert bed.path(DAEMON_JSON).read_bytes() == SOMEONES
     assert _history(bed)[-1]["status"] == "auto-reverted"
+
+
+# -- the start limit, and what a failed restart prints -----------------------------------------
+
+REFUSED = b'{\n    "no-such-option": true\n}\n'
+
+
+def _lock_out(bed: Bed) -> None:
+    """Someone else restarts Docker on a daemon.json it refuses until systemd locks it out."""
+    bed.path(DAEMON_JSON).write_bytes(REFUSED)
+    for _ in range(5):
+        bed.run(["systemctl", "restart", "docker"], timeout=60)
+    _wait(
+        lambda: (
+            bed.sh("systemctl show docker.socket -p Result --value").strip()
+            == "service-start-limit-hit"
+        ),
+        30,
+        "docker.service to hit its start limit",
+    )
+    log = bed.sh("journalctl -u docker --no-pager -q | tail -n 20")
+    assert "Start request repeated too quickly" in log, log
+
+
+def test_a_unit_locked_out_by_the_start_limit_is_reset_and_a_valid_change_is_kept(
+    systemd_bed: Bed,
+) -> None:
+    bed = systemd_bed
+    _fresh(bed)
+    _lock_out(bed)
+    bed.path(DAEMON_JSON).write_bytes(SOMEONES)  # they fixed their file; the unit stays locked
+    assert not bed.docker_serves(seconds=3)
+    plan = bed.gpuwizard("plan", "--step", "daemon-config", "--step", "restart")
+    print(plan.stdout)
+    assert "locked out by systemd's start limit" in plan.stdout
+    res = bed.gpuwizard(*APPLY, "--no-auto-revert")
+    out = res.stdout + res.stderr
+    print(out)
+    assert res.returncode == 0, out
+    assert "locked out by systemd's start limit" in out and "reset-failed" in out
+    assert "$ systemctl restart docker" in out
+    assert bed.docker_serves() and '"nvidia"' in _runtimes(bed)
+    assert b'"nvidia"' in bed.path(DAEMON_JSON).read_bytes()  # the valid change is kept
+    assert _history(bed)[-1]["status"] == "finished"
+
+
+def test_a_failed_detached_restart_prints_the_daemons_log_from_this_restart(
+    systemd_bed: Bed,
+) -> None:
+    bed = systemd_bed
+    _fresh(bed)
+    _lock_out(bed)  # an older, unrelated refusal in the journal
+    bed.path(DAEMON_JSON).write_bytes(SOMEONES)
+    bed.run(["systemctl", "reset-failed", "docker"], check=True)
+    bed.run(["systemctl", "start", "docker"], check=True)
+    # something gpuwizard cannot see refuses the next start: a drop-in's ExecStartPre
+    dropin = bed.path("/etc/systemd/system/docker.service.d/refuse.conf")
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    dropin.write_text(
+        "[Service]\nExecStartPre=/bin/sh -c 'echo gpuwizard-test: this start is refused >&2;"
+        " exit 1'\n"
+    )
+    bed.run(["systemctl", "daemon-reload"], check=True)
+    res = bed.gpuwizard(*APPLY, "--no-auto-revert")
+    out = res.stdout + res.stderr
+    print(out)
+    assert res.returncode != 0
+    assert "Restarting Docker failed" in out
+    assert "gpuwizard-test: this start is refused" in out  # the detail, printed
+    assert "no-such-option" not in out  # the older refusal is not shown as this one's
+    assert "Docker started once on it" not in out
+    assert bed.path(DAEMON_JSON).read_bytes() == SOMEONES  # restored
+    assert _history(bed)[-1]["status"] != "finished"
+
+
+# -- what the unit WILL start: DOCKER_OPTS and drop-ins ------------------------------------------
+
+
+def test_a_conflict_in_docker_opts_is_found_before_the_restart(systemd_bed: Bed) -> None:
+    """dockerd runs without --log-driver; /etc/default/docker has gained one since: the next
+    start would fail (`specified both as a flag and in the configuration file`)."""
+    bed = systemd_bed
+    _fresh(bed)  # someone's daemon.json sets log-driver
+    bed.path("/etc/default/docker").write_text('DOCKER_OPTS="--log-driver=journald"\n')
+    res = bed.gpuwizard("plan", "--step", "daemon-config", "--step", "restart")
+    print(res.stdout)
+    assert "log-driver" in res.stdout and "DOCKER_OPTS in /etc/default/docker" in res.stdout
+    applied = bed.gpuwizard(*APPLY, "--no-auto-revert")
+    print(applied.stdout + applied.stderr)
+    assert applied.returncode != 0
+    assert "$ systemctl restart docker" not in applied.stdout  # refused before any restart
+    assert bed.path(DAEMON_JSON).read_bytes() == SOMEONES
+
+
+def test_a_flag_gone_from_docker_opts_is_no_conflict(systemd_bed: Bed) -> None:
+    """dockerd was started with --log-driver from DOCKER_OPTS; the setting moved into
+    daemon.json since. The running argv still has the flag, the unit will not."""
+    bed = systemd_bed
+    _fresh(bed, b"{}\n")
+    bed.path("/etc/default/docker").write_text('DOCKER_OPTS="--log-driver=journald"\n')
+    bed.run(["systemctl", "restart", "docker"], check=True)
+    assert bed.docker_serves()
+    bed.path(DAEMON_JSON).write_bytes(b'{\n    "log-driver": "journald"\n}\n')
+    bed.path("/etc/default/docker").write_text("# moved to daemon.json\n")
+    res = bed.gpuwizard(*APPLY, "--no-auto-revert")
+    out = res.stdout + res.stderr
+    print(out)
+    assert res.returncode == 0, out
+    assert bed.docker_serves() and '"nvidia"' in _runtimes(bed)
+
+
+def test_validate_names_the_real_daemon_json_and_own_checks_catch_what_it_lets_through(
+    systemd_bed: Bed,
+) -> None:
+    bed = systemd_bed
+    _fresh(bed)
+    assert "28.5" in bed.sh("dockerd --version")
+    bed.path(DAEMON_JSON).write_bytes(b'{\n    "no-such-option": true\n}\n')
+    res = bed.gpuwizard("plan", "--step", "daemon-config", "--json")
+    step = next(s for s in json.loads(res.stdout)["steps"] if s["step"] == "daemon-config")
+    print(step["reason"])
+    assert "--validate" in step["reason"] and DAEMON_JSON in step["reason"]
+    assert "gpuwizard-daemon-" not in step["reason"]  # not the temp file it validated
+    for bad, words in (
+        (b'{"default-runtime": "crun"}', "no runtime of that name"),
+        (b'{"runtimes": {"x": {"path": "/bin/x", "runtimeType": "io.x.v1"}}}', "both `path`"),
+        (b'{"runtimes": {"runc": {"path": "/usr/bin/runc"}}}', "named `runc`"),
+    ):
+        # dockerd --validate itself lets each of these through
+        bed.path("/root/v.json").write_bytes(bad)
+        ok = bed.run(["dockerd", "--validate", "--config-file", "/root/v.json"])
+        assert ok.returncode == 0, ok.stderr
+        bed.path(DAEMON_JSON).write_bytes(bad)
+        res = bed.gpuwizard("plan", "--step", "daemon-config", "--json")
+        step = next(s for s in json.loads(res.stdout)["steps"] if s["step"] == "daemon-config")
+        print(bad, "->", step["state"], step["reason"])
+        assert step["state"] in ("failed", "blocked") and words in step["reason"]

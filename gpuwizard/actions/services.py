@@ -62,8 +62,91 @@ def restart_argv(method: str, command: Optional[list[str]]) -> list[str]:
     return list(METHODS[method])
 
 
-def daemon_log(host: Host, method: str, log_file: Optional[str], lines: int = 30) -> str:
-    """The daemon's last log lines: its log file, or the journal under systemd."""
+def unit_state(host: Host, method: str = "systemd") -> dict[str, str]:
+    """docker.service as systemd sees it (ActiveState, SubState, Result, ...); {} without
+    systemd. Read-only: works without root."""
+    if not method.startswith("systemd") or not host.is_live or not host.which("systemctl"):
+        return {}
+    user = ["--user"] if method == "systemd-user" else []
+    props = ("LoadState", "ActiveState", "SubState", "Result", "NRestarts", "UnitFileState")
+    argv = ["systemctl", *user, "show", "docker.service", *(f"--property={p}" for p in props)]
+    try:
+        res = host.run(argv, check=False, timeout=15)
+    except (OSError, WizardError):
+        return {}
+    if res.returncode != 0:
+        return {}
+    state = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+    if state.get("ActiveState") == "failed":
+        # systemd keeps the unit's last Result (exit-code) when it refuses a start for the
+        # limit; the socket's Result and the unit's last journal lines say so
+        sock = host.run(
+            ["systemctl", *user, "show", "docker.socket", "--property=Result", "--value"],
+            check=False,
+            timeout=15,
+        ).stdout.strip()
+        last = ""
+        if host.which("journalctl"):
+            last = host.run(
+                ["journalctl", *user, "-u", "docker.service", "-n", "3", "--no-pager", "-q"],
+                check=False,
+                timeout=15,
+            ).stdout
+        if (
+            state.get("Result") == "start-limit-hit"
+            or sock == "service-start-limit-hit"
+            or START_LIMIT_LINE in last
+        ):
+            state["LockedOut"] = "yes"
+    return state
+
+
+START_LIMIT_LINE = "Start request repeated too quickly"
+
+
+def locked_out(state: dict[str, str]) -> bool:
+    """systemd refuses to start docker.service until `reset-failed`: its start limit was hit
+    ("Start request repeated too quickly")."""
+    return state.get("LockedOut") == "yes"
+
+
+def describe_unit_state(state: dict[str, str]) -> str:
+    if not state:
+        return ""
+    text = f"docker.service is {state.get('ActiveState', '?')} ({state.get('SubState', '?')})"
+    if locked_out(state):
+        text += ", locked out by systemd's start limit (Start request repeated too quickly)"
+    elif state.get("ActiveState") == "failed":
+        text += f", result {state.get('Result', '?')}"
+    return text
+
+
+def clear_start_limit(ctx: ApplyContext, method: str) -> None:
+    """Before gpuwizard's one start: if docker.service failed (or someone else's restarts hit
+    the start limit), say so and `reset-failed` it, so that systemd does not refuse a start
+    that has nothing to do with them."""
+    if not method.startswith("systemd") or not ctx.host.which("systemctl"):
+        return
+    state = unit_state(ctx.host, method)
+    if state.get("ActiveState") == "failed" or locked_out(state):
+        ctx.log(describe_unit_state(state) + ": `systemctl reset-failed` before restarting")
+    user = ["--user"] if method == "systemd-user" else []
+    ctx.host.run(
+        ["systemctl", *user, "reset-failed", "docker.service", "docker.socket"],
+        check=False,
+        on_line=ctx.line_logger(),
+    )
+
+
+def daemon_log(
+    host: Host,
+    method: str,
+    log_file: Optional[str],
+    lines: int = 30,
+    since: Optional[float] = None,
+) -> str:
+    """The daemon's last log lines: its log file, or the journal under systemd (only since
+    gpuwizard's restart when `since` is given: an older refusal is not this one)."""
     if log_file:
         try:
             text = Path(log_file).read_text(errors="replace")
@@ -72,6 +155,8 @@ def daemon_log(host: Host, method: str, log_file: Optional[str], lines: int = 30
             pass
     if method.startswith("systemd") and host.which("journalctl"):
         argv = ["journalctl", "-u", "docker", "-n", str(lines), "--no-pager"]
+        if since is not None:
+            argv += ["--since", f"@{int(since)}"]
         if method == "systemd-user":
             argv.insert(1, "--user")
         res = host.run(argv, check=False, timeout=15)
@@ -199,13 +284,6 @@ class RestartDocker(Action):
         """Start Docker once on the (already restored) daemon.json, after clearing systemd's
         start limit. Never a loop: one start, one verification."""
         method = str(undo.get("method", "command"))
-        if method.startswith("systemd") and ctx.host.which("systemctl"):
-            user = ["--user"] if method == "systemd-user" else []
-            ctx.host.run(
-                ["systemctl", *user, "reset-failed", "docker.service", "docker.socket"],
-                check=False,
-                on_line=ctx.line_logger(),
-            )
         _restart(
             ctx,
             method,
@@ -226,6 +304,8 @@ def _restart(
     log_file: Optional[str],
 ) -> None:
     """Run the restart command once, then wait for the engine with visible progress."""
+    clear_start_limit(ctx, method)
+    since = time.time() - 1
     ctx.log("$ " + " ".join(argv))
     res = ctx.host.run(
         argv, inside=False, check=False, on_line=ctx.line_logger(), timeout=max(wait, 30.0)
@@ -233,8 +313,8 @@ def _restart(
     if res.returncode != 0:
         raise WizardError(
             f"Restarting Docker failed (`{' '.join(argv)}` exited {res.returncode})",
-            "Read the daemon's log below: daemon.json is restored and Docker started once on it.",
-            daemon_log(ctx.host, method, log_file),
+            "Read the daemon's log below (from this restart only).",
+            daemon_log(ctx.host, method, log_file, since=since),
         )
 
     def tick(elapsed: float) -> None:
@@ -245,6 +325,8 @@ def _restart(
     try:
         engine.wait_for_engine(ctx.host, docker_host, wait, tick)
     except WizardError as exc:
-        raise WizardError(exc.cause, exc.remedy, daemon_log(ctx.host, method, log_file)) from exc
+        raise WizardError(
+            exc.cause, exc.remedy, daemon_log(ctx.host, method, log_file, since=since)
+        ) from exc
     ctx.progress(1.0, "Docker answers")
     ctx.log("Docker is back")

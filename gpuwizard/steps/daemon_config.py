@@ -35,30 +35,90 @@ def engine_facts(host: Host, options: Options, sim: Simulation) -> engine.Engine
 
 
 def dockerd_flags(host: Host, facts: engine.EngineFacts) -> dict[str, str]:
-    """daemon.json keys that dockerd's command line (or its unit's ExecStart) sets."""
-    argv = list(facts.dockerd_argv) or engine_unit_argv(host)
+    """daemon.json keys that dockerd's command line will set, each with the flag and where it
+    comes from. Under systemd that is what docker.service WILL start (ExecStart with drop-ins,
+    $DOCKER_OPTS from its EnvironmentFile), not the running dockerd's argv: /etc/default/docker
+    may have changed since it started. Elsewhere, the running argv."""
+    unit = engine_unit_args(host) if host.facts.init_system == "systemd" else []
+    if unit:
+        keys = dj.flag_keys(a for a, _ in unit[1:])
+        where = {a.split("=", 1)[0]: src for a, src in unit[1:]}
+        return {k: f"{flag}, from {where.get(flag, 'docker.service')}" for k, flag in keys.items()}
+    argv = list(facts.dockerd_argv) or [a for a, _ in engine_unit_args(host)]
     return dj.flag_keys(argv[1:])
 
 
 def engine_unit_argv(host: Host) -> list[str]:
-    """ExecStart of docker.service (drop-ins win), for a daemon that is not running now."""
-    paths = [
-        "/lib/systemd/system/docker.service",
-        "/usr/lib/systemd/system/docker.service",
-        "/etc/systemd/system/docker.service",
-    ]
-    d = host.path("/etc/systemd/system/docker.service.d")
-    if d.is_dir():
-        paths += [f"/etc/systemd/system/docker.service.d/{p.name}" for p in sorted(d.iterdir())]
-    argv: list[str] = []
-    for p in paths:
-        text = host.read_text(p) or ""
-        for line in text.splitlines():
-            line = line.strip()
-            if line.startswith("ExecStart="):
-                value = line.split("=", 1)[1].strip()
-                argv = value.split() if value else []
-    return argv
+    """ExecStart of docker.service as systemd will run it (see engine_unit_args)."""
+    return [a for a, _ in engine_unit_args(host)]
+
+
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system",
+             "/lib/systemd/system")  # fmt: skip
+
+
+def engine_unit_args(host: Host) -> list[tuple[str, str]]:
+    """docker.service's ExecStart, each word with where it comes from: the unit file, then its
+    drop-ins in order (an empty `ExecStart=` resets), with `$VAR`/`${VAR}` expanded from
+    `Environment=` and `EnvironmentFile=` (e.g. DOCKER_OPTS in /etc/default/docker)."""
+    main = next(
+        (f"{d}/docker.service" for d in UNIT_DIRS if host.exists(f"{d}/docker.service")), ""
+    )
+    if not main:
+        return []
+    files = [main]
+    dropins: dict[str, str] = {}
+    for d in reversed(UNIT_DIRS):  # later folders override earlier ones of the same name
+        folder = host.path(f"{d}/docker.service.d")
+        if folder.is_dir():
+            for p in folder.glob("*.conf"):
+                dropins[p.name] = f"{d}/docker.service.d/{p.name}"
+    files += [dropins[n] for n in sorted(dropins)]
+    exec_start: list[tuple[str, str]] = []
+    env: dict[str, tuple[str, str]] = {}
+    env_files: list[str] = []
+    for f in files:
+        for raw in (host.read_text(f) or "").splitlines():
+            line = raw.strip()
+            key, _, value = line.partition("=")
+            key, value = key.strip(), value.strip()
+            if key == "ExecStart":
+                exec_start = [(w, f) for w in value.lstrip("-@+!:").split()] if value else []
+            elif key == "Environment":
+                for item in shlex_split(value):
+                    k, _, v = item.partition("=")
+                    env[k] = (v, f)
+            elif key == "EnvironmentFile" and value:
+                env_files.append(value)
+    for ef in env_files:
+        path = ef.lstrip("-")
+        for raw in (host.read_text(path) or "").splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            k, _, v = line.partition("=")
+            words = shlex_split(v)
+            env[k.strip()] = (" ".join(words), path)
+    out: list[tuple[str, str]] = []
+    for word, src in exec_start:
+        name = word[2:-1] if word.startswith("${") and word.endswith("}") else word[1:]
+        if word.startswith("$") and name in env:
+            value, where = env[name]
+            out += [(w, f"{name} in {where}") for w in value.split()]
+        elif word.startswith("$"):
+            continue  # unset: systemd drops an unset $VAR word
+        else:
+            out.append((word, src))
+    return out
+
+
+def shlex_split(text: str) -> list[str]:
+    import shlex
+
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return text.split()
 
 
 class DaemonConfigStep(Step):
@@ -124,7 +184,7 @@ class DaemonConfigStep(Step):
                 facts=info,
                 warnings=warnings,
             )
-        validation = validate_with_dockerd(host, facts, merged.after)
+        validation = validate_with_dockerd(host, facts, merged.after, shown)
         info["validate"] = validation
         if validation.get("ok") is False:
             return self.make(
@@ -164,7 +224,9 @@ class DaemonConfigStep(Step):
             )
 
 
-def validate_with_dockerd(host: Host, facts: engine.EngineFacts, data: bytes) -> dict[str, Any]:
+def validate_with_dockerd(
+    host: Host, facts: engine.EngineFacts, data: bytes, shown: str = engine.DEFAULT_DAEMON_JSON
+) -> dict[str, Any]:
     """`dockerd --validate` on the merged bytes, where the installed Docker has it (>= 23;
     20.10 says `unknown flag`, so decide by version, not by exit code)."""
     dockerd = host.which("dockerd")
@@ -176,7 +238,8 @@ def validate_with_dockerd(host: Host, facts: engine.EngineFacts, data: bytes) ->
             "output": f"validator unavailable: Docker {facts.version} has no "
             "`dockerd --validate` (23.0 and later do); gpuwizard's own checks ran",
         }
-    flags = _without_config_file(list(facts.dockerd_argv[1:]))
+    unit = engine_unit_argv(host) if host.facts.init_system == "systemd" else []
+    flags = _without_config_file(list((unit or list(facts.dockerd_argv))[1:]))
     fd, tmp = tempfile.mkstemp(prefix="gpuwizard-daemon-", suffix=".json")
     try:
         os.write(fd, data)
@@ -189,7 +252,7 @@ def validate_with_dockerd(host: Host, facts: engine.EngineFacts, data: bytes) ->
         )
     finally:
         os.unlink(tmp)
-    out = (res.stderr + res.stdout).strip()
+    out = (res.stderr + res.stdout).strip().replace(tmp, shown)
     return {"ok": res.returncode == 0, "output": out.splitlines()[-1] if out else ""}
 
 

@@ -11,7 +11,12 @@ import os
 import time
 from typing import Any, Optional
 
-from gpuwizard.actions.services import RestartDocker, detect_method
+from gpuwizard.actions.services import (
+    RestartDocker,
+    describe_unit_state,
+    detect_method,
+    unit_state,
+)
 from gpuwizard.host import docker as engine
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
@@ -121,6 +126,13 @@ class RestartStep(Step):
                 "restart (live-restore is off in daemon.json)"
             )
         if method.startswith("systemd"):
+            state = unit_state(host, method)
+            info["unit"] = state
+            if state.get("ActiveState") == "failed":
+                warnings.append(
+                    describe_unit_state(state)
+                    + ": gpuwizard runs `systemctl reset-failed docker.service` before its restart"
+                )
             warnings.append(
                 "systemd allows 3 starts of docker.service in 60 s; gpuwizard "
                 "restarts once and, on failure, restores daemon.json and starts once"
