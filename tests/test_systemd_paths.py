@@ -286,6 +286,9 @@ def test_a_failed_detached_restart_prints_the_daemons_log_from_this_restart(
     assert "gpuwizard-test: this start is refused" in out  # the detail, printed
     assert "no-such-option" not in out  # the older refusal is not shown as this one's
     assert "Docker started once on it" not in out
+    # the drop-in refuses the rollback's start too: said so, not "Docker answers again"
+    assert "the rollback did not bring it back either" in out
+    assert "answers again" not in out
     assert bed.path(DAEMON_JSON).read_bytes() == SOMEONES  # restored
     assert _history(bed)[-1]["status"] != "finished"
 

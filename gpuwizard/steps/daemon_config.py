@@ -229,7 +229,7 @@ def validate_with_dockerd(
 ) -> dict[str, Any]:
     """`dockerd --validate` on the merged bytes, where the installed Docker has it (>= 23;
     20.10 says `unknown flag`, so decide by version, not by exit code)."""
-    dockerd = host.which("dockerd")
+    dockerd = _running_dockerd(host, facts) or host.which("dockerd")
     if not dockerd or not facts.version:
         return {"ok": None, "output": "validator skipped: Docker's version is unknown"}
     if not facts.has_validate:
@@ -254,6 +254,18 @@ def validate_with_dockerd(
         os.unlink(tmp)
     out = (res.stderr + res.stdout).strip().replace(tmp, shown)
     return {"ok": res.returncode == 0, "output": out.splitlines()[-1] if out else ""}
+
+
+def _running_dockerd(host: Host, facts: engine.EngineFacts) -> Optional[str]:
+    """The running daemon's own program (its version is the one --validate must match: a
+    second dockerd on PATH may be older)."""
+    if facts.dockerd_pid is None or not host.is_live:
+        return None
+    try:
+        exe = os.readlink(f"/proc/{facts.dockerd_pid}/exe")
+    except OSError:
+        return None
+    return exe if os.path.isfile(exe) else None
 
 
 def _without_config_file(argv: list[str]) -> list[str]:

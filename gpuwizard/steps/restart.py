@@ -11,14 +11,10 @@ import os
 import time
 from typing import Any, Optional
 
-from gpuwizard.actions.services import (
-    RestartDocker,
-    describe_unit_state,
-    detect_method,
-    unit_state,
-)
+from gpuwizard.actions.services import RestartDocker, detect_method
 from gpuwizard.host import docker as engine
 from gpuwizard.host.system import Host
+from gpuwizard.host.systemd import describe_unit_state, unit_state
 from gpuwizard.options import Options
 from gpuwizard.steps.base import BLOCKED, DONE, PENDING, SKIPPED, Simulation, Step, StepPlan
 from gpuwizard.steps.daemon_config import MARK_PATH, engine_facts, planned_daemon_json
