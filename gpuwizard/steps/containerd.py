@@ -70,11 +70,15 @@ def dump_version(dump: str, default: int) -> int:
 def dropin_from_dump(
     dump: str, runtime_path: Optional[str], cdi_dirs: tuple[str, ...], cdi: bool
 ) -> str:
-    """The drop-in: containerd's whole effective CRI plugin table (from `config dump`) with
-    the nvidia runtime and CDI added. Whole, because containerd merges an imported file at
-    the plugin level: a CRI table with only our keys would replace everything else in it
-    (1.6 then loses its runc runtime and the CRI plugin fails to load)."""
+    """The drop-in. For containerd 1.x (config schema 2): its whole effective CRI plugin table
+    (from `config dump`) with the nvidia runtime and CDI added. Whole, because 1.x merges an
+    imported file at the plugin level: a CRI table with only our keys replaces everything
+    else in it (1.6.20 then loses its runc runtime and the CRI plugin fails to load). 2.x
+    (schema 3) merges key by key, so there the drop-in holds only gpuwizard's keys."""
     version = dump_version(dump, 2)
+    if version >= 3:
+        # containerd 2.x merges an imported file key by key: our keys alone are enough
+        return dropin_text(version, runtime_path, cdi_dirs, cdi)
     name = cri_section(version)
     head = f"[plugins.{name}"
     lines = dump.splitlines()
