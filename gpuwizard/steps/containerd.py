@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 from gpuwizard.actions.base import Action
-from gpuwizard.actions.engines import IMPORTS_TAG, RestartContainerd
+from gpuwizard.actions.engines import IMPORTS_TAG, MakeDir, RestartContainerd
 from gpuwizard.actions.files import WriteFile
 from gpuwizard.host import engines as eng
 from gpuwizard.host.system import Host
@@ -241,9 +241,10 @@ class ContainerdStep(Step):
             return self.make(
                 SKIPPED,
                 reason=f"{f.flavour} writes {f.config_path} itself at each start and adds the "
-                f"nvidia runtime when it finds {RUNTIME} on its PATH",
-                remedy=f"Install the toolkit, then restart {f.service}; for custom settings edit "
-                f"{f.template} (a template {f.flavour} reads), never config.toml.",
+                f"nvidia runtime when it finds {RUNTIME} on its PATH: restart {f.service} once "
+                f"the toolkit is installed; custom settings go in {f.template}",
+                remedy=f"Install the toolkit, then `systemctl restart {f.service}`; edit "
+                f"{f.template} (the template {f.flavour} reads), never config.toml.",
                 facts=info,
             )
         use, why = in_use(host, options, t)
@@ -294,12 +295,14 @@ class ContainerdStep(Step):
             and (host.path(t.dropin).exists() or t.dropin in sim.files)
         ):
             return self.make(DONE, reason=f"{t.dropin} is in place and read", facts=info)
+        confd = os.path.dirname(t.dropin)
         actions: list[Action] = [
+            MakeDir(path=confd, reason=f"create {confd} (containerd's drop-in folder)"),
             WriteFile(
                 path=t.dropin,
                 content=dropin_from_dump(dump.text, runtime, eng.CDI_DIRS, cdi).encode(),
                 reason=f"write {t.dropin}: " + " and ".join(what),
-            )
+            ),
         ]
         if not eng.imports_dropin(t.parsed.imports, t.dropin):
             pattern = os.path.join(os.path.dirname(t.dropin), "*.toml")
@@ -381,6 +384,7 @@ class ContainerdRestartStep(Step):
             expect_runtime=bool(host.which(RUNTIME))
             or any(p.startswith("nvidia-container-toolkit") for p in sim.packages),
             expect_cdi=f.version_tuple() >= (1, 7),
+            validate_config=f.flavour == "standalone",
             reason=f"restart {f.service}: " + ", ".join(changed) + " change(s)",
         )
         return self.make(
