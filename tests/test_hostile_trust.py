@@ -22,6 +22,7 @@ from typing import Iterator
 import pytest
 
 from gpuwizard import events as ev
+from gpuwizard.host.system import Host
 from gpuwizard.journal import Journal
 
 REPO = Path(__file__).resolve().parent.parent
@@ -213,3 +214,205 @@ def test_state_dir_backups_and_events_are_private_and_events_mask_secrets(
     for secret in ("hunter2", "Ym9iOmh1bnRlcjI=", "tok3n"):
         assert secret not in events
     assert "proxy:3128" in events  # the rest of the diff is still there
+
+
+# -- 1: the signing key -----------------------------------------------------------------------
+class Keys:
+    """Real OpenPGP keys made with gpg for these tests: NVIDIA's stand-in, an attacker's, an
+    expired one and a revoked one, each exported as an armored file."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.files: dict[str, Path] = {}
+        self.fprs: dict[str, str] = {}
+
+    def gpg(self, *args: str, faked: str = "") -> subprocess.CompletedProcess[str]:
+        extra = [f"--faked-system-time={faked}"] if faked else []
+        return subprocess.run(
+            [
+                "gpg",
+                "--homedir",
+                str(self.home),
+                "--batch",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                *extra,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+    def make(self, name: str, expire: str = "1y", faked: str = "") -> str:
+        self.gpg(
+            "--quick-gen-key",
+            f"{name} <{name.lower()}@example.invalid>",
+            "ed25519",
+            "sign",
+            expire,
+            faked=faked,
+        )
+        out = self.gpg("--with-colons", "--list-keys", f"<{name.lower()}@example.invalid>").stdout
+        fpr = next(ln.split(":")[9] for ln in out.splitlines() if ln.startswith("fpr"))
+        self.fprs[name] = fpr
+        return fpr
+
+    def export(self, label: str, *names: str) -> Path:
+        path = self.home.parent / f"{label}.asc"
+        path.write_text(self.gpg("--armor", "--export", *[self.fprs[n] for n in names]).stdout)
+        self.files[label] = path
+        return path
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
+    home = tmp_path_factory.mktemp("gpg") / "home"
+    home.mkdir(mode=0o700)
+    k = Keys(home)
+    k.make("Nvidia")
+    k.make("Attacker")
+    k.make("Old", expire="1d", faked="20200101T000000")
+    rev = k.make("Revoked")
+    cert = (home / "openpgp-revocs.d" / f"{rev}.rev").read_text()
+    (home / "rev.asc").write_text(cert.replace(":-----BEGIN", "-----BEGIN"))
+    k.gpg("--import", str(home / "rev.asc"))
+    k.export("two", "Nvidia", "Attacker")
+    k.export("expired", "Old")
+    k.export("revoked", "Revoked")
+    try:
+        yield k
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+
+
+def _keyring_primaries(keyring: bytes, tmp: Path) -> list[str]:
+    path = tmp / "check.gpg"
+    path.write_bytes(keyring)
+    home = tmp / "check-home"
+    home.mkdir(mode=0o700, exist_ok=True)
+    out = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--with-colons", "--show-keys", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = out.splitlines()
+    return [lines[i + 1].split(":")[9] for i, ln in enumerate(lines) if ln.startswith("pub")]
+
+
+def test_a_key_file_with_a_second_key_writes_only_the_checked_key(
+    keys: Keys, tmp_path: Path
+) -> None:
+    from gpuwizard.actions.packages import WriteKeyring
+    from gpuwizard.host.keys import checked_key
+
+    host = Host(_sandbox_root(tmp_path))
+    good, evil = keys.fprs["Nvidia"], keys.fprs["Attacker"]
+    key = checked_key(host, keys.files["two"].as_uri(), good)
+    assert _keyring_primaries(key.keyring, tmp_path) == [good]
+    assert _keyring_primaries(key.armored, tmp_path) == [good]  # rpm's copy too
+    assert not any("Attacker" in u for u in key.uids)
+    assert key.dropped == (evil,) and any("only" in w for w in key.warnings)
+    preview = (
+        WriteKeyring(
+            "/usr/share/keyrings/k.gpg",
+            key.keyring,
+            fingerprint=key.fingerprint,
+            uids=list(key.uids),
+            source="file",
+            dropped=list(key.dropped),
+        )
+        .preview(host)[0]
+        .after
+    )
+    assert "Attacker" not in (preview or "") and f"left out, not trusted: key {evil}" in preview
+
+
+def test_a_revoked_key_is_refused_and_an_expired_one_warned_about(
+    keys: Keys, tmp_path: Path
+) -> None:
+    from gpuwizard.errors import WizardError
+    from gpuwizard.host.keys import checked_key
+
+    host = Host(_sandbox_root(tmp_path))
+    with pytest.raises(WizardError, match="revoked"):
+        checked_key(host, keys.files["revoked"].as_uri(), keys.fprs["Revoked"])
+    old = checked_key(host, keys.files["expired"].as_uri(), keys.fprs["Old"])
+    assert any("expired on 2020-01-02" in w for w in old.warnings), old.warnings
+
+
+def test_an_https_download_redirected_to_http_is_refused(
+    keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import http.server
+    import ssl
+    import threading
+
+    from gpuwizard.host.keys import KeyUnavailable, fetch_key
+    from gpuwizard.steps.repository import probe_repository
+
+    body = keys.files["two"].read_bytes()
+    served: list[str] = []
+
+    class Plain(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            served.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    plain = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Plain)
+    target = f"http://127.0.0.1:{plain.server_address[1]}"
+
+    class Redirect(Plain):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", target + self.path)
+            self.end_headers()
+
+    cert, pkey = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(pkey),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        check=True,
+    )
+    tls = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, pkey)
+    tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+    for srv in (plain, tls):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    try:
+        url = f"https://127.0.0.1:{tls.server_address[1]}"
+        with pytest.raises(KeyUnavailable, match="https to http"):
+            fetch_key(url + "/gpgkey")
+        with pytest.raises(Exception, match="https to http"):
+            probe_repository(url + "/stable/deb/amd64/InRelease")
+        assert served == []  # nothing was fetched over plain http
+    finally:
+        for srv in (plain, tls):
+            srv.shutdown()

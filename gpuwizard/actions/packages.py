@@ -697,6 +697,7 @@ class WriteKeyring(WriteFile):
     fingerprint: str = ""
     uids: list[str] = field(default_factory=list)
     source: str = ""
+    dropped: list[str] = field(default_factory=list)  # other keys of the file, left out
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "fingerprint": self.fingerprint, "source": self.source}
@@ -719,6 +720,7 @@ class WriteKeyring(WriteFile):
             f"{hashlib.sha256(self.content).hexdigest()[:16]}\n"
             + f"key {self.fingerprint} {', '.join(self.uids)}\n"
             + f"(downloaded from {self.source}, fingerprint checked, dearmored)\n"
+            + "".join(f"(left out, not trusted: key {f}, also in the file)\n" for f in self.dropped)
         )
         if before is not None and real.read_bytes() == self.content:
             after = before
