@@ -7,6 +7,7 @@ Keep these green: they are the promises of README's "Safety model".
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -416,3 +417,118 @@ def test_an_https_download_redirected_to_http_is_refused(
     finally:
         for srv in (plain, tls):
             srv.shutdown()
+
+
+# -- 4: --root never reaches the build host ---------------------------------------------------
+def _write(host: Host, state: Path, path: str, content: bytes) -> tuple[Journal, str]:
+    from gpuwizard.actions.base import ApplyContext
+    from gpuwizard.actions.files import WriteFile
+
+    journal = Journal(state)
+    run = journal.start_run(["gpuwizard", "apply"])
+    action = WriteFile(path, content)
+    action.step = "daemon-config"
+    action.run(ApplyContext(host, run, "daemon-config"))
+    run.append("end", {"status": "finished"})
+    return journal, run.run_id
+
+
+def test_an_absolute_daemon_json_link_in_a_root_never_writes_the_build_host(
+    tmp_path: Path,
+) -> None:
+    from gpuwizard.actions.files import WriteFile
+    from gpuwizard.errors import WizardError
+
+    root = _sandbox_root(tmp_path / "t")
+    victim = tmp_path / "build-host-daemon.json"  # a file of the machine preparing the image
+    victim.write_text('{"the": "build host"}\n')
+    link = root / "etc/docker/daemon.json"
+    link.unlink()
+    link.symlink_to(victim)  # absolute: in the image it means <root><victim>, not the host's
+    host = Host(root)
+    with pytest.raises(WizardError, match="symlink to .* which does not exist"):
+        WriteFile("/etc/docker/daemon.json", b"{}\n").preview(host)
+    # a relative link climbing out with .. stops at the root
+    link.unlink()
+    link.symlink_to("../" * 12 + str(victim).lstrip("/"))
+    with pytest.raises(WizardError, match="does not exist"):
+        WriteFile("/etc/docker/daemon.json", b"{}\n").preview(host)
+    # a link to a real file of the image: written there, and the preview says where
+    (root / "srv/conf").mkdir(parents=True)
+    (root / "srv/conf/daemon.json").write_text("{}\n")
+    link.unlink()
+    link.symlink_to("/srv/conf/daemon.json")
+    diff = WriteFile("/etc/docker/daemon.json", b'{"a": 1}\n').preview(host)[0]
+    assert "a symlink to /srv/conf/daemon.json" in diff.path
+    assert f"its target /srv/conf/daemon.json is written, under {root}" in diff.path
+    _write(host, tmp_path / "state", "/etc/docker/daemon.json", b'{"a": 1}\n')
+    assert (root / "srv/conf/daemon.json").read_text() == '{"a": 1}\n' and link.is_symlink()
+    assert victim.read_text() == '{"the": "build host"}\n'
+
+
+def test_a_linked_etc_docker_folder_in_a_root_stays_inside_it(tmp_path: Path) -> None:
+    root = _sandbox_root(tmp_path / "t")
+    host_docker = tmp_path / "build-host-etc-docker"
+    host_docker.mkdir()
+    (host_docker / "daemon.json").write_text('{"the": "build host"}\n')
+    shutil.rmtree(root / "etc/docker")
+    (root / "etc/docker").symlink_to(host_docker)
+    _write(Host(root), tmp_path / "state", "/etc/docker/daemon.json", b'{"a": 1}\n')
+    assert (host_docker / "daemon.json").read_text() == '{"the": "build host"}\n'
+    assert (root / str(host_docker).lstrip("/") / "daemon.json").read_text() == '{"a": 1}\n'
+
+
+def test_a_journal_edited_inside_a_root_cannot_steer_rollback_outside_it(tmp_path: Path) -> None:
+    from gpuwizard import wizard
+
+    root = _sandbox_root(tmp_path / "t")
+    victim = tmp_path / "build-host-file"
+    victim.write_text("precious\n")
+    host = Host(root)
+    state = root / "var/lib/gpuwizard"
+    journal, run_id = _write(host, state, "/etc/docker/daemon.json", b'{"a": 1}\n')
+    path = journal.runs_dir / run_id / "journal.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for rec in lines:  # the root's owner points the undo record at the build host
+        if rec["type"] == "intent":
+            rec["data"]["undo"]["real"] = str(victim)
+            rec["data"]["undo"]["path"] = "/../../../.." + str(victim)
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    from gpuwizard.errors import WizardError
+
+    for force in (False, True):
+        with contextlib.suppress(WizardError):  # refusing is fine; writing outside is not
+            wizard.rollback(host, journal, run_id=run_id, force=force)
+        assert victim.read_text() == "precious\n"
+    # the path it named is re-rooted: whatever happened, happened inside the root
+    assert (root / "etc/docker/daemon.json").exists()
+
+
+def test_the_lock_and_the_state_dir_are_never_followed_or_foreign(
+    tmp_path: Path, other_user: User
+) -> None:
+    from gpuwizard.errors import JournalError
+    from gpuwizard.options import Options
+    from gpuwizard.worker import state_dir_for
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "lock").symlink_to(victim)
+    with pytest.raises(JournalError, match="symlink"):
+        Journal(state).acquire("r1", ["gpuwizard", "apply"])
+    assert victim.read_text() == "precious\n"
+    # a state dir under the root linked to the build host's resolves inside the root
+    root = _sandbox_root(tmp_path / "t")
+    host_state = tmp_path / "build-host-state"
+    host_state.mkdir()
+    (root / "var/lib/gpuwizard").symlink_to(host_state)
+    where = state_dir_for(Host(root), Options())
+    assert str(where).startswith(str(root)) and where != host_state
+    # a state dir someone else owns (pre-created by the root's owner) is refused
+    foreign = tmp_path / "foreign"
+    foreign.mkdir(mode=0o700)
+    os.chown(foreign, other_user.uid, other_user.gid)
+    with pytest.raises(JournalError, match="belongs to uid"):
+        Journal(foreign).ensure_writable()
