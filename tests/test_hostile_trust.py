@@ -459,8 +459,8 @@ def test_an_absolute_daemon_json_link_in_a_root_never_writes_the_build_host(
     link.unlink()
     link.symlink_to("/srv/conf/daemon.json")
     diff = WriteFile("/etc/docker/daemon.json", b'{"a": 1}\n').preview(host)[0]
-    assert "a symlink to /srv/conf/daemon.json" in diff.path
     assert f"its target /srv/conf/daemon.json is written, under {root}" in diff.path
+    assert "the link says /srv/conf/daemon.json" in diff.path
     _write(host, tmp_path / "state", "/etc/docker/daemon.json", b'{"a": 1}\n')
     assert (root / "srv/conf/daemon.json").read_text() == '{"a": 1}\n' and link.is_symlink()
     assert victim.read_text() == '{"the": "build host"}\n'
@@ -532,3 +532,45 @@ def test_the_lock_and_the_state_dir_are_never_followed_or_foreign(
     os.chown(foreign, other_user.uid, other_user.gid)
     with pytest.raises(JournalError, match="belongs to uid"):
         Journal(foreign).ensure_writable()
+
+
+# -- 3: demo mode -----------------------------------------------------------------------------
+def test_demo_never_writes_in_a_folder_or_through_links_another_user_planted(
+    open_tmp: Path, other_user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gpuwizard.errors import WizardError
+    from gpuwizard.host.demo import ROOT_ENV, demo_host
+
+    victim = open_tmp / "victim-dir"  # stands for /etc: the demo must never write there
+    victim.mkdir()
+    planted = open_tmp / "gpuwizard-demo-0"  # pre-created by the other user, links inside
+    planted.mkdir(mode=0o777)
+    (planted / "root").symlink_to(victim)
+    os.lchown(planted / "root", other_user.uid, other_user.gid)
+    os.chown(planted, other_user.uid, other_user.gid)
+    planted.chmod(0o777)
+    monkeypatch.setenv(ROOT_ENV, str(planted))
+    with pytest.raises(WizardError, match="belongs to uid"):
+        demo_host()
+    # ours, but left world-writable: refused too
+    loose = open_tmp / "loose"
+    loose.mkdir()
+    loose.chmod(0o777)
+    monkeypatch.setenv(ROOT_ENV, str(loose))
+    with pytest.raises(WizardError, match="writable by others"):
+        demo_host()
+    # a symlink where the folder should be
+    (open_tmp / "linked").symlink_to(victim)
+    monkeypatch.setenv(ROOT_ENV, str(open_tmp / "linked"))
+    with pytest.raises(WizardError, match="symlink"):
+        demo_host()
+    assert list(victim.iterdir()) == []
+    # the default: a private folder in the user's runtime dir, never a name under /tmp
+    runtime = open_tmp / "run-user"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.delenv(ROOT_ENV)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    host = demo_host()
+    assert host.root == runtime / "gpuwizard-demo" / "root"
+    assert stat.S_IMODE((runtime / "gpuwizard-demo").stat().st_mode) == 0o700
+    assert os.environ[ROOT_ENV] == str(runtime / "gpuwizard-demo")  # the worker finds it

@@ -98,7 +98,7 @@ def atomic_write(
     fsync_dir(real.parent)
 
 
-def _target(host: Host, path: str) -> tuple[Path, str]:
+def target_of(host: Host, path: str) -> tuple[Path, str]:
     """The real file to change: we write *through* a symlink to its target (so a linked
     daemon.json stays linked), and say so in the plan. Under --root the target is resolved
     inside the root, as chroot would: a link to /etc/shadow means <root>/etc/shadow."""
@@ -114,8 +114,9 @@ def _target(host: Host, path: str) -> tuple[Path, str]:
                 "real file.",
             )
         where = host.system_path(real)
-        shown = f"{path} (a symlink to {target}; its target {where} is written"
-        return real, shown + ("" if host.at_slash else f", under {host.root}") + ")"
+        shown = f"{path} (a symlink; its target {where} is written"
+        shown += "" if host.at_slash else f", under {host.root}"
+        return real, shown + f"; the link says {target})"
     return real, path
 
 
@@ -130,7 +131,7 @@ def _restore(ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str,
     again from its system path through the host (never from a path stored in the journal,
     which a root's owner could have edited to point outside it)."""
     shown = undo["path"]
-    real, _ = _target(ctx.host, shown)
+    real, _ = target_of(ctx.host, shown)
     current = read_state(real, shown) if (real.exists() or real.is_symlink()) else FileState(False)
     before_sha: Optional[str] = undo.get("before_sha")
     after_sha: Optional[str] = undo.get("after_sha")
@@ -187,7 +188,7 @@ class WriteFile(Action):
         sim.files[self.path] = self.content
 
     def preview(self, host: Host) -> list[Diff]:
-        real, shown = _target(host, self.path)
+        real, shown = target_of(host, self.path)
         state = read_state(real, self.path)
         mode_note = ""
         if state.exists and self.mode is not None and state.mode != self.mode:
@@ -195,14 +196,14 @@ class WriteFile(Action):
         return [Diff(shown, _text(state.data), _text(self.content), "file", mode_note)]
 
     def needed(self, host: Host) -> bool:
-        real, _ = _target(host, self.path)
+        real, _ = target_of(host, self.path)
         state = read_state(real, self.path)
         if not state.exists or state.data != self.content:
             return True
         return self.mode is not None and state.mode != self.mode
 
     def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
-        real, _ = _target(ctx.host, self.path)
+        real, _ = target_of(ctx.host, self.path)
         state = read_state(real, self.path)
         before_sha = ctx.run.save_backup(state.data) if state.data is not None else None
         after_sha = ctx.run.save_backup(self.content)
@@ -219,7 +220,7 @@ class WriteFile(Action):
         }
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:
-        real, shown = _target(ctx.host, self.path)
+        real, shown = target_of(ctx.host, self.path)
         state = read_state(real, self.path)
         mode = self.mode if self.mode is not None else (state.mode or 0o644)
         atomic_write(real, self.content, mode, state.uid, state.gid)
@@ -227,7 +228,7 @@ class WriteFile(Action):
         return {"sha": sha256_bytes(self.content)}
 
     def verify(self, ctx: ApplyContext) -> None:
-        real, shown = _target(ctx.host, self.path)
+        real, shown = target_of(ctx.host, self.path)
         if real.read_bytes() != self.content:
             raise WizardError(
                 f"{shown} does not hold what was written",
