@@ -237,3 +237,56 @@ async def test_the_apply_dialog_shows_the_impact_first_at_80x24(tmp_path: Path) 
         assert region.height >= impact.count("\n") + 1 and region.bottom <= 24  # all on screen
         toggles = str(app.screen.query_one("#default-runtime").render())
         assert "[d]" in toggles
+
+
+def worker_applies_every_step(app: GpuWizardApp) -> None:
+    from gpuwizard import wizard
+    from gpuwizard.options import Options
+    from tests import tui_plans
+
+    options = Options(steps=("repository", "packages", "daemon-config", "restart"))
+    the_plan = tui_plans.planner(app.host, options)
+    writer = app.journal.start_run(["test"], run_id=None)
+    wizard.apply(app.host, options, the_plan, writer, steps=tui_plans.steps())
+    writer.append("end", {"status": "finished"})
+
+
+@pilot_test
+async def test_the_finish_screen_says_what_changed_the_verdict_and_the_lines(
+    tmp_path: Path,
+) -> None:
+    from gpuwizard.events import ActionEvent, LogLine
+
+    engine = Engine()
+    app = make_app(tmp_path, engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await awaiting(app, pilot)
+        await pilot.press("y")  # keep
+        await settle(app, pilot)
+        worker_applies_every_step(app)  # what the worker did, for the plan read afterwards
+        for event in (
+            ActionEvent("daemon-config", "write", "done", "add the nvidia runtime"),
+            StepState("gpu-test", "running"),
+            LogLine("gpu-test", "GPU test: 3 of 3 passed"),
+            StepState("gpu-test", "done"),
+            RunState(RUN, "finished", "kept"),
+        ):
+            app.post_message(EngineEvent(RUN, event))
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "FinishScreen"
+        assert "✓ GPU test: 3 of 3 passed" in text_of(app, "#verdict")
+        shown = " ".join(str(s.render()) for s in app.screen.query("Static"))
+        assert "add the nvidia runtime" in shown and "kept" in shown
+        commands = text_of(app, "#commands")
+        assert "docker run --rm --gpus all" in commands and "services:" in commands
+        await pilot.press("c")
+        assert app.clipboard == app.screen.commands  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "OverviewScreen"
+        # the plan was read again; the test that just passed does not read as pending
+        assert app.plan.step("gpu-test").state == "done"
+        assert "passed at" in app.plan.step("gpu-test").reason

@@ -128,6 +128,7 @@ class GpuWizardApp(App[int]):
         self.kept: set[str] = set()  # runs this app confirmed (the worker may not have said so)
         self._status_timer: Any = None
         self.away_notice = ""
+        self.gpu_test_passed = ""  # "passed at 19:28" once the GPU test passed in this app
         if slow_link:
             self.animation_level = "none"
 
@@ -215,11 +216,31 @@ class GpuWizardApp(App[int]):
             self._arm_gpu_timer()
 
     def on_plan_ready(self, message: PlanReady) -> None:
+        self._gpu_test_as_passed(message.plan)
         self.plan = message.plan
         self.plan_error = None
         for sp in message.plan.steps:
             self.step_states[sp.step] = sp.state
         self._broadcast(lambda: PlanReady(message.plan))
+
+    def _gpu_test_as_passed(self, plan: Any) -> None:
+        """The GPU test is always runnable, so a plan calls it pending even right after it
+        passed; once it passed here (and nothing before it is left to do) it reads as done."""
+        if not self.gpu_test_passed:
+            return
+        steps = list(getattr(plan, "steps", []))
+        for i, sp in enumerate(steps):
+            if sp.step != "gpu-test":
+                if sp.state in ("pending", "blocked", "failed"):
+                    return  # something before it changes again: the verdict may not hold
+                continue
+            if sp.state == "pending":
+                plan.steps[i] = dataclasses.replace(
+                    sp,
+                    state="done",
+                    reason=f"{self.gpu_test_passed}; `a` on its step runs it again",
+                )
+            return
 
     def on_plan_failed(self, message: PlanFailed) -> None:
         self.plan_error = (message.cause, message.remedy)
@@ -249,6 +270,8 @@ class GpuWizardApp(App[int]):
         for sp in self.plan.steps:
             if sp.state == "pending" and sp.step in self.plan.selected:
                 names.append(sp.step)
+            elif sp.step == step == "gpu-test" and self.gpu_test_passed:
+                names.append(sp.step)  # asked for on its own step: run the test again
             if sp.step == step:
                 break
         return tuple(names)
@@ -266,7 +289,7 @@ class GpuWizardApp(App[int]):
         if self.plan is None:
             self.notify("The plan is not ready yet.", severity="warning")
             return
-        steps = self.steps_up_to(step or STEP_NAMES[-1])
+        steps = self.steps_up_to(step or self.plan.steps[-1].step)
         if not steps:
             self.notify("Nothing to apply: every step up to here is done or blocked.")
             return
@@ -345,6 +368,10 @@ class GpuWizardApp(App[int]):
                 self.step_states[event.step] = event.state
                 if event.state == "running":
                     self.running_step = event.step
+                if event.step == "gpu-test":
+                    self.gpu_test_passed = (
+                        f"passed at {time.strftime('%H:%M')}" if event.state == "done" else ""
+                    )
             elif isinstance(event, RunState):
                 last = event
         if last is not None and message.run_id == self.run_id:

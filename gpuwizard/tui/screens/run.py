@@ -209,9 +209,19 @@ class RunScreen(WizardScreen):
         if self.state in ("failed", "refused", "interrupted") and not self.rollback:
             self.action_failure()
             return
+        if self.state == "finished" and not self.rollback:
+            self.action_finish()
+            return
         plan = self.wizard.plan
         todo = [sp.step for sp in plan.steps if sp.state != "done"] if plan else []
         self.wizard.open_step(todo[0] if todo else STEP_NAMES[-1])
+
+    def action_finish(self) -> None:
+        from gpuwizard.tui.screens.finish import FinishScreen
+
+        app = self.wizard
+        kept = self.run_id in app.kept or "kept" in self.detail
+        self.app.push_screen(FinishScreen(self.run_id, list(app.run_events), kept))
 
     def action_failure(self) -> None:
         from gpuwizard.tui.screens.failure import FailureScreen
