@@ -928,7 +928,9 @@ def _revert_expired(ns: argparse.Namespace, options: Options) -> None:
             )
             return
         worker.recover_expired(host, journal, emit=_print_event_to(sys.stderr))
-    except OSError as exc:
+    except PermissionError:
+        return  # an unprivileged user cannot read the journal: nothing it could revert
+    except (OSError, WizardError) as exc:
         print(f"gpuwizard: could not check for expired runs: {exc}", file=sys.stderr)
 
 
