@@ -345,11 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
     wk = sub.add_parser("_worker")  # internal: the detached worker; not listed in --help
     wk.add_argument("--state-dir", dest="worker_state_dir", required=True)
     wk.add_argument("worker_run_id")
-    rv = sub.add_parser("_revert", help=argparse.SUPPRESS)  # the auto-revert timer's command
-    rv.add_argument("--state-dir", dest="worker_state_dir", required=True)
-    rv.add_argument("worker_run_id")
+    rv = sub.add_parser("_revert")  # internal: what the auto-revert timer runs; not listed
+    rv.add_argument(
+        "--state-dir", dest="worker_state_dir", required=True, help="the run's state directory"
+    )
+    rv.add_argument("worker_run_id", help="the run to revert unless it was confirmed")
     # argparse lists a SUPPRESSed sub-command as `_worker  ==SUPPRESS==`: leave it out instead
-    sub._choices_actions = [a for a in sub._choices_actions if a.dest not in ("_worker", "_revert")]
+    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "_worker"]
     return p
 
 

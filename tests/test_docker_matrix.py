@@ -22,11 +22,29 @@ pytestmark = pytest.mark.slow
 USER_JSON = b'{\n    "log-level": "warn",\n    "max-concurrent-downloads": 3\n}\n'
 
 
+CDI_STAND_IN = {
+    "cdiVersion": "0.5.0",
+    "kind": "nvidia.com/gpu",
+    "devices": [{"name": "all", "containerEdits": {"env": ["GPUWIZARD_TEST_CDI_STAND_IN=1"]}}],
+    "containerEdits": {},
+}
+
+
 @pytest.mark.parametrize("version", ALL_VERSIONS)
 def test_daemon_config_restart_and_gpu_test_on_each_docker_version(
     versioned_dockerd, version: str, tmp_path: Path
 ) -> None:
-    d = versioned_dockerd(version, daemon_json=USER_JSON)
+    user = USER_JSON
+    if version == "28.5":
+        # CDI is on by default from 28.x, so the GPU test also runs `--device
+        # nvidia.com/gpu=all`: a stand-in spec (env only: there is no GPU) in a private folder
+        specs = tmp_path / "cdi"
+        specs.mkdir()
+        (specs / "nvidia-stand-in.json").write_text(json.dumps(CDI_STAND_IN))
+        doc = json.loads(USER_JSON)
+        doc["cdi-spec-dirs"] = [str(specs)]
+        user = (json.dumps(doc, indent=4) + "\n").encode()
+    d = versioned_dockerd(version, daemon_json=user)
     assert d.docker("version", "--format", "{{.Server.Version}}").stdout.startswith(version)
     opts = wizard_options(d, steps=("daemon-config", "restart", "gpu-test"))
     events: list = []
@@ -42,6 +60,8 @@ def test_daemon_config_restart_and_gpu_test_on_each_docker_version(
     assert "nvidia" in info["Runtimes"]
     written = json.loads(d.daemon_json.read_bytes())
     assert written["log-level"] == "warn" and written["max-concurrent-downloads"] == 3
+    if version == "28.5":
+        assert "CDI: --device nvidia.com/gpu=all" in json.dumps(the_plan.step("gpu-test").facts)
     states = {e.step: e.state for e in events if getattr(e, "kind", "") == "step"}
     print(version, states)
     assert states.get("gpu-test") == "done", states

@@ -355,3 +355,36 @@ def test_validate_names_the_real_daemon_json_and_own_checks_catch_what_it_lets_t
         step = next(s for s in json.loads(res.stdout)["steps"] if s["step"] == "daemon-config")
         print(bad, "->", step["state"], step["reason"])
         assert step["state"] in ("failed", "blocked") and words in step["reason"]
+
+
+def test_a_dropped_terminal_leaves_the_worker_unit_to_revert_at_the_deadline(
+    systemd_bed: Bed,
+) -> None:
+    """The SSH drop, on systemd: the terminal goes (its pty closes: SIGHUP to the CLI), the
+    worker is a transient unit outside that session, reverts at the deadline itself, logs that
+    in its unit's journal, and the unit ends cleanly (an auto-revert is not a failure)."""
+    bed = systemd_bed
+    _fresh(bed)
+    run_id, cli = _apply_until_awaiting(bed, auto_revert=5)
+    unit = bed.path(f"{STATE}/runs/{run_id}/unit").read_text().strip()
+    terminal = [
+        line.split()[0]
+        for line in bed.sh(
+            "for d in /proc/[0-9]*; do printf '%s ' ${d#/proc/}; tr '\\0' ' ' < $d/cmdline;"
+            " echo; done 2>/dev/null; true"
+        ).splitlines()
+        if line.split()[1:2] == ["script"]
+    ]
+    assert terminal, "the script(1) terminal is not running"
+    for pid in terminal:
+        bed.sh(f"kill -9 {pid}")
+    cli.wait(timeout=20)  # type: ignore[attr-defined]
+    assert bed.run(["systemctl", "is-active", "--quiet", unit]).returncode == 0
+    _wait(lambda: bed.path(DAEMON_JSON).read_bytes() == SOMEONES, 40, "daemon.json to be back")
+    _wait(lambda: _history(bed)[-1]["status"] == "auto-reverted", 20, "the run auto-reverted")
+    assert bed.docker_serves() and '"nvidia"' not in _runtimes(bed)
+    _wait(lambda: unit not in _units(bed), 20, f"{unit} to end and be collected")
+    log = bed.sh(f"journalctl -u {unit} --no-pager -q; true")
+    print(log)
+    assert f"gpuwizard run {run_id}: auto-reverted" in log
+    assert "Failed with result" not in log and "status=2" not in log
