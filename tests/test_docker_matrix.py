@@ -40,7 +40,22 @@ def test_daemon_config_restart_and_gpu_test_on_each_docker_version(
         # nvidia.com/gpu=all`: a stand-in spec (env only: there is no GPU) in a private folder
         specs = tmp_path / "cdi"
         specs.mkdir()
-        (specs / "nvidia-stand-in.json").write_text(json.dumps(CDI_STAND_IN))
+        smi = tmp_path / "nvidia-smi"  # STAND-IN, like the stand-in hook's (no real GPU)
+        smi.write_text(
+            "#!/bin/sh\n# STAND-IN nvidia-smi mounted by the test suite's stand-in CDI spec\n"
+            'echo "GPU 0: NVIDIA H200 (stand-in) (UUID: GPU-00000000-0000-0000-0000-'
+            '000000000000)"\n'
+        )
+        smi.chmod(0o755)
+        spec = json.loads(json.dumps(CDI_STAND_IN))
+        spec["devices"][0]["containerEdits"]["mounts"] = [
+            {
+                "hostPath": str(smi),
+                "containerPath": "/usr/bin/nvidia-smi",
+                "options": ["ro", "bind"],
+            }
+        ]
+        (specs / "nvidia-stand-in.json").write_text(json.dumps(spec))
         doc = json.loads(USER_JSON)
         doc["cdi-spec-dirs"] = [str(specs)]
         user = (json.dumps(doc, indent=4) + "\n").encode()
@@ -61,7 +76,8 @@ def test_daemon_config_restart_and_gpu_test_on_each_docker_version(
     written = json.loads(d.daemon_json.read_bytes())
     assert written["log-level"] == "warn" and written["max-concurrent-downloads"] == 3
     if version == "28.5":
-        assert "CDI: --device nvidia.com/gpu=all" in json.dumps(the_plan.step("gpu-test").facts)
+        commands = the_plan.step("gpu-test").facts["commands"]
+        assert any("--device nvidia.com/gpu=all" in c for c in commands), commands
     states = {e.step: e.state for e in events if getattr(e, "kind", "") == "step"}
     print(version, states)
     assert states.get("gpu-test") == "done", states
