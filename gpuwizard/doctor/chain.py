@@ -52,6 +52,16 @@ def run_doctor(
             emit(StepState(step=f"doctor:{name}", state="running"))
         try:
             link = probe(walk)
+        except PermissionError as exc:
+            what = f"{name}: cannot read {exc.filename or 'a file'} (permission denied)"
+            host.note_unknown(what)
+            link = Link(
+                name,
+                WARN,
+                f"unknown without root: {exc.filename or 'a file'} is not readable",
+                cause="a normal user cannot read it; the other links are still checked.",
+                remedy="Run `sudo gpuwizard doctor` to check this link.",
+            )
         except Exception as exc:  # a link's bug must not hide the other links
             link = Link(
                 name,
@@ -72,6 +82,7 @@ def run_doctor(
         system=system,
         family=family,
         seconds=time.monotonic() - started,
+        unknown=tuple(getattr(host, "unknown", ())),
     )
 
 

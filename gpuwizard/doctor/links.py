@@ -73,6 +73,7 @@ class DoctorReport:
     system: str
     family: str
     seconds: float
+    unknown: tuple[str, ...] = ()  # facts unreadable without root (permission denied)
 
     @property
     def ok(self) -> bool:
@@ -104,6 +105,7 @@ class DoctorReport:
             "seconds": round(self.seconds, 3),
             "first_broken": broken.name if broken else None,
             "links": [link.to_json() for link in self.links],
+            "unknown_without_permission": list(self.unknown),
         }
 
 

@@ -209,14 +209,22 @@ def _homes(host: Host) -> list[tuple[str, Path]]:
     return list(unique.items())
 
 
-def _selects_desktop(config: Path) -> bool:
-    try:
-        data = json.loads(config.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and str(data.get("currentContext", "")).startswith(
-        "desktop-linux"
-    )
+def _selects_desktop(host: Host, shown: str, home: Path) -> bool:
+    """Whether a user's docker CLI config selects Desktop's context; permission denied is
+    recorded as unknown (host.probe), not taken for no."""
+
+    def read() -> bool:
+        try:
+            data = json.loads((home / ".docker/config.json").read_text())
+        except PermissionError:
+            raise
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and str(data.get("currentContext", "")).startswith(
+            "desktop-linux"
+        )
+
+    return bool(host.probe(read, False, f"whether {shown} uses Docker Desktop"))
 
 
 def desktop_context(host: Host, docker_host: Optional[str] = None) -> Optional[str]:
@@ -228,7 +236,7 @@ def desktop_context(host: Host, docker_host: Optional[str] = None) -> Optional[s
         if os.environ.get("DOCKER_CONTEXT", "").startswith("desktop-linux"):
             return "DOCKER_CONTEXT=desktop-linux"
     for shown, home in _homes(host):
-        if _selects_desktop(home / ".docker/config.json"):
+        if _selects_desktop(host, shown, home):
             return f"{shown}/.docker/config.json: currentContext desktop-linux"
     return None
 
@@ -236,7 +244,12 @@ def desktop_context(host: Host, docker_host: Optional[str] = None) -> Optional[s
 def desktop_installed(host: Host) -> Optional[str]:
     """The user Docker Desktop is installed for (its ~/.docker/desktop) or selected by."""
     for shown, home in _homes(host):
-        if (home / ".docker/desktop").exists() or _selects_desktop(home / ".docker/config.json"):
+        installed = host.probe(
+            lambda home=home: (home / ".docker/desktop").exists(),
+            False,
+            f"whether Docker Desktop is installed for {shown}",
+        )
+        if installed or _selects_desktop(host, shown, home):
             return shown.rsplit("/", 1)[-1] or shown
     return None
 

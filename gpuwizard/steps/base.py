@@ -83,10 +83,17 @@ class Step(ABC):
     # steps whose changes must be undone with this one when it fails (a failed restart
     # brings daemon.json back)
     rollback_with: ClassVar[tuple[str, ...]] = ()
+    # the earlier steps whose block this one waits for; None: every earlier step
+    waits_for: ClassVar[Optional[tuple[str, ...]]] = None
 
     @abstractmethod
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         """Probe (read-only) and plan. Record planned effects in `sim`."""
+
+    def applies(self, host: Host, sim: Simulation) -> bool:
+        """False: this step has no place on this host (its engine is absent) and is left out
+        of the plan entirely, rather than shown as a row with nothing to do."""
+        return True
 
     def verify(self, ctx: ApplyContext, options: Options, plan: StepPlan) -> None:
         """After the actions ran: check the step's goal is met; raise WizardError if not."""
