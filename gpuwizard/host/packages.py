@@ -91,6 +91,19 @@ def is_nvidia_build(version: str) -> bool:
     return bool(NVIDIA_VERSION.match(version.split(":", 1)[-1]))
 
 
+def _local_tool(host: Host, name: str) -> Optional[str]:
+    """A program on the PATH of the machine we run on (it reads a root folder's database); an
+    unreadable PATH entry is recorded as unknown, not taken for "not there"."""
+    for d in [*os.environ.get("PATH", "").split(":"), "/usr/bin", "/bin"]:
+        candidate = Path(d) / name
+        try:
+            if d and candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+        except PermissionError as exc:
+            host.note_unknown(f"cannot look for {name} in {d}", exc)
+    return None
+
+
 def needs_exact_match(version: str) -> bool:
     """Since 1.18 the four packages must be at exactly one version."""
     return version_key(upstream_of(version)) >= version_key(EXACT_MATCH_SINCE)
@@ -107,7 +120,7 @@ def read_installed(
         fmt = "${Package}\t${Version}\t${db:Status-Abbrev}\n"
         if host.is_live or host.path("/usr/bin/dpkg-query").exists():
             argv, inside = ["dpkg-query", "-W", f"-f={fmt}", *names], True
-        elif _on_path("dpkg-query") and host.path("/var/lib/dpkg/status").exists():
+        elif _local_tool(host, "dpkg-query") and host.path("/var/lib/dpkg/status").exists():
             admindir = f"--admindir={host.path('/var/lib/dpkg')}"
             argv, inside = ["dpkg-query", admindir, "-W", f"-f={fmt}", *names], False
         else:
@@ -120,7 +133,7 @@ def read_installed(
                 out[parts[0]] = parts[1]
         return out
     if kind in ("dnf", "yum", "zypper") or host.path("/var/lib/rpm").exists():
-        if not _on_path("rpm"):
+        if not _local_tool(host, "rpm"):
             return None
         argv = ["rpm", "-q", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\n", *names]
         if not host.is_live:
