@@ -55,7 +55,14 @@ def _private_dir(path: Path) -> None:
             "Remove it (or pass --state-dir a real folder): gpuwizard does not follow links "
             "for its journal.",
         )
-    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+    if st.st_uid != os.geteuid():
+        raise JournalError(
+            f"The state directory {path} belongs to uid {st.st_uid}, not to the user running "
+            "gpuwizard: whoever owns it could change the journal that rollback follows",
+            f"Move it away (mv {path} {path}.old) so gpuwizard creates its own, or pass "
+            "--state-dir a folder you own.",
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
 
 
@@ -269,7 +276,16 @@ class Journal:
         """Take the lock for one run; refuse, naming the holder, if another run has it."""
         self.ensure_writable()
         path = self.state_dir / "lock"
-        fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise JournalError(
+                f"The lock file {path} is a symlink (to {os.readlink(path)})",
+                f"Remove the link (rm {path}); gpuwizard never writes through a link in its "
+                "state directory.",
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -291,11 +291,9 @@ def rollback_records(
 
 def _force_restore(ctx: ApplyContext, cls: Any, undo: dict[str, Any], result: Any) -> str:
     """--force: restore the original bytes even over someone's later edit (kept in backups)."""
-    from pathlib import Path
-
     from gpuwizard.journal import sha256_bytes
 
-    real = Path(undo["real"])
+    real = ctx.host.path(undo["path"])  # inside the root, whatever the journal says
     if real.exists():
         current = real.read_bytes()
         sha = ctx.run.save_backup(current)

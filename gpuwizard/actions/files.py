@@ -49,21 +49,30 @@ def read_state(real: Path, shown: str) -> FileState:
         )
     if not real.exists():
         return FileState(False)
-    st = real.stat()
+    link = os.readlink(real) if real.is_symlink() else None
     try:
-        data = real.read_bytes()
+        # O_NOFOLLOW: `real` was resolved inside the root; a link put there since is refused
+        fd = os.open(str(real), os.O_RDONLY | (0 if link else os.O_NOFOLLOW))
     except PermissionError as exc:
         raise WizardError(
             f"Cannot read {shown}: permission denied", "Run gpuwizard as root (sudo)."
         ) from exc
-    return FileState(
-        True,
-        data,
-        stat.S_IMODE(st.st_mode),
-        st.st_uid,
-        st.st_gid,
-        os.readlink(real) if real.is_symlink() else None,
-    )
+    except OSError as exc:
+        raise WizardError(
+            f"Cannot read {shown}: {exc.strerror}",
+            "Something changed the file while gpuwizard looked at it; run gpuwizard again.",
+        ) from exc
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return FileState(True, b"".join(chunks), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, link)
 
 
 def atomic_write(
@@ -89,13 +98,25 @@ def atomic_write(
     fsync_dir(real.parent)
 
 
-def _target(host: Host, path: str) -> tuple[Path, str]:
+def target_of(host: Host, path: str) -> tuple[Path, str]:
     """The real file to change: we write *through* a symlink to its target (so a linked
-    daemon.json stays linked), and say so in the plan."""
+    daemon.json stays linked), and say so in the plan. Under --root the target is resolved
+    inside the root, as chroot would: a link to /etc/shadow means <root>/etc/shadow."""
+    link = host.lpath(path)
     real = host.path(path)
-    if real.is_symlink() and real.exists():
-        resolved = Path(os.path.realpath(real))
-        return resolved, f"{path} (a symlink; its target {resolved} is written)"
+    if link != real and os.path.islink(link):
+        target = os.readlink(link)
+        if not real.exists():
+            raise WizardError(
+                f"{path} is a symlink to {target}, which does not exist"
+                + ("" if host.at_slash else f" in the root {host.root}"),
+                f"Remove the dangling link (rm {host.display(path)}) or make it point at a "
+                "real file.",
+            )
+        where = host.system_path(real)
+        shown = f"{path} (a symlink; its target {where} is written"
+        shown += "" if host.at_slash else f", under {host.root}"
+        return real, shown + f"; the link says {target})"
     return real, path
 
 
@@ -106,9 +127,11 @@ def _text(data: Optional[bytes]) -> Optional[str]:
 
 
 def _restore(ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
-    """Put a file back as it was, if it is still what we left there."""
-    real = Path(undo["real"])
+    """Put a file back as it was, if it is still what we left there. The file is found
+    again from its system path through the host (never from a path stored in the journal,
+    which a root's owner could have edited to point outside it)."""
     shown = undo["path"]
+    real, _ = target_of(ctx.host, shown)
     current = read_state(real, shown) if (real.exists() or real.is_symlink()) else FileState(False)
     before_sha: Optional[str] = undo.get("before_sha")
     after_sha: Optional[str] = undo.get("after_sha")
@@ -165,7 +188,7 @@ class WriteFile(Action):
         sim.files[self.path] = self.content
 
     def preview(self, host: Host) -> list[Diff]:
-        real, shown = _target(host, self.path)
+        real, shown = target_of(host, self.path)
         state = read_state(real, self.path)
         mode_note = ""
         if state.exists and self.mode is not None and state.mode != self.mode:
@@ -173,14 +196,14 @@ class WriteFile(Action):
         return [Diff(shown, _text(state.data), _text(self.content), "file", mode_note)]
 
     def needed(self, host: Host) -> bool:
-        real, _ = _target(host, self.path)
+        real, _ = target_of(host, self.path)
         state = read_state(real, self.path)
         if not state.exists or state.data != self.content:
             return True
         return self.mode is not None and state.mode != self.mode
 
     def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
-        real, _ = _target(ctx.host, self.path)
+        real, _ = target_of(ctx.host, self.path)
         state = read_state(real, self.path)
         before_sha = ctx.run.save_backup(state.data) if state.data is not None else None
         after_sha = ctx.run.save_backup(self.content)
@@ -197,7 +220,7 @@ class WriteFile(Action):
         }
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:
-        real, shown = _target(ctx.host, self.path)
+        real, shown = target_of(ctx.host, self.path)
         state = read_state(real, self.path)
         mode = self.mode if self.mode is not None else (state.mode or 0o644)
         atomic_write(real, self.content, mode, state.uid, state.gid)
@@ -205,7 +228,7 @@ class WriteFile(Action):
         return {"sha": sha256_bytes(self.content)}
 
     def verify(self, ctx: ApplyContext) -> None:
-        real, shown = _target(ctx.host, self.path)
+        real, shown = target_of(ctx.host, self.path)
         if real.read_bytes() != self.content:
             raise WizardError(
                 f"{shown} does not hold what was written",
@@ -239,7 +262,7 @@ class RemoveFile(Action):
         sim.files[self.path] = None
 
     def preview(self, host: Host) -> list[Diff]:
-        real = host.path(self.path)
+        real = host.lpath(self.path)
         if real.is_symlink():
             return [
                 Diff(
@@ -254,11 +277,11 @@ class RemoveFile(Action):
         return [Diff(self.path, _text(state.data), None if state.exists else None, "file")]
 
     def needed(self, host: Host) -> bool:
-        real = host.path(self.path)
+        real = host.lpath(self.path)
         return real.exists() or real.is_symlink()
 
     def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
-        real = ctx.host.path(self.path)
+        real = ctx.host.lpath(self.path)
         if real.is_symlink():
             return {"path": self.path, "real": str(real), "link": os.readlink(real)}
         state = read_state(real, self.path)
@@ -274,7 +297,7 @@ class RemoveFile(Action):
         }
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:
-        real = ctx.host.path(self.path)
+        real = ctx.host.lpath(self.path)
         real.unlink(missing_ok=True)
         fsync_dir(real.parent)
         ctx.log(f"removed {ctx.host.display(self.path)} (backed up)")
@@ -282,7 +305,7 @@ class RemoveFile(Action):
 
     @classmethod
     def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
-        real = Path(undo["real"])
+        real = ctx.host.lpath(undo["path"])  # never the journal's own idea of where
         if "link" in undo:
             if real.is_symlink() and os.readlink(real) == undo["link"]:
                 return f"{undo['path']}: link already there"
