@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -25,8 +24,9 @@ from typing import Any, Callable, Iterator, Optional
 from gpuwizard import events as ev
 from gpuwizard.errors import LockHeld, PlanChanged, WizardError
 from gpuwizard.host.system import Host
-from gpuwizard.journal import Journal, Run, RunWriter, new_run_id
+from gpuwizard.journal import Journal, Run, RunWriter, new_run_id, write_private
 from gpuwizard.options import Options
+from gpuwizard.selfexec import CHILD_CWD, clean_env, python_argv
 
 REQUEST = "request.json"
 CONFIRM = "confirm"
@@ -66,7 +66,8 @@ def launch(
         )
     run_id = new_run_id()
     folder = journal.runs_dir / run_id
-    (folder / "backups").mkdir(parents=True)
+    folder.mkdir(mode=0o700)
+    (folder / "backups").mkdir(mode=0o700)
     request = {
         "options": options.to_json(),
         "digest": digest,
@@ -74,22 +75,15 @@ def launch(
         "argv": argv,
         "demo": demo,
     }
-    (folder / REQUEST).write_text(json.dumps(request, indent=2))
-    cmd = [
-        sys.executable,
-        "-m",
-        "gpuwizard",
-        "_worker",
-        "--state-dir",
-        str(journal.state_dir),
-        run_id,
-    ]
-    env = dict(os.environ)
-    pkg_parent = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = pkg_parent + (
-        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    write_private(folder / REQUEST, json.dumps(request, indent=2).encode())
+    cmd = python_argv("_worker", "--state-dir", os.path.abspath(journal.state_dir), run_id)
+    env = clean_env()
+    log = os.fdopen(  # handed to the child; private like the rest of the run
+        os.open(
+            folder / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
+        ),
+        "ab",
     )
-    log = open(folder / "worker.log", "ab")  # noqa: SIM115 - handed to the child
     try:
         if _use_systemd_run(host):
             unit = f"gpuwizard-{run_id.lower()}"
@@ -99,7 +93,7 @@ def launch(
                 unit,
                 "--collect",
                 "--quiet",
-                f"--setenv=PYTHONPATH={env['PYTHONPATH']}",
+                f"--working-directory={CHILD_CWD}",
                 *cmd,
             ]
             subprocess.run(
@@ -118,6 +112,7 @@ def launch(
                 stdout=log,
                 stderr=log,
                 env=env,
+                cwd=CHILD_CWD,
                 start_new_session=True,
                 close_fds=True,
             )
@@ -296,7 +291,7 @@ class _EventWriter:
         self.also = also
 
     def __call__(self, event: ev.Event) -> None:
-        self.writer.write_event(ev.to_json(event))
+        self.writer.write_event(ev.to_json(ev.masked(event)))
         self.also(event)
 
 

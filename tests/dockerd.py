@@ -112,8 +112,14 @@ def start(base: Path, timeout: float = 30.0) -> int:
 class Dockerd:
     """One private dockerd and what a test needs to drive it."""
 
-    def __init__(self, base: Path, stand_ins: bool = True) -> None:
+    def __init__(self, base: Path, stand_ins: bool = True, engine: Any = None) -> None:
+        """`engine`: a `tests.docker_versions.DockerBinaries` (another Docker version's
+        programs); None: the host's own docker.io (20.10)."""
         self.base = base
+        self.engine = engine
+        self.docker_cli = engine.docker if engine is not None else "docker"
+        self.version = engine.version if engine is not None else "20.10"
+        extra = ["--ip6tables=false"] if engine is not None and engine.bin else []
         self.bin = base / "bin"
         self.daemon_json = base / "etc" / "docker" / "daemon.json"
         self.sock = base / "docker.sock"
@@ -127,7 +133,7 @@ class Dockerd:
             json.dumps(
                 {
                     "argv": [
-                        "dockerd",
+                        engine.dockerd if engine is not None else "dockerd",
                         "--data-root",
                         str(base / "data"),
                         "--exec-root",
@@ -142,10 +148,13 @@ class Dockerd:
                         # parts of the suite, other checkouts) would fight over them
                         "--bridge=none",
                         "--iptables=false",
+                        *extra,
                     ],
                     "env": {
                         **os.environ,
-                        "PATH": f"{self.bin}:/usr/local/sbin:/usr/local/bin:"
+                        "PATH": f"{self.bin}:"
+                        + (engine.path_prefix() if engine is not None else "")
+                        + "/usr/local/sbin:/usr/local/bin:"
                         "/usr/sbin:/usr/bin:/sbin:/bin",
                     },
                 }
@@ -205,7 +214,7 @@ class Dockerd:
     def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """The docker CLI against this daemon."""
         return subprocess.run(
-            ["docker", *args],
+            [self.docker_cli, *args],
             capture_output=True,
             text=True,  # noqa: S603
             env={**os.environ, "DOCKER_HOST": self.docker_host},
@@ -229,7 +238,7 @@ class Dockerd:
             check=True,
         )
         subprocess.run(
-            ["docker", "import", "-", IMAGE],
+            [self.docker_cli, "import", "-", IMAGE],
             input=tar.stdout,  # noqa: S603
             env={**os.environ, "DOCKER_HOST": self.docker_host},
             check=True,
@@ -237,9 +246,11 @@ class Dockerd:
         )
 
 
-def make_dockerd(stand_ins: bool = True, daemon_json: bytes = b"{}\n") -> Dockerd:
+def make_dockerd(
+    stand_ins: bool = True, daemon_json: bytes = b"{}\n", engine: Any = None
+) -> Dockerd:
     base = Path(tempfile.mkdtemp(prefix="gw-dk-", dir="/tmp"))
-    d = Dockerd(base, stand_ins)
+    d = Dockerd(base, stand_ins, engine)
     d.daemon_json.write_bytes(daemon_json)
     return d
 
