@@ -525,6 +525,20 @@ def _atomic_json(path: Path, data: Any) -> None:
     fsync_dir(path.parent)
 
 
+def _disk_error(folder: Path, exc: OSError) -> JournalError:
+    """A journal write that failed: a full disk named as such, anything else as it is."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return JournalError(
+            f"The state directory's disk is full ({folder}): gpuwizard stopped before the next "
+            "change",
+            "Free some space there (df -h), then run `gpuwizard rollback` (or apply again).",
+        )
+    return JournalError(
+        f"Cannot write the journal in {folder}: {exc.strerror}",
+        "Check the disk and the folder's permissions, then run `gpuwizard rollback`.",
+    )
+
+
 class RunWriter:
     """Appends fsynced records to one run's journal and stores its backups."""
 
@@ -542,9 +556,17 @@ class RunWriter:
             {"seq": seq, "type": rtype, "time": time.time(), "data": data}, ensure_ascii=False
         )
         fd = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        size = os.fstat(fd).st_size
         try:
-            os.write(fd, line.encode("utf-8") + b"\n")
+            payload = line.encode("utf-8") + b"\n"
+            if os.write(fd, payload) != len(payload):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             os.fsync(fd)
+        except OSError as exc:
+            # never leave half a record for the next one to follow (a corrupt middle line)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise _disk_error(self.folder, exc) from None
         finally:
             os.close(fd)
         if seq == 1:
@@ -559,7 +581,11 @@ class RunWriter:
         target = self.folder / "backups" / sha
         if not target.exists():
             tmp = target.with_name(f".{sha}.tmp")
-            write_private(tmp, data)
+            try:
+                write_private(tmp, data)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise _disk_error(self.folder, exc) from None
             os.replace(tmp, target)
             fsync_dir(target.parent)
         return sha

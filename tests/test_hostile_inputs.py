@@ -182,6 +182,37 @@ def test_a_full_state_disk_is_named_and_nothing_changes(tmp_path: Path) -> None:
         subprocess.run(["umount", "-l", str(full)], check=True)
 
 
+def test_a_disk_that_fills_during_a_run_is_named_and_leaves_no_torn_record(
+    tmp_path: Path,
+) -> None:
+    from gpuwizard.errors import JournalError
+    from gpuwizard.journal import read_records
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        run = Journal(disk / "state").start_run(["test"])
+        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        with pytest.raises(JournalError) as exc:
+            run.save_backup(os.urandom(8192))
+        assert "disk is full" in exc.value.cause
+        with pytest.raises(JournalError):
+            run.append("intent", {"pad": "x" * 100_000})
+        records, warnings = read_records(run.path)  # whole records only, none torn
+        assert [r.type for r in records] == ["begin"] and not warnings
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
 def test_one_corrupt_journal_does_not_block_history_or_another_runs_rollback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
