@@ -57,7 +57,14 @@ def _private_dir(path: Path) -> None:
             "Remove it (or pass --state-dir a real folder): gpuwizard does not follow links "
             "for its journal.",
         )
-    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+    if st.st_uid != os.geteuid():
+        raise JournalError(
+            f"The state directory {path} belongs to uid {st.st_uid}, not to the user running "
+            "gpuwizard: whoever owns it could change the journal that rollback follows",
+            f"Move it away (mv {path} {path}.old) so gpuwizard creates its own, or pass "
+            "--state-dir a folder you own.",
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
 
 
@@ -252,6 +259,12 @@ def _take(path: Path, info: dict[str, Any], where: str = "") -> int:
     try:
         fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise JournalError(
+                f"The lock file {path} is a symlink (to {os.readlink(path)})",
+                f"Remove the link (rm {path}); gpuwizard never writes through a link in its "
+                "state directory.",
+            ) from exc
         raise JournalError(
             f"Cannot open the lock file {path}: {exc.strerror}",
             "It must be a plain file gpuwizard can write (not a link); run as root.",

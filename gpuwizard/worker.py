@@ -42,7 +42,9 @@ def _events_path(journal: Journal, run_id: str) -> Path:
 
 def state_dir_for(host: Host, options: Options) -> Path:
     """Where the journal lives: --state-dir, else /var/lib/gpuwizard under the root."""
-    return Path(options.state_dir) if options.state_dir else host.path("/var/lib/gpuwizard")
+    if options.state_dir:  # the user's own choice, links and all; absolute for the worker
+        return Path(os.path.realpath(options.state_dir))
+    return host.path("/var/lib/gpuwizard")  # resolved inside the root, never through it
 
 
 # -- the face's side --------------------------------------------------------------------------

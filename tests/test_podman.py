@@ -199,3 +199,36 @@ def test_without_a_spec_podman_is_blocked_with_the_folders_it_reads(
 ) -> None:
     res = bed.gpuwizard(["plan", "--step", "podman", "--state-dir", str(tmp_path)], None)
     assert "no CDI spec for nvidia.com/gpu in /etc/cdi or /var/run/cdi" in res.stdout
+
+
+def test_podman_waits_for_the_driver_but_not_for_dockers_steps(tmp_path: Path) -> None:
+    from gpuwizard import wizard
+    from gpuwizard.options import Options
+    from gpuwizard.steps.base import BLOCKED, Simulation, Step, StepPlan
+    from gpuwizard.steps.podman import PodmanStep
+
+    # a root with Podman and a spec (no Docker): what a Podman-only host has
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/podman").write_bytes(b"\x7fELF")
+    (tmp_path / "usr/bin/podman").chmod(0o755)
+    (tmp_path / "etc/cdi").mkdir(parents=True)
+    (tmp_path / "etc/cdi/stand-in-nvidia.json").write_text(
+        '{"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu", "devices": [{"name": "all"}]}'
+    )
+    (tmp_path / "etc/os-release").write_text("ID=debian\n")
+
+    def blocked(step_name: str) -> Step:
+        class Blocked(Step):
+            name = step_name
+            title = step_name
+
+            def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
+                return self.make(BLOCKED, reason=f"{step_name} is blocked here")
+
+        return Blocked()
+
+    host = Host(tmp_path)
+    plan = wizard.plan(host, Options(), steps=[blocked("daemon-config"), PodmanStep()])
+    assert plan.step("podman").state == "pending", plan.step("podman").reason
+    plan = wizard.plan(host, Options(), steps=[blocked("driver"), PodmanStep()])
+    assert plan.step("podman").reason == "waits for driver: driver is blocked here"

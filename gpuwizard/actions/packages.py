@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 from gpuwizard.actions.base import Action, ApplyContext, Diff, register
@@ -444,7 +443,7 @@ class RemovePackages(Action):
         # an rpm %config file is moved to .rpmsave on erase; a deb conffile stays on remove;
         # either way the user's file must still be there afterwards
         for path, info in self._kept.items():
-            real = Path(info["real"])
+            real = ctx.host.path(path)  # not the journal's stored path: inside the root
             if not real.exists():
                 atomic_write(
                     real,
@@ -464,9 +463,7 @@ class RemovePackages(Action):
         kept: dict[str, Any] = dict(undo.get("kept", {}))
         # what the kept files hold now (earlier steps' undo already ran): a reinstalled
         # package must not change them (an rpm %config file would be replaced)
-        now = {
-            p: Path(i["real"]).read_bytes() for p, i in kept.items() if Path(i["real"]).is_file()
-        }
+        now = {p: ctx.host.path(p).read_bytes() for p in kept if ctx.host.path(p).is_file()}
         current = pm.installed(list(before))
         missing = {n: v for n, v in before.items() if v and current.get(n) != v}
         notes: list[str] = []
@@ -478,7 +475,7 @@ class RemovePackages(Action):
         rest = {n: v for n, v in before.items() if n not in from_cache}
         note = restore_package_set(ctx, pm, rest, notes, float(undo.get("lock_wait", 300)))
         for path, info in kept.items():
-            real = Path(info["real"])
+            real = ctx.host.path(path)  # not the journal's stored path: inside the root
             want = now.get(path)
             if want is None:
                 if not real.exists():
@@ -713,6 +710,7 @@ class WriteKeyring(WriteFile):
     fingerprint: str = ""
     uids: list[str] = field(default_factory=list)
     source: str = ""
+    dropped: list[str] = field(default_factory=list)  # other keys of the file, left out
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "fingerprint": self.fingerprint, "source": self.source}
@@ -735,6 +733,7 @@ class WriteKeyring(WriteFile):
             f"{hashlib.sha256(self.content).hexdigest()[:16]}\n"
             + f"key {self.fingerprint} {', '.join(self.uids)}\n"
             + f"(downloaded from {self.source}, fingerprint checked, dearmored)\n"
+            + "".join(f"(left out, not trusted: key {f}, also in the file)\n" for f in self.dropped)
         )
         if before is not None and real.read_bytes() == self.content:
             after = before

@@ -352,7 +352,7 @@ def read_pci(host: Host) -> tuple[list[GpuDevice], list[str]]:
                 index=len(gpus), name=gpu_name_for(pci_id), pci_bus_id=dev.name, pci_id=pci_id
             )
         )
-        link = host.path(f"{base}/driver")
+        link = host.lpath(f"{base}/driver")
         if link.is_symlink():
             drivers.append(os.path.basename(os.readlink(link)))
     if any(g.pci_id and device_unknown(g.pci_id) for g in gpus):

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from gpuwizard import daemon_json as dj
 from gpuwizard.actions.base import ApplyContext
-from gpuwizard.actions.files import WriteFile, read_state
+from gpuwizard.actions.files import WriteFile, read_state, target_of
 from gpuwizard.errors import WizardError
 from gpuwizard.host import docker as engine
 from gpuwizard.host.system import Host
@@ -80,7 +80,8 @@ class DaemonConfigStep(Step):
             before = sim.files[path]
         else:
             try:  # refuses a directory, a dangling link
-                before = read_state(host.path(path), str(host.path(path))).data
+                real, _ = target_of(host, path)  # a link is followed inside the root
+                before = read_state(real, str(real)).data
             except WizardError as exc:
                 return self.make(FAILED, reason=exc.cause, remedy=exc.remedy, facts=info)
         want = dj.Wanted(

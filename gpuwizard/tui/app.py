@@ -289,7 +289,7 @@ class GpuWizardApp(App[int]):
         if self.plan is None:
             self.notify("The plan is not ready yet.", severity="warning")
             return
-        steps = self.steps_up_to(step or STEP_NAMES[-1])
+        steps = self.steps_up_to(step or self.plan.steps[-1].step)
         if not steps:
             self.notify("Nothing to apply: every step up to here is done or blocked.")
             return
