@@ -554,6 +554,11 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
         )
         return EXIT_OK
     _render_plan(the_plan, host, diffs=False)
+    from gpuwizard.host.engines import probe_engines
+
+    lines = probe_engines(host).lines()
+    if lines:
+        print("Engines: " + "; ".join(lines))
     if active:
         print(
             f"\nRun {active.run_id} is {active.status()}: `gpuwizard attach` to follow it, "
