@@ -182,10 +182,22 @@ def parse(data: bytes, shown: str = "daemon.json") -> Document:
             seen.add(k)
         return dict(items)
 
+    constants: list[str] = []
+
+    def constant(name: str) -> Raw:
+        constants.append(name)
+        return Raw(name)
+
     try:
         value = json.loads(
-            text, object_pairs_hook=pairs, parse_float=Raw, parse_int=Raw, parse_constant=Raw
+            text, object_pairs_hook=pairs, parse_float=Raw, parse_int=Raw, parse_constant=constant
         )
+    except RecursionError:
+        raise DaemonJsonError(
+            f"{shown} is nested too deeply to be a Docker configuration",
+            f"Look at {shown}: it holds objects or lists inside each other thousands of levels "
+            "deep (a generated or damaged file); restore it from a backup.",
+        ) from None
     except json.JSONDecodeError as exc:
         raise DaemonJsonError(
             f"{shown} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
@@ -199,7 +211,18 @@ def parse(data: bytes, shown: str = "daemon.json") -> Document:
             "not an object",
             "daemon.json must be one JSON object ({ ... }); fix or remove the file.",
         )
-    root = _scan_object(text, _skip_ws(text, 0))
+    if constants:
+        raise DaemonJsonError(
+            f"{shown} holds {constants[0]}, which is not JSON",
+            f"Replace {constants[0]} with a number or null; dockerd refuses to start on it.",
+        )
+    try:
+        root = _scan_object(text, _skip_ws(text, 0))
+    except RecursionError:
+        raise DaemonJsonError(
+            f"{shown} is nested too deeply to be a Docker configuration",
+            f"Look at {shown}: it holds objects inside each other hundreds of levels deep.",
+        ) from None
     if dupes:
         key = dupes[0]
         line = _line_of_duplicate(text, root, key)
@@ -652,14 +675,45 @@ def unmerge(current: bytes, before: Optional[bytes], after: bytes) -> Optional[b
             p_now, p_value = _lookup(doc, parent) if parent else (True, None)
             if parent and not parent_had and p_now and p_value == {}:
                 doc = remove_member(doc, parent)
+    problems = check(doc)
+    if problems:
+        from gpuwizard.errors import RollbackConflict
+
+        raise RollbackConflict(
+            "Undoing only gpuwizard's keys would leave a daemon.json Docker refuses to start "
+            f"on: {problems[0].cause}",
+            "Nothing was changed and Docker was not restarted. Fix daemon.json by hand "
+            f"({problems[0].remedy.rstrip('.')}) and roll back again, or roll back with "
+            "--force to restore the original bytes exactly.",
+        )
     return doc.text.encode("utf-8")
 
 
 def register_merge_back() -> None:
     """Make the `daemon-json` strategy known to WriteFile's rollback."""
-    from gpuwizard.actions.files import MERGE_BACK
+    from gpuwizard.actions.files import MERGE_BACK, RESTORE_CHECK
 
     MERGE_BACK["daemon-json"] = unmerge
+    RESTORE_CHECK["daemon-json"] = check_restorable
+
+
+def check_restorable(data: bytes) -> None:
+    """Bytes a rollback is about to put back: refuse those dockerd would not start on (the
+    merge repairs a hand-written default-runtime nvidia without its runtime; putting that
+    file back would leave Docker down)."""
+    from gpuwizard.errors import RollbackConflict
+
+    try:
+        problems = check(parse(data))
+    except DaemonJsonError as exc:
+        problems = [exc]
+    if problems:
+        raise RollbackConflict(
+            "The original daemon.json gpuwizard would restore is one Docker refuses to start "
+            f"on: {problems[0].cause}",
+            "Nothing was changed and Docker was not restarted. Keep the current file, or roll "
+            "back with --force to restore the original bytes exactly.",
+        )
 
 
 register_merge_back()

@@ -149,6 +149,18 @@ class PackageManager(ABC):
         """Who holds the package manager's lock now (None: free)."""
         return None
 
+    def purge(
+        self, names: Sequence[str], *, on_line: Optional[LineCallback] = None
+    ) -> CommandResult:
+        """Remove exactly these packages with their configuration files (rollback of what
+        gpuwizard installed fresh). rpm removes unmodified %config files on erase."""
+        return self.remove(names, on_line=on_line, exact=True)
+
+    def config_only(self, names: Sequence[str]) -> list[str]:
+        """Of these, the packages removed earlier whose configuration files stayed (dpkg's
+        `rc`): a rollback must not purge what was there before gpuwizard came."""
+        return []
+
     def root_args(self) -> list[str]:
         return []
 
@@ -421,6 +433,29 @@ class AptPackages(PackageManager):
         with AptStatusPipe(status) as fd:
             argv = [argv[0], "-o", f"APT::Status-Fd={fd}", *argv[1:]]
             return self._run(argv, on_line=on_line, pass_fds=(fd,), remedy=_APT_REMEDY)
+
+    def purge(
+        self, names: Sequence[str], *, on_line: Optional[LineCallback] = None
+    ) -> CommandResult:
+        # dpkg --purge never cascades either; it removes the conffiles and the `rc` state
+        return self._run(
+            ["dpkg", "--purge", *names],
+            on_line=on_line,
+            remedy="Something installed since needs these packages; remove it first, or keep "
+            "the toolkit.",
+        )
+
+    def config_only(self, names: Sequence[str]) -> list[str]:
+        if not names:
+            return []
+        argv = ["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Abbrev}\n", *names]
+        res = self._run(argv, check=False)
+        out = []
+        for line in res.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 2 and parts[1][1:2] == "c":
+                out.append(parts[0].split(":")[0])
+        return out
 
     def remove(
         self, names: Sequence[str], *, on_line: Optional[LineCallback] = None, exact: bool = False

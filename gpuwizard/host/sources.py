@@ -92,7 +92,8 @@ def apt_source_files(host: Host) -> list[str]:
 
 
 def _list_file(path: str, data: bytes, matcher: SourceMatcher) -> Optional[LegacySource]:
-    text = data.decode("utf-8", "replace")
+    # surrogateescape: a byte that is not UTF-8 (a Latin-1 comment) goes back out unchanged
+    text = data.decode("utf-8", "surrogateescape")
     if UNSUPPORTED in text:
         return LegacySource(path, data, None, (UNSUPPORTED,))
     keep: list[str] = []
@@ -108,11 +109,11 @@ def _list_file(path: str, data: bytes, matcher: SourceMatcher) -> Optional[Legac
     active = [x for x in keep if x.strip() and not x.lstrip().startswith("#")]
     if not active and path != "/etc/apt/sources.list":
         return LegacySource(path, data, None, tuple(hits))
-    return LegacySource(path, data, "".join(keep).encode(), tuple(hits))
+    return LegacySource(path, data, "".join(keep).encode("utf-8", "surrogateescape"), tuple(hits))
 
 
 def _sources_file(path: str, data: bytes, matcher: SourceMatcher) -> Optional[LegacySource]:
-    text = data.decode("utf-8", "replace")
+    text = data.decode("utf-8", "surrogateescape")
     stanzas = re.split(r"\n[ \t]*\n", text.strip("\n"))
     keep: list[str] = []
     hits: list[str] = []
@@ -134,7 +135,9 @@ def _sources_file(path: str, data: bytes, matcher: SourceMatcher) -> Optional[Le
     ]
     if not active:
         return LegacySource(path, data, None, tuple(hits))
-    return LegacySource(path, data, ("\n\n".join(keep) + "\n").encode(), tuple(hits))
+    return LegacySource(
+        path, data, ("\n\n".join(keep) + "\n").encode("utf-8", "surrogateescape"), tuple(hits)
+    )
 
 
 def legacy_apt_sources(host: Host, repo_url: str, own: str) -> list[LegacySource]:
