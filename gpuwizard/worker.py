@@ -277,7 +277,7 @@ def recover_expired(host: Host, journal: Journal, emit: ev.EventSink = ev.discar
         if deadline is None or run.status() != "interrupted" or time.time() < deadline:
             continue
         writer = journal.open_run(run.run_id)
-        with journal.locked(run.run_id, ["recover"]):
+        with journal.locked(run.run_id, ["recover"], host.root):
             wizard.rollback_records(host, writer, run, set(DISRUPTIVE_STEPS), emit=emit)
             writer.append("end", {"status": "auto-reverted"})
         done.append(run.run_id)
@@ -315,7 +315,7 @@ def run_worker(
             host = Host(Path(request["root"]))
     argv = list(request.get("argv", []))
     try:
-        journal.acquire(run_id, argv)
+        journal.acquire(run_id, argv, host.root)
     except LockHeld as exc:
         (folder / "refused").write_text(str(exc))
         w = RunWriter(run_id, folder)
@@ -422,9 +422,15 @@ def _await_confirmation(
         "Docker on it"
     )
     emit(ev.LogLine("", why, "err"))
-    wizard.rollback_records(
-        host, writer, journal.read_run(run_id), set(DISRUPTIVE_STEPS), emit=emit
-    )
+    try:
+        wizard.rollback_records(
+            host, writer, journal.read_run(run_id), set(DISRUPTIVE_STEPS), emit=emit
+        )
+    except WizardError as exc:
+        # e.g. the undone daemon.json would not start Docker: stop, say so, restart nothing
+        writer.append("end", {"status": "failed", "error": exc.to_json()})
+        emit(ev.RunState(run_id, "failed", f"could not roll back: {exc.cause}\n{exc.remedy}"))
+        return 1
     writer.append("end", {"status": "auto-reverted"})
     emit(
         ev.RunState(

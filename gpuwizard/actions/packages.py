@@ -178,6 +178,11 @@ class InstallPackages(Action):
             "version": version,
             "names": self.names,
             "before": before,
+            # absent before: purged on rollback, unless their config files were there already
+            "purge": sorted(
+                set(n for n, v in before.items() if v is None)
+                - set(pm.config_only([n for n, v in before.items() if v is None]))
+            ),
             "planned": [c.describe() for c in changes],
             "lock_wait": self.lock_wait,
         }
@@ -235,7 +240,9 @@ class InstallPackages(Action):
                     f"dnf history undo {result['history']} did not work ({last}); "
                     "undoing package by package"
                 )
-        return restore_package_set(ctx, pm, before, notes, float(undo.get("lock_wait", 300)))
+        return restore_package_set(
+            ctx, pm, before, notes, float(undo.get("lock_wait", 300)), set(undo.get("purge", []))
+        )
 
 
 def restore_package_set(
@@ -244,6 +251,7 @@ def restore_package_set(
     before: dict[str, Optional[str]],
     notes: list[str],
     lock_wait: float = 300.0,
+    purge: Optional[set[str]] = None,
 ) -> str:
     """Bring the named packages back to their recorded versions: put back changed or removed
     ones where the version is still available, then remove exactly the ones that were absent
@@ -272,15 +280,23 @@ def restore_package_set(
         pm.install(restorable, on_line=ctx.line_logger(), allow_downgrades=downgrade)
         notes.append("put back " + ", ".join(f"{n} {v}" for n, v in sorted(restorable.items())))
     if drop:
+        fresh = [n for n in drop if n in (purge or set())]
+        plain = [n for n in drop if n not in fresh]
         try:
-            pm.remove(drop, on_line=ctx.line_logger(), exact=True)
+            if fresh:
+                pm.purge(fresh, on_line=ctx.line_logger())
+            if plain:
+                pm.remove(plain, on_line=ctx.line_logger(), exact=True)
         except CommandFailed as exc:
             raise RollbackConflict(
                 "Cannot remove " + ", ".join(drop) + ": something installed since needs them",
                 "Remove what depends on them first (see the output), then roll back again.",
                 exc.output_tail,
             ) from exc
-        notes.append("removed " + ", ".join(sorted(drop)))
+        if fresh:
+            notes.append("purged (installed by gpuwizard) " + ", ".join(sorted(fresh)))
+        if plain:
+            notes.append("removed " + ", ".join(sorted(plain)))
     if lost:
         notes.append(
             "could not restore (no longer in any configured repository): " + ", ".join(lost)
