@@ -57,7 +57,35 @@ FLAG_KEYS = {
 
 
 class DaemonJsonError(WizardError):
-    """daemon.json cannot be merged safely; the file is left untouched."""
+    """daemon.json cannot be merged safely; the file is left untouched.
+
+    `code` is the failures table's row for it; `line` and `column` say where JSON syntax broke.
+    """
+
+    code = "daemon-json-invalid"
+    line: Optional[int] = None
+    column: Optional[int] = None
+
+
+class SyntaxFailure(DaemonJsonError):
+    """Not JSON at all: `line` and `column` say where."""
+
+    def __init__(self, cause: str, remedy: str, detail: str, line: int, column: int) -> None:
+        super().__init__(cause, remedy, detail)
+        self.line = line
+        self.column = column
+
+
+class UndefinedDefaultRuntime(DaemonJsonError):
+    """default-runtime names a runtime nobody defines: dockerd will not start."""
+
+    code = "default-runtime-undefined"
+
+
+class FlagConflict(DaemonJsonError):
+    """A key set both in the file and on dockerd's command line: dockerd will not start."""
+
+    code = "daemon-flag-conflict"
 
 
 class RuntimeConflict(DaemonJsonError):
@@ -199,11 +227,13 @@ def parse(data: bytes, shown: str = "daemon.json") -> Document:
             "deep (a generated or damaged file); restore it from a backup.",
         ) from None
     except json.JSONDecodeError as exc:
-        raise DaemonJsonError(
+        raise SyntaxFailure(
             f"{shown} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
             f"Fix line {exc.lineno} of {shown} (a trailing comma or a missing quote is the usual "
             "cause), or check it with `python3 -m json.tool " + shown + "`.",
             _excerpt(text, exc.lineno, exc.colno),
+            exc.lineno,
+            exc.colno,
         ) from exc
     if not isinstance(value, dict):
         raise DaemonJsonError(
@@ -503,7 +533,7 @@ def check(
     default = doc.get("default-runtime")
     if default is not None and default not in BUILTIN_RUNTIMES and default not in runtimes:
         errors.append(
-            DaemonJsonError(
+            UndefinedDefaultRuntime(
                 f"{shown} sets default-runtime {default!r}, but no runtime of that name is defined",
                 "Add it under `runtimes`, or remove `default-runtime`; dockerd will not start "
                 "like this (and `dockerd --validate` does not notice since Docker 25).",
@@ -513,7 +543,7 @@ def check(
         if key in doc.value:
             where = "its unit file or command line"
             errors.append(
-                DaemonJsonError(
+                FlagConflict(
                     f"{shown} sets `{key}`, which dockerd already gets from {where} ({flag})",
                     f"Remove `{key}` from {shown}, or remove {flag} from dockerd's command line "
                     "(a systemd drop-in); dockerd refuses to start when both set it.",
@@ -584,7 +614,7 @@ def merge(
         for e in check(doc, shown, flags)
         if not (
             doc.get("default-runtime") == RUNTIME_NAME
-            and "default-runtime" in e.cause
+            and isinstance(e, UndefinedDefaultRuntime)
             and doc.get("runtimes", RUNTIME_NAME) is None
         )
     ]

@@ -42,23 +42,7 @@ def dockerd_flags(host: Host, facts: engine.EngineFacts) -> dict[str, str]:
 
 def engine_unit_argv(host: Host) -> list[str]:
     """ExecStart of docker.service (drop-ins win), for a daemon that is not running now."""
-    paths = [
-        "/lib/systemd/system/docker.service",
-        "/usr/lib/systemd/system/docker.service",
-        "/etc/systemd/system/docker.service",
-    ]
-    d = host.path("/etc/systemd/system/docker.service.d")
-    if d.is_dir():
-        paths += [f"/etc/systemd/system/docker.service.d/{p.name}" for p in sorted(d.iterdir())]
-    argv: list[str] = []
-    for p in paths:
-        text = host.read_text(p) or ""
-        for line in text.splitlines():
-            line = line.strip()
-            if line.startswith("ExecStart="):
-                value = line.split("=", 1)[1].strip()
-                argv = value.split() if value else []
-    return argv
+    return engine.unit_argv(host)
 
 
 class DaemonConfigStep(Step):
