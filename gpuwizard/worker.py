@@ -104,14 +104,14 @@ def launch(
             subprocess.run(
                 full,
                 check=True,
-                stdin=subprocess.DEVNULL,  # noqa: S603
+                stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 env=env,
             )
             (folder / "unit").write_text(unit)
         else:
-            proc = subprocess.Popen(  # noqa: S603 - argv list
+            proc = subprocess.Popen(  # argv list
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -303,7 +303,7 @@ def recover_expired(host: Host, journal: Journal, emit: ev.EventSink = ev.discar
             )
         )
         try:
-            with journal.locked(run.run_id, ["recover"]):
+            with journal.locked(run.run_id, ["recover"], host.root):
                 run = journal.read_run(run.run_id)  # under the lock: nobody else did it
                 if run.status() != "interrupted":
                     continue
@@ -430,7 +430,7 @@ def run_worker(
             host = Host(Path(request["root"]))
     argv = list(request.get("argv", []))
     try:
-        journal.acquire(run_id, argv)
+        journal.acquire(run_id, argv, host.root)
     except LockHeld as exc:
         (folder / "refused").write_text(str(exc))
         w = RunWriter(run_id, folder)
@@ -547,8 +547,9 @@ def _await_confirmation(
             host, writer, journal.read_run(run_id), set(DISRUPTIVE_STEPS), emit=emit
         )
     except WizardError as exc:
+        # e.g. the undone daemon.json would not start Docker: stop, say so, restart nothing
         writer.append("end", {"status": "failed", "error": exc.to_json()})
-        emit(ev.RunState(run_id, "failed", "the auto-revert failed: " + _failure_text(exc)))
+        emit(ev.RunState(run_id, "failed", "could not roll back: " + _failure_text(exc)))
         return 1
     writer.append("end", {"status": "auto-reverted"})
     emit(

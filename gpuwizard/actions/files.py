@@ -17,6 +17,57 @@ from gpuwizard.journal import fsync_dir, sha256_bytes
 # Strategies that undo only gpuwizard's own part of a file someone edited since we wrote it:
 # name -> f(current, before, after) -> bytes to write, or None if they cannot.
 MERGE_BACK: dict[str, Callable[[bytes, Optional[bytes], bytes], Optional[bytes]]] = {}
+# The same strategies' check of bytes about to be restored (raises RollbackConflict when the
+# program that reads the file would refuse them); --force skips it.
+RESTORE_CHECK: dict[str, Callable[[bytes], None]] = {}
+
+
+def read_xattrs(real: Path) -> dict[str, str]:
+    """A file's extended attributes (SELinux label, ACLs, user.*), as hex, for the journal."""
+    out: dict[str, str] = {}
+    try:
+        names = os.listxattr(real, follow_symlinks=False)
+    except OSError:
+        return out
+    for name in names:
+        try:
+            out[name] = os.getxattr(real, name, follow_symlinks=False).hex()
+        except OSError:
+            continue
+    return out
+
+
+def _set_xattrs(fd: int, xattrs: dict[str, str]) -> None:
+    for name, value in xattrs.items():
+        try:
+            os.setxattr(fd, name, bytes.fromhex(value))
+        except OSError:
+            continue  # e.g. security.* without the privilege: the rest still go back
+
+
+def missing_dirs(host: Host, path: str) -> list[str]:
+    """The folders above system path `path` that do not exist yet, outermost first (a
+    write creates them), as system paths: undo finds them again through the host."""
+    out: list[str] = []
+    p = Path(path).parent
+    while p != p.parent and not host.path(p).exists():
+        out.append(str(p))
+        p = p.parent
+    return list(reversed(out))
+
+
+def remove_created_dirs(host: Host, dirs: list[str]) -> list[str]:
+    """Remove the folders a write created, innermost first, where they are empty again."""
+    removed = []
+    for d in reversed(dirs):
+        if not d.startswith("/") or ".." in d.split("/"):
+            break  # not a path gpuwizard wrote: a journal edited by hand
+        try:
+            os.rmdir(host.path(d))
+            removed.append(d)
+        except OSError:
+            break  # not empty (someone put a file there), or gone: keep the rest
+    return removed
 
 
 @dataclass(frozen=True)
@@ -29,6 +80,7 @@ class FileState:
     uid: Optional[int] = None
     gid: Optional[int] = None
     link_target: Optional[str] = None  # when the path itself is a symlink
+    xattrs: Optional[dict[str, str]] = None
 
     @property
     def sha(self) -> Optional[str]:
@@ -72,22 +124,39 @@ def read_state(real: Path, shown: str) -> FileState:
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return FileState(True, b"".join(chunks), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, link)
+    return FileState(
+        True,
+        b"".join(chunks),
+        stat.S_IMODE(st.st_mode),
+        st.st_uid,
+        st.st_gid,
+        link,
+        read_xattrs(real),
+    )
 
 
 def atomic_write(
-    real: Path, data: bytes, mode: int, uid: Optional[int], gid: Optional[int]
+    real: Path,
+    data: bytes,
+    mode: int,
+    uid: Optional[int],
+    gid: Optional[int],
+    xattrs: Optional[dict[str, str]] = None,
 ) -> None:
-    """Replace a file atomically: temp file beside it, mode and owner set, fsync, rename,
-    fsync the directory. Readers see the old bytes or the new, never a mix."""
+    """Replace a file atomically: temp file beside it, mode, owner and extended attributes
+    set (those given, else the replaced file's), fsync, rename, fsync the directory. Readers
+    see the old bytes or the new, never a mix."""
     real.parent.mkdir(parents=True, exist_ok=True)
+    if xattrs is None:
+        xattrs = read_xattrs(real) if real.exists() else {}
     tmp = real.with_name(f".{real.name}.gpuwizard-{secrets.token_hex(4)}.tmp")
     fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, data)
-        os.fchmod(fd, mode)
         if uid is not None and gid is not None and os.geteuid() == 0:
             os.fchown(fd, uid, gid)
+        _set_xattrs(fd, xattrs)
+        os.fchmod(fd, mode)  # after the ACL xattr, which would otherwise set the mode bits
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -136,14 +205,15 @@ def _restore(ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str,
     before_sha: Optional[str] = undo.get("before_sha")
     after_sha: Optional[str] = undo.get("after_sha")
     before = ctx.run.load_backup(before_sha) if before_sha else None
+    xattrs: Optional[dict[str, str]] = undo.get("xattrs")
+    strategy = undo.get("merge_back")
     if current.sha == before_sha:
         if current.exists and undo.get("mode") is not None:
-            os.chmod(real, int(undo["mode"]))
             if os.geteuid() == 0:
                 os.chown(real, int(undo["uid"]), int(undo["gid"]))
+            os.chmod(real, int(undo["mode"]))
         return f"{shown}: already as it was"
     if current.sha != after_sha:
-        strategy = undo.get("merge_back")
         merged = None
         if strategy and current.data is not None and strategy in MERGE_BACK:
             after = ctx.run.load_backup(after_sha) if after_sha else b""
@@ -155,13 +225,20 @@ def _restore(ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str,
                 f"{ctx.run.folder / 'backups' / str(before_sha)}; "
                 "or roll back with --force to restore the original bytes anyway.",
             )
-        atomic_write(real, merged, current.mode or 0o644, current.uid, current.gid)
+        atomic_write(
+            real, merged, 0o644 if current.mode is None else current.mode, current.uid, current.gid
+        )
         return f"{shown}: edited since; only gpuwizard's own changes were undone"
     if before is None:
         real.unlink(missing_ok=True)
         fsync_dir(real.parent)
-        return f"{shown}: removed (it did not exist before)"
-    atomic_write(real, before, int(undo["mode"]), undo.get("uid"), undo.get("gid"))
+        gone = remove_created_dirs(ctx.host, list(undo.get("created_dirs") or []))
+        return f"{shown}: removed (it did not exist before)" + (
+            f"; removed the folder(s) gpuwizard created: {', '.join(gone)}" if gone else ""
+        )
+    if strategy in RESTORE_CHECK:
+        RESTORE_CHECK[strategy](before)
+    atomic_write(real, before, int(undo["mode"]), undo.get("uid"), undo.get("gid"), xattrs)
     return f"{shown}: restored byte-exact"
 
 
@@ -216,13 +293,17 @@ class WriteFile(Action):
             "mode": state.mode,
             "uid": state.uid,
             "gid": state.gid,
+            "xattrs": state.xattrs,
             "merge_back": self.merge_back,
+            "created_dirs": [] if state.exists else missing_dirs(ctx.host, self.path),
         }
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:
         real, shown = target_of(ctx.host, self.path)
         state = read_state(real, self.path)
-        mode = self.mode if self.mode is not None else (state.mode or 0o644)
+        mode = self.mode if self.mode is not None else state.mode
+        if mode is None:
+            mode = 0o644
         atomic_write(real, self.content, mode, state.uid, state.gid)
         ctx.log(f"wrote {shown} ({len(self.content)} bytes)")
         return {"sha": sha256_bytes(self.content)}
@@ -294,6 +375,7 @@ class RemoveFile(Action):
             "mode": state.mode,
             "uid": state.uid,
             "gid": state.gid,
+            "xattrs": state.xattrs,
         }
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:

@@ -8,6 +8,7 @@ one source, and importing a key into the rpm database.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -178,6 +179,12 @@ class InstallPackages(Action):
             "version": version,
             "names": self.names,
             "before": before,
+            "links_before": nvidia_links(ctx.host),
+            # absent before: purged on rollback, unless their config files were there already
+            "purge": sorted(
+                set(n for n, v in before.items() if v is None)
+                - set(pm.config_only([n for n, v in before.items() if v is None]))
+            ),
             "planned": [c.describe() for c in changes],
             "lock_wait": self.lock_wait,
         }
@@ -235,7 +242,48 @@ class InstallPackages(Action):
                     f"dnf history undo {result['history']} did not work ({last}); "
                     "undoing package by package"
                 )
-        return restore_package_set(ctx, pm, before, notes, float(undo.get("lock_wait", 300)))
+        note = restore_package_set(
+            ctx, pm, before, notes, float(undo.get("lock_wait", 300)), set(undo.get("purge", []))
+        )
+        if "links_before" in undo:
+            gone = remove_dangling_links(ctx.host, set(undo["links_before"]))
+            if gone:
+                note += "; removed the link(s) the packages' scripts left: " + ", ".join(gone)
+        return note
+
+
+LINK_DIRS = ("/usr/bin", "/usr/sbin", "/usr/local/bin")
+
+
+def nvidia_links(host: Host) -> list[str]:
+    """The nvidia* symlinks in the program folders (maintainer scripts make some)."""
+    out = []
+    for d in LINK_DIRS:
+        try:
+            entries = list(host.path(d).iterdir())
+        except OSError:
+            continue
+        out += [f"{d}/{p.name}" for p in entries if p.name.startswith("nvidia") and p.is_symlink()]
+    return sorted(out)
+
+
+def remove_dangling_links(host: Host, before: set[str]) -> list[str]:
+    """Remove nvidia* links that were not there before the install and now point nowhere
+    (the packages they pointed into are gone); a link someone else made, or one that still
+    works, stays."""
+    gone = []
+    for link in nvidia_links(host):
+        folder, _, name = link.rpartition("/")
+        real = host.path(folder) / name  # the link itself, not where it points
+        if link in before or not real.is_symlink():
+            continue
+        target = os.readlink(real)
+        resolved = host.path(target) if target.startswith("/") else real.parent / target
+        if resolved.exists():
+            continue
+        real.unlink()
+        gone.append(link)
+    return gone
 
 
 def restore_package_set(
@@ -244,6 +292,7 @@ def restore_package_set(
     before: dict[str, Optional[str]],
     notes: list[str],
     lock_wait: float = 300.0,
+    purge: Optional[set[str]] = None,
 ) -> str:
     """Bring the named packages back to their recorded versions: put back changed or removed
     ones where the version is still available, then remove exactly the ones that were absent
@@ -272,15 +321,23 @@ def restore_package_set(
         pm.install(restorable, on_line=ctx.line_logger(), allow_downgrades=downgrade)
         notes.append("put back " + ", ".join(f"{n} {v}" for n, v in sorted(restorable.items())))
     if drop:
+        fresh = [n for n in drop if n in (purge or set())]
+        plain = [n for n in drop if n not in fresh]
         try:
-            pm.remove(drop, on_line=ctx.line_logger(), exact=True)
+            if fresh:
+                pm.purge(fresh, on_line=ctx.line_logger())
+            if plain:
+                pm.remove(plain, on_line=ctx.line_logger(), exact=True)
         except CommandFailed as exc:
             raise RollbackConflict(
                 "Cannot remove " + ", ".join(drop) + ": something installed since needs them",
                 "Remove what depends on them first (see the output), then roll back again.",
                 exc.output_tail,
             ) from exc
-        notes.append("removed " + ", ".join(sorted(drop)))
+        if fresh:
+            notes.append("purged (installed by gpuwizard) " + ", ".join(sorted(fresh)))
+        if plain:
+            notes.append("removed " + ", ".join(sorted(plain)))
     if lost:
         notes.append(
             "could not restore (no longer in any configured repository): " + ", ".join(lost)

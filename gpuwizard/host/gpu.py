@@ -157,7 +157,7 @@ def read_nvml(backend: NvmlBackend) -> _Reading:
     except ImportError:
         out.error = PYNVML_MISSING
         return out
-    except Exception as exc:  # noqa: BLE001 - only NVML errors are expected; others re-raised
+    except Exception as exc:  # only NVML errors are expected; others re-raised
         if not is_nvml_error(exc):
             raise
         out.error = error_name(exc)
@@ -172,7 +172,7 @@ def read_nvml(backend: NvmlBackend) -> _Reading:
             out.userspace_version = nvml_version.split(".", 1)[1]  # "13.580.159.04"
         for i in range(backend.device_count()):
             out.gpus.append(_nvml_device(backend, i))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if not is_nvml_error(exc):
             raise
         out.error = error_name(exc)
@@ -185,7 +185,7 @@ def _optional(fn: Any) -> Any:
     """Call an NVML getter; None when NVML refuses it (unsupported, not permitted...)."""
     try:
         return fn()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if is_nvml_error(exc):
             return None
         raise
@@ -241,7 +241,7 @@ def _mib_text(text: Optional[str]) -> Optional[int]:
 def parse_smi_xml(text: str) -> _Reading:
     """Parse `nvidia-smi -q -x`."""
     out = _Reading()
-    root = ET.fromstring(text)  # noqa: S314 - output of a local program, no entities expanded
+    root = ET.fromstring(text)  # output of a local program, no entities expanded
     out.driver_version = _xml_text(root, "driver_version")
     out.cuda_version = _xml_text(root, "cuda_version")
     for i, gpu in enumerate(root.findall("gpu")):
@@ -518,3 +518,69 @@ def probe_gpus(host: Host, backend: Optional[NvmlBackend] = None) -> GpuReport:
         in_container=container,
         problems=tuple(problems),
     )
+
+
+@dataclass(frozen=True)
+class PciDevice:
+    """One device in sysfs, as its attribute files say (lower-case hex)."""
+
+    address: str
+    vendor: str
+    device: str
+    klass: str
+
+    @property
+    def nvidia_gpu(self) -> bool:
+        return self.vendor == NVIDIA_VENDOR and self.klass.startswith("0x03")
+
+
+def pci_devices(host: Host) -> list[PciDevice]:
+    """Every PCI device in sysfs (empty where sysfs shows none: old containers, a bare root)."""
+    base = host.path("/sys/bus/pci/devices")
+    try:
+        entries = sorted(base.iterdir())
+    except OSError:
+        return []
+
+    def attr(dev: Path, name: str) -> str:
+        try:
+            return (dev / name).read_text().strip().lower()
+        except OSError:
+            return ""
+
+    return [
+        PciDevice(dev.name, attr(dev, "vendor"), attr(dev, "device"), attr(dev, "class"))
+        for dev in entries
+    ]
+
+
+def loaded_modules(host: Host) -> Optional[set[str]]:
+    """The kernel modules loaded (/proc/modules, else /sys/module); None: cannot tell."""
+    text = host.read_text("/proc/modules")
+    if text is not None:
+        return {line.split()[0] for line in text.splitlines() if line.strip()}
+    sysmod = host.path("/sys/module")
+    if sysmod.is_dir():
+        return {p.name for p in sysmod.iterdir() if (p / "initstate").exists()}
+    return None
+
+
+def kernel_module_version(host: Host) -> tuple[bool, Optional[str]]:
+    """Whether /proc/driver/nvidia/version exists (the module is loaded), and its version."""
+    text = host.read_text("/proc/driver/nvidia/version")
+    if text is None:
+        return False, None
+    m = _PROC_VERSION.search(text)
+    return True, m.group(1) if m else None
+
+
+def wsl_gpu(host: Host) -> bool:
+    """WSL serves the GPU from the Windows driver: /dev/dxg and the libraries it maps in."""
+    return (
+        host.path("/usr/lib/wsl/lib/libnvidia-ml.so.1").exists() or host.path("/dev/dxg").exists()
+    )
+
+
+def container_marker(host: Host) -> Optional[str]:
+    """The file that says this may be a container (/.dockerenv, /run/.containerenv)."""
+    return next((m for m in ("/.dockerenv", "/run/.containerenv") if host.path(m).exists()), None)

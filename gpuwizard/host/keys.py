@@ -148,7 +148,7 @@ def throwaway_gnupghome() -> Iterator[Path]:
             import subprocess
 
             subprocess.run(
-                ["gpgconf", "--homedir", str(home), "--kill", "all"],  # noqa: S603 S607
+                ["gpgconf", "--homedir", str(home), "--kill", "all"],
                 capture_output=True,
                 check=False,
             )
@@ -347,3 +347,14 @@ def keyring_without(host: Host, keyring: Path, fingerprints: list[str]) -> bytes
             timeout=60,
         )
         return copy.read_bytes()
+
+
+def keyring_file_fingerprints(host: Host, path: str) -> Optional[list[str]]:
+    """The primary-key fingerprints in a keyring file apt's signed-by names (gpg on this
+    machine reads it); None without gpg, [] when it holds no key gpg can read."""
+    if shutil.which("gpg") is None:
+        return None
+    try:
+        return list(inspect_key(host, host.path(path).read_bytes()).fingerprints)
+    except (WizardError, OSError):
+        return []

@@ -39,86 +39,18 @@ def dockerd_flags(host: Host, facts: engine.EngineFacts) -> dict[str, str]:
     comes from. Under systemd that is what docker.service WILL start (ExecStart with drop-ins,
     $DOCKER_OPTS from its EnvironmentFile), not the running dockerd's argv: /etc/default/docker
     may have changed since it started. Elsewhere, the running argv."""
-    unit = engine_unit_args(host) if host.facts.init_system == "systemd" else []
+    unit = engine.unit_args(host) if host.facts.init_system == "systemd" else []
     if unit:
         keys = dj.flag_keys(a for a, _ in unit[1:])
         where = {a.split("=", 1)[0]: src for a, src in unit[1:]}
         return {k: f"{flag}, from {where.get(flag, 'docker.service')}" for k, flag in keys.items()}
-    argv = list(facts.dockerd_argv) or [a for a, _ in engine_unit_args(host)]
+    argv = list(facts.dockerd_argv) or [a for a, _ in engine.unit_args(host)]
     return dj.flag_keys(argv[1:])
 
 
 def engine_unit_argv(host: Host) -> list[str]:
-    """ExecStart of docker.service as systemd will run it (see engine_unit_args)."""
-    return [a for a, _ in engine_unit_args(host)]
-
-
-UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system",
-             "/lib/systemd/system")  # fmt: skip
-
-
-def engine_unit_args(host: Host) -> list[tuple[str, str]]:
-    """docker.service's ExecStart, each word with where it comes from: the unit file, then its
-    drop-ins in order (an empty `ExecStart=` resets), with `$VAR`/`${VAR}` expanded from
-    `Environment=` and `EnvironmentFile=` (e.g. DOCKER_OPTS in /etc/default/docker)."""
-    main = next(
-        (f"{d}/docker.service" for d in UNIT_DIRS if host.exists(f"{d}/docker.service")), ""
-    )
-    if not main:
-        return []
-    files = [main]
-    dropins: dict[str, str] = {}
-    for d in reversed(UNIT_DIRS):  # later folders override earlier ones of the same name
-        folder = host.path(f"{d}/docker.service.d")
-        if folder.is_dir():
-            for p in folder.glob("*.conf"):
-                dropins[p.name] = f"{d}/docker.service.d/{p.name}"
-    files += [dropins[n] for n in sorted(dropins)]
-    exec_start: list[tuple[str, str]] = []
-    env: dict[str, tuple[str, str]] = {}
-    env_files: list[str] = []
-    for f in files:
-        for raw in (host.read_text(f) or "").splitlines():
-            line = raw.strip()
-            key, _, value = line.partition("=")
-            key, value = key.strip(), value.strip()
-            if key == "ExecStart":
-                exec_start = [(w, f) for w in value.lstrip("-@+!:").split()] if value else []
-            elif key == "Environment":
-                for item in shlex_split(value):
-                    k, _, v = item.partition("=")
-                    env[k] = (v, f)
-            elif key == "EnvironmentFile" and value:
-                env_files.append(value)
-    for ef in env_files:
-        path = ef.lstrip("-")
-        for raw in (host.read_text(path) or "").splitlines():
-            line = raw.strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            k, _, v = line.partition("=")
-            words = shlex_split(v)
-            env[k.strip()] = (" ".join(words), path)
-    out: list[tuple[str, str]] = []
-    for word, src in exec_start:
-        name = word[2:-1] if word.startswith("${") and word.endswith("}") else word[1:]
-        if word.startswith("$") and name in env:
-            value, where = env[name]
-            out += [(w, f"{name} in {where}") for w in value.split()]
-        elif word.startswith("$"):
-            continue  # unset: systemd drops an unset $VAR word
-        else:
-            out.append((word, src))
-    return out
-
-
-def shlex_split(text: str) -> list[str]:
-    import shlex
-
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return text.split()
+    """ExecStart of docker.service as systemd will run it ($DOCKER_OPTS expanded)."""
+    return engine.unit_argv(host)
 
 
 class DaemonConfigStep(Step):

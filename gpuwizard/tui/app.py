@@ -707,7 +707,11 @@ class GpuWizardApp(App[int]):
             self.post_message(EngineEvent(run_id, event))
 
         try:
-            report = wizard.rollback(self.host, self.journal, run_id=run_id, steps=steps, emit=emit)
+            # the same locks as `gpuwizard rollback`: the state directory's and the root's
+            with self.journal.locked("rollback", ["gpuwizard", "app: rollback"], self.host.root):
+                report = wizard.rollback(
+                    self.host, self.journal, run_id=run_id, steps=steps, emit=emit
+                )
         except WizardError as exc:
             emit(RunState(run_id, "failed", f"{exc.cause} — {exc.remedy}"))
         else:
@@ -884,7 +888,7 @@ def run_app(
 
         # isolated: as root, the user's working directory must not be on sys.path
         argv = ["sudo", *python_argv(*sys.argv[1:])]
-        os.execvp("sudo", argv)  # noqa: S606 - argv list; replaces this process
+        os.execvp("sudo", argv)  # argv list; replaces this process
     return int(result or 0) if app.return_code is None else app.return_code
 
 
