@@ -151,6 +151,7 @@ def test_apply_adds_the_runtime_restarts_and_rollback_restores_everything(
     assert ctd.config.read_bytes() == original
     assert oct(ctd.config.stat().st_mode & 0o777) == "0o600"
     assert not dropin.exists()
+    assert not dropin.parent.exists()  # the conf.d folder gpuwizard made is gone too
     assert "runtimes.nvidia" not in _dump(ctd)
     assert ctd.pid != second_pid  # restarted on the restored files
 
@@ -181,3 +182,41 @@ def test_a_config_containerd_rejects_is_never_restarted_on(ctd: Containerd, tmp_
     assert ctd.config.read_bytes() == original  # restored byte-exact
     assert not (ctd.etc / "conf.d" / "99-nvidia.toml").exists()
     assert ctd.pid == pid  # the running containerd was left alone
+
+
+def test_k3s_is_told_apart_with_its_config_template_and_service(tmp_path: Path) -> None:
+    # k3s's own layout: its binary, the config.toml it generates, its unit
+    (tmp_path / "usr/local/bin").mkdir(parents=True)
+    k3s = tmp_path / "usr/local/bin/k3s"
+    k3s.write_bytes(b"\x7fELF")
+    k3s.chmod(0o755)
+    cfg = tmp_path / "var/lib/rancher/k3s/agent/etc/containerd/config.toml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text('version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n')
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    (tmp_path / "etc/systemd/system/k3s-agent.service").write_text("[Service]\n")
+    (tmp_path / "etc/os-release").write_text("ID=debian\nVERSION_ID=12\n")
+    env = dict(os.environ)
+    res = _cli(["status", "--json", "--root", str(tmp_path)], env)
+    assert res.returncode == 0, res.stderr
+    import json
+
+    c = json.loads(res.stdout)["engines"]["containerd"]
+    assert (c["flavour"], c["service"]) == ("k3s", "k3s-agent")
+    assert c["template"] == "/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl"
+    plan = _cli(["plan", "--root", str(tmp_path), "--step", "containerd"], env)
+    assert "k3s writes /var/lib/rancher/k3s/agent/etc/containerd/config.toml itself" in plan.stdout
+    assert "config.toml.tmpl" in plan.stdout and "restart k3s-agent" in plan.stdout
+
+
+def test_the_overview_shows_one_line_per_other_engine() -> None:
+    from gpuwizard.steps.base import StepPlan
+    from gpuwizard.tui.plan_text import host_lines
+    from gpuwizard.wizard import Plan
+
+    lines = ["Docker: running", "Podman 4.3.1 · reads CDI specs up to 0.5.0", "containerd 2.1.9"]
+    plan = Plan([StepPlan("podman", "Podman (CDI)", "pending", facts={"engines": lines})], ())
+    shown = host_lines(plan)
+    assert "Podman 4.3.1 · reads CDI specs up to 0.5.0" in shown
+    assert "containerd 2.1.9" in shown
+    assert "Docker: running" not in shown  # Docker has its own line already

@@ -146,6 +146,7 @@ class RestartContainerd(Action):
     wait: float = 60.0
     expect_runtime: bool = True
     expect_cdi: bool = True
+    validate_config: bool = True  # False for k3s/RKE2: they generate config.toml at start
     reason: str = ""
 
     def argv(self) -> list[str]:
@@ -175,6 +176,8 @@ class RestartContainerd(Action):
     def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
         # validate before the intent record: a file containerd rejects is never restarted on,
         # and the running containerd is left alone (no restart to undo)
+        if not self.validate_config:
+            return self._undo_record()
         dump = validate(ctx.host, self.containerd, self.config)
         missing = []
         if self.expect_cdi and not re.search(r"^\s*enable_cdi = true", dump, re.M):
@@ -188,6 +191,9 @@ class RestartContainerd(Action):
                 "Check the imports line in config.toml; the files are restored.",
             )
         ctx.log(f"containerd accepts {self.config} (config dump has the drop-in's settings)")
+        return self._undo_record()
+
+    def _undo_record(self) -> dict[str, Any]:
         return {
             "argv": self.argv(),
             "method": self.method,
@@ -259,3 +265,52 @@ def _restart(ctx: ApplyContext, argv: list[str], socket: str, wait: float) -> No
             )
         ctx.progress(None, "waiting for containerd")
         time.sleep(0.2)
+
+
+@register
+@dataclass
+class MakeDir(Action):
+    """Create a folder (containerd's conf.d); rollback removes it again if it is empty."""
+
+    kind = "make-dir"
+
+    path: str = ""
+    mode: int = 0o755
+    reason: str = ""
+
+    def describe(self) -> str:
+        return self.reason or f"create the folder {self.path}"
+
+    def params(self) -> dict[str, Any]:
+        return {"path": self.path, "mode": self.mode}
+
+    def preview(self, host: Host) -> list[Diff]:
+        exists = host.path(self.path).is_dir()
+        return [Diff(self.path, "folder" if exists else None, "folder", "command", self.describe())]
+
+    def needed(self, host: Host) -> bool:
+        return not host.path(self.path).is_dir()
+
+    def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
+        real = ctx.host.path(self.path)
+        return {"path": self.path, "real": str(real), "existed": real.is_dir()}
+
+    def apply(self, ctx: ApplyContext) -> dict[str, Any]:
+        import os
+
+        real = ctx.host.path(self.path)
+        real.mkdir(mode=self.mode, parents=True, exist_ok=True)
+        os.chmod(real, self.mode)
+        return {}
+
+    @classmethod
+    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
+        from pathlib import Path
+
+        real = Path(undo["real"])
+        if undo.get("existed") or not real.is_dir():
+            return f"{undo['path']}: nothing to remove"
+        if any(real.iterdir()):
+            return f"{undo['path']}: kept (it holds files gpuwizard did not write)"
+        real.rmdir()
+        return f"{undo['path']}: removed (it did not exist before)"

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 from gpuwizard.actions.base import Action
-from gpuwizard.actions.engines import IMPORTS_TAG, RestartContainerd
+from gpuwizard.actions.engines import IMPORTS_TAG, MakeDir, RestartContainerd
 from gpuwizard.actions.files import WriteFile
 from gpuwizard.host import engines as eng
 from gpuwizard.host.system import Host
@@ -70,11 +70,15 @@ def dump_version(dump: str, default: int) -> int:
 def dropin_from_dump(
     dump: str, runtime_path: Optional[str], cdi_dirs: tuple[str, ...], cdi: bool
 ) -> str:
-    """The drop-in: containerd's whole effective CRI plugin table (from `config dump`) with
-    the nvidia runtime and CDI added. Whole, because containerd merges an imported file at
-    the plugin level: a CRI table with only our keys would replace everything else in it
-    (1.6 then loses its runc runtime and the CRI plugin fails to load)."""
+    """The drop-in. For containerd 1.x (config schema 2): its whole effective CRI plugin table
+    (from `config dump`) with the nvidia runtime and CDI added. Whole, because 1.x merges an
+    imported file at the plugin level: a CRI table with only our keys replaces everything
+    else in it (1.6.20 then loses its runc runtime and the CRI plugin fails to load). 2.x
+    (schema 3) merges key by key, so there the drop-in holds only gpuwizard's keys."""
     version = dump_version(dump, 2)
+    if version >= 3:
+        # containerd 2.x merges an imported file key by key: our keys alone are enough
+        return dropin_text(version, runtime_path, cdi_dirs, cdi)
     name = cri_section(version)
     head = f"[plugins.{name}"
     lines = dump.splitlines()
@@ -218,6 +222,7 @@ def in_use(host: Host, options: Options, t: Target) -> tuple[bool, str]:
 class ContainerdStep(Step):
     name = "containerd"
     title = "containerd runtime"
+    waits_for = ("driver", "cdi")  # without the toolkit it still gets CDI
 
     def applies(self, host: Host, sim: Simulation) -> bool:
         return engines_of(host, sim).containerd.installed
@@ -237,9 +242,10 @@ class ContainerdStep(Step):
             return self.make(
                 SKIPPED,
                 reason=f"{f.flavour} writes {f.config_path} itself at each start and adds the "
-                f"nvidia runtime when it finds {RUNTIME} on its PATH",
-                remedy=f"Install the toolkit, then restart {f.service}; for custom settings edit "
-                f"{f.template} (a template {f.flavour} reads), never config.toml.",
+                f"nvidia runtime when it finds {RUNTIME} on its PATH: restart {f.service} once "
+                f"the toolkit is installed; custom settings go in {f.template}",
+                remedy=f"Install the toolkit, then `systemctl restart {f.service}`; edit "
+                f"{f.template} (the template {f.flavour} reads), never config.toml.",
                 facts=info,
             )
         use, why = in_use(host, options, t)
@@ -290,12 +296,14 @@ class ContainerdStep(Step):
             and (host.path(t.dropin).exists() or t.dropin in sim.files)
         ):
             return self.make(DONE, reason=f"{t.dropin} is in place and read", facts=info)
+        confd = os.path.dirname(t.dropin)
         actions: list[Action] = [
+            MakeDir(path=confd, reason=f"create {confd} (containerd's drop-in folder)"),
             WriteFile(
                 path=t.dropin,
                 content=dropin_from_dump(dump.text, runtime, eng.CDI_DIRS, cdi).encode(),
                 reason=f"write {t.dropin}: " + " and ".join(what),
-            )
+            ),
         ]
         if not eng.imports_dropin(t.parsed.imports, t.dropin):
             pattern = os.path.join(os.path.dirname(t.dropin), "*.toml")
@@ -336,6 +344,7 @@ class ContainerdRestartStep(Step):
     name = "containerd-restart"
     title = "Restart containerd"
     rollback_with = ("containerd",)
+    waits_for = ("driver", "cdi", "containerd")
 
     def applies(self, host: Host, sim: Simulation) -> bool:
         return engines_of(host, sim).containerd.installed
@@ -377,6 +386,7 @@ class ContainerdRestartStep(Step):
             expect_runtime=bool(host.which(RUNTIME))
             or any(p.startswith("nvidia-container-toolkit") for p in sim.packages),
             expect_cdi=f.version_tuple() >= (1, 7),
+            validate_config=f.flavour == "standalone",
             reason=f"restart {f.service}: " + ", ".join(changed) + " change(s)",
         )
         return self.make(
