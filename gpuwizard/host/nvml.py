@@ -194,7 +194,7 @@ def _attempt(fn: Callable[[], Any]) -> Any:
     """A value as recorded: the plain value, or {"error": "NVMLError_…"} when NVML refused."""
     try:
         value = fn()
-    except Exception as exc:  # noqa: BLE001 - recorded, never swallowed silently
+    except Exception as exc:  # recorded, never swallowed silently
         if is_nvml_error(exc):
             return {"error": error_name(exc)}
         return {"error": type(exc).__name__, "message": str(exc)}
@@ -238,7 +238,7 @@ def record(backend: NvmlBackend, note: str = "") -> dict[str, Any]:
     for i in range(count):
         try:
             h = backend.handle(i)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             devices.append({"handle": {"error": error_name(exc)}})
             continue
         dev = _record_device(backend, h)
@@ -252,7 +252,7 @@ def record(backend: NvmlBackend, note: str = "") -> dict[str, Any]:
             for j in range(mig_count):
                 try:
                     mh = backend.mig_handle(h, j)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     if is_nvml_error(exc):
                         continue  # an empty MIG slot
                     raise

@@ -888,7 +888,7 @@ def run_app(
 
         # isolated: as root, the user's working directory must not be on sys.path
         argv = ["sudo", *python_argv(*sys.argv[1:])]
-        os.execvp("sudo", argv)  # noqa: S606 - argv list; replaces this process
+        os.execvp("sudo", argv)  # argv list; replaces this process
     return int(result or 0) if app.return_code is None else app.return_code
 
 
