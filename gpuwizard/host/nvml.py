@@ -176,14 +176,18 @@ def nvml_error(name: str, value: Optional[int] = None) -> BaseException:
 
     cls = getattr(pynvml, name, None)
     if cls is None and name.startswith("NVMLError(") and name.endswith(")"):
-        return pynvml.NVMLError(int(name[len("NVMLError(") : -1]))
+        error: BaseException = pynvml.NVMLError(int(name[len("NVMLError(") : -1]))
+        return error
     if cls is None:
-        return pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN if value is None else value)
+        error = pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN if value is None else value)
+        return error
     # pynvml's subclasses are created by NVMLError.__new__ from a code; find it
     for code, sub in pynvml.NVMLError._valClassMapping.items():
         if sub is cls:
-            return pynvml.NVMLError(code)
-    return pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN)
+            error = pynvml.NVMLError(code)
+            return error
+    error = pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN)
+    return error
 
 
 # ---------------------------------------------------------------------------------------------

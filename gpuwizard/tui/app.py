@@ -400,7 +400,7 @@ class GpuWizardApp(App[int]):
                 "Docker runs with the new settings. Keep them? K keep · R revert",
                 title=f"Run {run}",
                 severity="warning",
-                timeout=10,
+                timeout=6,
             )
             self._arm_status_timer()
         elif state.state == "finished":
