@@ -304,8 +304,10 @@ def recover_expired(host: Host, journal: Journal, emit: ev.EventSink = ev.discar
         )
         try:
             with journal.locked(run.run_id, ["recover"], host.root):
-                run = journal.read_run(run.run_id)  # under the lock: nobody else did it
-                if run.status() != "interrupted":
+                # under the lock (which makes the run look alive: it is ours now), check
+                # that nobody ended it meanwhile
+                run = journal.read_run(run.run_id)
+                if run.ended() is not None or run.confirmation_deadline() is None:
                     continue
                 wizard.rollback_records(host, writer, run, set(DISRUPTIVE_STEPS), emit=emit)
                 writer.append("end", {"status": "auto-reverted"})
