@@ -25,6 +25,7 @@ STEP_CLASSES = {
     "driver": "gpuwizard.steps.driver:DriverStep",
     "repository": "gpuwizard.steps.repository:RepositoryStep",
     "packages": "gpuwizard.steps.packages:PackagesStep",
+    "cdi": "gpuwizard.steps.cdi:CdiStep",
     "daemon-config": "gpuwizard.steps.daemon_config:DaemonConfigStep",
     "restart": "gpuwizard.steps.restart:RestartStep",
     "gpu-test": "gpuwizard.steps.gpu_test:GpuTestStep",
@@ -32,7 +33,7 @@ STEP_CLASSES = {
 
 # Rollback order matters in this domain: daemon.json back first, then Docker restarted on it,
 # then packages removed, then the repository. Within a step, newest change first.
-ROLLBACK_ORDER = ("gpu-test", "daemon-config", "restart", "packages", "repository", "driver")
+ROLLBACK_ORDER = ("gpu-test", "daemon-config", "restart", "cdi", "packages", "repository", "driver")
 
 
 def default_steps() -> list[Step]:

@@ -181,6 +181,7 @@ class InstallPackages(Action):
             "before": before,
             "planned": [c.describe() for c in changes],
             "lock_wait": self.lock_wait,
+            "absent_paths": _absent_paths(ctx.host),
         }
         if isinstance(pm, DnfPackages):
             undo["history_before"] = pm.last_transaction()
@@ -236,7 +237,13 @@ class InstallPackages(Action):
                     f"dnf history undo {result['history']} did not work ({last}); "
                     "undoing package by package"
                 )
-        return restore_package_set(ctx, pm, before, notes, float(undo.get("lock_wait", 300)))
+        note = restore_package_set(ctx, pm, before, notes, float(undo.get("lock_wait", 300)))
+        added = [n for n in TOOLKIT_PACKAGES if n in before and before.get(n) is None]
+        if added and not pm.installed(added):
+            gone = _remove_made_files(ctx, list(undo.get("absent_paths") or []))
+            if gone:
+                note += "; removed what the toolkit's install made: " + ", ".join(gone)
+        return note
 
 
 def restore_package_set(
@@ -291,6 +298,38 @@ def restore_package_set(
     if not notes:
         return "packages already as they were"
     return "; ".join(notes)
+
+
+# Files the toolkit's maintainer scripts make (nvidia-container-toolkit-base's postinst writes
+# config.toml with `nvidia-ctk config --in-place`, which no package owns) or ship as conffiles
+# (kept by a remove): rollback removes the ones that did not exist before the install.
+TOOLKIT_MADE_FILES = (
+    "/etc/nvidia-container-runtime/config.toml",
+    "/etc/nvidia-container-toolkit/nvidia-cdi-refresh.env",
+)
+
+
+def _absent_paths(host: Host) -> list[str]:
+    out = []
+    for f in TOOLKIT_MADE_FILES:
+        for p in (f, str(Path(f).parent)):
+            if not host.path(p).exists() and p not in out:
+                out.append(p)
+    return out
+
+
+def _remove_made_files(ctx: ApplyContext, absent: list[str]) -> list[str]:
+    """Remove what the toolkit's install left that did not exist before (files first, then
+    their folders if empty)."""
+    gone = []
+    for p in sorted(absent, key=len, reverse=True):
+        real = ctx.host.path(p)
+        if real.is_file() or real.is_symlink():
+            real.unlink()
+            gone.append(p)
+        elif real.is_dir() and not any(real.iterdir()):
+            real.rmdir()
+    return gone
 
 
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.:@-]+(/[A-Za-z0-9./-]*)?")
