@@ -7,7 +7,6 @@ Same steps and actions as the app; this module only parses arguments, asks, and 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex
@@ -18,7 +17,7 @@ from typing import Any, Optional, Sequence
 from gpuwizard import __version__
 from gpuwizard import events as ev
 from gpuwizard.errors import NeedsRoot, WizardError
-from gpuwizard.options import STEP_NAMES, Options
+from gpuwizard.options import ALL_STEP_NAMES, Options
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -71,7 +70,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--step",
         action="append",
         default=argparse.SUPPRESS,
-        choices=STEP_NAMES,
+        choices=ALL_STEP_NAMES,
         help="only this step (repeatable)",
     )
     g.add_argument(
@@ -88,11 +87,36 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="recorded H200 host; nothing on this machine is changed",
     )
     r = p.add_argument_group("repository (mirrors, air-gapped hosts)")
-    r.add_argument("--repo-url", default=argparse.SUPPRESS)
-    r.add_argument("--key-url", default=argparse.SUPPRESS)
-    r.add_argument("--key-fingerprint", default=argparse.SUPPRESS)
-    r.add_argument("--toolkit-version", default=argparse.SUPPRESS)
-    r.add_argument("--experimental", action="store_true", default=argparse.SUPPRESS)
+    r.add_argument(
+        "--repo-url",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="the toolkit repository (a mirror); default NVIDIA's",
+    )
+    r.add_argument(
+        "--key-url",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="where the repository's signing key is fetched from",
+    )
+    r.add_argument(
+        "--key-fingerprint",
+        default=argparse.SUPPRESS,
+        metavar="FPR",
+        help="the key's expected fingerprint; any other key is refused",
+    )
+    r.add_argument(
+        "--toolkit-version",
+        default=argparse.SUPPRESS,
+        metavar="VERSION",
+        help="install and pin this toolkit version (default the newest)",
+    )
+    r.add_argument(
+        "--experimental",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="use the repository's experimental channel",
+    )
     r.add_argument(
         "--lock-wait",
         type=float,
@@ -107,15 +131,41 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="leave old nvidia-docker repositories and packages alone",
     )
     d = p.add_argument_group("docker")
-    d.add_argument("--docker-host", default=argparse.SUPPRESS, metavar="URL")
-    d.add_argument("--daemon-json", default=argparse.SUPPRESS, metavar="PATH")
-    d.add_argument("--set-default-runtime", action="store_true", default=argparse.SUPPRESS)
-    d.add_argument("--enable-cdi", action="store_true", default=argparse.SUPPRESS)
-    d.add_argument("--replace-runtime", action="store_true", default=argparse.SUPPRESS)
+    d.add_argument(
+        "--docker-host",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="the Docker engine to use (default DOCKER_HOST or the local socket)",
+    )
+    d.add_argument(
+        "--daemon-json",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="Docker's daemon.json (default /etc/docker/daemon.json)",
+    )
+    d.add_argument(
+        "--set-default-runtime",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="make nvidia the default runtime",
+    )
+    d.add_argument(
+        "--enable-cdi",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="turn on CDI in daemon.json",
+    )
+    d.add_argument(
+        "--replace-runtime",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="replace a different runtime already named nvidia",
+    )
     d.add_argument(
         "--restart-method",
         default=argparse.SUPPRESS,
         choices=["systemd", "service", "snap", "openrc", "command"],
+        help="how Docker is restarted (default found from the init system)",
     )
     d.add_argument(
         "--docker-restart-command",
@@ -123,7 +173,45 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="CMD",
         help="restart Docker with this command (split like a shell, never run by one)",
     )
-    d.add_argument("--docker-wait", type=float, default=argparse.SUPPRESS, metavar="SECONDS")
+    d.add_argument(
+        "--docker-wait",
+        type=float,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help="how long to wait for Docker to come back after a restart",
+    )
+    e = p.add_argument_group("other engines (Podman, containerd)")
+    e.add_argument(
+        "--podman-image", default=argparse.SUPPRESS, metavar="IMAGE", help="Podman's GPU test image"
+    )
+    e.add_argument(
+        "--containerd",
+        action=argparse.BooleanOptionalAction,
+        default=argparse.SUPPRESS,
+        help="configure containerd's CRI (default: when a CRI client such as kubelet is here)",
+    )
+    e.add_argument(
+        "--containerd-config",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="containerd's config.toml",
+    )
+    e.add_argument(
+        "--containerd-socket", default=argparse.SUPPRESS, metavar="PATH", help="containerd's socket"
+    )
+    e.add_argument(
+        "--containerd-restart-command",
+        default=argparse.SUPPRESS,
+        metavar="CMD",
+        help="restart containerd with this command (split like a shell, never run by one)",
+    )
+    e.add_argument(
+        "--containerd-wait",
+        type=float,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help="how long to wait for containerd to come back after a restart",
+    )
     c = p.add_argument_group("CDI")
     c.add_argument(
         "--cdi-spec",
@@ -150,13 +238,40 @@ def _common(p: argparse.ArgumentParser) -> None:
         help='set the NVIDIA runtime\'s mode in config.toml (e.g. "cdi")',
     )
     t = p.add_argument_group("GPU test")
-    t.add_argument("--test-image", default=argparse.SUPPRESS)
-    t.add_argument("--cuda-image", default=argparse.SUPPRESS)
-    t.add_argument("--cuda-repository", default=argparse.SUPPRESS)
+    t.add_argument(
+        "--test-image", default=argparse.SUPPRESS, metavar="IMAGE", help="the smoke-test image"
+    )
+    t.add_argument(
+        "--cuda-image",
+        default=argparse.SUPPRESS,
+        metavar="IMAGE",
+        help="the CUDA test image (default chosen from the driver's CUDA)",
+    )
+    t.add_argument(
+        "--cuda-repository",
+        default=argparse.SUPPRESS,
+        metavar="REPO",
+        help="where CUDA images come from (a mirror)",
+    )
     t.add_argument("--gpus", default=argparse.SUPPRESS, help="all, a count, or device=0,2 / UUIDs")
-    t.add_argument("--skip-cuda-test", action="store_true", default=argparse.SUPPRESS)
-    t.add_argument("--framework", choices=["tensorflow", "pytorch"], default=argparse.SUPPRESS)
-    t.add_argument("--framework-image", default=argparse.SUPPRESS)
+    t.add_argument(
+        "--skip-cuda-test",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="run only the smoke test",
+    )
+    t.add_argument(
+        "--framework",
+        choices=["tensorflow", "pytorch"],
+        default=argparse.SUPPRESS,
+        help="also test this framework on the GPU",
+    )
+    t.add_argument(
+        "--framework-image",
+        default=argparse.SUPPRESS,
+        metavar="IMAGE",
+        help="the framework test's image",
+    )
     a = p.add_argument_group("safety")
     a.add_argument(
         "--auto-revert",
@@ -165,11 +280,31 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="roll back daemon.json and the restart unless confirmed (default 120)",
     )
-    a.add_argument("--no-auto-revert", action="store_true", default=argparse.SUPPRESS)
-    a.add_argument("--force", action="store_true", default=argparse.SUPPRESS)
+    a.add_argument(
+        "--no-auto-revert",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="keep daemon.json and the restart without asking",
+    )
+    a.add_argument(
+        "--force",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="apply even if the host changed since the preview; roll back over local edits",
+    )
     u = p.add_argument_group("terminal")
-    u.add_argument("--no-mouse", action="store_true", default=argparse.SUPPRESS)
-    u.add_argument("--slow-link", action="store_true", default=argparse.SUPPRESS)
+    u.add_argument(
+        "--no-mouse",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="the app ignores the mouse (terminal selection works)",
+    )
+    u.add_argument(
+        "--slow-link",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="fewer frames, no animation: for slow SSH links",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,15 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run in this process (an SSH drop then stops the work)",
     )
     rb = sub.add_parser("rollback", parents=[common], help="undo a run's changes")
-    rb.add_argument("--run", dest="run_id", metavar="ID")
+    rb.add_argument("--run", dest="run_id", metavar="ID", help="this run (default the latest)")
     rb.add_argument("--all", action="store_true", help="every run not yet rolled back")
     sub.add_parser("history", parents=[common], help="past runs from the journal")
     at = sub.add_parser("attach", parents=[common], help="follow the run in progress")
-    at.add_argument("run_id", nargs="?")
+    at.add_argument("run_id", nargs="?", help="the run (default the one in progress)")
     cf = sub.add_parser(
         "confirm", parents=[common], help="keep a run's changes (stops the auto-revert)"
     )
-    cf.add_argument("run_id", nargs="?")
+    cf.add_argument("run_id", nargs="?", help="the run (default the one waiting)")
     dr = sub.add_parser(
         "doctor", parents=[common], help="check the whole chain, or explain an error message"
     )
@@ -218,16 +353,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dr.add_argument("--run-test", action="store_true", help="also run a smoke container")
     sn = sub.add_parser("snippet", parents=[common], help="docker run / Compose for this host")
-    sn.add_argument("kind", choices=["compose", "run"])
-    sn.add_argument("--form", choices=["runtime", "deploy", "both"], default="both")
+    sn.add_argument("kind", choices=["compose", "run"], help="a Compose file or docker run lines")
+    sn.add_argument(
+        "--form",
+        choices=["runtime", "deploy", "both"],
+        default="both",
+        help="Compose: runtime: nvidia, deploy.resources, or both (default)",
+    )
     sn.add_argument(
         "--validate",
         action="store_true",
         help="check the Compose file with `docker compose config`",
     )
-    wk = sub.add_parser("_worker", help=argparse.SUPPRESS)
+    wk = sub.add_parser("_worker")  # internal: the detached worker; not listed in --help
     wk.add_argument("--state-dir", dest="worker_state_dir", required=True)
     wk.add_argument("worker_run_id")
+    # argparse lists a SUPPRESSed sub-command as `_worker  ==SUPPRESS==`: leave it out instead
+    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "_worker"]
     return p
 
 
@@ -259,6 +401,11 @@ def options_from(ns: argparse.Namespace) -> Options:
         "skip_cuda_test",
         "framework",
         "framework_image",
+        "podman_image",
+        "containerd",
+        "containerd_config",
+        "containerd_socket",
+        "containerd_wait",
         "yes",
         "force",
         "auto_revert",
@@ -272,6 +419,8 @@ def options_from(ns: argparse.Namespace) -> Options:
     if getattr(ns, "docker_restart_command", None):
         o.restart_command = shlex.split(ns.docker_restart_command)
         o.restart_method = "command"
+    if getattr(ns, "containerd_restart_command", None):
+        o.containerd_restart_command = shlex.split(ns.containerd_restart_command)
     if getattr(ns, "no_auto_revert", False):
         o.auto_revert = 0
     if getattr(ns, "step", None):
@@ -362,6 +511,8 @@ def _render_plan(the_plan: Any, host: Any, diffs: bool = True) -> None:
                             print("       " + _color(dl, code))
     for w in the_plan.warnings:
         print(f" ! {w}")
+    for u in getattr(host, "unknown", []):
+        print(f" ? unknown without root: {u}")
 
 
 def _print_event(event: ev.Event) -> None:
@@ -399,8 +550,14 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
     the_plan = wizard.plan(host, options)
     journal = _journal(host, options)
     active = None
-    with contextlib.suppress(WizardError):
+    try:
         active = active_run(journal)
+    except WizardError as exc:
+        host.note_unknown(f"the runs: {exc.cause}")
+    lock = journal.lock_holder()
+    if lock is not None and "unknown" in lock:
+        host.note_unknown(f"whether a run holds the lock: {lock['unknown']}")
+        lock = None
     if getattr(ns, "json", False):
         _print_json(
             {
@@ -418,8 +575,10 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
                     }
                     for s in the_plan.steps
                 ],
+                "engines": _engines_json(host),
                 "active_run": active.summary() if active else None,
-                "lock": journal.lock_holder(),
+                "lock": lock,
+                "unknown_without_permission": list(host.unknown),
             }
         )
         return EXIT_OK
@@ -432,10 +591,17 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
     pending = [s for s in the_plan.steps if s.state == "pending"]
     if pending:
         print(
-            f"\n{len(pending)} step(s) to do. Preview with `gpuwizard plan`, apply with "
-            "`sudo gpuwizard apply`."
+            f"\n{len(pending)} step(s) to do. Preview with `{_cmd(ns, 'plan')}`, apply with "
+            f"`{_cmd(ns, 'apply', root=True)}`."
         )
     return EXIT_OK
+
+
+def _engines_json(host: Any) -> Any:
+    from gpuwizard.host.engines import probe_engines
+
+    found = probe_engines(host)
+    return found.to_json() | {"present": found.present(), "lines": found.lines()}
 
 
 def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
@@ -447,7 +613,7 @@ def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
         _print_json(the_plan.to_json())
     else:
         _render_plan(the_plan, host)
-        print("\n" + _plan_verdict(the_plan))
+        print("\n" + _plan_verdict(the_plan, _cmd(ns, "apply", root=True)))
     if getattr(ns, "detailed_exitcode", False):
         if the_plan.blocked():
             return EXIT_ERROR  # a selected step cannot run: for a script, not "nothing to do"
@@ -455,7 +621,16 @@ def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
     return EXIT_OK
 
 
-def _plan_verdict(the_plan: Any) -> str:
+def _cmd(ns: argparse.Namespace, command: str, root: bool = False) -> str:
+    """How to run a gpuwizard command next: in demo mode `gpuwizard --demo …` (a hint to run
+    `sudo gpuwizard apply` there would change the real machine), else with sudo if it needs
+    root."""
+    if getattr(ns, "demo", False):
+        return f"gpuwizard --demo {command}"
+    return f"sudo gpuwizard {command}" if root else f"gpuwizard {command}"
+
+
+def _plan_verdict(the_plan: Any, apply_with: str = "sudo gpuwizard apply") -> str:
     """The one line under a plan: what happens next."""
     blocked = the_plan.blocked()
     if blocked:
@@ -465,7 +640,7 @@ def _plan_verdict(the_plan: Any) -> str:
             "`gpuwizard doctor` checks the whole chain."
         )
     if the_plan.has_changes():
-        return "Nothing changed. Apply with `sudo gpuwizard apply`."
+        return f"Nothing changed. Apply with `{apply_with}`."
     return "Nothing changed, and nothing to do: every selected step is done."
 
 
@@ -534,22 +709,20 @@ def _in_process_run(
     host: Any, options: Options, digest: str, journal: Any, argv: list[str], demo: bool
 ) -> str:
     from gpuwizard import worker
-    from gpuwizard.journal import new_run_id
+    from gpuwizard.journal import new_run_id, write_private
 
     run_id = new_run_id()
     folder = journal.runs_dir / run_id
-    (folder / "backups").mkdir(parents=True)
-    (folder / worker.REQUEST).write_text(
-        json.dumps(
-            {
-                "options": options.to_json(),
-                "digest": digest,
-                "root": str(host.root),
-                "argv": argv,
-                "demo": demo,
-            }
-        )
-    )
+    folder.mkdir(mode=0o700)
+    (folder / "backups").mkdir(mode=0o700)
+    request = {
+        "options": options.to_json(),
+        "digest": digest,
+        "root": str(host.root),
+        "argv": argv,
+        "demo": demo,
+    }
+    write_private(folder / worker.REQUEST, json.dumps(request).encode())
     worker.run_worker(journal, run_id, host=host)
     return run_id
 
@@ -630,7 +803,17 @@ def cmd_rollback(ns: argparse.Namespace, options: Options) -> int:
 def cmd_history(ns: argparse.Namespace, options: Options) -> int:
     host = _host(ns)
     journal = _journal(host, options)
-    runs = journal.runs()
+    try:
+        runs = journal.runs()
+    except WizardError as exc:
+        if os.geteuid() == 0:
+            raise
+        # a normal user: the journal is root's (0700); unknown, said so, not an error
+        if getattr(ns, "json", False):
+            _print_json({"runs": None, "unknown_without_permission": [exc.cause]})
+        else:
+            print(f"{exc.cause}.\n  -> {exc.remedy}")
+        return EXIT_OK
     if getattr(ns, "json", False):
         _print_json({"runs": [r.summary() for r in runs]})
         return EXIT_OK

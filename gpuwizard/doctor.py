@@ -91,6 +91,7 @@ class DoctorReport:
     system: str
     family: str
     seconds: float
+    unknown: tuple[str, ...] = ()  # facts unreadable without root (permission denied)
 
     @property
     def ok(self) -> bool:
@@ -122,6 +123,7 @@ class DoctorReport:
             "seconds": round(self.seconds, 3),
             "first_broken": broken.name if broken else None,
             "links": [link.to_json() for link in self.links],
+            "unknown_without_permission": list(self.unknown),
         }
 
 
@@ -205,6 +207,16 @@ def run_doctor(
             emit(StepState(step=f"doctor:{name}", state="running"))
         try:
             link = probe(walk)
+        except PermissionError as exc:
+            what = f"{name}: cannot read {exc.filename or 'a file'} (permission denied)"
+            host.note_unknown(what)
+            link = Link(
+                name,
+                WARN,
+                f"unknown without root: {exc.filename or 'a file'} is not readable",
+                cause="a normal user cannot read it; the other links are still checked.",
+                fix="Run `sudo gpuwizard doctor` to check this link.",
+            )
         except Exception as exc:  # noqa: BLE001 - a probe's bug must not hide the other links
             link = Link(
                 name,
@@ -226,6 +238,7 @@ def run_doctor(
         system=system,
         family=family,
         seconds=time.monotonic() - started,
+        unknown=tuple(getattr(host, "unknown", ())),
     )
 
 

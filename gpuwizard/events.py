@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
@@ -140,3 +141,46 @@ def from_json_lines(lines: list[bytes]) -> list[Event]:
 
 def discard(_event: Event) -> None:
     """An event sink that drops everything (for probes nobody watches)."""
+
+
+# -- secrets in what is written to the events file ----------------------------------------
+# daemon.json can hold proxy passwords and registry auths, apt sources tokens in URLs. The
+# events file is what a face replays; the backups (0600) keep the real bytes for rollback.
+MASK = "********"
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/\s:@\"']*):([^/\s@\"']+)@")
+_SECRET_KEY = (
+    r"(?:[A-Za-z0-9_-]*(?:pass(?:word|wd)?|secret|token|auth|credential|api[-_]?key"
+    r"|private[-_]?key)[A-Za-z0-9_-]*)"
+)
+_JSON_SECRET = re.compile(r'("' + _SECRET_KEY + r'"\s*:\s*")((?:[^"\\]|\\.)*)(")', re.IGNORECASE)
+_QUERY_SECRET = re.compile(r"([?&;]" + _SECRET_KEY + r"=)([^&\s\"';]+)", re.IGNORECASE)
+_ASSIGN_SECRET = re.compile(
+    r"^(\s*" + _SECRET_KEY + r"\s*[=:]\s*)(\S.*)$", re.IGNORECASE | re.MULTILINE
+)
+
+
+def mask_secrets(text: str) -> str:
+    """The text with secret-looking values replaced by MASK: passwords in URLs, JSON values
+    of keys such as password/auth/token, `token=` in query strings, `password = …` lines."""
+    if not text:
+        return text
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{MASK}@", text)
+    text = _JSON_SECRET.sub(lambda m: m.group(1) + (MASK if m.group(2) else "") + m.group(3), text)
+    text = _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
+    return _ASSIGN_SECRET.sub(lambda m: m.group(1) + MASK, text)
+
+
+def masked(event: Event) -> Event:
+    """An event as it may be stored: the diffs' and log lines' secrets masked."""
+    if isinstance(event, DiffReady):
+        diffs = []
+        for d in event.diffs:
+            d = dict(d)
+            for key in ("before", "after"):
+                if isinstance(d.get(key), str):
+                    d[key] = mask_secrets(d[key])
+            diffs.append(d)
+        return dataclasses.replace(event, diffs=diffs)
+    if isinstance(event, LogLine) and ("://" in event.text or "=" in event.text):
+        return dataclasses.replace(event, text=mask_secrets(event.text))
+    return event

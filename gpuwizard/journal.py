@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import signal
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,31 @@ def fsync_dir(path: Path) -> None:
     """Make a rename or a new entry in `path` durable."""
     fd = os.open(str(path), os.O_RDONLY | os.O_DIRECTORY)
     try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _private_dir(path: Path) -> None:
+    """Backups hold daemon.json and apt sources, which can hold passwords and tokens: the
+    state folders are 0700, whatever an older version or the umask left."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise JournalError(
+            f"The state directory {path} is a symlink or not a folder",
+            "Remove it (or pass --state-dir a real folder): gpuwizard does not follow links "
+            "for its journal.",
+        )
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create (or replace) a file readable by its owner only, never through a symlink."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -192,7 +218,10 @@ class Journal:
     def ensure_writable(self) -> None:
         """Create the state directory, or say precisely why we cannot."""
         try:
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _private_dir(self.state_dir)
+            self.runs_dir.mkdir(mode=0o700, exist_ok=True)
+            _private_dir(self.runs_dir)
             probe = self.state_dir / f".probe-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
@@ -217,10 +246,10 @@ class Journal:
     def lock_holder(self) -> Optional[dict[str, Any]]:
         """Who holds the lock now, or None if nobody does."""
         path = self.state_dir / "lock"
-        if not path.exists():
-            return None
         try:
-            fd = os.open(str(path), os.O_RDONLY)
+            fd = os.open(str(path), os.O_RDONLY | os.O_NOFOLLOW)
+        except PermissionError:
+            return {"pid": None, "unknown": "the state directory is readable by root only"}
         except OSError:
             return None
         try:
@@ -240,7 +269,7 @@ class Journal:
         """Take the lock for one run; refuse, naming the holder, if another run has it."""
         self.ensure_writable()
         path = self.state_dir / "lock"
-        fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -287,7 +316,8 @@ class Journal:
         self.ensure_writable()
         run_id = run_id or new_run_id()
         folder = self.runs_dir / run_id
-        (folder / "backups").mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        (folder / "backups").mkdir(mode=0o700, exist_ok=True)
         full_meta = {
             "run": run_id,
             "started": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -319,10 +349,18 @@ class Journal:
 
     def runs(self) -> list[Run]:
         """Every run, oldest first. Unreadable runs are returned with a warning, not dropped."""
-        if not self.runs_dir.is_dir():
-            return []
+        try:
+            if not self.runs_dir.is_dir():
+                return []
+            folders = sorted(p for p in self.runs_dir.iterdir() if p.is_dir())
+        except PermissionError as exc:
+            raise JournalError(
+                f"The journal {self.state_dir} is readable by root only (its backups can hold "
+                "passwords)",
+                "Run it as root (sudo gpuwizard …) to see the runs.",
+            ) from exc
         out = []
-        for folder in sorted(p for p in self.runs_dir.iterdir() if p.is_dir()):
+        for folder in folders:
             out.append(self.read_run(folder.name))
         return out
 
@@ -389,10 +427,7 @@ def _last_seq(path: Path) -> int:
 
 def _atomic_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
+    write_private(tmp, json.dumps(data, indent=2, sort_keys=True).encode("utf-8"))
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
@@ -413,7 +448,7 @@ class RunWriter:
         line = json.dumps(
             {"seq": seq, "type": rtype, "time": time.time(), "data": data}, ensure_ascii=False
         )
-        fd = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, line.encode("utf-8") + b"\n")
             os.fsync(fd)
@@ -431,10 +466,7 @@ class RunWriter:
         target = self.folder / "backups" / sha
         if not target.exists():
             tmp = target.with_name(f".{sha}.tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            write_private(tmp, data)
             os.replace(tmp, target)
             fsync_dir(target.parent)
         return sha
@@ -461,7 +493,9 @@ class RunWriter:
         journal is the record, events are what a face shows."""
         if self._events_fd is None:
             self._events_fd = os.open(
-                str(self.events_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+                str(self.events_path),
+                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                0o600,
             )
         os.write(self._events_fd, (line + "\n").encode("utf-8"))
 

@@ -11,6 +11,9 @@ NVIDIA_REPO_URL = "https://nvidia.github.io/libnvidia-container/stable"
 NVIDIA_KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"
 
 STEP_NAMES = ("driver", "repository", "packages", "cdi", "daemon-config", "restart", "gpu-test")
+# the other engines' steps: in a plan only where their engine is on the host
+ENGINE_STEP_NAMES = ("podman", "containerd", "containerd-restart")
+ALL_STEP_NAMES = STEP_NAMES + ENGINE_STEP_NAMES
 
 
 @dataclass
@@ -52,6 +55,14 @@ class Options:
     skip_cuda_test: bool = False
     framework: Optional[str] = None  # tensorflow | pytorch (opt-in: large images)
     framework_image: Optional[str] = None
+
+    # other engines
+    podman_image: Optional[str] = None  # a local image for Podman's GPU test (else test_image)
+    containerd: Optional[bool] = None  # None: configure it when its CRI is in use
+    containerd_config: Optional[str] = None  # the config.toml it reads (else from its argv)
+    containerd_socket: Optional[str] = None
+    containerd_restart_command: Optional[list[str]] = None
+    containerd_wait: float = 60.0
 
     # the run
     steps: tuple[str, ...] = ()  # empty: all, in order

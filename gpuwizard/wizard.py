@@ -17,7 +17,7 @@ from gpuwizard.errors import RollbackConflict, WizardError
 from gpuwizard.events import ActionEvent, EventSink, LogLine, StepState, discard
 from gpuwizard.host.system import Host
 from gpuwizard.journal import Journal, Run, RunWriter
-from gpuwizard.options import STEP_NAMES, Options
+from gpuwizard.options import ALL_STEP_NAMES, Options
 from gpuwizard.steps.base import BLOCKED, DONE, FAILED, PENDING, SKIPPED, Simulation, Step, StepPlan
 
 # name -> "module:Class"; imported lazily so start-up stays fast
@@ -29,16 +29,31 @@ STEP_CLASSES = {
     "daemon-config": "gpuwizard.steps.daemon_config:DaemonConfigStep",
     "restart": "gpuwizard.steps.restart:RestartStep",
     "gpu-test": "gpuwizard.steps.gpu_test:GpuTestStep",
+    "podman": "gpuwizard.steps.podman:PodmanStep",
+    "containerd": "gpuwizard.steps.containerd:ContainerdStep",
+    "containerd-restart": "gpuwizard.steps.containerd:ContainerdRestartStep",
 }
 
 # Rollback order matters in this domain: daemon.json back first, then Docker restarted on it,
 # then packages removed, then the repository. Within a step, newest change first.
-ROLLBACK_ORDER = ("gpu-test", "daemon-config", "restart", "cdi", "packages", "repository", "driver")
+# containerd's files come back before containerd is restarted on them, as with Docker.
+ROLLBACK_ORDER = (
+    "gpu-test",
+    "podman",
+    "containerd",
+    "containerd-restart",
+    "daemon-config",
+    "restart",
+    "cdi",
+    "packages",
+    "repository",
+    "driver",
+)
 
 
 def default_steps() -> list[Step]:
     out = []
-    for name in STEP_NAMES:
+    for name in ALL_STEP_NAMES:
         module, _, cls = STEP_CLASSES[name].partition(":")
         out.append(getattr(importlib.import_module(module), cls)())
     return out
@@ -51,6 +66,7 @@ class Plan:
     steps: list[StepPlan]
     selected: tuple[str, ...]
     warnings: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # facts unreadable without root
 
     @property
     def digest(self) -> str:
@@ -91,18 +107,19 @@ class Plan:
             "changes_pending": self.has_changes(),
             "digest": self.digest,
             "warnings": self.warnings,
+            "unknown_without_permission": self.unknown,
         }
 
 
 def select_steps(options: Options) -> tuple[str, ...]:
     if not options.steps:
-        return tuple(STEP_NAMES)
-    unknown = [s for s in options.steps if s not in STEP_NAMES]
+        return tuple(ALL_STEP_NAMES)
+    unknown = [s for s in options.steps if s not in ALL_STEP_NAMES]
     if unknown:
         raise WizardError(
-            f"Unknown step {unknown[0]!r}", "Steps are: " + ", ".join(STEP_NAMES) + "."
+            f"Unknown step {unknown[0]!r}", "Steps are: " + ", ".join(ALL_STEP_NAMES) + "."
         )
-    return tuple(s for s in STEP_NAMES if s in options.steps)
+    return tuple(s for s in ALL_STEP_NAMES if s in options.steps)
 
 
 def plan(
@@ -117,6 +134,8 @@ def plan(
     warnings: list[str] = []
     first_block: Optional[StepPlan] = None
     for step in steps if steps is not None else default_steps():
+        if not step.applies(host, sim):
+            continue  # e.g. the podman step where there is no Podman
         try:
             sp = step.plan(
                 host,
@@ -136,6 +155,17 @@ def plan(
                 reason=exc.cause,
                 remedy=exc.remedy,
                 facts={"detail": exc.detail} if exc.detail else {},
+            )
+        except PermissionError as exc:
+            # a probe that met "permission denied" (a normal user): this step's state is
+            # unknown, the others are still planned
+            what = f"{step.name}: cannot read {exc.filename or 'a file'} (permission denied)"
+            host.note_unknown(what)
+            sp = step.make(
+                BLOCKED,
+                reason=f"unknown without root: {exc.filename or 'a file'} is not readable",
+                remedy="Run it as root (sudo gpuwizard …) to know this step's state.",
+                facts={"unknown": [what]},
             )
         if step.name in selected:
             for action in sp.actions:
@@ -166,7 +196,7 @@ def plan(
             )
         emit(StepState(sp.step, sp.state, sp.reason))
         out.append(sp)
-    return Plan(out, selected, warnings)
+    return Plan(out, selected, warnings, list(host.unknown))
 
 
 def apply(

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Optional
 from gpuwizard import events as ev
 from gpuwizard.errors import LockHeld, PlanChanged, WizardError
 from gpuwizard.host.system import Host
-from gpuwizard.journal import Journal, Run, RunWriter, new_run_id
+from gpuwizard.journal import Journal, Run, RunWriter, new_run_id, write_private
 from gpuwizard.options import Options
 from gpuwizard.selfexec import CHILD_CWD, clean_env, python_argv
 
@@ -66,7 +66,8 @@ def launch(
         )
     run_id = new_run_id()
     folder = journal.runs_dir / run_id
-    (folder / "backups").mkdir(parents=True)
+    folder.mkdir(mode=0o700)
+    (folder / "backups").mkdir(mode=0o700)
     request = {
         "options": options.to_json(),
         "digest": digest,
@@ -74,10 +75,15 @@ def launch(
         "argv": argv,
         "demo": demo,
     }
-    (folder / REQUEST).write_text(json.dumps(request, indent=2))
-    cmd = python_argv("_worker", "--state-dir", str(journal.state_dir), run_id)
+    write_private(folder / REQUEST, json.dumps(request, indent=2).encode())
+    cmd = python_argv("_worker", "--state-dir", os.path.abspath(journal.state_dir), run_id)
     env = clean_env()
-    log = open(folder / "worker.log", "ab")  # noqa: SIM115 - handed to the child
+    log = os.fdopen(  # handed to the child; private like the rest of the run
+        os.open(
+            folder / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
+        ),
+        "ab",
+    )
     try:
         if _use_systemd_run(host):
             unit = f"gpuwizard-{run_id.lower()}"
@@ -285,7 +291,7 @@ class _EventWriter:
         self.also = also
 
     def __call__(self, event: ev.Event) -> None:
-        self.writer.write_event(ev.to_json(event))
+        self.writer.write_event(ev.to_json(ev.masked(event)))
         self.also(event)
 
 

@@ -57,6 +57,7 @@ def test_demo_walks_to_a_passing_gpu_test_in_a_real_terminal(tmux: Tmux, tmp_pat
     tmux.send("a")  # preview everything, then apply
     screen = tmux.wait_for("nothing is written before y", timeout=60)
     assert "Apply:" in screen
+    tmux.wait_for("Impact", timeout=60)  # the preview is ready: y is taken now
     tmux.send("y")
     screen = tmux.wait_for("Keep the new Docker settings?", timeout=60)
     tmux.send("y")
@@ -92,7 +93,7 @@ def test_history_rolls_the_demo_back_from_the_keyboard(tmux: Tmux, tmp_path: Pat
     start_demo(tmux, tmp_path / "demo", "--no-mouse")
     tmux.wait_for("5 step(s) to apply", timeout=60)
     tmux.send("a")
-    tmux.wait_for("nothing is written before y", timeout=60)
+    tmux.wait_for("Impact", timeout=60)
     tmux.send("y")
     tmux.wait_for("Keep the new Docker settings?", timeout=60)
     tmux.send("y")

@@ -845,7 +845,12 @@ def docker_packaging_refusal(host: Host) -> Optional[Refusal]:
             "docker.com instead of the snap.",
         )
     for home in _homes(host):
-        if (home / ".docker/desktop").exists() or _desktop_context(home):
+        desktop = host.probe(
+            lambda home=home: (home / ".docker/desktop").exists() or _desktop_context(home),
+            False,
+            f"whether Docker Desktop is installed for {home.name}",
+        )
+        if desktop:
             return Refusal(
                 "Docker Desktop is installed for " + str(home.name) + "; it runs Docker in "
                 "its own VM, which cannot use this host's NVIDIA toolkit",
@@ -870,6 +875,8 @@ def _desktop_context(home: Path) -> bool:
 
     try:
         data = json.loads((home / ".docker/config.json").read_text())
+    except PermissionError:
+        raise  # unknown, not "no": the caller says so
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and data.get("currentContext") == "desktop-linux"

@@ -75,9 +75,13 @@ class Host:
     # None: live exactly when root is /. True: a root folder that stands for a running
     # machine (the demo host's recorded files)
     running_system: Optional[bool] = None
+    # facts a probe could not learn for lack of permission (a normal user's read-only run):
+    # said in the plan and the JSON as unknown, never a crash
+    unknown: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.root = Path(self.root)
+        # absolute: the worker runs from / and must see the same root
+        self.root = Path(os.path.abspath(self.root))
         if not self.root.is_dir():
             raise WizardError(
                 f"The root folder {self.root} does not exist or is not a folder",
@@ -150,6 +154,25 @@ class Host:
             remedy=remedy,
         )
 
+    def note_unknown(self, what: str, exc: Optional[OSError] = None) -> None:
+        """Record a fact that could not be checked (permission denied): unknown, not absent."""
+        line = what if exc is None else f"{what}: {exc.strerror or exc}"
+        if line not in self.unknown:
+            self.unknown.append(line)
+
+    def exists(self, p: str | os.PathLike[str]) -> bool:
+        """Does this system path exist? Permission denied counts as no, and is recorded as an
+        unknown fact."""
+        return self.probe(lambda: self.path(p).exists(), False, f"cannot check {p}")
+
+    def probe(self, check: Any, default: Any, what: str) -> Any:
+        """Run one read-only check; permission denied gives `default` and is recorded."""
+        try:
+            return check()
+        except PermissionError as exc:
+            self.note_unknown(what, exc)
+            return default
+
     def which(self, name: str, extra_dirs: Sequence[str] = ()) -> Optional[str]:
         """Find an executable by name on the target's PATH; returns its system path."""
         dirs = [
@@ -169,9 +192,12 @@ class Host:
                 continue
             seen.add(d)
             candidate = f"{d.rstrip('/')}/{name}"
-            real = self.path(candidate)
-            if real.is_file() and os.access(real, os.X_OK):
-                return candidate
+            try:
+                real = self.path(candidate)
+                if real.is_file() and os.access(real, os.X_OK):
+                    return candidate
+            except (PermissionError, ValueError):
+                continue  # an unreadable or relative PATH entry: not where it is
         return None
 
     def read_text(self, p: str, default: Optional[str] = None) -> Optional[str]:

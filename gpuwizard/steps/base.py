@@ -88,6 +88,11 @@ class Step(ABC):
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         """Probe (read-only) and plan. Record planned effects in `sim`."""
 
+    def applies(self, host: Host, sim: Simulation) -> bool:
+        """False: this step has no place on this host (its engine is absent) and is left out
+        of the plan entirely, rather than shown as a row with nothing to do."""
+        return True
+
     def verify(self, ctx: ApplyContext, options: Options, plan: StepPlan) -> None:
         """After the actions ran: check the step's goal is met; raise WizardError if not."""
 

@@ -7,15 +7,18 @@ kills this app, never the work.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
+import time
 from collections import deque
 from typing import Any, Callable, Iterable, Optional
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
@@ -34,6 +37,9 @@ from gpuwizard.tui.messages import (
 )
 
 GPU_PERIOD = 1.0  # seconds between GPU samples while the panel is open
+# a run's states after which nothing more happens (the worker's TERMINAL, and interrupted)
+ENDED = ("finished", "failed", "rolled-back", "auto-reverted", "refused", "interrupted")
+SEEN = "seen"  # a file in a run's folder: a face has shown how the run ended
 KEPT_EVENTS = 5000  # a run's latest events, for a screen opened later and the failure tail
 SLOW_LINK_FPS = 10
 
@@ -64,6 +70,10 @@ class GpuWizardApp(App[int]):
         Binding("o", "overview", "Overview", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        Binding("K", "keep", "Keep", show=False),
+        Binding("R", "revert", "Revert", show=False),
+        Binding("w", "watch_run", "Watch the run", show=False),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(
@@ -111,6 +121,14 @@ class GpuWizardApp(App[int]):
 
         self.run_id: Optional[str] = None
         self.run_events: deque[Any] = deque(maxlen=KEPT_EVENTS)
+        self.run_active = False  # a run is followed and has not ended
+        self.run_rollback = False
+        self.run_state: Optional[RunState] = None  # the followed run's latest state
+        self.running_step = ""
+        self.kept: set[str] = set()  # runs this app confirmed (the worker may not have said so)
+        self._status_timer: Any = None
+        self.away_notice = ""
+        self.gpu_test_passed = ""  # "passed at 19:28" once the GPU test passed in this app
         if slow_link:
             self.animation_level = "none"
 
@@ -182,11 +200,10 @@ class GpuWizardApp(App[int]):
         if event.state == WorkerState.ERROR:
             error = worker.error
             if worker.group == "plan":
+                self.post_message(PlanFailed(*_planning_failed(error)))
+            elif worker.group == "host":
                 self.post_message(
-                    PlanFailed(
-                        f"Planning failed: {error!r}",
-                        "This is a bug in gpuwizard; please report it.",
-                    )
+                    HostProbed("system", [f"the system could not be read: {_error_text(error)}"])
                 )
             elif worker.group == "gpu":
                 self.post_message(GpuSamples([], None, _error_text(error)))
@@ -199,19 +216,40 @@ class GpuWizardApp(App[int]):
             self._arm_gpu_timer()
 
     def on_plan_ready(self, message: PlanReady) -> None:
+        self._gpu_test_as_passed(message.plan)
         self.plan = message.plan
         self.plan_error = None
         for sp in message.plan.steps:
             self.step_states[sp.step] = sp.state
         self._broadcast(lambda: PlanReady(message.plan))
 
+    def _gpu_test_as_passed(self, plan: Any) -> None:
+        """The GPU test is always runnable, so a plan calls it pending even right after it
+        passed; once it passed here (and nothing before it is left to do) it reads as done."""
+        if not self.gpu_test_passed:
+            return
+        steps = list(getattr(plan, "steps", []))
+        for i, sp in enumerate(steps):
+            if sp.step != "gpu-test":
+                if sp.state in ("pending", "blocked", "failed"):
+                    return  # something before it changes again: the verdict may not hold
+                continue
+            if sp.state == "pending":
+                plan.steps[i] = dataclasses.replace(
+                    sp,
+                    state="done",
+                    reason=f"{self.gpu_test_passed}; `a` on its step runs it again",
+                )
+            return
+
     def on_plan_failed(self, message: PlanFailed) -> None:
         self.plan_error = (message.cause, message.remedy)
-        self._forward(PlanFailed(message.cause, message.remedy))
+        # every screen: the overview under a dialog must not stay on "planning…" forever
+        self._broadcast(lambda: PlanFailed(message.cause, message.remedy))
 
     def on_host_probed(self, message: HostProbed) -> None:
         self.host_lines[message.topic] = message.lines
-        self._forward(HostProbed(message.topic, message.lines))
+        self._broadcast(lambda: HostProbed(message.topic, message.lines))
 
     def _forward(self, message: Any) -> None:
         """Hand a worker's message to the screen on top (none while starting or closing)."""
@@ -232,6 +270,8 @@ class GpuWizardApp(App[int]):
         for sp in self.plan.steps:
             if sp.state == "pending" and sp.step in self.plan.selected:
                 names.append(sp.step)
+            elif sp.step == step == "gpu-test" and self.gpu_test_passed:
+                names.append(sp.step)  # asked for on its own step: run the test again
             if sp.step == step:
                 break
         return tuple(names)
@@ -279,14 +319,22 @@ class GpuWizardApp(App[int]):
         """Show a run's live output and follow its events until it ends."""
         from gpuwizard.tui.screens.run import RunScreen
 
-        self.run_id = run_id
-        self.run_events.clear()
+        self._start_watching(run_id, rollback=False)
         for screen in self.screen_stack:
             if isinstance(screen, RunScreen):
                 self.pop_screen()
                 break
         self.push_screen(RunScreen(run_id))
         self._follow(run_id)
+
+    def _start_watching(self, run_id: str, rollback: bool) -> None:
+        self.run_id = run_id
+        self.run_events.clear()
+        self.run_active = True
+        self.run_rollback = rollback
+        self.run_state = None
+        self.running_step = ""
+        self.refresh_run_status()
 
     @work(
         thread=True,
@@ -314,13 +362,208 @@ class GpuWizardApp(App[int]):
     def on_engine_batch(self, message: EngineBatch) -> None:
         events = message.events
         self.run_events.extend(events)
+        last: Optional[RunState] = None
         for event in events:
             if isinstance(event, StepState):
                 self.step_states[event.step] = event.state
+                if event.state == "running":
+                    self.running_step = event.step
+                if event.step == "gpu-test":
+                    self.gpu_test_passed = (
+                        f"passed at {time.strftime('%H:%M')}" if event.state == "done" else ""
+                    )
+            elif isinstance(event, RunState):
+                last = event
+        if last is not None and message.run_id == self.run_id:
+            self._run_state_changed(last)
         self._broadcast(lambda: EngineBatch(message.run_id, events))
+        if last is not None or any(isinstance(e, StepState) for e in events):
+            self.refresh_run_status()
 
     def on_follow_ended(self, message: FollowEnded) -> None:
+        if message.run_id == self.run_id and self.run_active:
+            self.run_active = False
+            self.refresh_run_status()
+            self.replan()
         self._broadcast(lambda: FollowEnded(message.run_id, message.error))
+
+    # -- the run in progress, on every screen -------------------------------------------
+    def _run_state_changed(self, state: RunState) -> None:
+        """Say every change of the run's state, once (a replay says only the latest)."""
+        before = self.run_state
+        self.run_state = state
+        if before is not None and before.state == state.state:
+            return
+        run = state.run_id
+        if state.state == "awaiting-confirmation":
+            self.notify(
+                "Docker runs with the new settings. Keep them? K keep · R revert",
+                title=f"Run {run}",
+                severity="warning",
+                timeout=10,
+            )
+            self._arm_status_timer()
+        elif state.state == "finished":
+            kept = run in self.kept or "kept" in state.detail
+            self.notify(
+                "Finished: the changes are kept." if kept else "Finished.",
+                title=f"Run {run}",
+            )
+        elif state.state == "auto-reverted":
+            why = (
+                "it was not kept"
+                if "not kept" in state.detail
+                else "nobody confirmed it before the deadline"
+            )
+            self.notify(
+                f"Rolled back at {time.strftime('%H:%M')} because {why}; the plan is read again.",
+                title=f"Run {run}",
+                severity="warning",
+                timeout=15,
+            )
+        elif state.state == "rolled-back":
+            self.notify(f"Rolled back. {state.detail}".strip(), title=f"Run {run}")
+        elif state.state in ("failed", "refused", "interrupted"):
+            self.notify(
+                f"{state.state}: {state.detail}".strip(": "),
+                title=f"Run {run}",
+                severity="error" if state.state != "interrupted" else "warning",
+                timeout=15,
+            )
+        if state.state in ENDED:
+            self.run_active = False
+            self._close_keep_dialogs()
+            self._mark_seen(run)
+            self.replan()
+
+    def _mark_seen(self, run_id: str) -> None:
+        with contextlib.suppress(OSError):  # read-only: the next start says it again
+            (self.journal.runs_dir / run_id / SEEN).write_text(str(time.time()))
+
+    def run_awaiting(self) -> bool:
+        return (
+            self.run_active
+            and self.run_state is not None
+            and self.run_state.state == "awaiting-confirmation"
+            and (self.run_id or "") not in self.kept
+        )
+
+    def run_status_text(self) -> Optional[Content]:
+        """The status line for the run in progress; None when nothing runs."""
+        if not self.run_active or not self.run_id:
+            return None
+        from gpuwizard.tui.widgets.step_list import TITLES
+
+        if self.run_awaiting():
+            deadline = self.run_state.deadline if self.run_state else None
+            left = "" if deadline is None else f" — {max(0, int(deadline - time.time()))} s"
+            return Content.from_markup(
+                "[$warning]? awaiting your confirmation$left[/] — [b]K[/b] keep · "
+                "[b]R[/b] revert · [b]w[/b] watch",
+                left=left,
+            )
+        if (self.run_id or "") in self.kept and self.run_state is not None:
+            what = "kept; finishing"
+        else:
+            verb = "rolling back" if self.run_rollback else "applying"
+            step = TITLES.get(self.running_step, self.running_step)
+            what = f"{verb}: {step}" if step else verb
+        return Content.from_markup(
+            "[$accent]▶ run $run $what[/] — [b]w[/b] watch", run=self.run_id, what=what
+        )
+
+    def refresh_run_status(self) -> None:
+        from gpuwizard.tui.widgets.run_status import RunStatusLine
+
+        for screen in self.screen_stack:
+            for line in screen.query(RunStatusLine):
+                line.refresh_status()
+        if not self.run_awaiting() and self._status_timer is not None:
+            self._status_timer.stop()
+            self._status_timer = None
+
+    def _arm_status_timer(self) -> None:
+        if self._status_timer is None:
+            self._status_timer = self.set_interval(1.0, self.refresh_run_status)
+
+    def action_keep(self) -> None:
+        """Keep the change of the run awaiting confirmation (from any screen)."""
+        if not self.run_awaiting() or not self.run_id:
+            self.notify("No run is waiting for you to keep it.")
+            return
+        self.keep_run(self.run_id)
+
+    def keep_run(self, run_id: str) -> None:
+        try:
+            self.engine.confirm(self.journal, run_id)
+        except (WizardError, OSError) as exc:
+            self.notify(_error_text(exc), title="Not kept", severity="error")
+            return
+        self.kept.add(run_id)
+        self.notify("Kept: the new settings stay.", title=f"Run {run_id}")
+        self._close_keep_dialogs()
+        self.refresh_run_status()
+
+    def action_revert(self) -> None:
+        """Revert the change of the run awaiting confirmation now (from any screen)."""
+        if not self.run_awaiting() or not self.run_id:
+            self.notify("No run is waiting for you to keep or revert it.")
+            return
+        self.revert_run(self.run_id)
+
+    def revert_run(self, run_id: str) -> None:
+        try:
+            self.engine.revert(self.journal, run_id)
+        except (WizardError, OSError) as exc:
+            self.notify(_error_text(exc), title="Not reverted", severity="error")
+            return
+        self.kept.discard(run_id)
+        self.notify("Reverting now: daemon.json back, Docker restarted.", title=f"Run {run_id}")
+        self._close_keep_dialogs()
+
+    def _close_keep_dialogs(self) -> None:
+        from gpuwizard.tui.screens.keep_change import KeepChangeScreen
+
+        if isinstance(self.screen, KeepChangeScreen):
+            self.screen.dismiss(None)
+
+    def action_watch_run(self) -> None:
+        """Back to the run screen of the run in progress (or the last one)."""
+        from gpuwizard.tui.screens.run import RunScreen
+
+        if not self.run_id:
+            self.notify("No run to watch.")
+            return
+        if isinstance(self.screen, RunScreen):
+            self.screen.offer_keep()
+            return
+        if isinstance(self.screen, ModalScreen):
+            return
+        for screen in self.screen_stack:
+            if isinstance(screen, RunScreen) and screen.run_id == self.run_id:
+                while self.screen is not screen:
+                    self.pop_screen()
+                screen.offer_keep()
+                return
+        self._replace_top(RunScreen(self.run_id, rollback=self.run_rollback))
+
+    async def action_quit(self) -> None:
+        """Quit; while a run is in progress, ask first and say that it goes on."""
+        from gpuwizard.tui.screens.quit_during_run import QuitDuringRunScreen
+
+        if isinstance(self.screen, QuitDuringRunScreen):
+            self.exit(0)
+            return
+        if not self.run_active or not self.run_id:
+            self.exit(0)
+            return
+        state = self.run_state.state if self.run_state else "in progress"
+
+        def chosen(yes: Optional[bool]) -> None:
+            if yes:
+                self.exit(0)
+
+        self.push_screen(QuitDuringRunScreen(self.run_id, state), chosen)
 
     def last_error(self) -> tuple[str, Optional[dict[str, Any]], list[str]]:
         """The failed step, its error and the log tail, from this run's events."""
@@ -350,12 +593,59 @@ class GpuWizardApp(App[int]):
         active = None
         try:
             active = self.engine.active_run(self.journal)
-        except ImportError:
-            active = None
+        except (ImportError, OSError, WizardError):
+            active = None  # an unreadable journal (not root) must not stop the start-up
+        notice = None if active is not None else self._while_away()
+        if notice is not None:
+            self.call_from_thread(self._tell_while_away, *notice)
         if active is not None:
             self.call_from_thread(self._offer_resume, active)
         elif self._check_root and self.host.facts.euid != 0:
             self.call_from_thread(self._offer_sudo)
+
+    def _while_away(self) -> Optional[tuple[str, str, str]]:
+        """(run id, what happened, severity) for a detached run that ended unseen."""
+        try:
+            runs = self.journal.runs()
+        except (OSError, WizardError):
+            return None
+        if not runs:
+            return None
+        run = runs[-1]
+        if not (run.folder / "request.json").exists() or (run.folder / SEEN).exists():
+            return None  # not a detached run, or a face already showed how it ended
+        status = run.status()
+        if status not in ENDED:
+            return None
+        try:
+            ended_at = (run.folder / "journal.jsonl").stat().st_mtime
+            when = time.strftime("%H:%M", time.localtime(ended_at))
+        except OSError:
+            when = "?"
+        end = run.ended()
+        if status == "auto-reverted":
+            declined = (
+                any(r.type == "confirmed" for r in run.records) or (run.folder / "revert").exists()
+            )
+            why = "it was not kept" if declined else "nobody confirmed it before the deadline"
+            text = f"Your run {run.run_id} was rolled back at {when} because {why}."
+            return run.run_id, text, "warning"
+        if status == "finished":
+            kept = any(r.type == "confirmed" for r in run.records)
+            text = f"Your run {run.run_id} finished at {when}" + (
+                "; its changes were kept." if kept else "."
+            )
+            return run.run_id, text, "information"
+        detail = ""
+        if end is not None and isinstance(end.data.get("error"), dict):
+            detail = ": " + str(end.data["error"].get("cause", ""))
+        text = f"Your run {run.run_id} ended {status} at {when}{detail}."
+        return run.run_id, text, "error" if status == "failed" else "warning"
+
+    def _tell_while_away(self, run_id: str, text: str, severity: str) -> None:
+        self.away_notice = text
+        self.notify(text, title="While you were away", severity=severity, timeout=30)  # type: ignore[arg-type]
+        self._mark_seen(run_id)
 
     def _offer_resume(self, run: Any) -> None:
         from gpuwizard.tui.screens.resume import ResumeScreen
@@ -363,9 +653,12 @@ class GpuWizardApp(App[int]):
         def chosen(choice: Optional[str]) -> None:
             if choice == "follow":
                 self.follow_run(run.run_id)
-            elif choice == "confirm":
-                self.engine.confirm(self.journal, run.run_id)
+            elif choice == "keep":
                 self.follow_run(run.run_id)
+                self.keep_run(run.run_id)
+            elif choice == "revert":
+                self.follow_run(run.run_id)
+                self.revert_run(run.run_id)
             elif choice == "rollback":
                 self.roll_back(run.run_id, None)
 
@@ -396,8 +689,7 @@ class GpuWizardApp(App[int]):
     def roll_back(self, run_id: str, steps: Optional[set[str]]) -> None:
         from gpuwizard.tui.screens.run import RunScreen
 
-        self.run_id = run_id
-        self.run_events.clear()
+        self._start_watching(run_id, rollback=True)
         self.push_screen(RunScreen(run_id, rollback=True))
         self._roll_back(run_id, steps)
 
@@ -422,7 +714,6 @@ class GpuWizardApp(App[int]):
             undone = sum(len(r["undone"]) for r in report)
             emit(RunState(run_id, "rolled-back", f"{undone} change(s) undone"))
         self.post_message(FollowEnded(run_id))
-        self.call_from_thread(self.replan)
 
     # -- navigation -------------------------------------------------------------------
     def open_step(self, step: str) -> None:
@@ -453,12 +744,30 @@ class GpuWizardApp(App[int]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Apply", "Preview, then apply every pending step", lambda: self.request_apply(None)
+        )
+        yield SystemCommand(
+            "Roll back", "Pick a past run and roll it back, after a preview", self.action_history
+        )
+        if self.run_awaiting():
+            yield SystemCommand("Keep", "Keep the run's new Docker settings", self.action_keep)
+            yield SystemCommand(
+                "Revert", "Revert the run's Docker settings now", self.action_revert
+            )
+        if self.run_id:
+            yield SystemCommand("Watch the run", "Back to the run's output", self.action_watch_run)
+        yield SystemCommand("Help", "Every key of this screen", self.action_help)
         yield SystemCommand("GPU panel", "Show or hide the live GPU panel", self.action_toggle_gpu)
         yield SystemCommand("History", "Past runs, and rolling one back", self.action_history)
         yield SystemCommand("Re-plan", "Probe the host again", self.replan)
+        from gpuwizard.tui.widgets.step_list import TITLES
+
         for name in STEP_NAMES:
             yield SystemCommand(
-                f"Step: {name}", f"Open the {name} step", lambda n=name: self.open_step(n)
+                f"Step: {TITLES[name]}",
+                f"Open the step {TITLES[name]} ({name})",
+                lambda n=name: self.open_step(n),
             )
 
     # -- the GPU panel (dolphie's shape) ------------------------------------------------
@@ -521,6 +830,17 @@ class GpuWizardApp(App[int]):
 
     def on_unmount(self) -> None:
         self.gpu_feed.close()
+
+
+def _planning_failed(error: Any) -> tuple[str, str]:
+    """What the overview says when planning raised: unreadable as this user is no bug."""
+    if isinstance(error, PermissionError):
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        return (
+            f"Part of the system cannot be read as this user{where}, so the plan is unknown.",
+            "Restart gpuwizard with sudo to see every step.",
+        )
+    return f"Planning failed: {error!r}", "This is a bug in gpuwizard; please report it."
 
 
 def _error_text(error: Any) -> str:

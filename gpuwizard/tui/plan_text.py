@@ -66,7 +66,12 @@ def host_lines(plan: Any) -> list[str]:
     else:
         error = _find(plan, "error", ("daemon-config",))
         docker = "Docker: " + (str(error) if error else "not found")
-    return [" · ".join(parts), docker]
+    out = [" · ".join(parts), docker]
+    # the other engines (Podman, containerd, CRI-O), one line each, from their steps' facts
+    others = _find(plan, "engines", ("podman", "containerd"))
+    if isinstance(others, list):
+        out += [str(x) for x in others if not str(x).startswith("Docker")]
+    return out
 
 
 _HIDDEN = {"summary", "ok", "problems"}

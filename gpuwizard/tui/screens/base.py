@@ -13,6 +13,7 @@ from textual.widgets import Footer
 
 from gpuwizard.tui.messages import EngineBatch, GpuSamples, PlanReady
 from gpuwizard.tui.widgets.gpu_panel import GpuPanel
+from gpuwizard.tui.widgets.run_status import RunStatusLine
 from gpuwizard.tui.widgets.step_list import StepList
 from gpuwizard.tui.widgets.title_bar import TitleBar
 
@@ -43,6 +44,7 @@ class WizardScreen(Screen[Any]):
         panel = GpuPanel(id="gpu")
         panel.display = app.gpu_visible
         yield panel
+        yield RunStatusLine(id="run-status-line")
         yield Footer(compact=True)
 
     def screen_title(self) -> str:
@@ -66,6 +68,7 @@ class WizardScreen(Screen[Any]):
             panel.show(app.gpu_readings, app.gpu_history, app.gpu_raw)
         if app.plan is not None:
             self.plan_changed(app.plan)
+        self.query_one(RunStatusLine).refresh_status()
 
     def on_step_list_opened(self, message: StepList.Opened) -> None:
         self.wizard.open_step(message.step)

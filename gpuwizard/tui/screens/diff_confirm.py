@@ -49,21 +49,24 @@ class DiffConfirmScreen(ModalScreen[Result]):
             yield Static(Content.from_markup("[b]Apply: $steps?[/b]", steps=steps), id="ask")
             if "daemon-config" in self.options.steps:
                 with Horizontal(id="toggles"):
+                    # Content, not a str: a str label is markup, and `[d]` would vanish
                     yield OptionToggle(
-                        "nvidia as default runtime [d]",
+                        Content("nvidia as default runtime [d]"),
                         self.options.set_default_runtime,
                         id="default-runtime",
                         compact=True,
                     )
                     yield OptionToggle(
-                        "enable CDI [c]", self.options.enable_cdi, id="cdi", compact=True
+                        Content("enable CDI [c]"), self.options.enable_cdi, id="cdi", compact=True
                     )
+            # the impact first (containers stopped, Docker restarted, auto-revert), then what
+            # each step does, then the diffs; all of it scrolls, so nothing is cut at 80×24
             with VerticalScroll(id="changes"):
+                yield Static("", id="notes")
                 yield Static(
                     Content.styled("previewing (read-only)…", "$foreground-muted"), id="actions"
                 )
                 yield DiffView(id="diffs")
-            yield Static("", id="notes")
             # y is offered only once the preview is on screen: a key pressed earlier would
             # confirm nothing (and looked accepted when the line was there from the start)
             yield Static(
@@ -120,13 +123,18 @@ class DiffConfirmScreen(ModalScreen[Result]):
             notes.extend(Content.from_markup("[$warning]! $w[/]", w=w) for w in sp.warnings)
             if any(getattr(a, "disruptive", False) for a in sp.actions) and options.auto_revert:
                 notes.append(
-                    Content(
-                        f"↺ reverted after {options.auto_revert:.0f} s unless you confirm it works"
+                    Content.from_markup(
+                        "[$warning]↺ reverted after $s s unless you keep it (K)[/]",
+                        s=f"{options.auto_revert:.0f}",
                     )
                 )
         self.query_one("#actions", Static).update(Content("\n").join(lines))
         self.query_one(DiffView).show_diffs(diffs)
-        self.query_one("#notes", Static).update(Content("\n").join(notes))
+        notes_widget = self.query_one("#notes", Static)
+        notes_widget.update(
+            Content("\n").join([Content.styled("Impact", "bold"), *notes]) if notes else ""
+        )
+        notes_widget.display = bool(notes)
         self.query_one("#keys", Static).update(
             Content.from_markup(
                 "[b]y[/b] apply   [b]n[/b] cancel   nothing is written before [b]y[/b]"

@@ -19,12 +19,12 @@ from textual.widgets import Static
 
 
 class KeepChangeScreen(ModalScreen[Optional[bool]]):
-    """y keeps the change, n reverts it now; Escape leaves the decision to the timer."""
+    """y keeps the change, n reverts it now; Escape decides later (K / R from any screen)."""
 
     CSS_PATH = Path(__file__).with_suffix(".tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Keep"),
-        Binding("n", "answer(False)", "Don't keep"),
+        Binding("y,k,K", "answer(True)", "Keep"),
+        Binding("n,r,R", "answer(False)", "Revert"),
         Binding("escape", "answer(None)", "Decide later"),
     ]
 
@@ -45,7 +45,7 @@ class KeepChangeScreen(ModalScreen[Optional[bool]]):
             yield Static("", id="countdown")
             yield Static(
                 Content.from_markup(
-                    "[b]y[/b] keep   [b]n[/b] don't keep   [b]Esc[/b] decide later"
+                    "[b]y[/b] keep   [b]n[/b] revert   [b]Esc[/b] decide later (K / R anywhere)"
                 ),
                 id="keys",
             )

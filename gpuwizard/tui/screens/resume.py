@@ -18,12 +18,14 @@ from gpuwizard.tui.status import badge
 
 
 class ResumeScreen(ModalScreen[Optional[str]]):
-    """f follow · c confirm (when it waits for it) · b roll back · Escape later."""
+    """f follow · k keep / r revert (when it waits for an answer) · b roll back (when its
+    worker is gone) · Escape later. Only the keys that can work are offered."""
 
     CSS_PATH = Path(__file__).with_suffix(".tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "choose('follow')", "Follow"),
-        Binding("c", "choose('confirm')", "Confirm"),
+        Binding("k,c", "choose('keep')", "Keep"),
+        Binding("r", "choose('revert')", "Revert"),
         Binding("b", "choose('rollback')", "Roll back"),
         Binding("escape", "choose(None)", "Later"),
     ]
@@ -56,15 +58,18 @@ class ResumeScreen(ModalScreen[Optional[str]]):
             if self.status in ("in-progress", "awaiting-confirmation"):
                 keys.append("[b]f[/b] follow it")
             if self.status == "awaiting-confirmation":
-                keys.append("[b]c[/b] keep the change")
-            if lines:
+                keys.append("[b]k[/b] keep")
+                keys.append("[b]r[/b] revert")
+            if lines and self.status == "interrupted":
                 keys.append("[b]b[/b] roll it back")
             keys.append("[b]Esc[/b] later")
             yield Static(Content.from_markup("   ".join(keys)), id="keys")
 
     def action_choose(self, choice: Optional[str]) -> None:
-        if choice == "confirm" and self.status != "awaiting-confirmation":
+        if choice in ("keep", "revert") and self.status != "awaiting-confirmation":
             return
+        if choice == "rollback" and self.status != "interrupted":
+            return  # its worker still runs and holds the lock; follow it instead
         if choice == "follow" and self.status not in ("in-progress", "awaiting-confirmation"):
             return
         self.dismiss(choice)

@@ -23,6 +23,21 @@ def undo_lines(run: Any, steps: Optional[set[str]] = None) -> list[Content]:
     return lines
 
 
+def rollback_impact(run: Any, steps: Optional[set[str]] = None) -> list[Content]:
+    """What else a rollback does, said before it: Docker restarted, containers stopped."""
+    touched = {str(rec.data.get("step", "")) for rec in run.pending_undo(steps)}
+    out: list[Content] = []
+    if touched & {"daemon-config", "restart"}:
+        out.append(Content.styled("Impact", "bold"))
+        out.append(
+            Content.from_markup(
+                "[$warning]! Docker is restarted on the old daemon.json: running containers "
+                "stop unless live-restore is on[/]"
+            )
+        )
+    return out
+
+
 class RollbackPreviewScreen(ModalScreen[bool]):
     """y rolls back, n keeps everything as it is."""
 
@@ -42,6 +57,9 @@ class RollbackPreviewScreen(ModalScreen[bool]):
         with Vertical(id="dialog"):
             yield Static(Content.from_markup("[b]Roll back run $r?[/b]", r=self.run.run_id))
             with VerticalScroll(id="undo"):
+                impact = rollback_impact(self.run, self.steps)
+                if impact:
+                    yield Static(Content("\n").join(impact), id="impact")
                 if lines:
                     yield Static(
                         Content.styled(

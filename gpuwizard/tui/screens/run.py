@@ -51,6 +51,7 @@ class RunScreen(WizardScreen):
         self.detail = ""
         self.running_step = ""
         self.ended = False
+        self.deadline: Optional[float] = None
 
     def screen_title(self) -> str:
         return "rolling back" if self.rollback else "applying"
@@ -148,11 +149,8 @@ class RunScreen(WizardScreen):
     def _on_run_state(self, event: RunState) -> None:
         self._set_state(event.state, event.detail)
         if event.state == "awaiting-confirmation":
-            from gpuwizard.tui.screens.keep_change import KeepChangeScreen
-
-            self.app.push_screen(
-                KeepChangeScreen(self.run_id, event.deadline, event.detail), self._kept
-            )
+            self.deadline = event.deadline
+            self.offer_keep()
         elif event.state in ("finished", "rolled-back", "auto-reverted"):
             bar = self.query_one(ProgressBar)
             if bar.display:
@@ -163,18 +161,31 @@ class RunScreen(WizardScreen):
             if not self.rollback:
                 self.action_failure()
 
+    def offer_keep(self) -> None:
+        """The keep dialog, while the run waits for an answer (and only then: a replay of a
+        run that was kept since must not ask again)."""
+        from gpuwizard.tui.screens.keep_change import KeepChangeScreen
+
+        app = self.wizard
+        if app.run_id != self.run_id or not app.run_awaiting():
+            return
+        if isinstance(self.app.screen, KeepChangeScreen):
+            return
+        detail = app.run_state.detail if app.run_state else ""
+        deadline = app.run_state.deadline if app.run_state else None
+        self.app.push_screen(KeepChangeScreen(self.run_id, deadline, detail), self._kept)
+
     def _kept(self, keep: Optional[bool]) -> None:
-        engine = self.wizard.engine
         if keep:
-            engine.confirm(self.wizard.journal, self.run_id)
-            self.query_one(OutputLog).add("· change confirmed: it stays")
+            self.wizard.keep_run(self.run_id)
+            self.query_one(OutputLog).add("· kept: the change stays")
         elif keep is False:
-            revert = getattr(engine, "revert", None)
-            if callable(revert):
-                revert(self.wizard.journal, self.run_id)
-                self.query_one(OutputLog).add("· not kept: reverting now")
-            else:  # the worker keeps the timer; nothing here can hurry it
-                self.query_one(OutputLog).add("· not kept: the worker reverts it at the deadline")
+            self.wizard.revert_run(self.run_id)
+            self.query_one(OutputLog).add("· not kept: reverting now")
+        else:
+            self.query_one(OutputLog).add(
+                "· decide later: K keeps, R reverts, from any screen, until the deadline"
+            )
 
     def on_follow_ended(self, message: FollowEnded) -> None:
         if message.run_id != self.run_id:
@@ -187,18 +198,30 @@ class RunScreen(WizardScreen):
         if not self.ended:
             self.ended = True
             self.query_one("#run-state", Static).update(self._state_line())
-            self.wizard.replan()
 
     def action_continue(self) -> None:
         if not self.ended:
+            if self.wizard.run_awaiting():
+                self.offer_keep()
+                return
             self.notify("The run is still going; Escape leaves it running in the background.")
             return
         if self.state in ("failed", "refused", "interrupted") and not self.rollback:
             self.action_failure()
             return
+        if self.state == "finished" and not self.rollback:
+            self.action_finish()
+            return
         plan = self.wizard.plan
         todo = [sp.step for sp in plan.steps if sp.state != "done"] if plan else []
         self.wizard.open_step(todo[0] if todo else STEP_NAMES[-1])
+
+    def action_finish(self) -> None:
+        from gpuwizard.tui.screens.finish import FinishScreen
+
+        app = self.wizard
+        kept = self.run_id in app.kept or "kept" in self.detail
+        self.app.push_screen(FinishScreen(self.run_id, list(app.run_events), kept))
 
     def action_failure(self) -> None:
         from gpuwizard.tui.screens.failure import FailureScreen
