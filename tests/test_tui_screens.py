@@ -117,7 +117,7 @@ async def test_each_step_shows_what_it_found_and_what_it_will_change(tmp_path: P
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
-        await pilot.press("down", "down", "down", "enter")
+        await pilot.press("down", "down", "down", "down", "enter")
         await settle(app, pilot)
         assert type(app.screen).__name__ == "StepScreen"
         assert app.screen.step == "daemon-config"  # type: ignore[attr-defined]
@@ -129,7 +129,7 @@ async def test_each_step_shows_what_it_found_and_what_it_will_change(tmp_path: P
         await settle(app, pilot)
         assert app.screen.step == "restart"  # type: ignore[attr-defined]
         assert "live-restore" in text_of(app, "#step-warnings")
-        await pilot.press("p", "p")
+        await pilot.press("p", "p", "p")
         await settle(app, pilot)
         assert app.screen.step == "packages"  # type: ignore[attr-defined]
 
