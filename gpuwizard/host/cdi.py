@@ -192,9 +192,11 @@ def probe(
     engine_version: str = "",
     cdi_enabled: Optional[bool] = None,
     gpu_present: bool = True,
+    extra_dirs: tuple[str, ...] = (),
 ) -> CdiState:
-    """Read-only: the specs, the refresh units, the device nodes, and what is wrong."""
-    specs = read_specs(host)
+    """Read-only: the specs, the refresh units, the device nodes, and what is wrong.
+    `extra_dirs`: spec folders the engine is told about (daemon.json cdi-spec-dirs)."""
+    specs = read_specs(host, tuple(dict.fromkeys(SPEC_DIRS + extra_dirs)))
     units = unit_states(host)
     missing = tuple(n for n in CONTROL_NODES if gpu_present and not host.path(n).exists())
     problems: list[CdiProblem] = []
@@ -224,7 +226,7 @@ def probe(
                 )
             )
     dirs = {s.path.rsplit("/", 1)[0] for s in nv}
-    if len(dirs) > 1:
+    if {"/etc/cdi", "/var/run/cdi"} <= dirs:
         problems.append(
             CdiProblem(
                 "cdi-kind-twice",

@@ -16,6 +16,7 @@ Optionally (`--runtime-mode cdi`) the NVIDIA runtime's `mode` in
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 from gpuwizard.actions.base import Action
@@ -68,6 +69,7 @@ class CdiStep(Step):
             engine_version=version,
             cdi_enabled=getattr(engine_facts, "cdi_enabled", None),
             gpu_present=bool(report and report.get("gpus")),
+            extra_dirs=(os.path.dirname(options.cdi_spec),) if options.cdi_spec else (),
         )
         sim.facts["cdi_state"] = state.to_json()
         info: dict[str, Any] = {"cdi": state.to_json()}
