@@ -21,6 +21,7 @@ MODULES = [
     "memory",
     "overhead",
     "sampler_cost",
+    "pyz",
 ]
 
 

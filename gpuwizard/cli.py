@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import sys
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from gpuwizard import __version__
 from gpuwizard import events as ev
-from gpuwizard.errors import NeedsRoot, WizardError
+from gpuwizard.errors import JournalError, NeedsRoot, WizardError
 from gpuwizard.options import ALL_STEP_NAMES, Options
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -49,6 +49,21 @@ def _color(text: str, code: str, stream: Any = None) -> str:
 
 
 # -- arguments --------------------------------------------------------------------------------
+def _seconds(text: str) -> float:
+    """A number of seconds: finite and not negative (argparse reports anything else)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds (write e.g. 120)"
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds >= 0 (0 turns it off; write e.g. 120)"
+        )
+    return value
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("target")
     g.add_argument(
@@ -119,7 +134,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     r.add_argument(
         "--lock-wait",
-        type=float,
+        type=_seconds,
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help="how long to wait for another process holding the dpkg/rpm lock (default 300)",
@@ -175,7 +190,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     d.add_argument(
         "--docker-wait",
-        type=float,
+        type=_seconds,
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help="how long to wait for Docker to come back after a restart",
@@ -207,7 +222,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     e.add_argument(
         "--containerd-wait",
-        type=float,
+        type=_seconds,
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help="how long to wait for containerd to come back after a restart",
@@ -275,7 +290,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     a = p.add_argument_group("safety")
     a.add_argument(
         "--auto-revert",
-        type=float,
+        type=_seconds,
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help="roll back daemon.json and the restart unless confirmed (default 120)",
@@ -417,7 +432,19 @@ def options_from(ns: argparse.Namespace) -> Options:
     if getattr(ns, "key_fingerprint", None):
         o.key_fingerprint = o.key_fingerprint.replace(" ", "").upper()
     if getattr(ns, "docker_restart_command", None):
-        o.restart_command = shlex.split(ns.docker_restart_command)
+        try:
+            o.restart_command = shlex.split(ns.docker_restart_command)
+        except ValueError as exc:
+            raise WizardError(
+                f"Cannot read --docker-restart-command {ns.docker_restart_command!r}: {exc}",
+                "Balance the quotes (it is split like a shell line, never run by a shell), "
+                "e.g. --docker-restart-command 'systemctl restart docker'.",
+            ) from None
+        if not o.restart_command:
+            raise WizardError(
+                "--docker-restart-command is empty",
+                "Give the command that restarts Docker, e.g. 'systemctl restart docker'.",
+            )
         o.restart_method = "command"
     if getattr(ns, "containerd_restart_command", None):
         o.containerd_restart_command = shlex.split(ns.containerd_restart_command)
@@ -425,6 +452,9 @@ def options_from(ns: argparse.Namespace) -> Options:
         o.auto_revert = 0
     if getattr(ns, "step", None):
         o.steps = tuple(ns.step)
+    from gpuwizard.inputs import check_options
+
+    check_options(o)
     return o
 
 
@@ -435,8 +465,9 @@ def _host(ns: argparse.Namespace) -> Any:
 
         return demo_host()
     from gpuwizard.host.system import Host
+    from gpuwizard.inputs import check_root
 
-    return Host(Path(getattr(ns, "root", "/")))
+    return Host(check_root(getattr(ns, "root", "/")))
 
 
 def _journal(host: Any, options: Options) -> Any:
@@ -583,6 +614,11 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
         )
         return EXIT_OK
     _render_plan(the_plan, host, diffs=False)
+    from gpuwizard.host.engines import probe_engines
+
+    lines = probe_engines(host).lines()
+    if lines:
+        print("Engines: " + "; ".join(lines))
     if active:
         print(
             f"\nRun {active.run_id} is {active.status()}: `gpuwizard attach` to follow it, "
@@ -763,11 +799,30 @@ def cmd_rollback(ns: argparse.Namespace, options: Options) -> int:
     runs = journal.runs()
     if ns.run_id:
         targets = [journal.read_run(ns.run_id)]
+        why = targets[0].damaged()
+        if why:
+            raise JournalError(
+                f"Run {ns.run_id} cannot be rolled back from its journal: {why}",
+                f"The original bytes of every file it changed are in {targets[0].folder}/"
+                "backups (named by content hash); restore them by hand.",
+            )
     else:
         targets = [r for r in runs if r.changed_something() and r.pending_undo(steps)]
         if not ns.all:
             targets = targets[-1:]
+        for r in runs:
+            why = r.damaged()
+            if why and not getattr(ns, "json", False):
+                print(f"! run {r.run_id} is skipped: {why}", file=sys.stderr)
     if not targets:
+        damaged = [r for r in runs if r.damaged()]
+        if damaged and not ns.run_id:
+            r = damaged[-1]
+            raise JournalError(
+                f"Nothing can be rolled back from the journal, but {r.damaged()}",
+                f"The original bytes of every file it changed are in {r.folder}/backups "
+                "(named by content hash); compare them with the files and restore by hand.",
+            )
         msg = "Nothing to roll back: no run has changes that are not undone yet."
         _print_json({"rolled_back": []}) if getattr(ns, "json", False) else print(msg)
         return EXIT_OK
@@ -780,7 +835,7 @@ def cmd_rollback(ns: argparse.Namespace, options: Options) -> int:
         print("Nothing was changed.")
         return EXIT_OK
     report = []
-    with journal.locked("rollback", ["gpuwizard", *sys.argv[1:]]):
+    with journal.locked("rollback", ["gpuwizard", *sys.argv[1:]], host.root):
         for t in reversed(targets):
             report += wizard.rollback(
                 host,
@@ -845,6 +900,7 @@ def cmd_attach(ns: argparse.Namespace, options: Options) -> int:
             print("No run to attach to.")
             return EXIT_OK
         run_id = chosen.run_id
+    journal.read_run(run_id)  # a run that does not exist is an error, not "interrupted"
     return _watch(journal, run_id, getattr(ns, "json", False))
 
 
@@ -860,6 +916,7 @@ def cmd_confirm(ns: argparse.Namespace, options: Options) -> int:
             print("No run is waiting for confirmation.")
             return EXIT_OK
         run_id = active.run_id
+    journal.read_run(run_id)
     worker.confirm(journal, run_id)
     print(f"Run {run_id}: confirmed; the changes are kept.")
     return EXIT_OK

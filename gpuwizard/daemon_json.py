@@ -57,7 +57,35 @@ FLAG_KEYS = {
 
 
 class DaemonJsonError(WizardError):
-    """daemon.json cannot be merged safely; the file is left untouched."""
+    """daemon.json cannot be merged safely; the file is left untouched.
+
+    `code` is the failures table's row for it; `line` and `column` say where JSON syntax broke.
+    """
+
+    code = "daemon-json-invalid"
+    line: Optional[int] = None
+    column: Optional[int] = None
+
+
+class SyntaxFailure(DaemonJsonError):
+    """Not JSON at all: `line` and `column` say where."""
+
+    def __init__(self, cause: str, remedy: str, detail: str, line: int, column: int) -> None:
+        super().__init__(cause, remedy, detail)
+        self.line = line
+        self.column = column
+
+
+class UndefinedDefaultRuntime(DaemonJsonError):
+    """default-runtime names a runtime nobody defines: dockerd will not start."""
+
+    code = "default-runtime-undefined"
+
+
+class FlagConflict(DaemonJsonError):
+    """A key set both in the file and on dockerd's command line: dockerd will not start."""
+
+    code = "daemon-flag-conflict"
 
 
 class RuntimeConflict(DaemonJsonError):
@@ -182,16 +210,30 @@ def parse(data: bytes, shown: str = "daemon.json") -> Document:
             seen.add(k)
         return dict(items)
 
+    constants: list[str] = []
+
+    def constant(name: str) -> Raw:
+        constants.append(name)
+        return Raw(name)
+
     try:
         value = json.loads(
-            text, object_pairs_hook=pairs, parse_float=Raw, parse_int=Raw, parse_constant=Raw
+            text, object_pairs_hook=pairs, parse_float=Raw, parse_int=Raw, parse_constant=constant
         )
-    except json.JSONDecodeError as exc:
+    except RecursionError:
         raise DaemonJsonError(
+            f"{shown} is nested too deeply to be a Docker configuration",
+            f"Look at {shown}: it holds objects or lists inside each other thousands of levels "
+            "deep (a generated or damaged file); restore it from a backup.",
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise SyntaxFailure(
             f"{shown} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
             f"Fix line {exc.lineno} of {shown} (a trailing comma or a missing quote is the usual "
             "cause), or check it with `python3 -m json.tool " + shown + "`.",
             _excerpt(text, exc.lineno, exc.colno),
+            exc.lineno,
+            exc.colno,
         ) from exc
     if not isinstance(value, dict):
         raise DaemonJsonError(
@@ -199,7 +241,18 @@ def parse(data: bytes, shown: str = "daemon.json") -> Document:
             "not an object",
             "daemon.json must be one JSON object ({ ... }); fix or remove the file.",
         )
-    root = _scan_object(text, _skip_ws(text, 0))
+    if constants:
+        raise DaemonJsonError(
+            f"{shown} holds {constants[0]}, which is not JSON",
+            f"Replace {constants[0]} with a number or null; dockerd refuses to start on it.",
+        )
+    try:
+        root = _scan_object(text, _skip_ws(text, 0))
+    except RecursionError:
+        raise DaemonJsonError(
+            f"{shown} is nested too deeply to be a Docker configuration",
+            f"Look at {shown}: it holds objects inside each other hundreds of levels deep.",
+        ) from None
     if dupes:
         key = dupes[0]
         line = _line_of_duplicate(text, root, key)
@@ -480,7 +533,7 @@ def check(
     default = doc.get("default-runtime")
     if default is not None and default not in BUILTIN_RUNTIMES and default not in runtimes:
         errors.append(
-            DaemonJsonError(
+            UndefinedDefaultRuntime(
                 f"{shown} sets default-runtime {default!r}, but no runtime of that name is defined",
                 "Add it under `runtimes`, or remove `default-runtime`; dockerd will not start "
                 "like this (and `dockerd --validate` does not notice since Docker 25).",
@@ -490,7 +543,7 @@ def check(
         if key in doc.value:
             where = "its unit file or command line"
             errors.append(
-                DaemonJsonError(
+                FlagConflict(
                     f"{shown} sets `{key}`, which dockerd already gets from {where} ({flag})",
                     f"Remove `{key}` from {shown}, or remove {flag} from dockerd's command line "
                     "(a systemd drop-in); dockerd refuses to start when both set it.",
@@ -561,7 +614,7 @@ def merge(
         for e in check(doc, shown, flags)
         if not (
             doc.get("default-runtime") == RUNTIME_NAME
-            and "default-runtime" in e.cause
+            and isinstance(e, UndefinedDefaultRuntime)
             and doc.get("runtimes", RUNTIME_NAME) is None
         )
     ]
@@ -652,14 +705,45 @@ def unmerge(current: bytes, before: Optional[bytes], after: bytes) -> Optional[b
             p_now, p_value = _lookup(doc, parent) if parent else (True, None)
             if parent and not parent_had and p_now and p_value == {}:
                 doc = remove_member(doc, parent)
+    problems = check(doc)
+    if problems:
+        from gpuwizard.errors import RollbackConflict
+
+        raise RollbackConflict(
+            "Undoing only gpuwizard's keys would leave a daemon.json Docker refuses to start "
+            f"on: {problems[0].cause}",
+            "Nothing was changed and Docker was not restarted. Fix daemon.json by hand "
+            f"({problems[0].remedy.rstrip('.')}) and roll back again, or roll back with "
+            "--force to restore the original bytes exactly.",
+        )
     return doc.text.encode("utf-8")
 
 
 def register_merge_back() -> None:
     """Make the `daemon-json` strategy known to WriteFile's rollback."""
-    from gpuwizard.actions.files import MERGE_BACK
+    from gpuwizard.actions.files import MERGE_BACK, RESTORE_CHECK
 
     MERGE_BACK["daemon-json"] = unmerge
+    RESTORE_CHECK["daemon-json"] = check_restorable
+
+
+def check_restorable(data: bytes) -> None:
+    """Bytes a rollback is about to put back: refuse those dockerd would not start on (the
+    merge repairs a hand-written default-runtime nvidia without its runtime; putting that
+    file back would leave Docker down)."""
+    from gpuwizard.errors import RollbackConflict
+
+    try:
+        problems = check(parse(data))
+    except DaemonJsonError as exc:
+        problems = [exc]
+    if problems:
+        raise RollbackConflict(
+            "The original daemon.json gpuwizard would restore is one Docker refuses to start "
+            f"on: {problems[0].cause}",
+            "Nothing was changed and Docker was not restarted. Keep the current file, or roll "
+            "back with --force to restore the original bytes exactly.",
+        )
 
 
 register_merge_back()

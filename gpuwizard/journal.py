@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import signal
 import stat
@@ -33,6 +34,7 @@ from typing import Any, Iterator, Optional
 
 from gpuwizard.errors import JournalError, LockHeld
 
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 CRASH_ENV = "GPUWIZARD_CRASH_AT"  # fault injection: SIGKILL ourselves at the Nth transition
 
 
@@ -55,7 +57,14 @@ def _private_dir(path: Path) -> None:
             "Remove it (or pass --state-dir a real folder): gpuwizard does not follow links "
             "for its journal.",
         )
-    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+    if st.st_uid != os.geteuid():
+        raise JournalError(
+            f"The state directory {path} belongs to uid {st.st_uid}, not to the user running "
+            "gpuwizard: whoever owns it could change the journal that rollback follows",
+            f"Move it away (mv {path} {path}.old) so gpuwizard creates its own, or pass "
+            "--state-dir a folder you own.",
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
 
 
@@ -113,6 +122,25 @@ class Run:
     meta: dict[str, Any]
     records: list[Record]
     warnings: list[str] = field(default_factory=list)
+    corrupt: Optional[JournalError] = None  # the journal cannot be trusted: no undo from it
+
+    def damaged(self) -> Optional[str]:
+        """Why this run cannot be undone from its journal (corrupt, or backups without
+        records), or None."""
+        if self.corrupt is not None:
+            return self.corrupt.cause
+        if not self.intents():
+            backups = self.folder / "backups"
+            try:
+                kept = [p.name for p in backups.iterdir() if not p.name.startswith(".")]
+            except OSError:
+                kept = []
+            if kept:
+                return (
+                    f"run {self.run_id} kept {len(kept)} backup(s) but its journal records "
+                    "no change"
+                )
+        return None
 
     @property
     def started(self) -> str:
@@ -144,7 +172,10 @@ class Run:
         return list(reversed(out))
 
     def status(self) -> str:
-        """finished | failed | rolled-back | interrupted | in-progress | awaiting-confirmation."""
+        """finished | failed | rolled-back | interrupted | in-progress | awaiting-confirmation
+        | damaged."""
+        if self.damaged():
+            return "damaged"
         end = self.ended()
         rb = any(r.type == "rollback-end" for r in self.records)
         if end is not None:
@@ -154,7 +185,7 @@ class Run:
             return status
         if rb and not self.pending_undo():
             return "rolled-back"
-        if _pid_alive(self.meta.get("worker_pid")):
+        if run_alive(self.folder, self.run_id):
             if any(r.type == "awaiting-confirmation" for r in self.records) and not any(
                 r.type == "confirmed" for r in self.records
             ):
@@ -189,21 +220,82 @@ class Run:
         return self.folder / "backups" / sha
 
 
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
+def _held_by(path: Path) -> Optional[dict[str, Any]]:
+    """Who holds the flock on `path` now (its JSON note), or None when nobody does. A lock
+    dies with its process, so a reused pid never makes a dead run look alive."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
+        fd = os.open(str(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except PermissionError:
-        return True
-    # a zombie is not alive for our purposes
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
+        return {"pid": None, "unknown": "the state directory is readable by root only"}
     except OSError:
-        return True
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return dict(json.loads(os.read(fd, 1 << 16) or b"{}"))
+            except (ValueError, OSError, TypeError):
+                return {"pid": None}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def run_alive(run_folder: Path, run_id: str) -> bool:
+    """A run is alive while its worker holds the state directory's lock in its name: the
+    liveness signal everywhere (history, apply, rollback, recovery), never a bare pid."""
+    holder = _held_by(run_folder.parent.parent / "lock")
+    return holder is not None and holder.get("run") == run_id
+
+
+HOST_LOCK = "/var/lib/gpuwizard/host.lock"  # under the target root: one run per host
+MIN_FREE = 1 << 20  # bytes the state directory needs free for records and backups
+
+
+def _take(path: Path, info: dict[str, Any], where: str = "") -> int:
+    """flock `path` for this process and write who we are into it; LockHeld if taken."""
+    try:
+        fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise JournalError(
+                f"The lock file {path} is a symlink (to {os.readlink(path)})",
+                f"Remove the link (rm {path}); gpuwizard never writes through a link in its "
+                "state directory.",
+            ) from exc
+        raise JournalError(
+            f"Cannot open the lock file {path}: {exc.strerror}",
+            "It must be a plain file gpuwizard can write (not a link); run as root.",
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        holder = _held_by(path) or {}
+        other = holder.get("state_dir")
+        raise LockHeld(
+            f"Another gpuwizard run is in progress{where} "
+            f"(pid {holder.get('pid', '?')}, started {holder.get('started', '?')}, "
+            f"run {holder.get('run', '?')}"
+            + (f", state directory {other}" if other and where else "")
+            + ")",
+            "Wait for it to finish, or follow it with `gpuwizard attach`"
+            + (f" --state-dir {other}" if other and where else "")
+            + ".",
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps(info).encode())
+    os.fsync(fd)
+    return fd
+
+
+def _drop(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 
 
 class Journal:
@@ -213,6 +305,7 @@ class Journal:
         self.state_dir = Path(state_dir)
         self.runs_dir = self.state_dir / "runs"
         self._lock_fd: Optional[int] = None
+        self._host_fd: Optional[int] = None
 
     # -- the state directory ------------------------------------------------------------
     def ensure_writable(self) -> None:
@@ -223,9 +316,21 @@ class Journal:
             self.runs_dir.mkdir(mode=0o700, exist_ok=True)
             _private_dir(self.runs_dir)
             probe = self.state_dir / f".probe-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
+            try:
+                probe.write_bytes(b"\0" * 65536)
+            finally:
+                probe.unlink(missing_ok=True)
+            st = os.statvfs(self.state_dir)
+            if st.f_bavail * st.f_frsize < MIN_FREE:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise JournalError(
+                    f"The state directory {self.state_dir} is on a full disk "
+                    f"({exc.strerror}); nothing was changed",
+                    "Free some space there (df -h), or pass --state-dir a folder on another "
+                    "disk (it must survive a reboot to allow rollback).",
+                ) from None
             if exc.errno == errno.EROFS:
                 raise JournalError(
                     f"The state directory {self.state_dir} is on a read-only file system",
@@ -245,64 +350,43 @@ class Journal:
     # -- the lock -----------------------------------------------------------------------
     def lock_holder(self) -> Optional[dict[str, Any]]:
         """Who holds the lock now, or None if nobody does."""
-        path = self.state_dir / "lock"
-        try:
-            fd = os.open(str(path), os.O_RDONLY | os.O_NOFOLLOW)
-        except PermissionError:
-            return {"pid": None, "unknown": "the state directory is readable by root only"}
-        except OSError:
-            return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                try:
-                    return dict(json.loads(path.read_text() or "{}"))
-                except (ValueError, OSError):
-                    return {"pid": None}
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
+        return _held_by(self.state_dir / "lock")
 
-    def acquire(self, run_id: str, argv: list[str]) -> None:
-        """Take the lock for one run; refuse, naming the holder, if another run has it."""
+    def acquire(self, run_id: str, argv: list[str], root: Optional[Path] = None) -> None:
+        """Take the lock for one run; refuse, naming the holder, if another run has it.
+        With `root`, also the target root's own lock (under the root, not the state
+        directory), so two runs with different --state-dir cannot change one host."""
         self.ensure_writable()
-        path = self.state_dir / "lock"
-        fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            holder = self.lock_holder() or {}
-            raise LockHeld(
-                "Another gpuwizard run is in progress "
-                f"(pid {holder.get('pid', '?')}, started {holder.get('started', '?')}, "
-                f"run {holder.get('run', '?')})",
-                "Wait for it to finish, or follow it with `gpuwizard attach`.",
-            ) from None
         info = {
             "pid": os.getpid(),
             "started": _dt.datetime.now().isoformat(timespec="seconds"),
             "run": run_id,
             "argv": argv,
+            "state_dir": str(self.state_dir),
         }
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(info).encode())
-        os.fsync(fd)
+        fd = _take(self.state_dir / "lock", info)
+        if root is not None:
+            host_lock = Path(root) / HOST_LOCK.lstrip("/")
+            try:
+                host_lock.parent.mkdir(parents=True, exist_ok=True)
+                host_fd = _take(host_lock, info, f" on the target root {root}")
+            except BaseException:
+                _drop(fd)
+                raise
+            self._host_fd = host_fd
         self._lock_fd = fd
 
     def release(self) -> None:
+        if self._host_fd is not None:
+            _drop(self._host_fd)
+            self._host_fd = None
         if self._lock_fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._lock_fd, 0)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
+            _drop(self._lock_fd)
             self._lock_fd = None
 
     @contextlib.contextmanager
-    def locked(self, run_id: str, argv: list[str]) -> Iterator[None]:
-        self.acquire(run_id, argv)
+    def locked(self, run_id: str, argv: list[str], root: Optional[Path] = None) -> Iterator[None]:
+        self.acquire(run_id, argv, root)
         try:
             yield
         finally:
@@ -333,7 +417,7 @@ class Journal:
 
     def open_run(self, run_id: str) -> RunWriter:
         """Append to an existing run (rollback, confirmation)."""
-        folder = self.runs_dir / run_id
+        folder = self._folder(run_id)
         if not folder.is_dir():
             raise JournalError(
                 f"There is no run {run_id} in {self.runs_dir}",
@@ -361,11 +445,28 @@ class Journal:
             ) from exc
         out = []
         for folder in folders:
-            out.append(self.read_run(folder.name))
+            if _RUN_ID.fullmatch(folder.name):
+                out.append(self.read_run(folder.name, strict=False))
         return out
 
-    def read_run(self, run_id: str) -> Run:
-        folder = self.runs_dir / run_id
+    def _folder(self, run_id: str) -> Path:
+        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+            raise JournalError(
+                f"{run_id!r} is not a run id",
+                "Run ids look like 20260101T120000Z-a1b2c3; list them with `gpuwizard history`.",
+            )
+        return self.runs_dir / run_id
+
+    def read_run(self, run_id: str, strict: bool = True) -> Run:
+        """One run. A run id that is not one, or names no run, is an error; a corrupt
+        journal is an error when `strict`, else a run marked damaged (so one bad run does
+        not hide every other one)."""
+        folder = self._folder(run_id)
+        if not folder.is_dir():
+            raise JournalError(
+                f"There is no run {run_id} in {self.runs_dir}",
+                "List the runs with `gpuwizard history`.",
+            )
         warnings: list[str] = []
         try:
             meta = json.loads((folder / "meta.json").read_text())
@@ -375,7 +476,12 @@ class Journal:
         except (ValueError, OSError) as exc:
             meta = {"run": run_id}
             warnings.append(f"meta.json is unreadable: {exc}")
-        records, more = read_records(folder / "journal.jsonl")
+        try:
+            records, more = read_records(folder / "journal.jsonl")
+        except JournalError as exc:
+            if strict:
+                raise
+            return Run(run_id, folder, meta, [], [*warnings, exc.cause], corrupt=exc)
         warnings.extend(more)
         return Run(run_id, folder, meta, records, warnings)
 
@@ -432,6 +538,20 @@ def _atomic_json(path: Path, data: Any) -> None:
     fsync_dir(path.parent)
 
 
+def _disk_error(folder: Path, exc: OSError) -> JournalError:
+    """A journal write that failed: a full disk named as such, anything else as it is."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return JournalError(
+            f"The state directory's disk is full ({folder}): gpuwizard stopped before the next "
+            "change",
+            "Free some space there (df -h), then run `gpuwizard rollback` (or apply again).",
+        )
+    return JournalError(
+        f"Cannot write the journal in {folder}: {exc.strerror}",
+        "Check the disk and the folder's permissions, then run `gpuwizard rollback`.",
+    )
+
+
 class RunWriter:
     """Appends fsynced records to one run's journal and stores its backups."""
 
@@ -449,9 +569,17 @@ class RunWriter:
             {"seq": seq, "type": rtype, "time": time.time(), "data": data}, ensure_ascii=False
         )
         fd = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        size = os.fstat(fd).st_size
         try:
-            os.write(fd, line.encode("utf-8") + b"\n")
+            payload = line.encode("utf-8") + b"\n"
+            if os.write(fd, payload) != len(payload):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             os.fsync(fd)
+        except OSError as exc:
+            # never leave half a record for the next one to follow (a corrupt middle line)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise _disk_error(self.folder, exc) from None
         finally:
             os.close(fd)
         if seq == 1:
@@ -466,7 +594,11 @@ class RunWriter:
         target = self.folder / "backups" / sha
         if not target.exists():
             tmp = target.with_name(f".{sha}.tmp")
-            write_private(tmp, data)
+            try:
+                write_private(tmp, data)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise _disk_error(self.folder, exc) from None
             os.replace(tmp, target)
             fsync_dir(target.parent)
         return sha

@@ -132,7 +132,7 @@ def plan(
     sim = Simulation()
     out: list[StepPlan] = []
     warnings: list[str] = []
-    first_block: Optional[StepPlan] = None
+    blocks: list[StepPlan] = []  # the selected steps found blocked or failed, in order
     for step in steps if steps is not None else default_steps():
         if not step.applies(host, sim):
             continue  # e.g. the podman step where there is no Podman
@@ -172,12 +172,17 @@ def plan(
                 action.step = step.name
                 if sp.state == PENDING:
                     action.simulate(sim)
+            # a step waits for the first blocked step it depends on (all earlier ones, unless
+            # it names them: Podman does not wait for Docker's daemon.json)
+            first_block = next(
+                (b for b in blocks if step.waits_for is None or b.step in step.waits_for), None
+            )
             if first_block is not None and not explicit and sp.state == PENDING:
                 sp.state = BLOCKED
                 sp.reason = f"waits for {first_block.step}: {first_block.reason}"
                 sp.remedy = ""
-            if sp.state in (BLOCKED, FAILED) and first_block is None:
-                first_block = sp
+            if sp.state in (BLOCKED, FAILED):
+                blocks.append(sp)
         else:
             if sp.state in (BLOCKED, FAILED, PENDING):
                 warnings.append(
@@ -288,11 +293,9 @@ def rollback_records(
 
 def _force_restore(ctx: ApplyContext, cls: Any, undo: dict[str, Any], result: Any) -> str:
     """--force: restore the original bytes even over someone's later edit (kept in backups)."""
-    from pathlib import Path
-
     from gpuwizard.journal import sha256_bytes
 
-    real = Path(undo["real"])
+    real = ctx.host.path(undo["path"])  # inside the root, whatever the journal says
     if real.exists():
         current = real.read_bytes()
         sha = ctx.run.save_backup(current)

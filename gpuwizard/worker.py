@@ -42,7 +42,9 @@ def _events_path(journal: Journal, run_id: str) -> Path:
 
 def state_dir_for(host: Host, options: Options) -> Path:
     """Where the journal lives: --state-dir, else /var/lib/gpuwizard under the root."""
-    return Path(options.state_dir) if options.state_dir else host.path("/var/lib/gpuwizard")
+    if options.state_dir:  # the user's own choice, links and all; absolute for the worker
+        return Path(os.path.realpath(options.state_dir))
+    return host.path("/var/lib/gpuwizard")  # resolved inside the root, never through it
 
 
 # -- the face's side --------------------------------------------------------------------------
@@ -275,7 +277,7 @@ def recover_expired(host: Host, journal: Journal, emit: ev.EventSink = ev.discar
         if deadline is None or run.status() != "interrupted" or time.time() < deadline:
             continue
         writer = journal.open_run(run.run_id)
-        with journal.locked(run.run_id, ["recover"]):
+        with journal.locked(run.run_id, ["recover"], host.root):
             wizard.rollback_records(host, writer, run, set(DISRUPTIVE_STEPS), emit=emit)
             writer.append("end", {"status": "auto-reverted"})
         done.append(run.run_id)
@@ -313,7 +315,7 @@ def run_worker(
             host = Host(Path(request["root"]))
     argv = list(request.get("argv", []))
     try:
-        journal.acquire(run_id, argv)
+        journal.acquire(run_id, argv, host.root)
     except LockHeld as exc:
         (folder / "refused").write_text(str(exc))
         w = RunWriter(run_id, folder)
@@ -420,9 +422,15 @@ def _await_confirmation(
         "Docker on it"
     )
     emit(ev.LogLine("", why, "err"))
-    wizard.rollback_records(
-        host, writer, journal.read_run(run_id), set(DISRUPTIVE_STEPS), emit=emit
-    )
+    try:
+        wizard.rollback_records(
+            host, writer, journal.read_run(run_id), set(DISRUPTIVE_STEPS), emit=emit
+        )
+    except WizardError as exc:
+        # e.g. the undone daemon.json would not start Docker: stop, say so, restart nothing
+        writer.append("end", {"status": "failed", "error": exc.to_json()})
+        emit(ev.RunState(run_id, "failed", f"could not roll back: {exc.cause}\n{exc.remedy}"))
+        return 1
     writer.append("end", {"status": "auto-reverted"})
     emit(
         ev.RunState(

@@ -360,6 +360,9 @@ def _stand_in(name: str, version: str) -> str:
     )
 
 
+CONFIG_TOML = "/etc/nvidia-container-runtime/config.toml"
+
+
 def toolkit_debs(out: Path, version: str) -> list[Path]:
     """The four packages with the real dependency shape, one version."""
     up = version.split("-")[0]
@@ -384,7 +387,10 @@ def toolkit_debs(out: Path, version: str) -> list[Path]:
             files={
                 "/usr/bin/nvidia-ctk": _stand_in("nvidia-ctk", up),
                 "/usr/bin/nvidia-container-runtime": _stand_in("nvidia-container-runtime", up),
+                # the real package's conffile: a plain remove leaves it (and dpkg state rc)
+                CONFIG_TOML: "# gpuwizard test stand-in for the toolkit's config.toml\n",
             },
+            conffiles=(CONFIG_TOML,),
         ),
         build_deb(
             out,

@@ -11,6 +11,7 @@ import pytest
 from gpuwizard import daemon_json as dj
 from gpuwizard.actions.base import ApplyContext
 from gpuwizard.actions.files import MERGE_BACK, WriteFile
+from gpuwizard.errors import RollbackConflict
 from gpuwizard.host.system import Host
 from gpuwizard.journal import Journal
 
@@ -64,8 +65,14 @@ def test_merge_keeps_the_files_own_bytes_and_style(path: Path) -> None:
         assert after.count(b"\n") == after.count(b"\r\n")
     if b"\n\t" in before:
         assert b"\n    " not in after
-    # undoing our keys alone gives the exact original bytes back
-    assert dj.unmerge(after, before, after) == before
+    # undoing our keys alone gives the exact original bytes back, unless those are a file
+    # dockerd would not start on (default-runtime nvidia without its runtime): then undo
+    # stops and says so (issue 13, item 6)
+    if dj.check(dj.parse(before)):
+        with pytest.raises(RollbackConflict, match="Docker refuses to start"):
+            dj.unmerge(after, before, after)
+    else:
+        assert dj.unmerge(after, before, after) == before
     # converge twice: the second merge changes nothing
     assert dj.merge(after, dj.Wanted(set_default=True, enable_cdi=True)).after == after
 
@@ -145,6 +152,12 @@ def test_preview_is_the_diff_of_the_exact_bytes_and_apply_undo_is_byte_exact(
     undo = action.prepare(ctx)
     action.apply(ctx)
     assert target.read_bytes() == m.after
+    if dj.check(dj.parse(before)):
+        # the original is one dockerd refuses: undo stops (item 6); --force restores it
+        with pytest.raises(RollbackConflict, match="Docker refuses to start"):
+            WriteFile.undo(ctx, undo, None)
+        assert target.read_bytes() == m.after
+        undo["merge_back"] = None
     WriteFile.undo(ctx, undo, None)
     assert target.read_bytes() == before
     assert target.stat().st_mode & 0o777 == 0o640

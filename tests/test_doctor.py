@@ -786,7 +786,7 @@ def test_one_probe_crashing_does_not_stop_the_walk(
     def boom(walk: Any) -> Link:
         raise RuntimeError("probe bug")
 
-    monkeypatch.setattr(doctor, "probe_repository", boom)
+    monkeypatch.setattr(doctor.repository, "probe_repository", boom)
     report = check(gpu_host, signing_key)
     assert report.link("repository").verdict == WARN
     assert "probe bug" in report.link("repository").summary

@@ -235,10 +235,16 @@ def test_a_corrupt_journal_is_a_clear_error_and_loses_nothing(tmp_path: Path) ->
     lines = journal_file.read_bytes().split(b"\n")
     lines[2] = b'{"seq": 3, "type": "intent", "da'
     journal_file.write_bytes(b"\n".join(lines))
+    # history still lists the run (one bad run must not hide the others), marked damaged
     res = cli("history", "--root", str(root), "--state-dir", str(state))
+    assert res.returncode == 0, res.stderr
+    assert "damaged" in res.stdout and "is corrupt at line 3" in res.stdout
+    # and rolling it back is a clear error naming the backups
+    run_id = journal_file.parent.name
+    res = cli("rollback", "--run", run_id, "--root", str(root), "--state-dir", str(state), "--yes")
     assert res.returncode == 1
     assert "is corrupt at line 3" in res.stderr
-    assert "backups" in res.stderr
+    assert "backups" in res.stderr and "Traceback" not in res.stderr
     assert len(list(state.glob("runs/*/backups/*"))) >= 3
 
 

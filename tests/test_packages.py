@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from debroot import (
+    CONFIG_TOML,
     TOOLKIT,
     NvidiaRepo,
     build_deb,
@@ -69,9 +70,16 @@ def test_fresh_host_gets_the_four_packages_pinned_to_the_newest_and_rollback_res
     assert [again.step(s).state for s in ("repository", "packages")] == ["done", "done"]  # type: ignore[attr-defined]
     assert again.step("packages").actions == []  # type: ignore[attr-defined]
 
-    rollback_latest(debroot, tmp_path / "state")
+    assert (debroot / CONFIG_TOML.lstrip("/")).exists()
+
+    report = rollback_latest(debroot, tmp_path / "state")
     assert dpkg_set(debroot) == pristine
     assert not (debroot / "etc/apt/sources.list.d/nvidia-container-toolkit.list").exists()
+    # installed fresh, so purged: no config.toml left, no dpkg state `rc`, no empty folder
+    assert "purged" in json.dumps(report)
+    assert not (debroot / CONFIG_TOML.lstrip("/")).exists()
+    assert not (debroot / "etc/nvidia-container-runtime").exists()
+    assert " rc" not in dpkg_set(debroot)
 
 
 def test_pinned_old_version_warns_and_rollback_of_an_upgrade_puts_the_old_version_back(

@@ -164,6 +164,8 @@ def test_status_json_lists_podman_with_its_version(bed: PodmanBed) -> None:
     assert engines["podman"]["version"].startswith("4.3")
     assert engines["podman"]["cdi_max_version"] == "0.5.0"
     assert "podman" in engines["present"]
+    text = bed.gpuwizard(["status"], None)
+    assert "Engines: " in text.stdout and "Podman 4.3.1" in text.stdout
 
 
 def test_apply_runs_podman_with_the_cdi_device_and_reaches_the_stand_in_gpu(
@@ -199,3 +201,62 @@ def test_without_a_spec_podman_is_blocked_with_the_folders_it_reads(
 ) -> None:
     res = bed.gpuwizard(["plan", "--step", "podman", "--state-dir", str(tmp_path)], None)
     assert "no CDI spec for nvidia.com/gpu in /etc/cdi or /var/run/cdi" in res.stdout
+
+
+def test_podman_waits_for_the_driver_but_not_for_dockers_steps(tmp_path: Path) -> None:
+    from gpuwizard import wizard
+    from gpuwizard.options import Options
+    from gpuwizard.steps.base import BLOCKED, Simulation, Step, StepPlan
+    from gpuwizard.steps.podman import PodmanStep
+
+    # a root with Podman and a spec (no Docker): what a Podman-only host has
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/podman").write_bytes(b"\x7fELF")
+    (tmp_path / "usr/bin/podman").chmod(0o755)
+    (tmp_path / "etc/cdi").mkdir(parents=True)
+    (tmp_path / "etc/cdi/stand-in-nvidia.json").write_text(
+        '{"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu", "devices": [{"name": "all"}]}'
+    )
+    (tmp_path / "etc/os-release").write_text("ID=debian\n")
+
+    def blocked(step_name: str) -> Step:
+        class Blocked(Step):
+            name = step_name
+            title = step_name
+
+            def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
+                return self.make(BLOCKED, reason=f"{step_name} is blocked here")
+
+        return Blocked()
+
+    host = Host(tmp_path)
+    plan = wizard.plan(host, Options(), steps=[blocked("daemon-config"), PodmanStep()])
+    assert plan.step("podman").state == "pending", plan.step("podman").reason
+    plan = wizard.plan(host, Options(), steps=[blocked("driver"), PodmanStep()])
+    assert plan.step("podman").reason == "waits for driver: driver is blocked here"
+
+
+def test_rootless_users_are_warned_of_nodes_and_specs_they_cannot_open(tmp_path: Path) -> None:
+    from gpuwizard import wizard
+    from gpuwizard.options import Options
+    from gpuwizard.steps.podman import PodmanStep
+
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/podman").write_bytes(b"\x7fELF")
+    (tmp_path / "usr/bin/podman").chmod(0o755)
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev/nvidia0").write_bytes(b"")  # stands for the node: only its mode matters
+    (tmp_path / "dev/nvidia0").chmod(0o660)
+    (tmp_path / "etc/cdi").mkdir(parents=True)
+    spec = tmp_path / "etc/cdi/stand-in-nvidia.json"
+    spec.write_text(
+        '{"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu", "devices": [{"name": "all", '
+        '"containerEdits": {"deviceNodes": [{"path": "/dev/nvidia0"}]}}]}'
+    )
+    spec.chmod(0o600)
+    (tmp_path / "etc/os-release").write_text("ID=debian\n")
+    sp = wizard.plan(Host(tmp_path), Options(), steps=[PodmanStep()]).step("podman")
+    text = "\n".join(sp.warnings)
+    assert "/dev/nvidia0 is mode 0o660: rootless Podman users cannot open it" in text
+    assert "stand-in-nvidia.json is not world-readable" in text
+    assert "driver: cdi" in sp.facts["compose"]

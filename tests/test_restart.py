@@ -119,3 +119,29 @@ def test_rollback_after_success_restores_bytes_then_restarts_docker_on_them(
     assert undone[1].startswith("restart:")
     assert dockerd.daemon_json.read_bytes() == USER_JSON
     assert "nvidia" not in dockerd.client().info()["Runtimes"]
+
+
+def test_the_gpus_probe_leaves_no_container_behind_when_the_hook_fails(dockerd: Dockerd) -> None:
+    """A failing prestart hook leaves the probe `Created`; `run(remove=True)` never removed
+    it (issue 13, item 11). The hook here is a STAND-IN that fails on purpose."""
+    from gpuwizard.actions.services import gpu_probe
+
+    hook = dockerd.bin / "nvidia-container-runtime-hook"
+    saved = hook.read_bytes()
+    hook.write_text("#!/bin/sh\necho 'stand-in hook: failing on purpose' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    client = dockerd.client()
+    try:
+        before = {c.id for c in client.containers.list(all=True)}
+        failed = dockerd.docker(
+            "run", "--gpus", "all", "--name", "gw-oracle", IMAGE, "true", check=False
+        )
+        assert failed.returncode != 0  # the hook really fails the start
+        dockerd.docker("rm", "-f", "gw-oracle", check=False)
+        gpu_probe(Host(), dockerd.docker_host, IMAGE)
+        after = {c.id for c in client.containers.list(all=True)}
+        assert after == before, [c.name for c in client.containers.list(all=True)]
+    finally:
+        hook.write_bytes(saved)
+        hook.chmod(0o755)
+        client.close()

@@ -379,6 +379,9 @@ class RunContainer(Action):
         except docker.errors.APIError as exc:
             msg = str(exc.explanation or exc)
             sink("err", msg)
+            # a create that failed half way can still leave the named container behind
+            with contextlib.suppress(docker.errors.APIError):
+                client.containers.get(name).remove(force=True)
             return 125, lines, ""
         runtime = ""
         try:

@@ -17,6 +17,57 @@ from gpuwizard.journal import fsync_dir, sha256_bytes
 # Strategies that undo only gpuwizard's own part of a file someone edited since we wrote it:
 # name -> f(current, before, after) -> bytes to write, or None if they cannot.
 MERGE_BACK: dict[str, Callable[[bytes, Optional[bytes], bytes], Optional[bytes]]] = {}
+# The same strategies' check of bytes about to be restored (raises RollbackConflict when the
+# program that reads the file would refuse them); --force skips it.
+RESTORE_CHECK: dict[str, Callable[[bytes], None]] = {}
+
+
+def read_xattrs(real: Path) -> dict[str, str]:
+    """A file's extended attributes (SELinux label, ACLs, user.*), as hex, for the journal."""
+    out: dict[str, str] = {}
+    try:
+        names = os.listxattr(real, follow_symlinks=False)
+    except OSError:
+        return out
+    for name in names:
+        try:
+            out[name] = os.getxattr(real, name, follow_symlinks=False).hex()
+        except OSError:
+            continue
+    return out
+
+
+def _set_xattrs(fd: int, xattrs: dict[str, str]) -> None:
+    for name, value in xattrs.items():
+        try:
+            os.setxattr(fd, name, bytes.fromhex(value))
+        except OSError:
+            continue  # e.g. security.* without the privilege: the rest still go back
+
+
+def missing_dirs(host: Host, path: str) -> list[str]:
+    """The folders above system path `path` that do not exist yet, outermost first (a
+    write creates them), as system paths: undo finds them again through the host."""
+    out: list[str] = []
+    p = Path(path).parent
+    while p != p.parent and not host.path(p).exists():
+        out.append(str(p))
+        p = p.parent
+    return list(reversed(out))
+
+
+def remove_created_dirs(host: Host, dirs: list[str]) -> list[str]:
+    """Remove the folders a write created, innermost first, where they are empty again."""
+    removed = []
+    for d in reversed(dirs):
+        if not d.startswith("/") or ".." in d.split("/"):
+            break  # not a path gpuwizard wrote: a journal edited by hand
+        try:
+            os.rmdir(host.path(d))
+            removed.append(d)
+        except OSError:
+            break  # not empty (someone put a file there), or gone: keep the rest
+    return removed
 
 
 @dataclass(frozen=True)
@@ -29,6 +80,7 @@ class FileState:
     uid: Optional[int] = None
     gid: Optional[int] = None
     link_target: Optional[str] = None  # when the path itself is a symlink
+    xattrs: Optional[dict[str, str]] = None
 
     @property
     def sha(self) -> Optional[str]:
@@ -49,36 +101,62 @@ def read_state(real: Path, shown: str) -> FileState:
         )
     if not real.exists():
         return FileState(False)
-    st = real.stat()
+    link = os.readlink(real) if real.is_symlink() else None
     try:
-        data = real.read_bytes()
+        # O_NOFOLLOW: `real` was resolved inside the root; a link put there since is refused
+        fd = os.open(str(real), os.O_RDONLY | (0 if link else os.O_NOFOLLOW))
     except PermissionError as exc:
         raise WizardError(
             f"Cannot read {shown}: permission denied", "Run gpuwizard as root (sudo)."
         ) from exc
+    except OSError as exc:
+        raise WizardError(
+            f"Cannot read {shown}: {exc.strerror}",
+            "Something changed the file while gpuwizard looked at it; run gpuwizard again.",
+        ) from exc
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
     return FileState(
         True,
-        data,
+        b"".join(chunks),
         stat.S_IMODE(st.st_mode),
         st.st_uid,
         st.st_gid,
-        os.readlink(real) if real.is_symlink() else None,
+        link,
+        read_xattrs(real),
     )
 
 
 def atomic_write(
-    real: Path, data: bytes, mode: int, uid: Optional[int], gid: Optional[int]
+    real: Path,
+    data: bytes,
+    mode: int,
+    uid: Optional[int],
+    gid: Optional[int],
+    xattrs: Optional[dict[str, str]] = None,
 ) -> None:
-    """Replace a file atomically: temp file beside it, mode and owner set, fsync, rename,
-    fsync the directory. Readers see the old bytes or the new, never a mix."""
+    """Replace a file atomically: temp file beside it, mode, owner and extended attributes
+    set (those given, else the replaced file's), fsync, rename, fsync the directory. Readers
+    see the old bytes or the new, never a mix."""
     real.parent.mkdir(parents=True, exist_ok=True)
+    if xattrs is None:
+        xattrs = read_xattrs(real) if real.exists() else {}
     tmp = real.with_name(f".{real.name}.gpuwizard-{secrets.token_hex(4)}.tmp")
     fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, data)
-        os.fchmod(fd, mode)
         if uid is not None and gid is not None and os.geteuid() == 0:
             os.fchown(fd, uid, gid)
+        _set_xattrs(fd, xattrs)
+        os.fchmod(fd, mode)  # after the ACL xattr, which would otherwise set the mode bits
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -89,13 +167,25 @@ def atomic_write(
     fsync_dir(real.parent)
 
 
-def _target(host: Host, path: str) -> tuple[Path, str]:
+def target_of(host: Host, path: str) -> tuple[Path, str]:
     """The real file to change: we write *through* a symlink to its target (so a linked
-    daemon.json stays linked), and say so in the plan."""
+    daemon.json stays linked), and say so in the plan. Under --root the target is resolved
+    inside the root, as chroot would: a link to /etc/shadow means <root>/etc/shadow."""
+    link = host.lpath(path)
     real = host.path(path)
-    if real.is_symlink() and real.exists():
-        resolved = Path(os.path.realpath(real))
-        return resolved, f"{path} (a symlink; its target {resolved} is written)"
+    if link != real and os.path.islink(link):
+        target = os.readlink(link)
+        if not real.exists():
+            raise WizardError(
+                f"{path} is a symlink to {target}, which does not exist"
+                + ("" if host.at_slash else f" in the root {host.root}"),
+                f"Remove the dangling link (rm {host.display(path)}) or make it point at a "
+                "real file.",
+            )
+        where = host.system_path(real)
+        shown = f"{path} (a symlink; its target {where} is written"
+        shown += "" if host.at_slash else f", under {host.root}"
+        return real, shown + f"; the link says {target})"
     return real, path
 
 
@@ -106,21 +196,24 @@ def _text(data: Optional[bytes]) -> Optional[str]:
 
 
 def _restore(ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
-    """Put a file back as it was, if it is still what we left there."""
-    real = Path(undo["real"])
+    """Put a file back as it was, if it is still what we left there. The file is found
+    again from its system path through the host (never from a path stored in the journal,
+    which a root's owner could have edited to point outside it)."""
     shown = undo["path"]
+    real, _ = target_of(ctx.host, shown)
     current = read_state(real, shown) if (real.exists() or real.is_symlink()) else FileState(False)
     before_sha: Optional[str] = undo.get("before_sha")
     after_sha: Optional[str] = undo.get("after_sha")
     before = ctx.run.load_backup(before_sha) if before_sha else None
+    xattrs: Optional[dict[str, str]] = undo.get("xattrs")
+    strategy = undo.get("merge_back")
     if current.sha == before_sha:
         if current.exists and undo.get("mode") is not None:
-            os.chmod(real, int(undo["mode"]))
             if os.geteuid() == 0:
                 os.chown(real, int(undo["uid"]), int(undo["gid"]))
+            os.chmod(real, int(undo["mode"]))
         return f"{shown}: already as it was"
     if current.sha != after_sha:
-        strategy = undo.get("merge_back")
         merged = None
         if strategy and current.data is not None and strategy in MERGE_BACK:
             after = ctx.run.load_backup(after_sha) if after_sha else b""
@@ -132,13 +225,20 @@ def _restore(ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str,
                 f"{ctx.run.folder / 'backups' / str(before_sha)}; "
                 "or roll back with --force to restore the original bytes anyway.",
             )
-        atomic_write(real, merged, current.mode or 0o644, current.uid, current.gid)
+        atomic_write(
+            real, merged, 0o644 if current.mode is None else current.mode, current.uid, current.gid
+        )
         return f"{shown}: edited since; only gpuwizard's own changes were undone"
     if before is None:
         real.unlink(missing_ok=True)
         fsync_dir(real.parent)
-        return f"{shown}: removed (it did not exist before)"
-    atomic_write(real, before, int(undo["mode"]), undo.get("uid"), undo.get("gid"))
+        gone = remove_created_dirs(ctx.host, list(undo.get("created_dirs") or []))
+        return f"{shown}: removed (it did not exist before)" + (
+            f"; removed the folder(s) gpuwizard created: {', '.join(gone)}" if gone else ""
+        )
+    if strategy in RESTORE_CHECK:
+        RESTORE_CHECK[strategy](before)
+    atomic_write(real, before, int(undo["mode"]), undo.get("uid"), undo.get("gid"), xattrs)
     return f"{shown}: restored byte-exact"
 
 
@@ -165,7 +265,7 @@ class WriteFile(Action):
         sim.files[self.path] = self.content
 
     def preview(self, host: Host) -> list[Diff]:
-        real, shown = _target(host, self.path)
+        real, shown = target_of(host, self.path)
         state = read_state(real, self.path)
         mode_note = ""
         if state.exists and self.mode is not None and state.mode != self.mode:
@@ -173,14 +273,14 @@ class WriteFile(Action):
         return [Diff(shown, _text(state.data), _text(self.content), "file", mode_note)]
 
     def needed(self, host: Host) -> bool:
-        real, _ = _target(host, self.path)
+        real, _ = target_of(host, self.path)
         state = read_state(real, self.path)
         if not state.exists or state.data != self.content:
             return True
         return self.mode is not None and state.mode != self.mode
 
     def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
-        real, _ = _target(ctx.host, self.path)
+        real, _ = target_of(ctx.host, self.path)
         state = read_state(real, self.path)
         before_sha = ctx.run.save_backup(state.data) if state.data is not None else None
         after_sha = ctx.run.save_backup(self.content)
@@ -193,19 +293,23 @@ class WriteFile(Action):
             "mode": state.mode,
             "uid": state.uid,
             "gid": state.gid,
+            "xattrs": state.xattrs,
             "merge_back": self.merge_back,
+            "created_dirs": [] if state.exists else missing_dirs(ctx.host, self.path),
         }
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:
-        real, shown = _target(ctx.host, self.path)
+        real, shown = target_of(ctx.host, self.path)
         state = read_state(real, self.path)
-        mode = self.mode if self.mode is not None else (state.mode or 0o644)
+        mode = self.mode if self.mode is not None else state.mode
+        if mode is None:
+            mode = 0o644
         atomic_write(real, self.content, mode, state.uid, state.gid)
         ctx.log(f"wrote {shown} ({len(self.content)} bytes)")
         return {"sha": sha256_bytes(self.content)}
 
     def verify(self, ctx: ApplyContext) -> None:
-        real, shown = _target(ctx.host, self.path)
+        real, shown = target_of(ctx.host, self.path)
         if real.read_bytes() != self.content:
             raise WizardError(
                 f"{shown} does not hold what was written",
@@ -239,7 +343,7 @@ class RemoveFile(Action):
         sim.files[self.path] = None
 
     def preview(self, host: Host) -> list[Diff]:
-        real = host.path(self.path)
+        real = host.lpath(self.path)
         if real.is_symlink():
             return [
                 Diff(
@@ -254,11 +358,11 @@ class RemoveFile(Action):
         return [Diff(self.path, _text(state.data), None if state.exists else None, "file")]
 
     def needed(self, host: Host) -> bool:
-        real = host.path(self.path)
+        real = host.lpath(self.path)
         return real.exists() or real.is_symlink()
 
     def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
-        real = ctx.host.path(self.path)
+        real = ctx.host.lpath(self.path)
         if real.is_symlink():
             return {"path": self.path, "real": str(real), "link": os.readlink(real)}
         state = read_state(real, self.path)
@@ -271,10 +375,11 @@ class RemoveFile(Action):
             "mode": state.mode,
             "uid": state.uid,
             "gid": state.gid,
+            "xattrs": state.xattrs,
         }
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:
-        real = ctx.host.path(self.path)
+        real = ctx.host.lpath(self.path)
         real.unlink(missing_ok=True)
         fsync_dir(real.parent)
         ctx.log(f"removed {ctx.host.display(self.path)} (backed up)")
@@ -282,7 +387,7 @@ class RemoveFile(Action):
 
     @classmethod
     def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
-        real = Path(undo["real"])
+        real = ctx.host.lpath(undo["path"])  # never the journal's own idea of where
         if "link" in undo:
             if real.is_symlink() and os.readlink(real) == undo["link"]:
                 return f"{undo['path']}: link already there"

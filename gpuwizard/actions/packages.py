@@ -8,10 +8,10 @@ one source, and importing a key into the rpm database.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 from gpuwizard.actions.base import Action, ApplyContext, Diff, register
@@ -179,6 +179,11 @@ class InstallPackages(Action):
             "version": version,
             "names": self.names,
             "before": before,
+            # absent before: purged on rollback, unless their config files were there already
+            "purge": sorted(
+                set(n for n, v in before.items() if v is None)
+                - set(pm.config_only([n for n, v in before.items() if v is None]))
+            ),
             "planned": [c.describe() for c in changes],
             "lock_wait": self.lock_wait,
             "absent_paths": _absent_paths(ctx.host),
@@ -237,7 +242,9 @@ class InstallPackages(Action):
                     f"dnf history undo {result['history']} did not work ({last}); "
                     "undoing package by package"
                 )
-        note = restore_package_set(ctx, pm, before, notes, float(undo.get("lock_wait", 300)))
+        note = restore_package_set(
+            ctx, pm, before, notes, float(undo.get("lock_wait", 300)), set(undo.get("purge", []))
+        )
         added = [n for n in TOOLKIT_PACKAGES if n in before and before.get(n) is None]
         if added and not pm.installed(added):
             gone = _remove_made_files(ctx, list(undo.get("absent_paths") or []))
@@ -252,6 +259,7 @@ def restore_package_set(
     before: dict[str, Optional[str]],
     notes: list[str],
     lock_wait: float = 300.0,
+    purge: Optional[set[str]] = None,
 ) -> str:
     """Bring the named packages back to their recorded versions: put back changed or removed
     ones where the version is still available, then remove exactly the ones that were absent
@@ -280,15 +288,23 @@ def restore_package_set(
         pm.install(restorable, on_line=ctx.line_logger(), allow_downgrades=downgrade)
         notes.append("put back " + ", ".join(f"{n} {v}" for n, v in sorted(restorable.items())))
     if drop:
+        fresh = [n for n in drop if n in (purge or set())]
+        plain = [n for n in drop if n not in fresh]
         try:
-            pm.remove(drop, on_line=ctx.line_logger(), exact=True)
+            if fresh:
+                pm.purge(fresh, on_line=ctx.line_logger())
+            if plain:
+                pm.remove(plain, on_line=ctx.line_logger(), exact=True)
         except CommandFailed as exc:
             raise RollbackConflict(
                 "Cannot remove " + ", ".join(drop) + ": something installed since needs them",
                 "Remove what depends on them first (see the output), then roll back again.",
                 exc.output_tail,
             ) from exc
-        notes.append("removed " + ", ".join(sorted(drop)))
+        if fresh:
+            notes.append("purged (installed by gpuwizard) " + ", ".join(sorted(fresh)))
+        if plain:
+            notes.append("removed " + ", ".join(sorted(plain)))
     if lost:
         notes.append(
             "could not restore (no longer in any configured repository): " + ", ".join(lost)
@@ -312,7 +328,7 @@ TOOLKIT_MADE_FILES = (
 def _absent_paths(host: Host) -> list[str]:
     out = []
     for f in TOOLKIT_MADE_FILES:
-        for p in (f, str(Path(f).parent)):
+        for p in (f, posixpath.dirname(f)):
             if not host.path(p).exists() and p not in out:
                 out.append(p)
     return out
@@ -322,7 +338,9 @@ def _remove_made_files(ctx: ApplyContext, absent: list[str]) -> list[str]:
     """Remove what the toolkit's install left that did not exist before (files first, then
     their folders if empty)."""
     gone = []
-    for p in sorted(absent, key=len, reverse=True):
+    # only these known paths, whatever the journal says (undo never follows stored paths)
+    known = set(TOOLKIT_MADE_FILES) | {posixpath.dirname(f) for f in TOOLKIT_MADE_FILES}
+    for p in sorted((a for a in absent if a in known), key=len, reverse=True):
         real = ctx.host.path(p)
         if real.is_file() or real.is_symlink():
             real.unlink()
@@ -467,7 +485,7 @@ class RemovePackages(Action):
         # an rpm %config file is moved to .rpmsave on erase; a deb conffile stays on remove;
         # either way the user's file must still be there afterwards
         for path, info in self._kept.items():
-            real = Path(info["real"])
+            real = ctx.host.path(path)  # not the journal's stored path: inside the root
             if not real.exists():
                 atomic_write(
                     real,
@@ -487,9 +505,7 @@ class RemovePackages(Action):
         kept: dict[str, Any] = dict(undo.get("kept", {}))
         # what the kept files hold now (earlier steps' undo already ran): a reinstalled
         # package must not change them (an rpm %config file would be replaced)
-        now = {
-            p: Path(i["real"]).read_bytes() for p, i in kept.items() if Path(i["real"]).is_file()
-        }
+        now = {p: ctx.host.path(p).read_bytes() for p in kept if ctx.host.path(p).is_file()}
         current = pm.installed(list(before))
         missing = {n: v for n, v in before.items() if v and current.get(n) != v}
         notes: list[str] = []
@@ -501,7 +517,7 @@ class RemovePackages(Action):
         rest = {n: v for n, v in before.items() if n not in from_cache}
         note = restore_package_set(ctx, pm, rest, notes, float(undo.get("lock_wait", 300)))
         for path, info in kept.items():
-            real = Path(info["real"])
+            real = ctx.host.path(path)  # not the journal's stored path: inside the root
             want = now.get(path)
             if want is None:
                 if not real.exists():
@@ -736,6 +752,7 @@ class WriteKeyring(WriteFile):
     fingerprint: str = ""
     uids: list[str] = field(default_factory=list)
     source: str = ""
+    dropped: list[str] = field(default_factory=list)  # other keys of the file, left out
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "fingerprint": self.fingerprint, "source": self.source}
@@ -758,6 +775,7 @@ class WriteKeyring(WriteFile):
             f"{hashlib.sha256(self.content).hexdigest()[:16]}\n"
             + f"key {self.fingerprint} {', '.join(self.uids)}\n"
             + f"(downloaded from {self.source}, fingerprint checked, dearmored)\n"
+            + "".join(f"(left out, not trusted: key {f}, also in the file)\n" for f in self.dropped)
         )
         if before is not None and real.read_bytes() == self.content:
             after = before

@@ -8,6 +8,7 @@ starts Docker once on the restored file.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,20 +85,27 @@ def daemon_log(host: Host, method: str, log_file: Optional[str], lines: int = 30
 
 def gpu_probe(host: Host, docker_host: Optional[str], image: str) -> Optional[str]:
     """Whether dockerd registered its NVIDIA device driver: `--gpus all <image> true`.
-    Returns None when it did, else the engine's error text."""
+    Returns None when it did, else the engine's error text. The probe container is named
+    and removed on every path (a failing hook leaves it `Created`, which `run(remove=True)`
+    never removes)."""
+    import secrets
+
     import docker
 
     client = engine.connect(host, docker_host)
+    name = f"gpuwizard-probe-{secrets.token_hex(4)}"
     try:
         req = docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
-        client.containers.run(image, ["true"], remove=True, device_requests=[req])
+        container = client.containers.create(image, ["true"], name=name, device_requests=[req])
+        container.start()
+        container.wait(timeout=60)
         return None
     except docker.errors.APIError as exc:
         text = str(exc.explanation or exc)
         return text if "could not select device driver" in text else None
-    except docker.errors.ContainerError:
-        return None  # the driver was found; the command itself is not the question here
     finally:
+        with contextlib.suppress(Exception):
+            client.containers.get(name).remove(force=True)
         client.close()
 
 

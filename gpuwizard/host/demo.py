@@ -10,22 +10,29 @@ In the spirit of subiquity's dry-run, demo mode swaps the host's seams, never th
 - `nvml_backend` is the recorded H200 backend and `engine_factory` gives recorded Docker facts
   (both from the driver and docker layers, when present).
 
-The demo root lives in one folder per user (`GPUWIZARD_DEMO_ROOT` overrides it) so that the
-detached worker, a separate process, finds the same demo machine as the app.
+The demo root lives in one private folder per user — `$XDG_RUNTIME_DIR/gpuwizard-demo`, else
+`~/.cache/gpuwizard-demo`, else a fresh `mkdtemp` folder; `GPUWIZARD_DEMO_ROOT` overrides it
+and is set for the detached worker, a separate process, so it finds the same demo machine.
+Never a predictable name under /tmp: another local user could pre-create it, or plant links
+in it, and make `sudo gpuwizard --demo` write anywhere. Every folder is checked (lstat: a real
+folder, owned by us, not writable by others) before anything is written in it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pwd
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from gpuwizard.errors import CommandFailed
+from gpuwizard.errors import CommandFailed, WizardError
 from gpuwizard.host.runner import TAIL_LINES, CommandResult, LineCallback
 from gpuwizard.host.system import Host
 
@@ -158,12 +165,74 @@ def demo_options(options: Any) -> Any:
     )
 
 
+def _unsafe(path: Path, parent: bool = False) -> Optional[str]:
+    """Why `path` must not hold the demo machine, or None when it is ours alone."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"cannot be checked ({exc.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symlink"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a folder"
+    uid = os.geteuid()
+    if parent:
+        # a parent may be root's, or a sticky shared folder such as /tmp
+        if st.st_uid not in (uid, 0):
+            return f"belongs to uid {st.st_uid}"
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            return "is writable by others"
+        return None
+    if st.st_uid != uid:
+        return f"belongs to uid {st.st_uid}, not to you (uid {uid})"
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        return f"is readable or writable by others (mode {oct(stat.S_IMODE(st.st_mode))})"
+    return None
+
+
+def _private(path: Path) -> Path:
+    """Create `path` 0700 if absent; refuse it unless it is a real folder of ours alone."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    why = _unsafe(path) or _unsafe(path.parent, parent=True)
+    if why:
+        raise WizardError(
+            f"The demo folder {path} (or its parent) {why}: someone else could steer what "
+            "the demo writes",
+            f"Remove it, or point {ROOT_ENV} at a folder of your own (mode 0700).",
+        )
+    return path
+
+
+def _base_candidates() -> list[Path]:
+    out = []
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        out.append(Path(runtime))
+    with contextlib.suppress(KeyError):
+        home = pwd.getpwuid(os.geteuid()).pw_dir  # not $HOME: sudo may keep the caller's
+        if home and os.path.isabs(home):
+            out.append(Path(home) / ".cache")
+    return out
+
+
 def demo_folder() -> Path:
-    """The demo machine's folder: GPUWIZARD_DEMO_ROOT, else one per user under the temp dir."""
+    """The demo machine's folder, private to this user (see the module's docstring)."""
     explicit = os.environ.get(ROOT_ENV)
     if explicit:
-        return Path(explicit)
-    return Path(tempfile.gettempdir()) / f"gpuwizard-demo-{os.getuid()}"
+        return _private(Path(os.path.abspath(explicit)))
+    folder: Optional[Path] = None
+    for base in _base_candidates():
+        if base.name == ".cache" and not base.exists():
+            with contextlib.suppress(OSError):
+                base.mkdir(mode=0o700)
+        if _unsafe(base) is None:
+            folder = _private(base / "gpuwizard-demo")
+            break
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="gpuwizard-demo-"))  # 0700, a random name
+    os.environ[ROOT_ENV] = str(folder)  # the detached worker inherits it
+    return folder
 
 
 def populate(root: Path) -> None:
@@ -198,7 +267,7 @@ def demo_host(folder: Optional[Path] = None, fresh: bool = False) -> Host:
     The folder is reused when it already holds a demo machine (the worker process must see
     what the app's earlier runs did); `fresh=True` starts over.
     """
-    folder = Path(folder) if folder is not None else demo_folder()
+    folder = _private(Path(folder)) if folder is not None else demo_folder()
     root = folder / "root"
     if fresh and (folder / "root" / _MARKER).exists():
         shutil.rmtree(root)

@@ -7,9 +7,11 @@ config file) is read from /proc, because the API does not say which daemon.json 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -191,20 +193,93 @@ def daemon_json_path(
     return DEFAULT_DAEMON_JSON, "the default path"
 
 
-def desktop_context(host: Host, docker_host: Optional[str] = None) -> bool:
-    """Docker Desktop on Linux: its dockerd runs in a VM the host toolkit cannot reach."""
-    if not host.is_live:
-        return False
-    if "/.docker/desktop/" in socket_of(docker_host):
-        return True
-    home = Path(os.environ.get("HOME", "/root"))
+def _homes(host: Host) -> list[tuple[str, Path]]:
+    """Home folders whose docker CLI config counts: this user's ($HOME, on the machine we run
+    on), root's, and every /home/* (shown path, real path)."""
+    out: list[tuple[str, Path]] = []
+    if host.at_slash and os.environ.get("HOME"):
+        out.append((os.environ["HOME"], Path(os.environ["HOME"])))
+    out.append(("/root", host.path("/root")))
+    base = host.path("/home")
+    with contextlib.suppress(OSError):
+        out += [(f"/home/{p.name}", p) for p in sorted(base.iterdir()) if p.is_dir()]
+    unique: dict[str, Path] = {}
+    for shown, real in out:
+        unique.setdefault(shown, real)
+    return list(unique.items())
+
+
+def _selects_desktop(host: Host, shown: str, home: Path) -> bool:
+    """Whether a user's docker CLI config selects Desktop's context; permission denied is
+    recorded as unknown (host.probe), not taken for no."""
+
+    def read() -> bool:
+        try:
+            data = json.loads((home / ".docker/config.json").read_text())
+        except PermissionError:
+            raise
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and str(data.get("currentContext", "")).startswith(
+            "desktop-linux"
+        )
+
+    return bool(host.probe(read, False, f"whether {shown} uses Docker Desktop"))
+
+
+def desktop_context(host: Host, docker_host: Optional[str] = None) -> Optional[str]:
+    """Why the docker command here talks to Docker Desktop, whose dockerd runs in a VM the
+    host toolkit cannot reach (None: it does not). The one rule, read by steps and doctor."""
+    if host.at_slash:
+        if "/.docker/desktop/" in socket_of(docker_host):
+            return f"{socket_of(docker_host)} is Docker Desktop's socket"
+        if os.environ.get("DOCKER_CONTEXT", "").startswith("desktop-linux"):
+            return "DOCKER_CONTEXT=desktop-linux"
+    for shown, home in _homes(host):
+        if _selects_desktop(host, shown, home):
+            return f"{shown}/.docker/config.json: currentContext desktop-linux"
+    return None
+
+
+def desktop_installed(host: Host) -> Optional[str]:
+    """The user Docker Desktop is installed for (its ~/.docker/desktop) or selected by."""
+    for shown, home in _homes(host):
+        installed = host.probe(
+            lambda home=home: (home / ".docker/desktop").exists(),
+            False,
+            f"whether Docker Desktop is installed for {shown}",
+        )
+        if installed or _selects_desktop(host, shown, home):
+            return shown.rsplit("/", 1)[-1] or shown
+    return None
+
+
+def unit_argv(host: Host, unit: str = "docker.service") -> list[str]:
+    """The effective ExecStart of a systemd unit, as argv: /etc wins over /lib and /usr/lib,
+    drop-ins (*.conf, in name order) override it, an empty `ExecStart=` resets it."""
+    value: Optional[str] = None
+    for folder in ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"):
+        text = host.read_text(f"{folder}/{unit}")
+        if text:
+            value = _last_exec_start(text, value)
+            break
+    dropins = host.path(f"/etc/systemd/system/{unit}.d")
+    if dropins.is_dir():
+        for conf in sorted(dropins.glob("*.conf")):
+            value = _last_exec_start(conf.read_text(errors="replace"), value)
+    if not value:
+        return []
     try:
-        cfg = json.loads((home / ".docker" / "config.json").read_text())
-        if str(cfg.get("currentContext", "")).startswith("desktop-linux"):
-            return True
-    except (OSError, ValueError):
-        pass
-    return os.environ.get("DOCKER_CONTEXT", "") == "desktop-linux"
+        return shlex.split(value.lstrip("-@+!"))
+    except ValueError:
+        return value.split()
+
+
+def _last_exec_start(text: str, value: Optional[str]) -> Optional[str]:
+    for line in text.replace("\\\n", " ").splitlines():
+        if line.strip().startswith("ExecStart="):
+            value = line.split("=", 1)[1].strip() or None
+    return value
 
 
 def installed(host: Host) -> bool:
@@ -221,7 +296,7 @@ def probe_engine(
     base: dict[str, Any] = {
         "installed": is_installed,
         "docker_host": url,
-        "desktop": desktop_context(host, docker_host),
+        "desktop": desktop_context(host, docker_host) is not None,
         "snap": bool(proc and "/snap/" in proc.exe) or host.path("/snap/bin/docker").exists(),
         "dockerd_pid": proc.pid if proc else None,
         "dockerd_argv": proc.argv if proc else (),
@@ -372,3 +447,48 @@ def wait_for_engine(
         if on_tick is not None:
             on_tick(elapsed)
         time.sleep(interval)
+
+
+def process_start_time(pid: int, proc: Path = Path("/proc")) -> Optional[float]:
+    """When a process started, in seconds since the epoch (from /proc/PID/stat and btime).
+    The engine is a process of the running kernel even when a root folder is looked at, so
+    this is always this machine's /proc."""
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+        boot = (proc / "stat").read_text()
+    except OSError:
+        return None
+    m = re.search(r"^btime (\d+)", boot, re.M)
+    fields = stat.rsplit(")", 1)[-1].split()
+    if not m or len(fields) < 20:
+        return None
+    return int(m.group(1)) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_path(pid: int, proc: Path = Path("/proc")) -> Optional[list[str]]:
+    """The PATH a process runs with (dockerd looks for the hook there)."""
+    try:
+        raw = (proc / str(pid) / "environ").read_bytes()
+    except OSError:
+        return None
+    for item in raw.split(b"\0"):
+        if item.startswith(b"PATH="):
+            return item[5:].decode(errors="replace").split(":")
+    return None
+
+
+def process_argv(pid: int) -> tuple[str, ...]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ()
+    return tuple(a.decode("utf-8", "replace") for a in raw.split(b"\0") if a)
+
+
+def pidfile_pid(pidfile: str) -> Optional[int]:
+    """The live pid a pidfile names (None: unreadable, or that process is gone)."""
+    try:
+        text = Path(pidfile).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and Path(f"/proc/{text}").exists() else None

@@ -352,7 +352,7 @@ def read_pci(host: Host) -> tuple[list[GpuDevice], list[str]]:
                 index=len(gpus), name=gpu_name_for(pci_id), pci_bus_id=dev.name, pci_id=pci_id
             )
         )
-        link = host.path(f"{base}/driver")
+        link = host.lpath(f"{base}/driver")
         if link.is_symlink():
             drivers.append(os.path.basename(os.readlink(link)))
     if any(g.pci_id and device_unknown(g.pci_id) for g in gpus):
@@ -518,3 +518,69 @@ def probe_gpus(host: Host, backend: Optional[NvmlBackend] = None) -> GpuReport:
         in_container=container,
         problems=tuple(problems),
     )
+
+
+@dataclass(frozen=True)
+class PciDevice:
+    """One device in sysfs, as its attribute files say (lower-case hex)."""
+
+    address: str
+    vendor: str
+    device: str
+    klass: str
+
+    @property
+    def nvidia_gpu(self) -> bool:
+        return self.vendor == NVIDIA_VENDOR and self.klass.startswith("0x03")
+
+
+def pci_devices(host: Host) -> list[PciDevice]:
+    """Every PCI device in sysfs (empty where sysfs shows none: old containers, a bare root)."""
+    base = host.path("/sys/bus/pci/devices")
+    try:
+        entries = sorted(base.iterdir())
+    except OSError:
+        return []
+
+    def attr(dev: Path, name: str) -> str:
+        try:
+            return (dev / name).read_text().strip().lower()
+        except OSError:
+            return ""
+
+    return [
+        PciDevice(dev.name, attr(dev, "vendor"), attr(dev, "device"), attr(dev, "class"))
+        for dev in entries
+    ]
+
+
+def loaded_modules(host: Host) -> Optional[set[str]]:
+    """The kernel modules loaded (/proc/modules, else /sys/module); None: cannot tell."""
+    text = host.read_text("/proc/modules")
+    if text is not None:
+        return {line.split()[0] for line in text.splitlines() if line.strip()}
+    sysmod = host.path("/sys/module")
+    if sysmod.is_dir():
+        return {p.name for p in sysmod.iterdir() if (p / "initstate").exists()}
+    return None
+
+
+def kernel_module_version(host: Host) -> tuple[bool, Optional[str]]:
+    """Whether /proc/driver/nvidia/version exists (the module is loaded), and its version."""
+    text = host.read_text("/proc/driver/nvidia/version")
+    if text is None:
+        return False, None
+    m = _PROC_VERSION.search(text)
+    return True, m.group(1) if m else None
+
+
+def wsl_gpu(host: Host) -> bool:
+    """WSL serves the GPU from the Windows driver: /dev/dxg and the libraries it maps in."""
+    return (
+        host.path("/usr/lib/wsl/lib/libnvidia-ml.so.1").exists() or host.path("/dev/dxg").exists()
+    )
+
+
+def container_marker(host: Host) -> Optional[str]:
+    """The file that says this may be a container (/.dockerenv, /run/.containerenv)."""
+    return next((m for m in ("/.dockerenv", "/run/.containerenv") if host.path(m).exists()), None)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from gpuwizard.errors import CommandFailed, WizardError
+from gpuwizard.host import download
 from gpuwizard.host.system import Host
 
 MIRROR_REMEDY = (
@@ -33,12 +35,34 @@ class KeyUnavailable(WizardError):
 
 
 @dataclass(frozen=True)
+class KeyEntry:
+    """One primary key of a key file: its fingerprint, its own user ids, its state."""
+
+    fingerprint: str
+    uids: tuple[str, ...] = ()
+    validity: str = ""  # gpg's field 2: r revoked, e expired, …
+    expires: Optional[int] = None  # seconds since the epoch
+
+    @property
+    def revoked(self) -> bool:
+        return self.validity == "r"
+
+    def expired(self, now: Optional[float] = None) -> bool:
+        now = time.time() if now is None else now
+        return self.validity == "e" or (self.expires is not None and self.expires <= now)
+
+
+@dataclass(frozen=True)
 class KeyInfo:
     """What gpg says a key file holds."""
 
     fingerprints: tuple[str, ...]  # primary keys, upper-case hex
     uids: tuple[str, ...]
     armored: bool
+    keys: tuple[KeyEntry, ...] = ()
+
+    def entry(self, fingerprint: str) -> Optional[KeyEntry]:
+        return next((k for k in self.keys if k.fingerprint == fingerprint), None)
 
     @property
     def primary(self) -> str:
@@ -59,8 +83,10 @@ class CheckedKey:
     url: str
     fingerprint: str
     uids: tuple[str, ...]
-    armored: bytes  # as downloaded (may be binary if the mirror serves a binary key)
+    armored: bytes  # the checked key alone, armored when the download was
     keyring: bytes  # dearmored: what apt's signed-by expects
+    dropped: tuple[str, ...] = ()  # other keys the file held, not written anywhere
+    warnings: tuple[str, ...] = ()  # e.g. the key has expired
 
     @property
     def short_id(self) -> str:
@@ -92,7 +118,7 @@ def fetch_key(url: str, timeout: float = 30.0) -> bytes:
         )
     req = urllib.request.Request(url, headers={"User-Agent": "gpuwizard"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked
+        with download.urlopen(req, timeout=timeout) as resp:
             data: bytes = resp.read(1 << 20)
     except urllib.error.HTTPError as exc:
         raise KeyUnavailable(
@@ -155,22 +181,41 @@ def inspect_key(host: Host, data: bytes) -> KeyInfo:
 
 
 def parse_colons(out: str, armored: bool = True) -> KeyInfo:
-    """Primary-key fingerprints (the fpr line right after each pub line) and uids."""
-    fprs: list[str] = []
-    uids: list[str] = []
+    """Primary keys (the fpr line right after each pub line), each with its own uids,
+    validity and expiry."""
+    entries: list[dict[str, Any]] = []
     expect_primary = False
     for line in out.splitlines():
         fields = line.split(":")
         if fields[0] == "pub":
             expect_primary = True
+            expires = fields[6] if len(fields) > 6 else ""
+            entries.append(
+                {
+                    "fpr": "",
+                    "uids": [],
+                    "validity": fields[1] if len(fields) > 1 else "",
+                    "expires": int(expires) if expires.isdigit() else None,
+                }
+            )
         elif fields[0] == "sub":
             expect_primary = False
-        elif fields[0] == "fpr" and expect_primary and len(fields) > 9:
-            fprs.append(fields[9].upper())
+        elif fields[0] == "fpr" and expect_primary and len(fields) > 9 and entries:
+            entries[-1]["fpr"] = fields[9].upper()
             expect_primary = False
-        elif fields[0] == "uid" and len(fields) > 9:
-            uids.append(fields[9])
-    return KeyInfo(tuple(fprs), tuple(uids), armored)
+        elif fields[0] == "uid" and len(fields) > 9 and entries:
+            entries[-1]["uids"].append(fields[9])
+    keys = tuple(
+        KeyEntry(e["fpr"], tuple(e["uids"]), e["validity"], e["expires"])
+        for e in entries
+        if e["fpr"]
+    )
+    return KeyInfo(
+        tuple(k.fingerprint for k in keys),
+        tuple(u for k in keys for u in k.uids),
+        armored,
+        keys,
+    )
 
 
 def dearmor(host: Host, data: bytes) -> bytes:
@@ -184,8 +229,29 @@ def dearmor(host: Host, data: bytes) -> bytes:
         return out.read_bytes()
 
 
+def export_one(host: Host, data: bytes, fingerprint: str, armor: bool) -> bytes:
+    """The key `fingerprint` alone (with its subkeys and signatures), out of a file that may
+    hold others: imported into a throwaway GNUPGHOME and exported by fingerprint."""
+    with throwaway_gnupghome() as home:
+        _gpg(host, home, ["--import"], data)
+        out = home / "one.key"
+        args = ["--yes", "--output", str(out)] + (["--armor"] if armor else [])
+        _gpg(host, home, [*args, "--export", fingerprint + "!"], None)
+        exported = out.read_bytes()
+    if not exported:
+        raise WizardError(
+            f"gpg exported nothing for the key {fingerprint}",
+            "The key file may be damaged. " + MIRROR_REMEDY,
+        )
+    return exported
+
+
 def checked_key(host: Host, url: str, expected: str) -> CheckedKey:
-    """Download and check a key; a wrong fingerprint is an error that names both."""
+    """Download and check a key; a wrong fingerprint is an error that names both.
+
+    Only the key whose fingerprint was checked is ever written: a file that also holds other
+    keys has that one exported alone (the others are named in the plan, never trusted). A
+    revoked key is refused; an expired one is a warning (apt then refuses the repository)."""
     data = fetch_key(url)
     info = inspect_key(host, data)
     want = normalize_fingerprint(expected)
@@ -197,7 +263,28 @@ def checked_key(host: Host, url: str, expected: str) -> CheckedKey:
             "re-signs with its own key: if you trust that key, pass its fingerprint with "
             "--key-fingerprint.",
         )
-    return CheckedKey(url, want, info.uids, data, dearmor(host, data))
+    entry = info.entry(want) or KeyEntry(want)
+    if entry.revoked:
+        raise WizardError(
+            f"The key {want} at {url} has been revoked by its owner",
+            "Nothing was written. A revoked key must not be trusted: get the current key "
+            "(NVIDIA's gpgkey URL, or your mirror's) and its fingerprint.",
+        )
+    warnings: list[str] = []
+    if entry.expired():
+        when = time.strftime("%Y-%m-%d", time.gmtime(entry.expires)) if entry.expires else "?"
+        warnings.append(
+            f"the key {want} expired on {when}: apt and dnf refuse packages signed with it; "
+            "download the current key (re-run gpuwizard when NVIDIA or your mirror has one)"
+        )
+    dropped = tuple(f for f in info.fingerprints if f != want)
+    if dropped:
+        warnings.append(
+            f"the key file held {len(info.fingerprints)} keys; only {want} (checked) is "
+            f"written, the other(s) are left out: {', '.join(dropped)}"
+        )
+        data = export_one(host, data, want, armor=info.armored)
+    return CheckedKey(url, want, entry.uids, data, dearmor(host, data), dropped, tuple(warnings))
 
 
 def keyring_fingerprints(host: Host, keyring: Path) -> list[tuple[str, str]]:
@@ -260,3 +347,14 @@ def keyring_without(host: Host, keyring: Path, fingerprints: list[str]) -> bytes
             timeout=60,
         )
         return copy.read_bytes()
+
+
+def keyring_file_fingerprints(host: Host, path: str) -> Optional[list[str]]:
+    """The primary-key fingerprints in a keyring file apt's signed-by names (gpg on this
+    machine reads it); None without gpg, [] when it holds no key gpg can read."""
+    if shutil.which("gpg") is None:
+        return None
+    try:
+        return list(inspect_key(host, host.path(path).read_bytes()).fingerprints)
+    except (WizardError, OSError):
+        return []

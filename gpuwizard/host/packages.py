@@ -11,7 +11,6 @@ be used on a target that is not running.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from abc import ABC, abstractmethod
@@ -22,16 +21,13 @@ from typing import Callable, ClassVar, Mapping, Optional, Sequence
 from gpuwizard.errors import WizardError
 from gpuwizard.host.runner import CommandResult, LineCallback
 from gpuwizard.host.system import Host
-
-TOOLKIT_PACKAGES = (
-    "nvidia-container-toolkit",
-    "nvidia-container-toolkit-base",
-    "libnvidia-container-tools",
-    "libnvidia-container1",
+from gpuwizard.host.toolkit import (  # noqa: F401 - the toolkit's names, re-exported
+    EXACT_MATCH_SINCE,
+    LEGACY_PACKAGES,
+    SECURITY_FLOOR,
+    TOOLKIT_PACKAGES,
 )
-LEGACY_PACKAGES = ("nvidia-docker2", "nvidia-container-runtime")
-# Below this, known CVEs (CVE-2025-23266/23267, commonly cited as fixed in 1.17.8).
-SECURITY_FLOOR = "1.17.8"
+
 # NVIDIA's own builds: 1.17.8-1, 1.18.0~rc.1-1 (apt); 1.17.8-1 (rpm). Vendor rebuilds add
 # their own suffix (Lambda: 1.11.0-0lambda0.22.04.1).
 NVIDIA_VERSION = re.compile(r"^\d+\.\d+\.\d+(~rc\.\d+)?-1$")
@@ -95,6 +91,58 @@ def is_nvidia_build(version: str) -> bool:
     return bool(NVIDIA_VERSION.match(version.split(":", 1)[-1]))
 
 
+def _local_tool(host: Host, name: str) -> Optional[str]:
+    """A program on the PATH of the machine we run on (it reads a root folder's database); an
+    unreadable PATH entry is recorded as unknown, not taken for "not there"."""
+    for d in [*os.environ.get("PATH", "").split(":"), "/usr/bin", "/bin"]:
+        candidate = Path(d) / name
+        try:
+            if d and candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+        except PermissionError as exc:
+            host.note_unknown(f"cannot look for {name} in {d}", exc)
+    return None
+
+
+def needs_exact_match(version: str) -> bool:
+    """Since 1.18 the four packages must be at exactly one version."""
+    return version_key(upstream_of(version)) >= version_key(EXACT_MATCH_SINCE)
+
+
+def read_installed(
+    host: Host, names: Sequence[str], kind: Optional[str]
+) -> Optional[dict[str, str]]:
+    """name -> version of those installed, read from the package database without a package
+    manager's help (a root folder may have no dpkg of its own: this machine's dpkg-query or
+    rpm reads its database). `kind`: the host's package manager, when known. None when
+    there is no database to read."""
+    if kind == "apt" or host.path("/var/lib/dpkg/status").exists():
+        fmt = "${Package}\t${Version}\t${db:Status-Abbrev}\n"
+        if host.is_live or host.path("/usr/bin/dpkg-query").exists():
+            argv, inside = ["dpkg-query", "-W", f"-f={fmt}", *names], True
+        elif _local_tool(host, "dpkg-query") and host.path("/var/lib/dpkg/status").exists():
+            admindir = f"--admindir={host.path('/var/lib/dpkg')}"
+            argv, inside = ["dpkg-query", admindir, "-W", f"-f={fmt}", *names], False
+        else:
+            return None
+        result = host.run(argv, inside=inside, check=False, timeout=30)
+        out = {}
+        for line in result.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 3 and parts[2].startswith("ii"):
+                out[parts[0]] = parts[1]
+        return out
+    if kind in ("dnf", "yum", "zypper") or host.path("/var/lib/rpm").exists():
+        if not _local_tool(host, "rpm"):
+            return None
+        argv = ["rpm", "-q", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\n", *names]
+        if not host.is_live:
+            argv[1:1] = ["--root", str(host.root)]
+        result = host.run(argv, inside=False, check=False, timeout=30)
+        return parse_rpm_qa(result.stdout)
+    return None
+
+
 class PackageManager(ABC):
     """What gpuwizard asks of apt, dnf/yum and zypper."""
 
@@ -148,6 +196,18 @@ class PackageManager(ABC):
     def lock_holder(self) -> Optional[LockHolder]:
         """Who holds the package manager's lock now (None: free)."""
         return None
+
+    def purge(
+        self, names: Sequence[str], *, on_line: Optional[LineCallback] = None
+    ) -> CommandResult:
+        """Remove exactly these packages with their configuration files (rollback of what
+        gpuwizard installed fresh). rpm removes unmodified %config files on erase."""
+        return self.remove(names, on_line=on_line, exact=True)
+
+    def config_only(self, names: Sequence[str]) -> list[str]:
+        """Of these, the packages removed earlier whose configuration files stayed (dpkg's
+        `rc`): a rollback must not purge what was there before gpuwizard came."""
+        return []
 
     def root_args(self) -> list[str]:
         return []
@@ -421,6 +481,29 @@ class AptPackages(PackageManager):
         with AptStatusPipe(status) as fd:
             argv = [argv[0], "-o", f"APT::Status-Fd={fd}", *argv[1:]]
             return self._run(argv, on_line=on_line, pass_fds=(fd,), remedy=_APT_REMEDY)
+
+    def purge(
+        self, names: Sequence[str], *, on_line: Optional[LineCallback] = None
+    ) -> CommandResult:
+        # dpkg --purge never cascades either; it removes the conffiles and the `rc` state
+        return self._run(
+            ["dpkg", "--purge", *names],
+            on_line=on_line,
+            remedy="Something installed since needs these packages; remove it first, or keep "
+            "the toolkit.",
+        )
+
+    def config_only(self, names: Sequence[str]) -> list[str]:
+        if not names:
+            return []
+        argv = ["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Abbrev}\n", *names]
+        res = self._run(argv, check=False)
+        out = []
+        for line in res.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 2 and parts[1][1:2] == "c":
+                out.append(parts[0].split(":")[0])
+        return out
 
     def remove(
         self, names: Sequence[str], *, on_line: Optional[LineCallback] = None, exact: bool = False
@@ -844,42 +927,18 @@ def docker_packaging_refusal(host: Host) -> Optional[Refusal]:
             "=true` (see `snap info docker`), or install Docker from your distribution or "
             "docker.com instead of the snap.",
         )
-    for home in _homes(host):
-        desktop = host.probe(
-            lambda home=home: (home / ".docker/desktop").exists() or _desktop_context(home),
-            False,
-            f"whether Docker Desktop is installed for {home.name}",
+    from gpuwizard.host.docker import desktop_installed
+
+    user = desktop_installed(host)
+    if user is not None:
+        return Refusal(
+            "Docker Desktop is installed for " + user + "; it runs Docker in "
+            "its own VM, which cannot use this host's NVIDIA toolkit",
+            "Use Docker Engine (docker-ce or docker.io) for GPU containers on Linux, or "
+            "switch the context with `docker context use default` if Docker Engine is "
+            "also installed.",
         )
-        if desktop:
-            return Refusal(
-                "Docker Desktop is installed for " + str(home.name) + "; it runs Docker in "
-                "its own VM, which cannot use this host's NVIDIA toolkit",
-                "Use Docker Engine (docker-ce or docker.io) for GPU containers on Linux, or "
-                "switch the context with `docker context use default` if Docker Engine is "
-                "also installed.",
-            )
     return None
-
-
-def _homes(host: Host) -> list[Path]:
-    homes = [host.path("/root")]
-    base = host.path("/home")
-    if base.is_dir():
-        with contextlib.suppress(OSError):
-            homes += [p for p in base.iterdir() if p.is_dir()]
-    return homes
-
-
-def _desktop_context(home: Path) -> bool:
-    import json
-
-    try:
-        data = json.loads((home / ".docker/config.json").read_text())
-    except PermissionError:
-        raise  # unknown, not "no": the caller says so
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("currentContext") == "desktop-linux"
 
 
 def vendor_build_refusal(

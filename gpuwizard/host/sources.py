@@ -91,8 +91,77 @@ def apt_source_files(host: Host) -> list[str]:
     return files
 
 
+@dataclass(frozen=True)
+class AptEntry:
+    """One `deb` entry (a one-line `.list` line or a deb822 stanza's URI and suite)."""
+
+    file: str
+    line: int  # the line of a .list; the stanza's number in a .sources
+    uri: str
+    suite: str
+    signed_by: Optional[str]
+
+    def key(self) -> tuple[str, str]:
+        """What apt compares to find two entries for one source."""
+        return self.uri.replace("$(ARCH)", "ARCH").rstrip("/"), self.suite
+
+
+_DEB = re.compile(r"^\s*deb\s+(?:\[(?P<opts>[^\]]*)\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)")
+
+
+@dataclass(frozen=True)
+class AptSources:
+    """apt's sources as read: the entries naming a host, and files saying `Unsupported
+    distribution` (what NVIDIA's URL serves for a release it does not know)."""
+
+    entries: tuple[AptEntry, ...]
+    unsupported: tuple[str, ...]
+
+
+def apt_sources(host: Host, needle: str = NVIDIA_HOST) -> AptSources:
+    """Every enabled `deb` entry whose URI contains `needle`, one-line and deb822."""
+    entries: list[AptEntry] = []
+    unsupported: list[str] = []
+    for name in apt_source_files(host):
+        text = host.read_text(name)
+        if text is None:
+            continue
+        if "unsupported distribution" in text.lower():
+            unsupported.append(name)
+        if name.endswith(".sources"):
+            entries += _deb822_entries(name, text, needle)
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            m = _DEB.match(line)
+            if not m or needle not in m.group("uri"):
+                continue
+            opts = dict(o.split("=", 1) for o in (m.group("opts") or "").split() if "=" in o)
+            entries.append(
+                AptEntry(name, number, m.group("uri"), m.group("suite"), opts.get("signed-by"))
+            )
+    return AptSources(tuple(entries), tuple(unsupported))
+
+
+def _deb822_entries(name: str, text: str, needle: str) -> list[AptEntry]:
+    out = []
+    for number, stanza in enumerate(re.split(r"\n\s*\n", text), 1):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if ":" in line and not line.startswith((" ", "#")):
+                k, _, v = line.partition(":")
+                fields[k.strip().lower()] = v.strip()
+        if fields.get("enabled", "yes").lower() == "no":
+            continue
+        for uri in fields.get("uris", "").split():
+            if needle in uri:
+                for suite in fields.get("suites", "/").split():
+                    out.append(AptEntry(name, number, uri, suite, fields.get("signed-by")))
+    return out
+
+
 def _list_file(path: str, data: bytes, matcher: SourceMatcher) -> Optional[LegacySource]:
-    text = data.decode("utf-8", "replace")
+    # surrogateescape: a byte that is not UTF-8 (a Latin-1 comment) goes back out unchanged
+    text = data.decode("utf-8", "surrogateescape")
     if UNSUPPORTED in text:
         return LegacySource(path, data, None, (UNSUPPORTED,))
     keep: list[str] = []
@@ -108,11 +177,11 @@ def _list_file(path: str, data: bytes, matcher: SourceMatcher) -> Optional[Legac
     active = [x for x in keep if x.strip() and not x.lstrip().startswith("#")]
     if not active and path != "/etc/apt/sources.list":
         return LegacySource(path, data, None, tuple(hits))
-    return LegacySource(path, data, "".join(keep).encode(), tuple(hits))
+    return LegacySource(path, data, "".join(keep).encode("utf-8", "surrogateescape"), tuple(hits))
 
 
 def _sources_file(path: str, data: bytes, matcher: SourceMatcher) -> Optional[LegacySource]:
-    text = data.decode("utf-8", "replace")
+    text = data.decode("utf-8", "surrogateescape")
     stanzas = re.split(r"\n[ \t]*\n", text.strip("\n"))
     keep: list[str] = []
     hits: list[str] = []
@@ -134,7 +203,9 @@ def _sources_file(path: str, data: bytes, matcher: SourceMatcher) -> Optional[Le
     ]
     if not active:
         return LegacySource(path, data, None, tuple(hits))
-    return LegacySource(path, data, ("\n\n".join(keep) + "\n").encode(), tuple(hits))
+    return LegacySource(
+        path, data, ("\n\n".join(keep) + "\n").encode("utf-8", "surrogateescape"), tuple(hits)
+    )
 
 
 def legacy_apt_sources(host: Host, repo_url: str, own: str) -> list[LegacySource]:
@@ -243,3 +314,31 @@ def legacy_repo_files(host: Host, folder: str, repo_url: str, own: str) -> list[
         if hits and len(hits) == len(sections):
             out.append(LegacySource(path, data, None, tuple(f"[{h}]" for h in hits)))
     return out
+
+
+@dataclass(frozen=True)
+class RepoSection:
+    """One enabled section of a .repo file that names a host."""
+
+    file: str
+    section: str
+    baseurl: str
+
+
+def repo_sections(
+    host: Host, folder: str, needle: str = NVIDIA_HOST
+) -> tuple[list[RepoSection], list[str]]:
+    """Enabled .repo sections whose baseurl contains `needle`, and files saying `Unsupported
+    distribution`."""
+    found: list[RepoSection] = []
+    unsupported: list[str] = []
+    real = host.path(folder)
+    for p in sorted(real.glob("*.repo")) if real.is_dir() else []:
+        text = p.read_text(errors="replace")
+        if "unsupported distribution" in text.lower():
+            unsupported.append(f"{folder}/{p.name}")
+        for section, keys in parse_repo(text).items():
+            url = keys.get("baseurl", "")
+            if needle in url and keys.get("enabled", "1").strip() in ("1", "yes"):
+                found.append(RepoSection(f"{folder}/{p.name}", section, url))
+    return found, unsupported

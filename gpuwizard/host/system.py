@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import stat
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -102,13 +103,63 @@ class Host:
         return self.at_slash if self.running_system is None else self.running_system
 
     def path(self, p: str | os.PathLike[str]) -> Path:
-        """Resolve an absolute system path (e.g. /etc/docker/daemon.json) under the root."""
+        """Resolve an absolute system path (e.g. /etc/docker/daemon.json) under the root, as
+        `chroot` would see it: every symlink on the way, the last one included, is followed
+        *inside* the root (an absolute target is re-rooted, `..` stops at the root), so
+        nothing done with the result can reach the machine the root is mounted on."""
+        return self._resolve(p, follow_last=True)
+
+    def lpath(self, p: str | os.PathLike[str]) -> Path:
+        """`path`, but the last component is not followed: where a symlink itself is (to
+        show it, remove it or recreate it)."""
+        return self._resolve(p, follow_last=False)
+
+    def system_path(self, real: Path) -> str:
+        """The system path of a real path under the root (how the target sees it)."""
+        if self.at_slash:
+            return str(real)
+        rel = os.path.relpath(real, self.root)
+        return "/" if rel == "." else "/" + rel
+
+    def _resolve(self, p: str | os.PathLike[str], follow_last: bool) -> Path:
         rel = str(p)
         if not rel.startswith("/"):
             raise ValueError(f"host paths are absolute, got {rel!r}")
         if self.at_slash:
             return Path(rel)
-        return self.root / rel.lstrip("/")
+        root = str(self.root)
+        todo = [c for c in rel.split("/") if c not in ("", ".")]
+        done: list[str] = []
+        links = 0
+        while todo:
+            name = todo.pop(0)
+            if name == "..":
+                if done:
+                    done.pop()
+                continue
+            if not todo and not follow_last:
+                done.append(name)
+                break
+            here = os.path.join(root, *done, name)
+            try:
+                st = os.lstat(here)
+            except OSError:  # absent or unreadable: nothing to follow that we can see
+                done.append(name)
+                continue
+            if not stat.S_ISLNK(st.st_mode):
+                done.append(name)
+                continue
+            links += 1
+            if links > 40:
+                raise WizardError(
+                    f"Too many levels of symbolic links in {rel} (under {self.root})",
+                    "Look at the links on that path in the root and fix the loop.",
+                )
+            target = os.readlink(here)
+            if target.startswith("/"):
+                done = []  # re-rooted: /x in the root means <root>/x, never the host's /x
+            todo = [c for c in target.split("/") if c not in ("", ".")] + todo
+        return Path(root, *done)
 
     def display(self, p: str | os.PathLike[str]) -> str:
         """How to show a path to the user: the system path, plus the root when there is one."""
@@ -261,7 +312,7 @@ def _init_system(host: Host) -> str:
         if comm == "init":
             return "sysvinit"
         return "none"
-    init = host.path("/sbin/init")
+    init = host.lpath("/sbin/init")
     try:
         target = os.readlink(init) if init.is_symlink() else ""
     except OSError:

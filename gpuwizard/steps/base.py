@@ -83,6 +83,8 @@ class Step(ABC):
     # steps whose changes must be undone with this one when it fails (a failed restart
     # brings daemon.json back)
     rollback_with: ClassVar[tuple[str, ...]] = ()
+    # the earlier steps whose block this one waits for; None: every earlier step
+    waits_for: ClassVar[Optional[tuple[str, ...]]] = None
 
     @abstractmethod
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:

@@ -222,6 +222,7 @@ def in_use(host: Host, options: Options, t: Target) -> tuple[bool, str]:
 class ContainerdStep(Step):
     name = "containerd"
     title = "containerd runtime"
+    waits_for = ("driver", "cdi")  # without the toolkit it still gets CDI
 
     def applies(self, host: Host, sim: Simulation) -> bool:
         return engines_of(host, sim).containerd.installed
@@ -343,6 +344,7 @@ class ContainerdRestartStep(Step):
     name = "containerd-restart"
     title = "Restart containerd"
     rollback_with = ("containerd",)
+    waits_for = ("driver", "cdi", "containerd")
 
     def applies(self, host: Host, sim: Simulation) -> bool:
         return engines_of(host, sim).containerd.installed

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from gpuwizard import daemon_json as dj
 from gpuwizard.actions.base import ApplyContext
-from gpuwizard.actions.files import WriteFile, read_state
+from gpuwizard.actions.files import WriteFile, read_state, target_of
 from gpuwizard.errors import WizardError
 from gpuwizard.host import docker as engine
 from gpuwizard.host.system import Host
@@ -42,23 +42,7 @@ def dockerd_flags(host: Host, facts: engine.EngineFacts) -> dict[str, str]:
 
 def engine_unit_argv(host: Host) -> list[str]:
     """ExecStart of docker.service (drop-ins win), for a daemon that is not running now."""
-    paths = [
-        "/lib/systemd/system/docker.service",
-        "/usr/lib/systemd/system/docker.service",
-        "/etc/systemd/system/docker.service",
-    ]
-    d = host.path("/etc/systemd/system/docker.service.d")
-    if d.is_dir():
-        paths += [f"/etc/systemd/system/docker.service.d/{p.name}" for p in sorted(d.iterdir())]
-    argv: list[str] = []
-    for p in paths:
-        text = host.read_text(p) or ""
-        for line in text.splitlines():
-            line = line.strip()
-            if line.startswith("ExecStart="):
-                value = line.split("=", 1)[1].strip()
-                argv = value.split() if value else []
-    return argv
+    return engine.unit_argv(host)
 
 
 class DaemonConfigStep(Step):
@@ -80,7 +64,8 @@ class DaemonConfigStep(Step):
             before = sim.files[path]
         else:
             try:  # refuses a directory, a dangling link
-                before = read_state(host.path(path), str(host.path(path))).data
+                real, _ = target_of(host, path)  # a link is followed inside the root
+                before = read_state(real, str(real)).data
             except WizardError as exc:
                 return self.make(FAILED, reason=exc.cause, remedy=exc.remedy, facts=info)
         want = dj.Wanted(

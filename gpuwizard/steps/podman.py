@@ -63,6 +63,7 @@ def _newer(a: str, b: str) -> bool:
 class PodmanStep(Step):
     name = "podman"
     title = "Podman (CDI)"
+    waits_for = ("driver", "cdi")  # not Docker's steps: Podman has no daemon.json
 
     def applies(self, host: Host, sim: Simulation) -> bool:
         return engines_of(host, sim).podman.installed

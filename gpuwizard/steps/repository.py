@@ -14,6 +14,7 @@ from gpuwizard.actions.base import Action, ApplyContext
 from gpuwizard.actions.files import RemoveFile, WriteFile
 from gpuwizard.actions.packages import ImportRpmKey, RefreshPackageIndex, WriteKeyring
 from gpuwizard.errors import WizardError
+from gpuwizard.host import download
 from gpuwizard.host.keys import (
     MIRROR_REMEDY,
     CheckedKey,
@@ -98,7 +99,7 @@ def probe_repository(url: str, timeout: float = 20.0) -> None:
         return
     req = urllib.request.Request(url, headers={"User-Agent": "gpuwizard"}, method="GET")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+        with download.urlopen(req, timeout=timeout) as resp:
             resp.read(1)
     except urllib.error.HTTPError as exc:
         raise WizardError(
@@ -145,8 +146,9 @@ class RepositoryStep(Step):
             "key_url": options.key_url,
             "fingerprint": key.fingerprint,
             "key_uids": list(key.uids),
+            "key_dropped": list(key.dropped),
         }
-        warnings: list[str] = []
+        warnings: list[str] = list(key.warnings)
         if options.experimental and experimental_url(options.repo_url) is None:
             warnings.append(
                 f"--experimental: {options.repo_url} does not end in /stable, so "
@@ -210,6 +212,7 @@ class RepositoryStep(Step):
             fingerprint=key.fingerprint,
             uids=list(key.uids),
             source=options.key_url,
+            dropped=list(key.dropped),
         )
         if keyring.needed(host):
             actions.append(keyring)

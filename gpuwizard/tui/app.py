@@ -289,7 +289,7 @@ class GpuWizardApp(App[int]):
         if self.plan is None:
             self.notify("The plan is not ready yet.", severity="warning")
             return
-        steps = self.steps_up_to(step or STEP_NAMES[-1])
+        steps = self.steps_up_to(step or self.plan.steps[-1].step)
         if not steps:
             self.notify("Nothing to apply: every step up to here is done or blocked.")
             return
@@ -707,7 +707,11 @@ class GpuWizardApp(App[int]):
             self.post_message(EngineEvent(run_id, event))
 
         try:
-            report = wizard.rollback(self.host, self.journal, run_id=run_id, steps=steps, emit=emit)
+            # the same locks as `gpuwizard rollback`: the state directory's and the root's
+            with self.journal.locked("rollback", ["gpuwizard", "app: rollback"], self.host.root):
+                report = wizard.rollback(
+                    self.host, self.journal, run_id=run_id, steps=steps, emit=emit
+                )
         except WizardError as exc:
             emit(RunState(run_id, "failed", f"{exc.cause} — {exc.remedy}"))
         else:

@@ -38,9 +38,15 @@ class StepScreen(WizardScreen):
         super().__init__()
         self.step = step
 
+    def _names(self) -> list[str]:
+        """The steps of this host's plan (Podman and containerd only where they are)."""
+        plan = self.wizard.plan
+        return [sp.step for sp in plan.steps] if plan is not None else list(STEP_NAMES)
+
     def screen_title(self) -> str:
-        index = STEP_NAMES.index(self.step) + 1
-        return f"step {index}/{len(STEP_NAMES)}: {TITLES[self.step]}"
+        names = self._names()
+        index = names.index(self.step) + 1 if self.step in names else 0
+        return f"step {index}/{len(names)}: {TITLES.get(self.step, self.step)}"
 
     def current_step(self) -> str:
         return self.step
@@ -66,7 +72,9 @@ class StepScreen(WizardScreen):
         if sp is None:
             return
         self.query_one("#step-head", Static).update(
-            Content("").join([Content.styled(TITLES[self.step] + "  ", "bold"), badge(sp.state)])
+            Content("").join(
+                [Content.styled(TITLES.get(self.step, self.step) + "  ", "bold"), badge(sp.state)]
+            )
         )
         reason = []
         if sp.reason:
@@ -102,9 +110,12 @@ class StepScreen(WizardScreen):
         self.wizard.request_apply(self.step)
 
     def _move(self, delta: int) -> None:
-        index = STEP_NAMES.index(self.step) + delta
-        if 0 <= index < len(STEP_NAMES):
-            self.wizard.open_step(STEP_NAMES[index])
+        names = self._names()
+        if self.step not in names:
+            return
+        index = names.index(self.step) + delta
+        if 0 <= index < len(names):
+            self.wizard.open_step(names[index])
 
     def action_next(self) -> None:
         self._move(1)

@@ -20,6 +20,9 @@ TITLES = {
     "daemon-config": "Docker daemon.json",
     "restart": "Restart Docker",
     "gpu-test": "GPU test container",
+    "podman": "Podman (CDI)",
+    "containerd": "containerd runtime",
+    "containerd-restart": "Restart containerd",
 }
 
 _COLOUR = {
