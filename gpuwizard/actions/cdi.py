@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from gpuwizard.actions.base import ApplyContext, Diff, register
-from gpuwizard.actions.files import WriteFile, _restore, _target, _text, read_state
+from gpuwizard.actions.files import WriteFile, _text, read_state, target_of
 from gpuwizard.errors import WizardError
 from gpuwizard.host import cdi as cdi_probe
 from gpuwizard.host.system import Host
@@ -113,7 +113,7 @@ class GenerateCdiSpec(WriteFile):
         return data, listed
 
     def preview(self, host: Host) -> list[Diff]:
-        real, shown = _target(host, self.path)
+        real, shown = target_of(host, self.path)
         state = read_state(real, self.path)
         if self.content:
             return [Diff(shown, _text(state.data), _text(self.content), "file", self.listed)]
@@ -140,10 +140,6 @@ class GenerateCdiSpec(WriteFile):
                 ctx.log("  " + line)
         return super().prepare(ctx)
 
-    @classmethod
-    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
-        return _restore(ctx, undo, result)
-
 
 @register
 @dataclass
@@ -159,7 +155,7 @@ class SetRuntimeMode(WriteFile):
         return self.reason or f'set mode = "{self.runtime_mode}" in {self.path}'
 
     def edit(self, host: Host) -> bytes:
-        real, _ = _target(host, self.path)
+        real, _ = target_of(host, self.path)
         state = read_state(real, self.path)
         tmp = Path(tempfile.mkdtemp(prefix="gpuwizard-rtcfg-"))
         try:
@@ -185,7 +181,7 @@ class SetRuntimeMode(WriteFile):
     def preview(self, host: Host) -> list[Diff]:
         if self.content:
             return super().preview(host)
-        real, shown = _target(host, self.path)
+        real, shown = target_of(host, self.path)
         state = read_state(real, self.path)
         return [
             Diff(
@@ -205,7 +201,3 @@ class SetRuntimeMode(WriteFile):
     def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
         self.content = self.edit(ctx.host)
         return super().prepare(ctx)
-
-    @classmethod
-    def undo(cls, ctx: ApplyContext, undo: dict[str, Any], result: Optional[dict[str, Any]]) -> str:
-        return _restore(ctx, undo, result)
