@@ -261,3 +261,22 @@ def test_runtime_mode_is_previewed_and_undone_byte_exact(
     stale = [c for c in (stand_ins / "standin-calls.log",) if c.exists()]
     for c in stale:
         c.unlink()
+
+
+def test_doctor_reads_the_same_probe(tmp_path: Path) -> None:
+    """doctor's cdi link: the probe's first problem with its cause, remedy and explain code."""
+    from gpuwizard.doctor.cdi import probe_cdi
+    from gpuwizard.doctor.links import OK, WARN, Walk
+    from gpuwizard.options import Options
+
+    root = _root(tmp_path)
+    newer = H200_SPEC.read_text().replace("cdiVersion: 0.5.0", "cdiVersion: 0.7.0")
+    (root / "etc/cdi/nvidia.yaml").write_text(newer)
+    walk = Walk(Host(root=root), Options(), "debian", "none", "apt", gpu=True)
+    walk.engine = {"ServerVersion": "25.0.3"}
+    link = probe_cdi(walk)
+    assert link.verdict == WARN and link.code == "cdi-unresolvable"
+    assert "0.7.0" in link.summary and "no-additional-gids-for-device-nodes" in link.remedy
+    walk.engine = {"ServerVersion": "28.5.2"}
+    link = probe_cdi(walk)
+    assert link.verdict == OK and "nvidia.com/gpu=all" in link.summary
