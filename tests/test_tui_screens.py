@@ -129,7 +129,7 @@ async def test_each_step_shows_what_it_found_and_what_it_will_change(tmp_path: P
         await settle(app, pilot)
         assert app.screen.step == "restart"  # type: ignore[attr-defined]
         assert "live-restore" in text_of(app, "#step-warnings")
-        await pilot.press("p", "p", "p")
+        await pilot.press("p", "p")
         await settle(app, pilot)
         assert app.screen.step == "packages"  # type: ignore[attr-defined]
 
