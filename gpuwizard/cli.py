@@ -1003,7 +1003,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from gpuwizard.host.demo import demo_options
 
             options = demo_options(options)
-        return COMMANDS[ns.command](ns, options)
+        code = COMMANDS[ns.command](ns, options)
+        sys.stdout.flush()  # a closed pipe shows here, not in "Exception ignored" at exit
+        return code
     except WizardError as exc:
         if getattr(ns, "json", False):
             _print_json(exc.to_json())
@@ -1017,4 +1019,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        # the reader (`| head`) has gone: nothing more to say, and exit must not flush again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

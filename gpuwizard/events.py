@@ -148,9 +148,11 @@ def discard(_event: Event) -> None:
 # events file is what a face replays; the backups (0600) keep the real bytes for rollback.
 MASK = "********"
 _URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/\s:@\"']*):([^/\s@\"']+)@")
+# a key whose last word is one of these ("proxy-password", "proxyPassword", "auths"), not
+# any word that merely starts with one ("passed: …" is a verdict, "authority" is not a secret)
 _SECRET_KEY = (
-    r"(?:[A-Za-z0-9_-]*(?:pass(?:word|wd)?|secret|token|auth|credential|api[-_]?key"
-    r"|private[-_]?key)[A-Za-z0-9_-]*)"
+    r"(?:[A-Za-z0-9]*[_-]?(?:pass(?:word|wd)?|secret|token|auth|credentials?|api[-_]?key"
+    r"|private[-_]?key)s?(?:[_-][A-Za-z0-9]+)*)(?![A-Za-z0-9])"
 )
 _JSON_SECRET = re.compile(r'("' + _SECRET_KEY + r'"\s*:\s*")((?:[^"\\]|\\.)*)(")', re.IGNORECASE)
 _QUERY_SECRET = re.compile(r"([?&;]" + _SECRET_KEY + r"=)([^&\s\"';]+)", re.IGNORECASE)

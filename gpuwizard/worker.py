@@ -101,14 +101,14 @@ def launch(
             subprocess.run(
                 full,
                 check=True,
-                stdin=subprocess.DEVNULL,  # noqa: S603
+                stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 env=env,
             )
             (folder / "unit").write_text(unit)
         else:
-            proc = subprocess.Popen(  # noqa: S603 - argv list
+            proc = subprocess.Popen(  # argv list
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

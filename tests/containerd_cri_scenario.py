@@ -124,7 +124,7 @@ def main(version: str, out_path: str) -> int:
                 capture_output=True,
             )
 
-        def cri(label: str) -> None:
+        def cri(label: str, handler: str = "") -> None:
             try:
                 result[label] = run_with_cdi(
                     str(ctd.sock),
@@ -132,11 +132,13 @@ def main(version: str, out_path: str) -> int:
                     ["/usr/bin/nvidia-smi", "-L"],
                     "nvidia.com/gpu=all",
                     base / f"logs-{label}",
+                    handler,
                 )
             except Exception as exc:  # a gRPC error is a result here, not a crash
                 result[label] = {"error": str(exc)[-800:]}
 
         cri("before")
+        cri("before_nvidia_runtime", "nvidia")  # no such runtime yet
         env = dict(os.environ)
         env["PATH"] = f"{bins.bin}:{stand_ins}:{env.get('PATH', '/usr/bin:/bin')}"
         state = base / "state-dir"
@@ -171,6 +173,7 @@ def main(version: str, out_path: str) -> int:
         dropin = ctd.etc / "conf.d" / "99-nvidia.toml"
         result["dropin"] = dropin.read_text() if dropin.exists() else None
         cri("after")
+        cri("after_nvidia_runtime", "nvidia")  # the runtime entry gpuwizard added
         back = subprocess.run(  # noqa: S603
             [*gw, "rollback", "--state-dir", str(state), "--yes"],
             capture_output=True,

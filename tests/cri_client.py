@@ -112,7 +112,7 @@ def image_tar(path: Path, tag: str, cmd: list[str], busybox: str = "/bin/busybox
 
 
 def run_with_cdi(
-    socket: str, image: str, command: list[str], device: str, logs: Path
+    socket: str, image: str, command: list[str], device: str, logs: Path, handler: str = ""
 ) -> dict[str, Any]:
     """A host-network pod and one container with a CDI device; its exit code and output."""
     import grpc
@@ -131,7 +131,9 @@ def run_with_cdi(
             )
         ),
     )
-    pod = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=sandbox), timeout=60).pod_sandbox_id
+    pod = rt.RunPodSandbox(
+        pb.RunPodSandboxRequest(config=sandbox, runtime_handler=handler), timeout=60
+    ).pod_sandbox_id
     try:
         config = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name="gpu"),

@@ -324,6 +324,7 @@ def build_deb(
     depends: str = "",
     files: Optional[dict[str, str]] = None,
     conffiles: tuple[str, ...] = (),
+    scripts: Optional[dict[str, str]] = None,
     arch: str = "amd64",
     extra: str = "",
 ) -> Path:
@@ -347,6 +348,9 @@ def build_deb(
     (tree / "DEBIAN/control").write_text(control)
     if conffiles:
         (tree / "DEBIAN/conffiles").write_text("".join(c + "\n" for c in conffiles))
+    for script, body in (scripts or {}).items():
+        (tree / "DEBIAN" / script).write_text("#!/bin/sh\nset -e\n" + body)
+        (tree / "DEBIAN" / script).chmod(0o755)
     deb = out / f"{name}_{version}_{arch}.deb"
     _run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb)])
     shutil.rmtree(tree)
@@ -402,6 +406,11 @@ def toolkit_debs(out: Path, version: str) -> list[Path]:
                 "/usr/bin/nvidia-container-runtime-hook": _stand_in(
                     "nvidia-container-runtime-hook", up
                 )
+            },
+            # like the real package: a link made by its postinst, which a remove leaves dangling
+            scripts={
+                "postinst": 'if [ "$1" = configure ]; then ln -sf '
+                "/usr/bin/nvidia-container-runtime-hook /usr/bin/nvidia-container-toolkit; fi\n"
             },
         ),
     ]

@@ -63,10 +63,13 @@ def test_containerd_1_7_needs_enable_cdi_and_gets_it_then_loses_it_on_rollback(
         "Restart containerd",
     ):
         assert title in d["plan"], d["plan"]
+    assert "nvidia" in d["before_nvidia_runtime"].get("error", ""), d["before_nvidia_runtime"]
     assert d["apply_rc"] == 0, d["apply"]
     assert "enable_cdi = true" in d["dropin"]
     assert "runtimes.nvidia]" in d["dropin"] and "runtimes.runc]" in d["dropin"]
     assert d["after"] == {"exit_code": 0, "output": "GPU 0: Stand-in GPU (UUID: GPU-stand-in-0)"}
+    # a pod on the `nvidia` runtime handler: containerd found the runtime gpuwizard added
+    assert d["after_nvidia_runtime"].get("exit_code") == 0, d["after_nvidia_runtime"]
     assert d["rollback_rc"] == 0, d["rollback"]
     assert d["config_restored"] and not d["dropin_after_rollback"]
     assert "/usr/bin/nvidia-smi" in d["rolled_back"].get("error", ""), d["rolled_back"]
@@ -80,5 +83,6 @@ def test_containerd_2_1_has_cdi_by_default_and_gets_the_nvidia_runtime(tmp_path:
     assert "version = 3" in d["dropin"] and "io.containerd.cri.v1.runtime" in d["dropin"]
     assert "(on by default in 2.x)" in d["apply"]
     assert d["after"].get("exit_code") == 0 and "Stand-in GPU" in d["after"]["output"]
+    assert d["after_nvidia_runtime"].get("exit_code") == 0, d["after_nvidia_runtime"]
     assert d["rollback_rc"] == 0, d["rollback"]
     assert d["config_restored"] and not d["dropin_after_rollback"]

@@ -574,3 +574,18 @@ def test_demo_never_writes_in_a_folder_or_through_links_another_user_planted(
     assert host.root == runtime / "gpuwizard-demo" / "root"
     assert stat.S_IMODE((runtime / "gpuwizard-demo").stat().st_mode) == 0o700
     assert os.environ[ROOT_ENV] == str(runtime / "gpuwizard-demo")  # the worker finds it
+
+
+def test_masking_hides_secrets_but_never_a_verdict_or_an_image_name() -> None:
+    from gpuwizard.events import MASK, mask_secrets
+
+    kept = [
+        "passed: nvidia/cuda:13.0.2-base-ubuntu24.04",
+        "GPU test: 3 of 3 passed",
+        "authority: the NVIDIA key",
+        "bypassed: nothing",
+    ]
+    for line in kept:
+        assert mask_secrets(line) == line
+    for line in ('"proxyPassword": "hunter2"', "registry-token: abc", '"auths": "Zm9v"'):
+        assert MASK in mask_secrets(line) and "hunter2" not in mask_secrets(line)

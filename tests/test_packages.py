@@ -71,6 +71,7 @@ def test_fresh_host_gets_the_four_packages_pinned_to_the_newest_and_rollback_res
     assert again.step("packages").actions == []  # type: ignore[attr-defined]
 
     assert (debroot / CONFIG_TOML.lstrip("/")).exists()
+    assert (debroot / "usr/bin/nvidia-container-toolkit").is_symlink()
 
     report = rollback_latest(debroot, tmp_path / "state")
     assert dpkg_set(debroot) == pristine
@@ -80,6 +81,7 @@ def test_fresh_host_gets_the_four_packages_pinned_to_the_newest_and_rollback_res
     assert not (debroot / CONFIG_TOML.lstrip("/")).exists()
     assert not (debroot / "etc/nvidia-container-runtime").exists()
     assert " rc" not in dpkg_set(debroot)
+    assert not (debroot / "usr/bin/nvidia-container-toolkit").is_symlink()  # no dangling link
 
 
 def test_pinned_old_version_warns_and_rollback_of_an_upgrade_puts_the_old_version_back(

@@ -189,6 +189,14 @@ def _awaiting_run(app: GpuWizardApp, deadline: float) -> Path:
 async def test_the_resume_dialog_keeps_and_does_not_ask_again(tmp_path: Path) -> None:
     app = make_app(tmp_path)  # the real worker API on a run whose worker is this process
     folder = _awaiting_run(app, time.time() + 60)
+    app.journal.acquire(RUN, ["tui"])  # alive: its worker (this test) holds the lock
+    try:
+        await _resume_keeps(app, folder)
+    finally:
+        app.journal.release()
+
+
+async def _resume_keeps(app: GpuWizardApp, folder: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         assert type(app.screen).__name__ == "ResumeScreen"

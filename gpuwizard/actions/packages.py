@@ -8,6 +8,7 @@ one source, and importing a key into the rpm database.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import time
@@ -179,6 +180,7 @@ class InstallPackages(Action):
             "version": version,
             "names": self.names,
             "before": before,
+            "links_before": nvidia_links(ctx.host),
             # absent before: purged on rollback, unless their config files were there already
             "purge": sorted(
                 set(n for n, v in before.items() if v is None)
@@ -250,7 +252,45 @@ class InstallPackages(Action):
             gone = _remove_made_files(ctx, list(undo.get("absent_paths") or []))
             if gone:
                 note += "; removed what the toolkit's install made: " + ", ".join(gone)
+        if "links_before" in undo:
+            gone = remove_dangling_links(ctx.host, set(undo["links_before"]))
+            if gone:
+                note += "; removed the link(s) the packages' scripts left: " + ", ".join(gone)
         return note
+
+
+LINK_DIRS = ("/usr/bin", "/usr/sbin", "/usr/local/bin")
+
+
+def nvidia_links(host: Host) -> list[str]:
+    """The nvidia* symlinks in the program folders (maintainer scripts make some)."""
+    out = []
+    for d in LINK_DIRS:
+        try:
+            entries = list(host.path(d).iterdir())
+        except OSError:
+            continue
+        out += [f"{d}/{p.name}" for p in entries if p.name.startswith("nvidia") and p.is_symlink()]
+    return sorted(out)
+
+
+def remove_dangling_links(host: Host, before: set[str]) -> list[str]:
+    """Remove nvidia* links that were not there before the install and now point nowhere
+    (the packages they pointed into are gone); a link someone else made, or one that still
+    works, stays."""
+    gone = []
+    for link in nvidia_links(host):
+        folder, _, name = link.rpartition("/")
+        real = host.path(folder) / name  # the link itself, not where it points
+        if link in before or not real.is_symlink():
+            continue
+        target = os.readlink(real)
+        resolved = host.path(target) if target.startswith("/") else real.parent / target
+        if resolved.exists():
+            continue
+        real.unlink()
+        gone.append(link)
+    return gone
 
 
 def restore_package_set(

@@ -35,6 +35,7 @@ from typing import Any, Mapping, Optional, Sequence
 from gpuwizard.errors import CommandFailed, WizardError
 from gpuwizard.host.runner import TAIL_LINES, CommandResult, LineCallback
 from gpuwizard.host.system import Host
+from gpuwizard.host.toolkit import TOOLKIT_PACKAGES
 
 DEMO_LABEL = "demo: recorded H200 host"
 ROOT_ENV = "GPUWIZARD_DEMO_ROOT"
@@ -46,12 +47,6 @@ DRIVER_VERSION = "580.159.04"
 CUDA_VERSION = "13.0"
 DOCKER_VERSION = "27.5.1"
 TOOLKIT_VERSION = "1.17.8-1"
-TOOLKIT_PACKAGES = (
-    "nvidia-container-toolkit",
-    "nvidia-container-toolkit-base",
-    "libnvidia-container-tools",
-    "libnvidia-container1",
-)
 
 # The files of the recorded host that the steps read. Paths are system paths.
 RECORDED_FILES: dict[str, str] = {

@@ -157,7 +157,7 @@ def read_nvml(backend: NvmlBackend) -> _Reading:
     except ImportError:
         out.error = PYNVML_MISSING
         return out
-    except Exception as exc:  # noqa: BLE001 - only NVML errors are expected; others re-raised
+    except Exception as exc:  # only NVML errors are expected; others re-raised
         if not is_nvml_error(exc):
             raise
         out.error = error_name(exc)
@@ -172,7 +172,7 @@ def read_nvml(backend: NvmlBackend) -> _Reading:
             out.userspace_version = nvml_version.split(".", 1)[1]  # "13.580.159.04"
         for i in range(backend.device_count()):
             out.gpus.append(_nvml_device(backend, i))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if not is_nvml_error(exc):
             raise
         out.error = error_name(exc)
@@ -185,7 +185,7 @@ def _optional(fn: Any) -> Any:
     """Call an NVML getter; None when NVML refuses it (unsupported, not permitted...)."""
     try:
         return fn()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if is_nvml_error(exc):
             return None
         raise
@@ -241,7 +241,7 @@ def _mib_text(text: Optional[str]) -> Optional[int]:
 def parse_smi_xml(text: str) -> _Reading:
     """Parse `nvidia-smi -q -x`."""
     out = _Reading()
-    root = ET.fromstring(text)  # noqa: S314 - output of a local program, no entities expanded
+    root = ET.fromstring(text)  # output of a local program, no entities expanded
     out.driver_version = _xml_text(root, "driver_version")
     out.cuda_version = _xml_text(root, "cuda_version")
     for i, gpu in enumerate(root.findall("gpu")):

@@ -142,7 +142,7 @@ class GpuSampler:
         except ImportError:
             self.open_error = "pynvml is not installed"
             return
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if not is_nvml_error(exc):
                 raise
             self.open_error = error_name(exc)
@@ -155,7 +155,7 @@ class GpuSampler:
             self._devices = None
             try:
                 self.backend.shutdown()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if not is_nvml_error(exc):
                     raise
 
@@ -173,7 +173,7 @@ class GpuSampler:
             return None
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if not is_nvml_error(exc) or error_name(exc) in _WHOLE_GPU:
                 raise
             if error_name(exc) in FIELD_UNAVAILABLE:
@@ -203,7 +203,7 @@ class GpuSampler:
             sm = self._get(r, "clock_sm", lambda: b.clock(h, CLOCK_SM))
             memclk = self._get(r, "clock_mem", lambda: b.clock(h, CLOCK_MEM))
             procs = self._get(r, "processes", lambda: b.processes(h))
-        except Exception as exc:  # noqa: BLE001 - e.g. NVMLError_GpuIsLost for this GPU only
+        except Exception as exc:  # e.g. NVMLError_GpuIsLost for this GPU only
             if not is_nvml_error(exc):
                 raise
             return GpuReading(
@@ -250,7 +250,7 @@ class GpuSampler:
         name: Optional[str] = None
         try:
             name = self.backend.process_name(pid)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if not is_nvml_error(exc):
                 raise
         if not name:
@@ -342,7 +342,7 @@ class SmiStream:
         if self.running:
             return
         self.error = None
-        self._proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+        self._proc = subprocess.Popen(  # argv list, never a shell
             self.argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -148,7 +148,7 @@ def throwaway_gnupghome() -> Iterator[Path]:
             import subprocess
 
             subprocess.run(
-                ["gpgconf", "--homedir", str(home), "--kill", "all"],  # noqa: S603 S607
+                ["gpgconf", "--homedir", str(home), "--kill", "all"],
                 capture_output=True,
                 check=False,
             )

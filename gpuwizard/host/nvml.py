@@ -176,14 +176,18 @@ def nvml_error(name: str, value: Optional[int] = None) -> BaseException:
 
     cls = getattr(pynvml, name, None)
     if cls is None and name.startswith("NVMLError(") and name.endswith(")"):
-        return pynvml.NVMLError(int(name[len("NVMLError(") : -1]))
+        error: BaseException = pynvml.NVMLError(int(name[len("NVMLError(") : -1]))
+        return error
     if cls is None:
-        return pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN if value is None else value)
+        error = pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN if value is None else value)
+        return error
     # pynvml's subclasses are created by NVMLError.__new__ from a code; find it
     for code, sub in pynvml.NVMLError._valClassMapping.items():
         if sub is cls:
-            return pynvml.NVMLError(code)
-    return pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN)
+            error = pynvml.NVMLError(code)
+            return error
+    error = pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN)
+    return error
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +198,7 @@ def _attempt(fn: Callable[[], Any]) -> Any:
     """A value as recorded: the plain value, or {"error": "NVMLError_…"} when NVML refused."""
     try:
         value = fn()
-    except Exception as exc:  # noqa: BLE001 - recorded, never swallowed silently
+    except Exception as exc:  # recorded, never swallowed silently
         if is_nvml_error(exc):
             return {"error": error_name(exc)}
         return {"error": type(exc).__name__, "message": str(exc)}
@@ -238,7 +242,7 @@ def record(backend: NvmlBackend, note: str = "") -> dict[str, Any]:
     for i in range(count):
         try:
             h = backend.handle(i)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             devices.append({"handle": {"error": error_name(exc)}})
             continue
         dev = _record_device(backend, h)
@@ -252,7 +256,7 @@ def record(backend: NvmlBackend, note: str = "") -> dict[str, Any]:
             for j in range(mig_count):
                 try:
                     mh = backend.mig_handle(h, j)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     if is_nvml_error(exc):
                         continue  # an empty MIG slot
                     raise

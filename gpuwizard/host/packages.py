@@ -21,12 +21,10 @@ from typing import Callable, ClassVar, Mapping, Optional, Sequence
 from gpuwizard.errors import WizardError
 from gpuwizard.host.runner import CommandResult, LineCallback
 from gpuwizard.host.system import Host
-from gpuwizard.host.toolkit import (  # noqa: F401 - the toolkit's names, re-exported
-    EXACT_MATCH_SINCE,
-    LEGACY_PACKAGES,
-    SECURITY_FLOOR,
-    TOOLKIT_PACKAGES,
-)
+from gpuwizard.host.toolkit import EXACT_MATCH_SINCE as EXACT_MATCH_SINCE  # re-exported
+from gpuwizard.host.toolkit import LEGACY_PACKAGES as LEGACY_PACKAGES
+from gpuwizard.host.toolkit import SECURITY_FLOOR as SECURITY_FLOOR
+from gpuwizard.host.toolkit import TOOLKIT_PACKAGES as TOOLKIT_PACKAGES
 
 # NVIDIA's own builds: 1.17.8-1, 1.18.0~rc.1-1 (apt); 1.17.8-1 (rpm). Vendor rebuilds add
 # their own suffix (Lambda: 1.11.0-0lambda0.22.04.1).

@@ -104,7 +104,7 @@ class SubprocessRunner:
         limit = self.default_timeout if timeout is None else timeout
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+            proc = subprocess.Popen(  # argv list, never a shell
                 argv,
                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,

@@ -214,7 +214,7 @@ class Host:
     def exists(self, p: str | os.PathLike[str]) -> bool:
         """Does this system path exist? Permission denied counts as no, and is recorded as an
         unknown fact."""
-        return self.probe(lambda: self.path(p).exists(), False, f"cannot check {p}")
+        return bool(self.probe(lambda: self.path(p).exists(), False, f"cannot check {p}"))
 
     def probe(self, check: Any, default: Any, what: str) -> Any:
         """Run one read-only check; permission denied gives `default` and is recorded."""

@@ -14,12 +14,11 @@ from typing import Any, Optional
 from gpuwizard.actions.services import RestartDocker, detect_method
 from gpuwizard.host import docker as engine
 from gpuwizard.host.system import Host
+from gpuwizard.host.toolkit import HOOK
+from gpuwizard.host.toolkit import HOOK_PACKAGES as TOOLKIT_PACKAGES  # the two with the hook
 from gpuwizard.options import Options
 from gpuwizard.steps.base import BLOCKED, DONE, PENDING, SKIPPED, Simulation, Step, StepPlan
 from gpuwizard.steps.daemon_config import MARK_PATH, engine_facts, planned_daemon_json
-
-HOOK = "nvidia-container-runtime-hook"
-TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base")
 
 
 def process_start_time(pid: int) -> Optional[float]:

@@ -400,7 +400,7 @@ class GpuWizardApp(App[int]):
                 "Docker runs with the new settings. Keep them? K keep · R revert",
                 title=f"Run {run}",
                 severity="warning",
-                timeout=10,
+                timeout=6,
             )
             self._arm_status_timer()
         elif state.state == "finished":
@@ -888,7 +888,7 @@ def run_app(
 
         # isolated: as root, the user's working directory must not be on sys.path
         argv = ["sudo", *python_argv(*sys.argv[1:])]
-        os.execvp("sudo", argv)  # noqa: S606 - argv list; replaces this process
+        os.execvp("sudo", argv)  # argv list; replaces this process
     return int(result or 0) if app.return_code is None else app.return_code
 
 

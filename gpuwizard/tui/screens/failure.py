@@ -124,4 +124,4 @@ class FailureScreen(ModalScreen[None]):
                 f"{self.run_id}).",
                 flush=True,
             )
-            subprocess.run([shell], check=False)  # noqa: S603 - the user's own shell
+            subprocess.run([shell], check=False)  # the user's own shell

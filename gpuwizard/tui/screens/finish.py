@@ -44,6 +44,25 @@ def gpu_test_verdict(events: Any) -> Optional[str]:
     return verdict
 
 
+def fold(text: str, width: int = 76) -> str:
+    """Long shell lines broken with ` \\` continuations, so a copied line still runs (a line
+    the terminal wrapped would be pasted broken). YAML and comments are left as they are."""
+    out = []
+    for line in text.splitlines():
+        if len(line) <= width or not line.startswith("docker "):
+            out.append(line)
+            continue
+        current = ""
+        for word in line.split(" "):
+            if current and len(current) + 1 + len(word) > width - 2:
+                out.append(current + " \\")
+                current = "    " + word
+            else:
+                current = f"{current} {word}" if current else word
+        out.append(current)
+    return "\n".join(out)
+
+
 class FinishScreen(Screen[None]):
     """c copies the commands · Enter or Escape goes on to the overview."""
 
@@ -107,7 +126,7 @@ class FinishScreen(Screen[None]):
         try:
             run = snippets.render_for_host(app.host, app.options, kind="run")
             compose = snippets.render_for_host(app.host, app.options, kind="compose", form="deploy")
-            text = f"{run.strip()}\n\n{compose.strip()}\n"
+            text = fold(f"{run.strip()}\n\n{compose.strip()}\n")
         except (WizardError, OSError) as exc:
             text = f"# the lines could not be worked out: {exc}\n"
         self.app.call_from_thread(self._show, text)
