@@ -7,11 +7,13 @@ Same steps and actions as the app; this module only parses arguments, asks, and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import shlex
 import sys
+import time
 from typing import Any, Optional, Sequence
 
 from gpuwizard import __version__
@@ -383,6 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
     wk = sub.add_parser("_worker")  # internal: the detached worker; not listed in --help
     wk.add_argument("--state-dir", dest="worker_state_dir", required=True)
     wk.add_argument("worker_run_id")
+    rv = sub.add_parser("_revert")  # internal: what the auto-revert timer runs; not listed
+    rv.add_argument(
+        "--state-dir", dest="worker_state_dir", required=True, help="the run's state directory"
+    )
+    rv.add_argument("worker_run_id", help="the run to revert unless it was confirmed")
     # argparse lists a SUPPRESSed sub-command as `_worker  ==SUPPRESS==`: leave it out instead
     sub._choices_actions = [a for a in sub._choices_actions if a.dest != "_worker"]
     return p
@@ -976,6 +983,48 @@ def cmd_app(ns: argparse.Namespace, options: Options) -> int:
     )
 
 
+def _revert_expired(ns: argparse.Namespace, options: Options) -> None:
+    """Any command first rolls back a run whose confirmation deadline passed with its worker
+    gone (killed, its unit stopped, a reboot): the unconfirmed change must not stay."""
+    if ns.command == "doctor" and getattr(ns, "explain", None) is not None:
+        return
+    from gpuwizard import worker
+
+    try:
+        host = _host(ns)
+        journal = _journal(host, options)
+        if not journal.runs_dir.is_dir():
+            return
+        expired = [
+            r
+            for r in journal.runs()
+            if r.status() == "interrupted"
+            and (r.confirmation_deadline() or float("inf")) <= time.time()
+        ]
+        if not expired:
+            return
+        if os.geteuid() != 0 and not getattr(host, "label", "").startswith("demo"):
+            print(
+                f"Run {expired[0].run_id} was not confirmed before its deadline and must be "
+                "rolled back: run any gpuwizard command as root (`sudo gpuwizard status`).",
+                file=sys.stderr,
+            )
+            return
+        worker.recover_expired(host, journal, emit=_print_event_to(sys.stderr))
+    except PermissionError:
+        return  # an unprivileged user cannot read the journal: nothing it could revert
+    except (OSError, WizardError) as exc:
+        print(f"gpuwizard: could not check for expired runs: {exc}", file=sys.stderr)
+
+
+def _print_event_to(stream: Any) -> Any:
+    def emit(event: ev.Event) -> None:
+        with contextlib.redirect_stdout(stream):
+            _print_event(event)
+
+    return emit
+
+
 COMMANDS = {
     None: cmd_app,
     "status": cmd_status,
@@ -997,12 +1046,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from gpuwizard.worker import worker_main
 
         return worker_main(ns.worker_state_dir, ns.worker_run_id)
+    if ns.command == "_revert":
+        from gpuwizard.worker import revert_main
+
+        return revert_main(ns.worker_state_dir, ns.worker_run_id)
     try:
         options = options_from(ns)
         if getattr(ns, "demo", False):
             from gpuwizard.host.demo import demo_options
 
             options = demo_options(options)
+        _revert_expired(ns, options)
         code = COMMANDS[ns.command](ns, options)
         sys.stdout.flush()  # a closed pipe shows here, not in "Exception ignored" at exit
         return code

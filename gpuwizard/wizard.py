@@ -237,7 +237,16 @@ def apply(
             emit(StepState(sp.step, FAILED, exc.cause))
             emit(LogLine(sp.step, f"{exc.cause} — rolling back this step", "err"))
             undo_steps = {sp.step, *by_name[sp.step].rollback_with}
-            rollback_records(host, run, _reread(run), undo_steps, emit=emit)
+            try:
+                rollback_records(host, run, _reread(run), undo_steps, emit=emit)
+            except WizardError as rb:
+                # say both, truthfully: the step failed, and undoing it did not bring the
+                # host back either (e.g. Docker does not start on the restored daemon.json)
+                raise WizardError(
+                    f"{exc.cause}; the rollback did not bring it back either: {rb.cause}",
+                    rb.remedy,
+                    "\n".join(d for d in (exc.detail, rb.detail) if d),
+                ) from rb
             raise
         emit(StepState(sp.step, DONE))
 

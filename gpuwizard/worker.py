@@ -34,6 +34,9 @@ REVERT = "revert"
 TERMINAL = ("finished", "failed", "rolled-back", "auto-reverted", "refused")
 # the part of a run that auto-revert covers: what can cut the user off from Docker
 DISRUPTIVE_STEPS = ("daemon-config", "restart")
+REVERT_TIMER = "revert-timer"  # the run folder's file naming its systemd timer unit
+# the timer fires this long after the deadline, so that a live worker reverts first
+REVERT_GRACE = 3
 
 
 def _events_path(journal: Journal, run_id: str) -> Path:
@@ -236,8 +239,22 @@ def confirm(journal: Journal, run_id: str) -> None:
     folder = journal.runs_dir / run_id
     if not folder.is_dir():
         raise WizardError(f"There is no run {run_id}", "List runs with `gpuwizard history`.")
-    (folder / CONFIRM).write_text(str(time.time()))
     run = journal.read_run(run_id)
+    deadline = run.confirmation_deadline()
+    if deadline is None and run.status() in ("auto-reverted", "rolled-back"):
+        raise WizardError(
+            f"Run {run_id} was not kept: it is {run.status()}",
+            "Its change is undone. Apply again to make it again.",
+        )
+    if deadline is not None and time.time() >= deadline:
+        raise WizardError(
+            f"Too late to keep run {run_id}: its confirmation deadline passed at "
+            + time.strftime("%H:%M:%S", time.localtime(deadline)),
+            "The change is rolled back (the next gpuwizard command does it if nothing did "
+            "yet). Apply again to make it again, and confirm before the deadline.",
+        )
+    (folder / CONFIRM).write_text(str(time.time()))
+    disarm_revert_timer(folder)
     if run.status() == "interrupted" and run.confirmation_deadline() is not None:
         # the worker is gone (reboot); record the confirmation ourselves
         w = journal.open_run(run_id)
@@ -277,11 +294,109 @@ def recover_expired(host: Host, journal: Journal, emit: ev.EventSink = ev.discar
         if deadline is None or run.status() != "interrupted" or time.time() < deadline:
             continue
         writer = journal.open_run(run.run_id)
-        with journal.locked(run.run_id, ["recover"], host.root):
-            wizard.rollback_records(host, writer, run, set(DISRUPTIVE_STEPS), emit=emit)
-            writer.append("end", {"status": "auto-reverted"})
+        emit(
+            ev.LogLine(
+                "",
+                f"Run {run.run_id} was not confirmed before its deadline and its worker is "
+                "gone: rolling back daemon.json and restarting Docker on it",
+                "err",
+            )
+        )
+        try:
+            with journal.locked(run.run_id, ["recover"], host.root):
+                run = journal.read_run(run.run_id)  # under the lock: nobody else did it
+                if run.status() != "interrupted":
+                    continue
+                wizard.rollback_records(host, writer, run, set(DISRUPTIVE_STEPS), emit=emit)
+                writer.append("end", {"status": "auto-reverted"})
+        except LockHeld:
+            continue  # another gpuwizard holds the lock; it (or the next command) reverts
+        except WizardError as exc:
+            writer.append("end", {"status": "failed", "error": exc.to_json()})
+            emit(ev.RunState(run.run_id, "failed", _failure_text(exc)))
+            continue
+        emit(ev.RunState(run.run_id, "auto-reverted", "not confirmed in time: rolled back"))
+        disarm_revert_timer(run.folder)
         done.append(run.run_id)
     return done
+
+
+def revert_main(state_dir: str, run_id: str) -> int:
+    """Entry point of `gpuwizard _revert`, which the transient systemd timer runs at the
+    deadline: roll back if nobody confirmed and no worker did it. Prints to the unit's log."""
+
+    def say(event: ev.Event) -> None:
+        if isinstance(event, ev.LogLine) and event.text:
+            print(event.text, flush=True)
+        elif isinstance(event, ev.RunState):
+            print(f"gpuwizard run {event.run_id}: {event.state} — {event.detail or ''}", flush=True)
+
+    journal = Journal(Path(state_dir))
+    try:
+        run = journal.read_run(run_id)
+    except (OSError, WizardError) as exc:
+        print(f"gpuwizard: no run {run_id} in {state_dir} ({exc})", flush=True)
+        return 0
+    status = run.status()
+    if status != "interrupted" or run.confirmation_deadline() is None:
+        print(f"gpuwizard run {run_id} is {status}: nothing to revert", flush=True)
+        return 0
+    host = Host(Path(str(run.meta.get("root", "/"))))
+    done = recover_expired(host, journal, emit=say)
+    return 0 if run_id in done else 1
+
+
+def _systemd_timer_ok(host: Host) -> bool:
+    return _use_systemd_run(host)
+
+
+def arm_revert_timer(host: Host, journal: Journal, run_id: str, deadline: float) -> Optional[str]:
+    """A transient systemd timer that reverts the run at its deadline, even if every gpuwizard
+    process is gone by then (killed, or its unit stopped). None where systemd does not run."""
+    if not _systemd_timer_ok(host):
+        return None
+    unit = f"gpuwizard-revert-{run_id.lower()}"
+    seconds = max(1, int(deadline - time.time() + 0.999) + REVERT_GRACE)
+    argv = [
+        "systemd-run",
+        "--unit",
+        unit,
+        f"--on-active={seconds}s",
+        "--timer-property=AccuracySec=1s",
+        "--timer-property=RemainAfterElapse=no",
+        "--collect",
+        "--quiet",
+        f"--description=gpuwizard: revert run {run_id} unless confirmed",
+        f"--working-directory={CHILD_CWD}",
+        *python_argv("_revert", "--state-dir", os.path.abspath(journal.state_dir), run_id),
+    ]
+    res = subprocess.run(argv, capture_output=True, text=True, env=clean_env(), check=False)  # noqa: S603
+    if res.returncode != 0:
+        return None
+    (journal.runs_dir / run_id / REVERT_TIMER).write_text(unit)
+    return unit
+
+
+def disarm_revert_timer(folder: Path) -> None:
+    """Stop a run's revert timer (confirmed, or already reverted)."""
+    try:
+        unit = (folder / REVERT_TIMER).read_text().strip()
+    except OSError:
+        return
+    if unit and shutil.which("systemctl"):
+        subprocess.run(  # noqa: S603 S607
+            ["systemctl", "stop", f"{unit}.timer"], capture_output=True, check=False
+        )
+    with contextlib.suppress(OSError):
+        (folder / REVERT_TIMER).unlink()
+
+
+def _failure_text(exc: WizardError) -> str:
+    """A failure as a face prints it: cause, remedy, and the detail (the daemon's log)."""
+    text = f"{exc.cause}\n{exc.remedy}"
+    if exc.detail:
+        text += "\n" + exc.detail
+    return text
 
 
 # -- the worker's side ------------------------------------------------------------------------
@@ -362,7 +477,7 @@ def _apply_and_keep(
         wizard.apply(host, options, the_plan, writer, emit)
     except WizardError as exc:
         writer.append("end", {"status": "failed", "error": exc.to_json()})
-        emit(ev.RunState(run_id, "failed", f"{exc.cause}\n{exc.remedy}"))
+        emit(ev.RunState(run_id, "failed", _failure_text(exc)))
         return 1
     except Exception as exc:  # an unexpected bug: still leave the journal consistent
         writer.append("end", {"status": "failed", "error": {"cause": repr(exc)}})
@@ -393,6 +508,9 @@ def _await_confirmation(
         return 0
     deadline = time.time() + options.auto_revert
     writer.append("awaiting-confirmation", {"deadline": deadline})
+    timer = arm_revert_timer(host, journal, run_id, deadline)
+    if timer:
+        emit(ev.LogLine("", f"auto-revert armed as the systemd timer {timer}.timer", "info"))
     emit(
         ev.RunState(
             run_id,
@@ -407,6 +525,7 @@ def _await_confirmation(
     declined = False
     while time.time() < deadline:
         if confirm_file.exists():
+            disarm_revert_timer(writer.folder)
             writer.append("confirmed", {"by": "user"})
             writer.append("end", {"status": "finished"})
             emit(ev.RunState(run_id, "finished", "kept"))
@@ -422,6 +541,7 @@ def _await_confirmation(
         "Docker on it"
     )
     emit(ev.LogLine("", why, "err"))
+    disarm_revert_timer(writer.folder)
     try:
         wizard.rollback_records(
             host, writer, journal.read_run(run_id), set(DISRUPTIVE_STEPS), emit=emit
@@ -429,7 +549,7 @@ def _await_confirmation(
     except WizardError as exc:
         # e.g. the undone daemon.json would not start Docker: stop, say so, restart nothing
         writer.append("end", {"status": "failed", "error": exc.to_json()})
-        emit(ev.RunState(run_id, "failed", f"could not roll back: {exc.cause}\n{exc.remedy}"))
+        emit(ev.RunState(run_id, "failed", "could not roll back: " + _failure_text(exc)))
         return 1
     writer.append("end", {"status": "auto-reverted"})
     emit(
@@ -439,7 +559,7 @@ def _await_confirmation(
             "not kept: rolled back" if declined else "not confirmed in time: rolled back",
         )
     )
-    return 2
+    return 0  # the worker did its job: an auto-revert is not a failed unit
 
 
 def worker_main(state_dir: str, run_id: str) -> int:
@@ -448,4 +568,13 @@ def worker_main(state_dir: str, run_id: str) -> int:
     if os.getsid(0) != os.getpid():
         with contextlib.suppress(OSError):
             os.setsid()
-    return run_worker(Journal(Path(state_dir)), run_id)
+    return run_worker(Journal(Path(state_dir)), run_id, also=_say)
+
+
+def _say(event: ev.Event) -> None:
+    """The worker's own log (the unit's journal under systemd, else worker.log): what it
+    decided, not every line."""
+    if isinstance(event, ev.RunState):
+        print(f"gpuwizard run {event.run_id}: {event.state} — {event.detail or ''}", flush=True)
+    elif isinstance(event, ev.LogLine) and event.stream == "err" and not event.step:
+        print(event.text, flush=True)

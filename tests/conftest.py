@@ -13,7 +13,14 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-pytest_plugins: list[str] = ["sshd", "tests.dockerd", "tests.docker_versions", "debroot", "rpmrepo"]
+pytest_plugins: list[str] = [
+    "sshd",
+    "tests.dockerd",
+    "tests.docker_versions",
+    "debroot",
+    "rpmrepo",
+    "systemd_bed",
+]
 
 
 @pytest.fixture

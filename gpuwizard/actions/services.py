@@ -20,6 +20,7 @@ from gpuwizard.actions.base import Action, ApplyContext, Diff, register
 from gpuwizard.errors import WizardError
 from gpuwizard.host import docker as engine
 from gpuwizard.host.system import Host
+from gpuwizard.host.systemd import describe_unit_state, locked_out, unit_state
 
 METHODS: dict[str, list[str]] = {
     "systemd": ["systemctl", "restart", "docker"],
@@ -63,8 +64,32 @@ def restart_argv(method: str, command: Optional[list[str]]) -> list[str]:
     return list(METHODS[method])
 
 
-def daemon_log(host: Host, method: str, log_file: Optional[str], lines: int = 30) -> str:
-    """The daemon's last log lines: its log file, or the journal under systemd."""
+def clear_start_limit(ctx: ApplyContext, method: str) -> None:
+    """Before gpuwizard's one start: if docker.service failed (or someone else's restarts hit
+    the start limit), say so and `reset-failed` it, so that systemd does not refuse a start
+    that has nothing to do with them."""
+    if not method.startswith("systemd") or not ctx.host.which("systemctl"):
+        return
+    state = unit_state(ctx.host, method)
+    if state.get("ActiveState") == "failed" or locked_out(state):
+        ctx.log(describe_unit_state(state) + ": `systemctl reset-failed` before restarting")
+    user = ["--user"] if method == "systemd-user" else []
+    ctx.host.run(
+        ["systemctl", *user, "reset-failed", "docker.service", "docker.socket"],
+        check=False,
+        on_line=ctx.line_logger(),
+    )
+
+
+def daemon_log(
+    host: Host,
+    method: str,
+    log_file: Optional[str],
+    lines: int = 30,
+    since: Optional[float] = None,
+) -> str:
+    """The daemon's last log lines: its log file, or the journal under systemd (only since
+    gpuwizard's restart when `since` is given: an older refusal is not this one)."""
     if log_file:
         try:
             text = Path(log_file).read_text(errors="replace")
@@ -73,6 +98,8 @@ def daemon_log(host: Host, method: str, log_file: Optional[str], lines: int = 30
             pass
     if method.startswith("systemd") and host.which("journalctl"):
         argv = ["journalctl", "-u", "docker", "-n", str(lines), "--no-pager"]
+        if since is not None:
+            argv += ["--since", f"@{int(since)}"]
         if method == "systemd-user":
             argv.insert(1, "--user")
         res = host.run(argv, check=False, timeout=15)
@@ -207,13 +234,6 @@ class RestartDocker(Action):
         """Start Docker once on the (already restored) daemon.json, after clearing systemd's
         start limit. Never a loop: one start, one verification."""
         method = str(undo.get("method", "command"))
-        if method.startswith("systemd") and ctx.host.which("systemctl"):
-            user = ["--user"] if method == "systemd-user" else []
-            ctx.host.run(
-                ["systemctl", *user, "reset-failed", "docker.service", "docker.socket"],
-                check=False,
-                on_line=ctx.line_logger(),
-            )
         _restart(
             ctx,
             method,
@@ -234,6 +254,8 @@ def _restart(
     log_file: Optional[str],
 ) -> None:
     """Run the restart command once, then wait for the engine with visible progress."""
+    clear_start_limit(ctx, method)
+    since = time.time() - 1
     ctx.log("$ " + " ".join(argv))
     res = ctx.host.run(
         argv, inside=False, check=False, on_line=ctx.line_logger(), timeout=max(wait, 30.0)
@@ -241,8 +263,8 @@ def _restart(
     if res.returncode != 0:
         raise WizardError(
             f"Restarting Docker failed (`{' '.join(argv)}` exited {res.returncode})",
-            "Read the daemon's log below: daemon.json is restored and Docker started once on it.",
-            daemon_log(ctx.host, method, log_file),
+            "Read the daemon's log below (from this restart only).",
+            daemon_log(ctx.host, method, log_file, since=since),
         )
 
     def tick(elapsed: float) -> None:
@@ -253,6 +275,8 @@ def _restart(
     try:
         engine.wait_for_engine(ctx.host, docker_host, wait, tick)
     except WizardError as exc:
-        raise WizardError(exc.cause, exc.remedy, daemon_log(ctx.host, method, log_file)) from exc
+        raise WizardError(
+            exc.cause, exc.remedy, daemon_log(ctx.host, method, log_file, since=since)
+        ) from exc
     ctx.progress(1.0, "Docker answers")
     ctx.log("Docker is back")

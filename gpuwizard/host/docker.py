@@ -255,31 +255,72 @@ def desktop_installed(host: Host) -> Optional[str]:
 
 
 def unit_argv(host: Host, unit: str = "docker.service") -> list[str]:
-    """The effective ExecStart of a systemd unit, as argv: /etc wins over /lib and /usr/lib,
-    drop-ins (*.conf, in name order) override it, an empty `ExecStart=` resets it."""
-    value: Optional[str] = None
-    for folder in ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"):
-        text = host.read_text(f"{folder}/{unit}")
-        if text:
-            value = _last_exec_start(text, value)
-            break
-    dropins = host.path(f"/etc/systemd/system/{unit}.d")
-    if dropins.is_dir():
-        for conf in sorted(dropins.glob("*.conf")):
-            value = _last_exec_start(conf.read_text(errors="replace"), value)
-    if not value:
+    """The effective ExecStart of a systemd unit, as argv (see unit_args)."""
+    return [a for a, _ in unit_args(host, unit)]
+
+
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system",
+             "/lib/systemd/system")  # fmt: skip
+
+
+def unit_args(host: Host, unit: str = "docker.service") -> list[tuple[str, str]]:
+    """A unit's ExecStart as systemd WILL run it, each word with where it comes from: the unit
+    file (/etc wins over /run, /usr/lib, /lib), then its drop-ins in name order (an empty
+    `ExecStart=` resets), with `$VAR`/`${VAR}` expanded from `Environment=` and
+    `EnvironmentFile=` (e.g. DOCKER_OPTS in /etc/default/docker). Not the running argv: those
+    files may have changed since the daemon started."""
+    found = [f"{d}/{unit}" for d in UNIT_DIRS if host.exists(f"{d}/{unit}")]
+    if not found:
         return []
+    files = [found[0]]
+    dropins: dict[str, str] = {}
+    for d in reversed(UNIT_DIRS):  # a drop-in in /etc overrides one of the same name in /lib
+        folder = host.path(f"{d}/{unit}.d")
+        if folder.is_dir():
+            for p in folder.glob("*.conf"):
+                dropins[p.name] = f"{d}/{unit}.d/{p.name}"
+    files += [dropins[n] for n in sorted(dropins)]
+    exec_start: list[tuple[str, str]] = []
+    env: dict[str, tuple[str, str]] = {}
+    env_files: list[str] = []
+    for f in files:
+        for raw in (host.read_text(f) or "").replace("\\\n", " ").splitlines():
+            key, _, value = raw.strip().partition("=")
+            key, value = key.strip(), value.strip()
+            if key == "ExecStart":
+                exec_start = [(w, f) for w in _split(value.lstrip("-@+!:"))] if value else []
+            elif key == "Environment":
+                for item in _split(value):
+                    k, _, v = item.partition("=")
+                    env[k] = (v, f)
+            elif key == "EnvironmentFile" and value:
+                env_files.append(value.lstrip("-"))
+    for path in env_files:
+        for raw in (host.read_text(path) or "").splitlines():
+            line = raw.strip()
+            if line.startswith("export "):
+                line = line[7:].strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            k, _, v = line.partition("=")
+            env[k.strip()] = (" ".join(_split(v)), path)
+    out: list[tuple[str, str]] = []
+    for word, src in exec_start:
+        if not word.startswith("$"):
+            out.append((word, src))
+            continue
+        name = word[2:-1] if word.startswith("${") and word.endswith("}") else word[1:]
+        if name in env:  # $VAR splits into words; an unset one is dropped, as systemd does
+            value, where = env[name]
+            out += [(w, f"{name} in {where}") for w in value.split()]
+    return out
+
+
+def _split(text: str) -> list[str]:
     try:
-        return shlex.split(value.lstrip("-@+!"))
+        return shlex.split(text)
     except ValueError:
-        return value.split()
-
-
-def _last_exec_start(text: str, value: Optional[str]) -> Optional[str]:
-    for line in text.replace("\\\n", " ").splitlines():
-        if line.strip().startswith("ExecStart="):
-            value = line.split("=", 1)[1].strip() or None
-    return value
+        return text.split()
 
 
 def installed(host: Host) -> bool:

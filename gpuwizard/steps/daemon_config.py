@@ -35,13 +35,21 @@ def engine_facts(host: Host, options: Options, sim: Simulation) -> engine.Engine
 
 
 def dockerd_flags(host: Host, facts: engine.EngineFacts) -> dict[str, str]:
-    """daemon.json keys that dockerd's command line (or its unit's ExecStart) sets."""
-    argv = list(facts.dockerd_argv) or engine_unit_argv(host)
+    """daemon.json keys that dockerd's command line will set, each with the flag and where it
+    comes from. Under systemd that is what docker.service WILL start (ExecStart with drop-ins,
+    $DOCKER_OPTS from its EnvironmentFile), not the running dockerd's argv: /etc/default/docker
+    may have changed since it started. Elsewhere, the running argv."""
+    unit = engine.unit_args(host) if host.facts.init_system == "systemd" else []
+    if unit:
+        keys = dj.flag_keys(a for a, _ in unit[1:])
+        where = {a.split("=", 1)[0]: src for a, src in unit[1:]}
+        return {k: f"{flag}, from {where.get(flag, 'docker.service')}" for k, flag in keys.items()}
+    argv = list(facts.dockerd_argv) or [a for a, _ in engine.unit_args(host)]
     return dj.flag_keys(argv[1:])
 
 
 def engine_unit_argv(host: Host) -> list[str]:
-    """ExecStart of docker.service (drop-ins win), for a daemon that is not running now."""
+    """ExecStart of docker.service as systemd will run it ($DOCKER_OPTS expanded)."""
     return engine.unit_argv(host)
 
 
@@ -109,7 +117,7 @@ class DaemonConfigStep(Step):
                 facts=info,
                 warnings=warnings,
             )
-        validation = validate_with_dockerd(host, facts, merged.after)
+        validation = validate_with_dockerd(host, facts, merged.after, shown)
         info["validate"] = validation
         if validation.get("ok") is False:
             return self.make(
@@ -149,10 +157,12 @@ class DaemonConfigStep(Step):
             )
 
 
-def validate_with_dockerd(host: Host, facts: engine.EngineFacts, data: bytes) -> dict[str, Any]:
+def validate_with_dockerd(
+    host: Host, facts: engine.EngineFacts, data: bytes, shown: str = engine.DEFAULT_DAEMON_JSON
+) -> dict[str, Any]:
     """`dockerd --validate` on the merged bytes, where the installed Docker has it (>= 23;
     20.10 says `unknown flag`, so decide by version, not by exit code)."""
-    dockerd = host.which("dockerd")
+    dockerd = _running_dockerd(host, facts) or host.which("dockerd")
     if not dockerd or not facts.version:
         return {"ok": None, "output": "validator skipped: Docker's version is unknown"}
     if not facts.has_validate:
@@ -161,7 +171,8 @@ def validate_with_dockerd(host: Host, facts: engine.EngineFacts, data: bytes) ->
             "output": f"validator unavailable: Docker {facts.version} has no "
             "`dockerd --validate` (23.0 and later do); gpuwizard's own checks ran",
         }
-    flags = _without_config_file(list(facts.dockerd_argv[1:]))
+    unit = engine_unit_argv(host) if host.facts.init_system == "systemd" else []
+    flags = _without_config_file(list((unit or list(facts.dockerd_argv))[1:]))
     fd, tmp = tempfile.mkstemp(prefix="gpuwizard-daemon-", suffix=".json")
     try:
         os.write(fd, data)
@@ -174,8 +185,20 @@ def validate_with_dockerd(host: Host, facts: engine.EngineFacts, data: bytes) ->
         )
     finally:
         os.unlink(tmp)
-    out = (res.stderr + res.stdout).strip()
+    out = (res.stderr + res.stdout).strip().replace(tmp, shown)
     return {"ok": res.returncode == 0, "output": out.splitlines()[-1] if out else ""}
+
+
+def _running_dockerd(host: Host, facts: engine.EngineFacts) -> Optional[str]:
+    """The running daemon's own program (its version is the one --validate must match: a
+    second dockerd on PATH may be older)."""
+    if facts.dockerd_pid is None or not host.is_live:
+        return None
+    try:
+        exe = os.readlink(f"/proc/{facts.dockerd_pid}/exe")
+    except OSError:
+        return None
+    return exe if os.path.isfile(exe) else None
 
 
 def _without_config_file(argv: list[str]) -> list[str]:

@@ -32,6 +32,20 @@ DAEMON_RELOAD_WARNING = (
 )
 
 
+def daemon_reload_applies(host: Host, options: Options, sim: Simulation) -> bool:
+    """The daemon-reload warning is true only on a running systemd host whose Docker uses (or
+    may use: it is not running) the systemd cgroup driver."""
+    if not host.is_live or host.facts.init_system != "systemd":
+        return False
+    from gpuwizard.steps.daemon_config import engine_facts
+
+    try:
+        driver = engine_facts(host, options, sim).cgroup_driver
+    except (OSError, WizardError):
+        driver = ""
+    return driver in ("systemd", "")
+
+
 class PackagesStep(Step):
     """Installs the pinned toolkit packages and retires the legacy ones."""
 
@@ -122,7 +136,8 @@ class PackagesStep(Step):
             ]
             if newer:
                 warnings.append("this is a downgrade from " + ", ".join(newer))
-            warnings.append(DAEMON_RELOAD_WARNING)
+            if daemon_reload_applies(host, options, sim):
+                warnings.append(DAEMON_RELOAD_WARNING)
             if pm.name == "apt":
                 facts["lock"] = f"waits up to {options.lock_wait:.0f} s for the dpkg lock"
         diffs = [d for a in actions for d in a.preview(host)]

@@ -14,6 +14,7 @@ from typing import Any, Optional
 from gpuwizard.actions.services import RestartDocker, detect_method
 from gpuwizard.host import docker as engine
 from gpuwizard.host.system import Host
+from gpuwizard.host.systemd import describe_unit_state, unit_state
 from gpuwizard.host.toolkit import HOOK
 from gpuwizard.host.toolkit import HOOK_PACKAGES as TOOLKIT_PACKAGES  # the two with the hook
 from gpuwizard.options import Options
@@ -120,6 +121,13 @@ class RestartStep(Step):
                 "restart (live-restore is off in daemon.json)"
             )
         if method.startswith("systemd"):
+            state = unit_state(host, method)
+            info["unit"] = state
+            if state.get("ActiveState") == "failed":
+                warnings.append(
+                    describe_unit_state(state)
+                    + ": gpuwizard runs `systemctl reset-failed docker.service` before its restart"
+                )
             warnings.append(
                 "systemd allows 3 starts of docker.service in 60 s; gpuwizard "
                 "restarts once and, on failure, restores daemon.json and starts once"
