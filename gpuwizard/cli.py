@@ -229,6 +229,31 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long to wait for containerd to come back after a restart",
     )
+    c = p.add_argument_group("CDI")
+    c.add_argument(
+        "--cdi-spec",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="where the cdi step writes the spec (default /etc/cdi/nvidia.yaml)",
+    )
+    c.add_argument(
+        "--cdi-driver-root",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="the driver's root for nvidia-ctk (default: where nvidia-smi is)",
+    )
+    c.add_argument(
+        "--cdi-regenerate",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="regenerate the CDI spec even when it looks healthy",
+    )
+    c.add_argument(
+        "--runtime-mode",
+        default=argparse.SUPPRESS,
+        choices=["cdi", "auto", "legacy"],
+        help='set the NVIDIA runtime\'s mode in config.toml (e.g. "cdi")',
+    )
     t = p.add_argument_group("GPU test")
     t.add_argument(
         "--test-image", default=argparse.SUPPRESS, metavar="IMAGE", help="the smoke-test image"
@@ -387,6 +412,10 @@ def options_from(ns: argparse.Namespace) -> Options:
         "replace_runtime",
         "restart_method",
         "docker_wait",
+        "cdi_spec",
+        "cdi_driver_root",
+        "cdi_regenerate",
+        "runtime_mode",
         "test_image",
         "cuda_image",
         "cuda_repository",

@@ -10,7 +10,7 @@ NVIDIA_KEY_FINGERPRINT = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
 NVIDIA_REPO_URL = "https://nvidia.github.io/libnvidia-container/stable"
 NVIDIA_KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"
 
-STEP_NAMES = ("driver", "repository", "packages", "daemon-config", "restart", "gpu-test")
+STEP_NAMES = ("driver", "repository", "packages", "cdi", "daemon-config", "restart", "gpu-test")
 # the other engines' steps: in a plan only where their engine is on the host
 ENGINE_STEP_NAMES = ("podman", "containerd", "containerd-restart")
 ALL_STEP_NAMES = STEP_NAMES + ENGINE_STEP_NAMES
@@ -40,6 +40,12 @@ class Options:
     restart_command: Optional[list[str]] = None
     docker_wait: float = 60.0
     docker_log: Optional[str] = None  # the daemon's log file, shown when a restart fails
+
+    # CDI (the cdi step)
+    cdi_spec: Optional[str] = None  # where to write the spec (default /etc/cdi/nvidia.yaml)
+    cdi_driver_root: Optional[str] = None  # default: where the driver step found nvidia-smi
+    cdi_regenerate: bool = False  # regenerate even a healthy spec
+    runtime_mode: Optional[str] = None  # "cdi": the NVIDIA runtime's mode in config.toml
 
     # the GPU test
     test_image: Optional[str] = None  # the smoke test image (default ubuntu:24.04)

@@ -157,6 +157,14 @@ def render_for_host(
     image = _host_image(host, options)
     gpus = getattr(options, "gpus", None) or "all"
     out: list[str] = []
+    route = tested_route(host, options)
+    if route:
+        why = "; ".join(f"{k}: {v}" for k, v in (route.get("why_not") or {}).items())
+        out.append(
+            "# works on this host (gpuwizard's GPU test reached the GPU this way)\n"
+            + (route["docker_run"] if kind == "run" else route["compose"] + "\n")
+            + (f"\n# the other routes do not work here: {why}" if why else "")
+        )
     if kind == "run":
         for name in ("gpus", "runtime", "cdi"):
             out.append(f"# {name}\n{render_docker_run(image, gpus, name)}")
@@ -169,6 +177,22 @@ def render_for_host(
             text = "# checked with `docker compose config`\n" + text
         out.append(f"# docker-compose.yaml ({f} form)\n{text}")
     return "\n".join(out)
+
+
+def tested_route(host: Host, options: Any) -> Optional[dict[str, Any]]:
+    """The route the newest GPU test found working (a `gpu-route` journal record), if any."""
+    try:
+        from gpuwizard.journal import Journal
+        from gpuwizard.worker import state_dir_for
+
+        journal = Journal(state_dir_for(host, options))
+        for run in reversed(journal.runs()):
+            found = [r for r in run.records if r.type == "gpu-route"]
+            if found:
+                return dict(found[-1].data)
+    except (OSError, ValueError, WizardError):
+        return None
+    return None
 
 
 def _host_image(host: Host, options: Any) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Iterator, Optional
 
 HERE = Path(__file__).resolve().parent
 STAND_INS = HERE / "stand_ins"
-STAND_IN_PROGRAMS = ("nvidia-container-runtime-hook", "nvidia-container-runtime")
+STAND_IN_PROGRAMS = ("nvidia-container-runtime-hook", "nvidia-container-runtime", "nvidia-ctk")
 BUSYBOX_LINKS = (
     "sh",
     "echo",

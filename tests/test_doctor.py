@@ -264,6 +264,7 @@ def test_a_healthy_gpu_host_holds_at_every_link_doctor_can_check_there(
         "daemon-config": OK,
         "engine": SKIPPED,
         "gpu-runtime": SKIPPED,
+        "cdi": OK,
         "smoke-test": SKIPPED,
     }, render_report(report)
     assert report.ok and report.exit_code == 0

@@ -356,7 +356,7 @@ def test_a_step_chosen_alone_still_sees_what_earlier_probes_found(tmp_path: Path
 
 
 def test_plan_detailed_exitcode_on_a_sandbox_root(tmp_path: Path) -> None:
-    """`plan --root R --json --detailed-exitcode`: the six steps with states and diffs; 1 when
+    """`plan --root R --json --detailed-exitcode`: the seven steps with states and diffs; 1 when
     a selected step is blocked, 2 when changes are pending, 0 when there is nothing to do."""
     root = tmp_path / "root"
     (root / "etc/docker").mkdir(parents=True)
@@ -369,6 +369,7 @@ def test_plan_detailed_exitcode_on_a_sandbox_root(tmp_path: Path) -> None:
         "driver",
         "repository",
         "packages",
+        "cdi",
         "daemon-config",
         "restart",
         "gpu-test",

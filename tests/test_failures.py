@@ -475,6 +475,144 @@ KNOWN = [
         "exit status 1, stdout: , stderr: /usr/bin/nvidia-container-runtime-hook: exit status 2",
         {},
     ),
+    # the CDI era (issue 14) -----------------------------------------------------------------
+    (
+        "legacy-cli-missing",
+        "docker: Error response from daemon: failed to create task for container: failed to create "
+        "shim task: OCI runtime create failed: runc create failed: unable to start container "
+        "process: error during container init: error running hook #0: error running hook: exit "
+        "status 1, stdout: , stderr: Auto-detected mode as 'legacy'\ncouldn't find binary "
+        'nvidia-container-cli in PATH: exec: "nvidia-container-cli": executable file not found '
+        "in $PATH: unknown.",
+        {},
+    ),
+    (
+        "legacy-cli-missing",
+        "stderr: couldn't find binary nvidia-container-cli in PATH: exec: "
+        '"nvidia-container-cli": executable file not found in $PATH',
+        {},
+    ),
+    (
+        "cdi-driver-missing",
+        'docker: Error response from daemon: could not select device driver "cdi" with '
+        "capabilities: [].",
+        {},
+    ),
+    (
+        "cdi-driver-missing",
+        "Error response from daemon: could not select device driver \u201ccdi\u201d with "
+        "capabilities: []\nSee 'docker run --help'.",
+        {},
+    ),
+    (
+        "cdi-spec-stale",
+        "Error response from daemon: failed to create task for container: failed to create shim "
+        "task: OCI runtime create failed: could not apply required modification to OCI "
+        "specification: error modifying OCI spec: failed to inject CDI devices: failed to inject "
+        'devices: failed to stat CDI host device "/dev/nvidia-uvm-tools": no such file',
+        {},
+    ),
+    (
+        "cdi-spec-stale",
+        "error stat'ing file `/usr/lib/x86_64-linux-gnu/libEGL_nvidia.so.550.54.14`: no such "
+        "file or directory",
+        {"file": "/usr/lib/x86_64-linux-gnu/libEGL_nvidia.so.550.54.14"},
+    ),
+    (
+        "cdi-refresh-start-limit",
+        "Dec 01 09:12:03 gpu1 systemd[1]: nvidia-cdi-refresh.service: Start request repeated too "
+        "quickly.",
+        {},
+    ),
+    (
+        "cdi-refresh-start-limit",
+        "nvidia-cdi-refresh.service: Failed with result 'start-limit-hit'.",
+        {},
+    ),
+    ("cuda-999-uvm", "RuntimeError: CUDA error: unknown error (999)", {}),
+    (
+        "cuda-999-uvm",
+        "cuInit returned 999 (CUDA_ERROR_UNKNOWN)",
+        {},
+    ),
+    (
+        "cuda-802-fabric",
+        "RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 802: system not yet "
+        "initialized",
+        {},
+    ),
+    ("cuda-802-fabric", "cuInit failed: 802 CUDA_ERROR_SYSTEM_NOT_READY", {}),
+    (
+        "driver-rpc-timeout",
+        "nvidia-container-cli: initialization error: driver rpc error: timed out: unknown",
+        {},
+    ),
+    (
+        "driver-rpc-timeout",
+        "OCI runtime create failed: container_linux.go:380: starting container process caused: "
+        "process_linux.go:545: container init caused: Running hook #0:: error running hook: exit "
+        "status 1, stdout: , stderr: nvidia-container-cli: initialization error: driver rpc "
+        "error: timed out: unknown",
+        {},
+    ),
+    (
+        "nvcgo-rpc-timeout",
+        "nvidia-container-cli: mount error: nvcgo rpc error: timed out: unknown",
+        {},
+    ),
+    (
+        "nvcgo-rpc-timeout",
+        "stderr: nvidia-container-cli: device error: 0: nvcgo rpc error: timed out",
+        {},
+    ),
+    (
+        "podman-docker",
+        "Emulate Docker CLI using podman. Create /etc/containers/nodocker to quiet msg.",
+        {},
+    ),
+    (
+        "podman-docker",
+        "Emulate Docker CLI using podman. Create /etc/containers/nodocker to quiet msg.\nError: "
+        "unresolvable CDI devices nvidia.com/gpu=all",
+        {},
+    ),
+    (
+        "sqv-sha1-key",
+        "W: OpenPGP signature verification failed: https://developer.download.nvidia.com/compute/"
+        "cuda/repos/debian13/x86_64  InRelease: Sub-process /usr/bin/sqv returned an error code "
+        "(1), error message is: Signing key on EB693B3035CD5710E231E123A4B469963BF863CC is not "
+        "bound: No binding signature at time 2026-02-03T10:00:00Z because: Policy rejected "
+        "non-revocation signature (PositiveCertification) requiring second pre-image resistance "
+        "because: SHA1 is not considered secure since 2026-02-01T00:00:00Z",
+        {},
+    ),
+    (
+        "sqv-sha1-key",
+        "Sub-process /usr/bin/sqv returned an error code (1), error message is: Missing key",
+        {},
+    ),
+    (
+        "flat-repo-no-release",
+        "E: The repository 'https://nvidia.github.io/libnvidia-container/stable/deb/amd64 noble "
+        "Release' does not have a Release file.",
+        {},
+    ),
+    (
+        "flat-repo-no-release",
+        "E: The repository 'http://artifactory.example.internal/nvidia/stable/deb/amd64 jammy "
+        "Release' does not have a Release file.",
+        {},
+    ),
+    (
+        "fips-rpm-digest",
+        "error: nvidia-container-toolkit-1.17.8-1.x86_64.rpm: Header V3 SHA1 digest: BAD",
+        {},
+    ),
+    (
+        "fips-rpm-digest",
+        "Package nvidia-container-toolkit-base: digest algorithm SHA1 not allowed in FIPS mode",
+        {},
+    ),
 ]
 
 # Errors users paste that are not NVIDIA failures: None, or at most the right other entry.

@@ -117,7 +117,7 @@ async def test_each_step_shows_what_it_found_and_what_it_will_change(tmp_path: P
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
-        await pilot.press("down", "down", "down", "enter")
+        await pilot.press("down", "down", "down", "down", "enter")
         await settle(app, pilot)
         assert type(app.screen).__name__ == "StepScreen"
         assert app.screen.step == "daemon-config"  # type: ignore[attr-defined]

@@ -1,6 +1,14 @@
 """actions/: the reversible vocabulary. Importing this package registers every kind."""
 
-from gpuwizard.actions import commands, containers, engines, files, packages, services  # noqa: F401
+from gpuwizard.actions import (  # noqa: F401
+    cdi,
+    commands,
+    containers,
+    engines,
+    files,
+    packages,
+    services,
+)
 from gpuwizard.actions.base import Action, ApplyContext, Diff, action_class, register
 from gpuwizard.actions.commands import RunCommand
 from gpuwizard.actions.files import RemoveFile, WriteFile

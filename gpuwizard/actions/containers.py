@@ -27,6 +27,13 @@ DRIVER_ROOT_BINS = (
 NOT_ON_PATH = "executable file not found in $PATH"
 
 
+def _smi_not_found(text: str, command: str) -> bool:
+    """The container started but has no such program (not: a hook's own missing binary, such
+    as `nvidia-container-cli`, whose message also says "not found in $PATH")."""
+    low = text.lower()
+    return f'exec: "{command}"' in text and (NOT_ON_PATH in text or "no such file" in low)
+
+
 def parse_gpus(spec: str) -> dict[str, Any]:
     """`--gpus` as the docker CLI reads it, as DeviceRequest fields:
     all | N | device=0,2 | "device=GPU-uuid" | count=N,capabilities=...,driver=..."""
@@ -233,6 +240,15 @@ class RunContainer(Action):
     must_pass: bool = True  # False: a failed verdict is reported, and the step judges
     alternatives: list[str] = field(default_factory=list)  # tried when the image's tag is gone
     reason: str = ""
+    route: str = ""  # gpus | runtime | cdi | default-runtime: a way to the GPU; "": a check
+
+    def cli_for_user(self) -> str:
+        """The line that worked, with the command as it ran (nvidia-smi's absolute path when
+        the container has it on no PATH)."""
+        ran = getattr(self, "_ran_command", None) or self.command
+        parts = ["docker", "run", "--rm"]
+        parts += cli_args(self.gpus, self.runtime, self.cdi_devices, self.env)
+        return " ".join([*parts, self.image, *ran])
 
     def describe(self) -> str:
         return self.reason or "run " + self.cli()
@@ -262,6 +278,7 @@ class RunContainer(Action):
             "cdi_devices": self.cdi_devices,
             "env": self.env,
             "cli": self.cli(),
+            "route": self.route,
         }
 
     def preview(self, host: Host) -> list[Diff]:
@@ -295,12 +312,17 @@ class RunContainer(Action):
             ctx.log("$ " + self.cli())
             code, lines, runtime = self._run_once(ctx, client, list(self.command))
             text = "\n".join(lines)
-            if code != 0 and NOT_ON_PATH in text and self.command[:1] == ["nvidia-smi"]:
+            if (
+                code != 0
+                and _smi_not_found(text, "nvidia-smi")
+                and self.command[:1] == ["nvidia-smi"]
+            ):
                 for path in self.nvidia_smi_paths:
                     ctx.log(f"nvidia-smi is not on the container's PATH; trying {path}")
                     code, lines, runtime = self._run_once(ctx, client, [path, *self.command[1:]])
                     text = "\n".join(lines)
-                    if code == 0 or NOT_ON_PATH not in text and "no such file" not in text:
+                    self._ran_command = [path, *self.command[1:]]
+                    if code == 0 or not _smi_not_found(text, path):
                         break
         finally:
             client.close()
@@ -312,6 +334,7 @@ class RunContainer(Action):
             "runtime": runtime,
             "passed": verdict.passed,
             "code": verdict.code,
+            "route": self.route,
             "tail": lines[-20:],
         }
 

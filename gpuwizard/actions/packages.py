@@ -9,6 +9,7 @@ one source, and importing a key into the rpm database.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import time
 from dataclasses import dataclass, field
@@ -187,6 +188,7 @@ class InstallPackages(Action):
             ),
             "planned": [c.describe() for c in changes],
             "lock_wait": self.lock_wait,
+            "absent_paths": _absent_paths(ctx.host),
         }
         if isinstance(pm, DnfPackages):
             undo["history_before"] = pm.last_transaction()
@@ -245,6 +247,11 @@ class InstallPackages(Action):
         note = restore_package_set(
             ctx, pm, before, notes, float(undo.get("lock_wait", 300)), set(undo.get("purge", []))
         )
+        added = [n for n in TOOLKIT_PACKAGES if n in before and before.get(n) is None]
+        if added and not pm.installed(added):
+            gone = _remove_made_files(ctx, list(undo.get("absent_paths") or []))
+            if gone:
+                note += "; removed what the toolkit's install made: " + ", ".join(gone)
         if "links_before" in undo:
             gone = remove_dangling_links(ctx.host, set(undo["links_before"]))
             if gone:
@@ -347,6 +354,40 @@ def restore_package_set(
     if not notes:
         return "packages already as they were"
     return "; ".join(notes)
+
+
+# Files the toolkit's maintainer scripts make (nvidia-container-toolkit-base's postinst writes
+# config.toml with `nvidia-ctk config --in-place`, which no package owns) or ship as conffiles
+# (kept by a remove): rollback removes the ones that did not exist before the install.
+TOOLKIT_MADE_FILES = (
+    "/etc/nvidia-container-runtime/config.toml",
+    "/etc/nvidia-container-toolkit/nvidia-cdi-refresh.env",
+)
+
+
+def _absent_paths(host: Host) -> list[str]:
+    out = []
+    for f in TOOLKIT_MADE_FILES:
+        for p in (f, posixpath.dirname(f)):
+            if not host.path(p).exists() and p not in out:
+                out.append(p)
+    return out
+
+
+def _remove_made_files(ctx: ApplyContext, absent: list[str]) -> list[str]:
+    """Remove what the toolkit's install left that did not exist before (files first, then
+    their folders if empty)."""
+    gone = []
+    # only these known paths, whatever the journal says (undo never follows stored paths)
+    known = set(TOOLKIT_MADE_FILES) | {posixpath.dirname(f) for f in TOOLKIT_MADE_FILES}
+    for p in sorted((a for a in absent if a in known), key=len, reverse=True):
+        real = ctx.host.path(p)
+        if real.is_file() or real.is_symlink():
+            real.unlink()
+            gone.append(p)
+        elif real.is_dir() and not any(real.iterdir()):
+            real.rmdir()
+    return gone
 
 
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.:@-]+(/[A-Za-z0-9./-]*)?")

@@ -6,7 +6,15 @@ import dataclasses
 import time
 from typing import Optional
 
-from gpuwizard.doctor import daemon_config, engine, hardware, packages, repository, toolkit_config
+from gpuwizard.doctor import (
+    cdi,
+    daemon_config,
+    engine,
+    hardware,
+    packages,
+    repository,
+    toolkit_config,
+)
 from gpuwizard.doctor.links import BROKEN, OK, WARN, DoctorReport, Link, Probe, Walk
 from gpuwizard.errors import WizardError
 from gpuwizard.events import EventSink, StepState
@@ -26,6 +34,7 @@ def chain(run_test: bool) -> list[tuple[str, str, Probe]]:
         ("daemon-config", "Docker's daemon.json", daemon_config.probe_daemon_config),
         ("engine", "Docker engine running with that file", engine.probe_engine),
         ("gpu-runtime", "GPU support registered in the engine", engine.probe_gpu_runtime),
+        ("cdi", "CDI specs (/etc/cdi, /var/run/cdi)", cdi.probe_cdi),
         (
             "smoke-test",
             "A GPU container",

@@ -23,6 +23,7 @@ from gpuwizard.steps.base import BLOCKED, PENDING, SKIPPED, Simulation, Step, St
 from gpuwizard.steps.daemon_config import engine_facts, planned_daemon_json
 
 DEFAULT_SMOKE_IMAGE = "ubuntu:24.04"
+CDI_ALL = "nvidia.com/gpu=all"
 FRAMEWORKS = {
     # image, command: each prints the GPU it sees, or fails
     "pytorch": (
@@ -158,53 +159,73 @@ class GpuTestStep(Step):
         runtimes = set((doc.get("runtimes") or {}).keys()) if doc else set(facts.runtimes)
         default = (doc.get("default-runtime") if doc else None) or facts.default_runtime
         env = {"NVIDIA_VISIBLE_DEVICES": visible_devices(gpus)}
-        # every way is tried even when one fails, so the user sees them all; verify() judges
         common: dict[str, Any] = {
             "docker_host": options.docker_host,
             "expect": expect,
             "nvidia_smi_paths": paths,
             "must_pass": False,
         }
+        cdi_names = set(sim.facts.get("cdi_names") or ()) | set(facts.cdi_devices)
+        has_spec = CDI_ALL in cdi_names
+        cdi_on = (doc.get("features", "cdi") if doc else None) is True or bool(facts.cdi_enabled)
+        has_runtime = "nvidia" in runtimes or "nvidia" in facts.runtimes
+        routes_skipped: dict[str, str] = {}
+        # every route is tried even when one fails, so the user sees them all; verify() judges
         actions: list[RunContainer] = [
             RunContainer(
                 image=smoke,
                 command=["nvidia-smi"],
                 gpus=gpus,
+                route="gpus",
                 reason=f"smoke test: --gpus {gpus}",
                 **common,
             )
         ]
-        if "nvidia" in runtimes or "nvidia" in facts.runtimes:
+        if has_runtime:
             actions.append(
                 RunContainer(
                     image=smoke,
                     command=["nvidia-smi"],
                     runtime="nvidia",
-                    env=env,
+                    env={"NVIDIA_VISIBLE_DEVICES": CDI_ALL} if has_spec else env,
                     expect_runtime="nvidia",
-                    reason="smoke test: --runtime nvidia",
+                    route="runtime",
+                    reason="smoke test: --runtime nvidia"
+                    + (f" with NVIDIA_VISIBLE_DEVICES={CDI_ALL} (CDI)" if has_spec else ""),
                     **common,
                 )
             )
+        else:
+            routes_skipped["runtime"] = "no nvidia runtime in daemon.json"
         if default == "nvidia":
             actions.append(
                 RunContainer(
                     image=smoke,
                     command=["nvidia-smi"],
-                    env=env,
+                    env={"NVIDIA_VISIBLE_DEVICES": CDI_ALL} if has_spec else env,
                     expect_runtime="nvidia",
+                    route="default-runtime",
                     reason="a plain docker run gets the NVIDIA runtime (default-runtime)",
                     **common,
                 )
             )
-        cdi_on = (doc.get("features", "cdi") if doc else None) is True or bool(facts.cdi_enabled)
-        if cdi_on and facts.version_tuple() >= (25,):
+        if facts.version_tuple() < (25,):
+            routes_skipped["cdi"] = f"Docker {facts.version or '?'} has no CDI (needs >= 25)"
+        elif not cdi_on:
+            routes_skipped["cdi"] = (
+                f"CDI is off in Docker {facts.version} (daemon.json features.cdi; "
+                "--enable-cdi sets it)"
+            )
+        elif not has_spec and not facts.cdi_devices:
+            routes_skipped["cdi"] = f"no CDI spec defines {CDI_ALL} (the cdi step writes one)"
+        else:
             actions.append(
                 RunContainer(
                     image=smoke,
                     command=["nvidia-smi"],
-                    cdi_devices=["nvidia.com/gpu=all"],
-                    reason="CDI: --device nvidia.com/gpu=all",
+                    cdi_devices=[CDI_ALL],
+                    route="cdi",
+                    reason=f"CDI: --device {CDI_ALL}",
                     **common,
                 )
             )
@@ -229,6 +250,7 @@ class GpuTestStep(Step):
                 "cuda_reason": why,
                 "gpus": gpus,
                 "commands": [a.cli() for a in actions],
+                "routes_skipped": routes_skipped,
             }
         )
         warnings = []
@@ -240,6 +262,21 @@ class GpuTestStep(Step):
             )
         if not report:
             warnings.append("no GPU report from the driver step: the test accepts any GPU line")
+        from gpuwizard.host import cuda as cuda_check
+
+        cu = cuda_check.check(host, (report or {}).get("nvidia_smi"))
+        info["cuda_init"] = cu.to_json()
+        if cu.code not in (None, 0):
+            warnings.append(
+                f"{cu.summary()} on the host: nvidia-smi can pass while CUDA fails. {cu.fix}"
+            )
+        off = [i for i, m in cu.persistence.items() if m.lower() == "disabled"]
+        if off:
+            warnings.append(
+                "persistence mode is off on GPU " + ", ".join(off) + ": containers can fail with "
+                "`driver rpc error: timed out` on a cold driver (sudo nvidia-smi -pm 1, or "
+                "nvidia-persistenced)"
+            )
         return self.make(
             PENDING,
             reason=f"{len(actions)} test container(s)",
@@ -250,20 +287,97 @@ class GpuTestStep(Step):
         )
 
     def verify(self, ctx: ApplyContext, options: Options, plan: StepPlan) -> None:
-        """Every test container ran; the step fails with the first failure's cause and remedy,
-        naming the others."""
+        """The step passes when at least one route reaches the GPU (and the CUDA image and
+        framework checks, when asked for, pass). It names the line that works here, its
+        Compose form, and why each other route does not."""
         ran = [a for a in plan.actions if isinstance(a, RunContainer) and a.verdict is not None]
-        failed = [a for a in ran if a.verdict is not None and not a.verdict.passed]
-        ctx.log(f"GPU test: {len(ran) - len(failed)} of {len(ran)} passed")
-        if failed:
-            first = failed[0].verdict
-            assert first is not None
-            others = "; ".join(
-                f"{a.describe()}: {a.verdict.title}" for a in failed[1:] if a.verdict is not None
+        routes = [a for a in ran if a.route]
+        others = [a for a in ran if not a.route]
+        passed = [a for a in routes if a.verdict is not None and a.verdict.passed]
+        cu = plan.facts.get("cuda_init") or {}
+        if cu.get("ok") or cu.get("code") is not None:
+            name = cu.get("name") or ""
+            ctx.log(f"host: cuInit -> {cu.get('code')} {name}".rstrip())
+        ok = [a for a in ran if a.verdict is not None and a.verdict.passed]
+        ctx.log(f"GPU test: {len(ok)} of {len(ran)} passed")
+        ctx.log(f"{len(passed)} of {len(routes)} way(s) to the GPU work on this host")
+        why_not: dict[str, str] = {}
+        for a in routes:
+            if a.verdict is not None and not a.verdict.passed:
+                why_not[a.route] = a.verdict.title + (
+                    f" ({a.verdict.cause})" if a.verdict.cause else ""
+                )
+        for route, reason in (plan.facts.get("routes_skipped") or {}).items():
+            why_not.setdefault(route, f"not tried: {reason}")
+        if passed:
+            best = min(passed, key=lambda a: ROUTE_PREFERENCE.index(a.route))
+            line = best.cli_for_user()
+            compose = compose_for_route(best)
+            ctx.log(f"use: {line}")
+            for text in compose.splitlines():
+                ctx.log("  " + text)
+            for a in passed:
+                if a is not best:
+                    ctx.log(f"also works: {a.cli_for_user()}")
+            for route, reason in why_not.items():
+                ctx.log(f"not {ROUTE_LABEL.get(route, route)}: {reason}")
+            ctx.run.append(
+                "gpu-route",
+                {
+                    "step": self.name,
+                    "route": best.route,
+                    "docker_run": line,
+                    "compose": compose,
+                    "working": [a.route for a in passed],
+                    "why_not": why_not,
+                },
             )
-            raise WizardError(
-                f"{failed[0].describe()} failed: {first.title}"
-                + (f" ({first.cause})" if first.cause else ""),
-                first.remedy,
-                f"also failed: {others}" if others else "",
-            )
+        failed_checks = [a for a in others if a.verdict is not None and not a.verdict.passed]
+        if passed and not failed_checks:
+            return
+        failed = (
+            failed_checks if passed else [a for a in ran if not a.verdict or not a.verdict.passed]
+        )
+        first = failed[0].verdict
+        assert first is not None
+        rest = "; ".join(
+            f"{a.describe()}: {a.verdict.title}" for a in failed[1:] if a.verdict is not None
+        )
+        raise WizardError(
+            f"{failed[0].describe()} failed: {first.title}"
+            + (f" ({first.cause})" if first.cause else ""),
+            first.remedy,
+            f"also failed: {rest}" if rest else "",
+        )
+
+
+# which working route to recommend: the engine's own CDI, then the runtime's, then --gpus
+ROUTE_PREFERENCE = ("cdi", "runtime", "gpus", "default-runtime")
+ROUTE_LABEL = {
+    "gpus": "--gpus",
+    "runtime": "--runtime nvidia",
+    "cdi": "--device nvidia.com/gpu=all",
+    "default-runtime": "the default runtime",
+}
+
+
+def compose_for_route(a: RunContainer) -> str:
+    """The Compose service for the route that worked."""
+    lines = ["services:", "  gpu:", f"    image: {a.image}"]
+    if a.route == "cdi":
+        lines += ["    devices:", f"      - {a.cdi_devices[0] if a.cdi_devices else CDI_ALL}"]
+    elif a.route in ("runtime", "default-runtime"):
+        if a.route == "runtime":
+            lines.append("    runtime: nvidia")
+        lines += ["    environment:"] + [f"      - {k}={v}" for k, v in a.env.items()]
+    else:
+        lines += [
+            "    deploy:",
+            "      resources:",
+            "        reservations:",
+            "          devices:",
+            "            - driver: nvidia",
+            "              count: all",
+            "              capabilities: [gpu]",
+        ]
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ TITLES = {
     "driver": "NVIDIA driver",
     "repository": "Toolkit repository",
     "packages": "Toolkit packages",
+    "cdi": "CDI spec",
     "daemon-config": "Docker daemon.json",
     "restart": "Restart Docker",
     "gpu-test": "GPU test container",
