@@ -100,7 +100,14 @@ class GenerateCdiSpec(WriteFile):
             listed = _run_ctk(
                 host, [self.ctk, "cdi", "list", f"--spec-dir={tmp}"], env, "nvidia-ctk cdi list"
             )
-            data = out.read_bytes()
+            try:
+                data = out.read_bytes()
+            except OSError as exc:
+                raise WizardError(
+                    f"nvidia-ctk cdi generate wrote no spec ({exc.strerror})",
+                    "Run it by hand to see why: " + self.command_line(),
+                    listed,
+                ) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         spec = cdi_probe.parse_spec(self.path, data.decode("utf-8", "replace"))

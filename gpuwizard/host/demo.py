@@ -771,6 +771,22 @@ class DemoRunner:
         if "--version" in args:
             version = TOOLKIT_VERSION.split("-")[0]
             return 0, f"NVIDIA Container Toolkit CLI version {version}\ncommit: demo\n", ""
+        # `cdi generate` writes the shape of the spec the real toolkit 1.20.0 made on the
+        # recorded H200 (schema 0.5.0; devices 0, the GPU's UUID, all); `cdi list` names them
+        if args[:2] == ["cdi", "generate"]:
+            output = next((a.split("=", 1)[1] for a in args if a.startswith("--output=")), "")
+            if not output:
+                return 1, "", "demo: nvidia-ctk cdi generate needs --output=FILE\n"
+            Path(output).write_text(_demo_cdi_spec())
+            return (
+                0,
+                "",
+                'Auto-detected mode as "nvml"\nUsing driver version 580.159.04\n'
+                "Generated CDI spec with version 0.5.0\n",
+            )
+        if args[:2] == ["cdi", "list"]:
+            names = ["nvidia.com/gpu=0", f"nvidia.com/gpu={_DEMO_GPU_UUID}", "nvidia.com/gpu=all"]
+            return 0, f"Found {len(names)} CDI devices\n" + "\n".join(names) + "\n", ""
         return 0, f"(demo) nvidia-ctk {' '.join(args)}\n", ""
 
     def _gpg(self, args: list[str], _input: Optional[bytes]) -> tuple[int, str, str]:
@@ -793,3 +809,33 @@ def recorded_demo_key() -> Optional[Path]:
     """The demo signing key bundled in gpuwizard/data, if this install has one."""
     path = Path(__file__).resolve().parent.parent / "data" / "demo-key.asc"
     return path if path.exists() else None
+
+
+_DEMO_GPU_UUID = "GPU-eda911fc-8e65-9cf4-1e73-c51d311ac2df"  # the recorded H200's
+
+
+def _demo_cdi_spec() -> str:
+    """The shape of the spec nvidia-ctk 1.20.0 generated on the recorded H200."""
+    nodes = ["/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"]
+    edits = "".join(f"    - path: {n}\n" for n in nodes)
+    device = "    containerEdits:\n      deviceNodes:\n        - path: /dev/nvidia0\n"
+    mounts = "".join(
+        f"    - hostPath: {p}\n      containerPath: {p}\n      options: [ro, nosuid, nodev, bind]\n"
+        for p in (
+            "/usr/local/nvidia/lib64/libnvidia-ml.so.580.159.04",
+            "/usr/local/nvidia/bin/nvidia-smi",
+        )
+    )
+    return (
+        "cdiVersion: 0.5.0\n"
+        "kind: nvidia.com/gpu\n"
+        "devices:\n"
+        f'  - name: "0"\n{device}'
+        f"  - name: {_DEMO_GPU_UUID}\n{device}"
+        f"  - name: all\n{device}"
+        "containerEdits:\n"
+        "  env:\n"
+        "    - NVIDIA_VISIBLE_DEVICES=void\n"
+        f"  deviceNodes:\n{edits}"
+        f"  mounts:\n{mounts}"
+    )
