@@ -41,7 +41,7 @@ def wait_until(tmux: Tmux, predicate, timeout: float = 30) -> str:  # type: igno
 
 def test_demo_walks_to_a_passing_gpu_test_in_a_real_terminal(tmux: Tmux, tmp_path: Path) -> None:
     start_demo(tmux, tmp_path / "demo", "--no-mouse")
-    screen = tmux.wait_for("5 step(s) to apply", timeout=60)
+    screen = tmux.wait_for("6 step(s) to apply", timeout=60)
     lines = screen.splitlines()
     assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
     assert "DEMO — nothing on this machine is changed" in lines[0]
@@ -91,7 +91,7 @@ def test_history_rolls_the_demo_back_from_the_keyboard(tmux: Tmux, tmp_path: Pat
     from gpuwizard.host.demo import RECORDED_FILES
 
     start_demo(tmux, tmp_path / "demo", "--no-mouse")
-    tmux.wait_for("5 step(s) to apply", timeout=60)
+    tmux.wait_for("6 step(s) to apply", timeout=60)
     tmux.send("a")
     tmux.wait_for("Impact", timeout=60)
     tmux.send("y")
@@ -128,7 +128,7 @@ def test_overview_reads_the_same_in_every_colour_mode(
         f"-m gpuwizard --demo --no-mouse --slow-link"
     )
     tmux.start(["sh", "-c", cmd], width=80, height=24)
-    screen = tmux.wait_for("5 step(s) to apply", timeout=60)
+    screen = tmux.wait_for("6 step(s) to apply", timeout=60)
     # states are words as well as colours and glyphs
     assert "✓ done     NVIDIA driver" in screen
     assert "○ pending  Toolkit repository" in screen

@@ -54,7 +54,7 @@ def fits(screen: str) -> None:
 
 
 def until_kept_or_asked(tmux: Tmux) -> str:
-    tmux.wait_for("5 step(s) to apply", timeout=90)
+    tmux.wait_for("6 step(s) to apply", timeout=90)
     tmux.send("a")
     screen = tmux.wait_for("nothing is written before y", timeout=60)
     print("== the apply dialog at 80×24\n" + screen)
