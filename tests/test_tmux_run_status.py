@@ -94,8 +94,8 @@ def test_leave_the_keep_dialog_come_back_through_the_status_line_and_keep(
     fits(screen)
     assert "finished and its changes were kept" in screen
     assert "✓ GPU test: 3 of 3 passed" in screen
-    screen = scroll_to_end_until(tmux, "services:")
-    print("== the finish screen, its end\n" + screen)
+    screen = scroll_until(tmux, "services:")
+    print("== the finish screen, scrolled to the Compose lines\n" + screen)
     assert "services:" in screen
     history = "".join(
         p.read_text()
@@ -113,17 +113,18 @@ def test_leave_the_keep_dialog_come_back_through_the_status_line_and_keep(
     assert "gpuwizard · " not in tmux.screen()
 
 
-def scroll_to_end_until(tmux: Tmux, text: str, timeout: float = 30) -> str:
-    """End, again, until `text` shows (the lines are worked out in a thread)."""
+def scroll_until(tmux: Tmux, text: str, timeout: float = 30) -> str:
+    """Down a few lines at a time until `text` shows (the lines are worked out in a thread)."""
     deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        tmux.send("End")
+    screen = tmux.screen()
+    while text not in screen:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} never appeared:\n{screen}")
+        for _ in range(5):
+            tmux.send("Down")
         time.sleep(0.5)
         screen = tmux.screen()
-        if text in screen:
-            return screen
-    raise AssertionError(f"{text!r} never appeared:\n{screen}")
+    return screen
 
 
 def test_let_the_deadline_pass_and_see_the_notice(tmux: Tmux, tmp_path: Path) -> None:

@@ -105,6 +105,8 @@ class DiffConfirmScreen(ModalScreen[Result]):
         lines: list[Content] = []
         diffs: list[Any] = []
         notes: list[Content] = []
+        ranked: list[tuple[int, Content]] = []
+        revert_noted = False
         for sp in plan.steps:
             if sp.step not in plan.selected:
                 continue
@@ -120,14 +122,25 @@ class DiffConfirmScreen(ModalScreen[Result]):
                 lines.append(Content.from_markup("  [$error]✗ $r[/]", r=sp.reason))
             lines.extend(Content(f"  • {a.describe()}") for a in sp.actions)
             diffs.extend(d for d in sp.diffs if d.kind == "file")
-            notes.extend(Content.from_markup("[$warning]! $w[/]", w=w) for w in sp.warnings)
-            if any(getattr(a, "disruptive", False) for a in sp.actions) and options.auto_revert:
-                notes.append(
-                    Content.from_markup(
-                        "[$warning]↺ reverted after $s s unless you keep it (K)[/]",
-                        s=f"{options.auto_revert:.0f}",
+            disruptive = any(getattr(a, "disruptive", False) for a in sp.actions)
+            # what stops or undoes things first (the auto-revert, containers stopped by the
+            # restart), advisories after: at 80×24 the first lines are the ones always seen
+            ranked.extend(
+                (1 if disruptive else 2, Content.from_markup("[$warning]! $w[/]", w=w))
+                for w in sp.warnings
+            )
+            if disruptive and options.auto_revert and not revert_noted:
+                revert_noted = True
+                ranked.append(
+                    (
+                        0,
+                        Content.from_markup(
+                            "[$warning]↺ reverted after $s s unless you keep it (K)[/]",
+                            s=f"{options.auto_revert:.0f}",
+                        ),
                     )
                 )
+        notes.extend(note for _, note in sorted(ranked, key=lambda pair: pair[0]))
         self.query_one("#actions", Static).update(Content("\n").join(lines))
         self.query_one(DiffView).show_diffs(diffs)
         notes_widget = self.query_one("#notes", Static)

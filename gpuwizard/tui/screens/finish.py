@@ -90,8 +90,6 @@ class FinishScreen(Screen[None]):
                     "bold $success",
                 )
             )
-            yield Static(Content.styled("What changed", "bold"), classes="heading")
-            yield Static(Content("\n".join(changed) or "nothing: every step was already done"))
             yield Static(Content.styled(TITLES["gpu-test"], "bold"), classes="heading")
             if verdict is None:
                 text = Content.styled("not run in this run", "$foreground-muted")
@@ -105,6 +103,8 @@ class FinishScreen(Screen[None]):
                 Content.styled("working out the lines for this host…", "$foreground-muted"),
                 id="commands",
             )
+            yield Static(Content.styled("What changed", "bold"), classes="heading")
+            yield Static(Content("\n".join(changed) or "nothing: every step was already done"))
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
