@@ -752,20 +752,8 @@ def _in_process_run(
     host: Any, options: Options, digest: str, journal: Any, argv: list[str], demo: bool
 ) -> str:
     from gpuwizard import worker
-    from gpuwizard.journal import new_run_id, write_private
 
-    run_id = new_run_id()
-    folder = journal.runs_dir / run_id
-    folder.mkdir(mode=0o700)
-    (folder / "backups").mkdir(mode=0o700)
-    request = {
-        "options": options.to_json(),
-        "digest": digest,
-        "root": str(host.root),
-        "argv": argv,
-        "demo": demo,
-    }
-    write_private(folder / worker.REQUEST, json.dumps(request).encode())
+    run_id = worker.write_request(host, options, digest, journal, argv, demo)
     worker.run_worker(journal, run_id, host=host)
     return run_id
 

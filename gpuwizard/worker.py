@@ -51,6 +51,25 @@ def state_dir_for(host: Host, options: Options) -> Path:
 
 
 # -- the face's side --------------------------------------------------------------------------
+def write_request(
+    host: Host, options: Options, digest: str, journal: Journal, argv: list[str], demo: bool
+) -> str:
+    """A new run's private folder and the request its worker reads; returns the run id."""
+    run_id = new_run_id()
+    folder = journal.runs_dir / run_id
+    folder.mkdir(mode=0o700)
+    (folder / "backups").mkdir(mode=0o700)
+    request = {
+        "options": options.to_json(),
+        "digest": digest,
+        "root": str(host.root),
+        "argv": argv,
+        "demo": demo,
+    }
+    write_private(folder / REQUEST, json.dumps(request, indent=2).encode())
+    return run_id
+
+
 def launch(
     host: Host,
     options: Options,
@@ -69,18 +88,8 @@ def launch(
             f"{holder.get('started')}, run {holder.get('run')})",
             "Wait for it to finish, or follow it with `gpuwizard attach`.",
         )
-    run_id = new_run_id()
+    run_id = write_request(host, options, digest, journal, argv, demo)
     folder = journal.runs_dir / run_id
-    folder.mkdir(mode=0o700)
-    (folder / "backups").mkdir(mode=0o700)
-    request = {
-        "options": options.to_json(),
-        "digest": digest,
-        "root": str(host.root),
-        "argv": argv,
-        "demo": demo,
-    }
-    write_private(folder / REQUEST, json.dumps(request, indent=2).encode())
     cmd = python_argv("_worker", "--state-dir", os.path.abspath(journal.state_dir), run_id)
     env = clean_env()
     log = os.fdopen(  # handed to the child; private like the rest of the run
