@@ -12,11 +12,12 @@ from gpuwizard.host.gpu import GpuReport, probe_gpus
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 from gpuwizard.steps.base import BLOCKED, DONE, Simulation, Step, StepPlan
+from gpuwizard.steps.registry import TITLES
 
 
 class DriverStep(Step):
     name = "driver"
-    title = "NVIDIA driver"
+    title = TITLES[name]
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         report = probe_gpus(host)

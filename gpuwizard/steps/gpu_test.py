@@ -21,6 +21,7 @@ from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 from gpuwizard.steps.base import BLOCKED, PENDING, SKIPPED, Simulation, Step, StepPlan
 from gpuwizard.steps.daemon_config import engine_facts, planned_daemon_json
+from gpuwizard.steps.registry import TITLES
 
 DEFAULT_SMOKE_IMAGE = "ubuntu:24.04"
 CDI_ALL = "nvidia.com/gpu=all"
@@ -117,7 +118,7 @@ def framework_check(options: Options, gpus: str) -> Optional[RunContainer]:
 
 class GpuTestStep(Step):
     name = "gpu-test"
-    title = "GPU test"
+    title = TITLES[name]
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         facts = engine_facts(host, options, sim)
