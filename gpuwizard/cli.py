@@ -348,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 0 nothing to do, 2 changes pending, 1 error",
     )
+    pl.add_argument(
+        "--export",
+        choices=["sh", "cloud-init"],
+        help="write the plan as a shell script, an Ansible playbook or cloud-init user data",
+    )
+    pl.add_argument("-o", "--output", metavar="FILE", help="with --export: write to FILE")
     ap = sub.add_parser("apply", parents=[common], help="apply the plan (asks first)")
     ap.add_argument(
         "--no-detach",
@@ -661,6 +667,10 @@ def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
 
     host = _host(ns)
     the_plan = wizard.plan(host, options)
+    if getattr(ns, "export", None):
+        from gpuwizard.export.write import write_export
+
+        return write_export(the_plan, host, options, ns.export, ns.output)
     if getattr(ns, "json", False):
         _print_json(the_plan.to_json())
     else:

@@ -6,14 +6,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+# the steps' names, in order (Docker's, then the other engines'): the registry's
+from gpuwizard.steps.registry import ALL_STEP_NAMES, ENGINE_STEP_NAMES, STEP_NAMES
+
 NVIDIA_KEY_FINGERPRINT = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
 NVIDIA_REPO_URL = "https://nvidia.github.io/libnvidia-container/stable"
 NVIDIA_KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"
 
-STEP_NAMES = ("driver", "repository", "packages", "cdi", "daemon-config", "restart", "gpu-test")
-# the other engines' steps: in a plan only where their engine is on the host
-ENGINE_STEP_NAMES = ("podman", "containerd", "containerd-restart")
-ALL_STEP_NAMES = STEP_NAMES + ENGINE_STEP_NAMES
+__all__ = ["ALL_STEP_NAMES", "ENGINE_STEP_NAMES", "STEP_NAMES", "Options"]
 
 
 @dataclass

@@ -52,7 +52,6 @@ def _toolkit_planned(host: Host, sim: Simulation) -> bool:
 
 class CdiStep(Step):
     name = "cdi"
-    title = "CDI spec"
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         report = _report(sim)

@@ -221,7 +221,6 @@ def in_use(host: Host, options: Options, t: Target) -> tuple[bool, str]:
 
 class ContainerdStep(Step):
     name = "containerd"
-    title = "containerd runtime"
     waits_for = ("driver", "cdi")  # without the toolkit it still gets CDI
 
     def applies(self, host: Host, sim: Simulation) -> bool:
@@ -342,8 +341,6 @@ class ContainerdStep(Step):
 
 class ContainerdRestartStep(Step):
     name = "containerd-restart"
-    title = "Restart containerd"
-    rollback_with = ("containerd",)
     waits_for = ("driver", "cdi", "containerd")
 
     def applies(self, host: Host, sim: Simulation) -> bool:

@@ -55,7 +55,6 @@ def engine_unit_argv(host: Host) -> list[str]:
 
 class DaemonConfigStep(Step):
     name = "daemon-config"
-    title = "daemon.json"
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         facts = engine_facts(host, options, sim)

@@ -17,7 +17,6 @@ from gpuwizard.steps.base import BLOCKED, DONE, Simulation, Step, StepPlan
 
 class DriverStep(Step):
     name = "driver"
-    title = "NVIDIA driver"
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         report = probe_gpus(host)

@@ -139,7 +139,6 @@ def framework_check(options: Options, gpus: str) -> Optional[RunContainer]:
 
 class GpuTestStep(Step):
     name = "gpu-test"
-    title = "GPU test"
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         facts = engine_facts(host, options, sim)

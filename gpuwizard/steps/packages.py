@@ -50,7 +50,6 @@ class PackagesStep(Step):
     """Installs the pinned toolkit packages and retires the legacy ones."""
 
     name = "packages"
-    title = "Container Toolkit packages"
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         pm = package_manager(host)

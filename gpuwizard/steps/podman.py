@@ -62,7 +62,6 @@ def _newer(a: str, b: str) -> bool:
 
 class PodmanStep(Step):
     name = "podman"
-    title = "Podman (CDI)"
     waits_for = ("driver", "cdi")  # not Docker's steps: Podman has no daemon.json
 
     def applies(self, host: Host, sim: Simulation) -> bool:

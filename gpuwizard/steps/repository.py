@@ -118,7 +118,6 @@ class RepositoryStep(Step):
     """Adds NVIDIA's repository, trusted through a checked key; removes the old ones."""
 
     name = "repository"
-    title = "NVIDIA repository"
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         pm = package_manager(host)

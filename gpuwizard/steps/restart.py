@@ -71,8 +71,6 @@ def _hook_on_dockerd_path(host: Host, facts: engine.EngineFacts) -> Optional[str
 
 class RestartStep(Step):
     name = "restart"
-    title = "Restart Docker"
-    rollback_with = ("daemon-config",)
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         facts = engine_facts(host, options, sim)

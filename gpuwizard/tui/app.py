@@ -452,7 +452,7 @@ class GpuWizardApp(App[int]):
         """The status line for the run in progress; None when nothing runs."""
         if not self.run_active or not self.run_id:
             return None
-        from gpuwizard.tui.widgets.step_list import TITLES
+        from gpuwizard.steps.registry import TITLES
 
         if self.run_awaiting():
             deadline = self.run_state.deadline if self.run_state else None
@@ -765,7 +765,7 @@ class GpuWizardApp(App[int]):
         yield SystemCommand("GPU panel", "Show or hide the live GPU panel", self.action_toggle_gpu)
         yield SystemCommand("History", "Past runs, and rolling one back", self.action_history)
         yield SystemCommand("Re-plan", "Probe the host again", self.replan)
-        from gpuwizard.tui.widgets.step_list import TITLES
+        from gpuwizard.steps.registry import TITLES
 
         for name in STEP_NAMES:
             yield SystemCommand(

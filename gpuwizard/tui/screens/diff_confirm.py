@@ -20,9 +20,9 @@ from textual.widgets import Checkbox, Static
 
 from gpuwizard.errors import WizardError
 from gpuwizard.options import Options
+from gpuwizard.steps.registry import TITLES
 from gpuwizard.tui.widgets.diff_view import DiffView
 from gpuwizard.tui.widgets.option_toggle import OptionToggle
-from gpuwizard.tui.widgets.step_list import TITLES
 
 Result = Optional[tuple[Options, str]]
 

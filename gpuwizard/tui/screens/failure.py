@@ -17,7 +17,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from gpuwizard.tui.widgets.step_list import TITLES
+from gpuwizard.steps.registry import TITLES
 
 
 def classify(text: str) -> Any:

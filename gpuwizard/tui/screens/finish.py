@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from gpuwizard.events import ActionEvent, LogLine, StepState
-from gpuwizard.tui.widgets.step_list import TITLES
+from gpuwizard.steps.registry import TITLES
 
 
 def what_changed(events: Any) -> list[str]:

@@ -14,11 +14,11 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
+from gpuwizard.steps.registry import TITLES
 from gpuwizard.tui.messages import HostProbed, PlanFailed
 from gpuwizard.tui.plan_text import host_lines
 from gpuwizard.tui.screens.base import WizardScreen
 from gpuwizard.tui.status import badge
-from gpuwizard.tui.widgets.step_list import TITLES
 
 
 class OverviewScreen(WizardScreen):

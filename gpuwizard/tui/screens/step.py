@@ -16,11 +16,11 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from gpuwizard.options import STEP_NAMES
+from gpuwizard.steps.registry import TITLES
 from gpuwizard.tui.plan_text import fact_lines
 from gpuwizard.tui.screens.base import WizardScreen
 from gpuwizard.tui.status import badge
 from gpuwizard.tui.widgets.diff_view import DiffView
-from gpuwizard.tui.widgets.step_list import TITLES
 
 
 class StepScreen(WizardScreen):

@@ -10,20 +10,8 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from gpuwizard.options import STEP_NAMES
+from gpuwizard.steps.registry import TITLES
 from gpuwizard.tui.status import glyph
-
-TITLES = {
-    "driver": "NVIDIA driver",
-    "repository": "Toolkit repository",
-    "packages": "Toolkit packages",
-    "cdi": "CDI spec",
-    "daemon-config": "Docker daemon.json",
-    "restart": "Restart Docker",
-    "gpu-test": "GPU test container",
-    "podman": "Podman (CDI)",
-    "containerd": "containerd runtime",
-    "containerd-restart": "Restart containerd",
-}
 
 _COLOUR = {
     "done": "$success",
