@@ -143,6 +143,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="how long to wait for another process holding the dpkg/rpm lock (default 300)",
     )
     r.add_argument(
+        "--bundle",
+        default=argparse.SUPPRESS,
+        metavar="KIT.tar",
+        help="air-gapped: use what `gpuwizard bundle` collected (plan, apply, status)",
+    )
+    r.add_argument(
         "--keep-legacy",
         action="store_true",
         default=argparse.SUPPRESS,
@@ -403,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check the Compose file with `docker compose config`",
     )
+    from gpuwizard.bundle.cli import add_bundle_parser
+
+    add_bundle_parser(sub)
     wk = sub.add_parser("_worker")  # internal: the detached worker; not listed in --help
     wk.add_argument("--state-dir", dest="worker_state_dir", required=True)
     wk.add_argument("worker_run_id")
@@ -1108,7 +1117,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return revert_main(ns.worker_state_dir, ns.worker_run_id)
     try:
+        if ns.command == "bundle":
+            from gpuwizard.bundle.cli import cmd_bundle
+
+            return cmd_bundle(ns)
         options = options_from(ns)
+        if getattr(ns, "bundle", None):
+            from gpuwizard.bundle.cli import with_bundle
+
+            options = with_bundle(ns, options, _host(ns))
         if getattr(ns, "demo", False):
             from gpuwizard.host.demo import demo_options
 
