@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
-# the step names live with their titles (the other engines' steps are in a plan only where
-# their engine is on the host)
+# the steps' names, in order (Docker's, then the other engines'): the registry's
 from gpuwizard.steps.registry import ALL_STEP_NAMES, ENGINE_STEP_NAMES, STEP_NAMES
 
 NVIDIA_KEY_FINGERPRINT = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
@@ -29,6 +28,10 @@ class Options:
     toolkit_version: Optional[str] = None
     keep_legacy: bool = False  # leave old nvidia-docker lists alone
     lock_wait: float = 300.0  # seconds to wait for another process's dpkg/rpm lock
+    # an unpacked air-gapped bundle (apply --bundle): its folder on this machine, and the
+    # images it carries ({"name", "file" relative to it, "id"}); the URLs above point into it
+    bundle: Optional[str] = None
+    bundle_images: list[dict[str, str]] = field(default_factory=list)
 
     # docker
     docker_host: Optional[str] = None  # e.g. unix:///run/docker.sock

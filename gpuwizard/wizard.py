@@ -7,7 +7,6 @@ knows how things are drawn.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -18,45 +17,12 @@ from gpuwizard.events import ActionEvent, EventSink, LogLine, StepState, discard
 from gpuwizard.host.system import Host
 from gpuwizard.journal import Journal, Run, RunWriter
 from gpuwizard.options import ALL_STEP_NAMES, Options
+from gpuwizard.steps import registry
 from gpuwizard.steps.base import BLOCKED, DONE, FAILED, PENDING, SKIPPED, Simulation, Step, StepPlan
-
-# name -> "module:Class"; imported lazily so start-up stays fast
-STEP_CLASSES = {
-    "driver": "gpuwizard.steps.driver:DriverStep",
-    "repository": "gpuwizard.steps.repository:RepositoryStep",
-    "packages": "gpuwizard.steps.packages:PackagesStep",
-    "cdi": "gpuwizard.steps.cdi:CdiStep",
-    "daemon-config": "gpuwizard.steps.daemon_config:DaemonConfigStep",
-    "restart": "gpuwizard.steps.restart:RestartStep",
-    "gpu-test": "gpuwizard.steps.gpu_test:GpuTestStep",
-    "podman": "gpuwizard.steps.podman:PodmanStep",
-    "containerd": "gpuwizard.steps.containerd:ContainerdStep",
-    "containerd-restart": "gpuwizard.steps.containerd:ContainerdRestartStep",
-}
-
-# Rollback order matters in this domain: daemon.json back first, then Docker restarted on it,
-# then packages removed, then the repository. Within a step, newest change first.
-# containerd's files come back before containerd is restarted on them, as with Docker.
-ROLLBACK_ORDER = (
-    "gpu-test",
-    "podman",
-    "containerd",
-    "containerd-restart",
-    "daemon-config",
-    "restart",
-    "cdi",
-    "packages",
-    "repository",
-    "driver",
-)
 
 
 def default_steps() -> list[Step]:
-    out = []
-    for name in ALL_STEP_NAMES:
-        module, _, cls = STEP_CLASSES[name].partition(":")
-        out.append(getattr(importlib.import_module(module), cls)())
-    return out
+    return registry.load_all()
 
 
 @dataclass
@@ -269,8 +235,7 @@ def rollback_records(
     results = {r.data["ref"]: r.data.get("result") for r in record_run.records if r.type == "done"}
 
     def order(rec: Any) -> int:
-        step = rec.data.get("step", "")
-        return ROLLBACK_ORDER.index(step) if step in ROLLBACK_ORDER else len(ROLLBACK_ORDER)
+        return registry.rollback_rank(rec.data.get("step", ""))
 
     pending.sort(key=order)  # stable: newest first within a step
     notes: list[str] = []

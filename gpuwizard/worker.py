@@ -28,16 +28,23 @@ from gpuwizard.host.system import Host
 from gpuwizard.journal import Journal, Run, RunWriter, new_run_id, write_private
 from gpuwizard.options import Options
 from gpuwizard.selfexec import CHILD_CWD, clean_env, python_argv
+from gpuwizard.steps import registry
 
 REQUEST = "request.json"
 CONFIRM = "confirm"
 REVERT = "revert"
 TERMINAL = ("finished", "failed", "rolled-back", "auto-reverted", "refused")
-# the part of a run that auto-revert covers: what can cut the user off from Docker
-DISRUPTIVE_STEPS = ("daemon-config", "restart")
 REVERT_TIMER = "revert-timer"  # the run folder's file naming its systemd timer unit
 # the timer fires this long after the deadline, so that a live worker reverts first
 REVERT_GRACE = 3
+
+
+def auto_revert_steps(run: Run) -> set[str]:
+    """What auto-revert takes back in this run: the steps that did something disruptive (a
+    restart, which can cut the user off from the engine) and the configuration they restarted
+    on. Derived from the actions' own `disruptive` flag through the step registry."""
+    pairs = [(r.data.get("step", ""), r.data.get("action", "")) for r in run.intents()]
+    return registry.auto_revert_covers(registry.disruptive_steps_of(pairs))
 
 
 def _events_path(journal: Journal, run_id: str) -> Path:
@@ -319,7 +326,7 @@ def recover_expired(host: Host, journal: Journal, emit: ev.EventSink = ev.discar
                 run = journal.read_run(run.run_id)
                 if run.ended() is not None or run.confirmation_deadline() is None:
                     continue
-                wizard.rollback_records(host, writer, run, set(DISRUPTIVE_STEPS), emit=emit)
+                wizard.rollback_records(host, writer, run, auto_revert_steps(run), emit=emit)
                 writer.append("end", {"status": "auto-reverted"})
         except LockHeld:
             continue  # another gpuwizard holds the lock; it (or the next command) reverts
@@ -495,8 +502,7 @@ def _apply_and_keep(
         writer.append("end", {"status": "failed", "error": {"cause": repr(exc)}})
         emit(ev.RunState(run_id, "failed", f"internal error: {exc!r}"))
         raise
-    touched = {r.data.get("step") for r in journal.read_run(run_id).intents()}
-    if options.auto_revert > 0 and touched & set(DISRUPTIVE_STEPS):
+    if options.auto_revert > 0 and auto_revert_steps(journal.read_run(run_id)):
         return _await_confirmation(host, journal, writer, options, emit, wizard)
     writer.append("end", {"status": "finished"})
     emit(ev.RunState(run_id, "finished"))
@@ -556,7 +562,11 @@ def _await_confirmation(
     disarm_revert_timer(writer.folder)
     try:
         wizard.rollback_records(
-            host, writer, journal.read_run(run_id), set(DISRUPTIVE_STEPS), emit=emit
+            host,
+            writer,
+            journal.read_run(run_id),
+            auto_revert_steps(journal.read_run(run_id)),
+            emit=emit,
         )
     except WizardError as exc:
         # e.g. the undone daemon.json would not start Docker: stop, say so, restart nothing

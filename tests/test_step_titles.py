@@ -5,17 +5,16 @@ from __future__ import annotations
 import importlib
 
 from gpuwizard.options import ALL_STEP_NAMES
-from gpuwizard.steps.registry import TITLES
-from gpuwizard.wizard import STEP_CLASSES
+from gpuwizard.steps.registry import STEPS, TITLES
 
 
 def test_every_step_class_takes_its_title_from_the_registry() -> None:
-    assert tuple(STEP_CLASSES) == ALL_STEP_NAMES == tuple(TITLES)
-    for name, where in STEP_CLASSES.items():
-        module, _, cls = where.partition(":")
+    assert tuple(s.name for s in STEPS) == ALL_STEP_NAMES == tuple(TITLES)
+    for info in STEPS:
+        module, _, cls = info.target.partition(":")
         step = getattr(importlib.import_module(module), cls)
-        assert step.name == name
-        assert step.title == TITLES[name], f"{name}: the CLI says {step.title!r}"
+        assert step.name == info.name
+        assert step.title == TITLES[info.name], f"{info.name}: the CLI says {step.title!r}"
 
 
 def test_the_cli_plan_prints_the_registry_titles(capsys) -> None:  # type: ignore[no-untyped-def]

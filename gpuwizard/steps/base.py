@@ -79,12 +79,23 @@ class Step(ABC):
     """One screen of the wizard, one row of the plan."""
 
     name: ClassVar[str]
-    title: ClassVar[str]
+    title: ClassVar[str]  # from the registry (steps/registry.py), the one list of steps
     # steps whose changes must be undone with this one when it fails (a failed restart
-    # brings daemon.json back)
+    # brings daemon.json back): the registry's `restarts_on`
     rollback_with: ClassVar[tuple[str, ...]] = ()
     # the earlier steps whose block this one waits for; None: every earlier step
     waits_for: ClassVar[Optional[tuple[str, ...]]] = None
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        from gpuwizard.steps.registry import BY_NAME
+
+        info = BY_NAME.get(cls.__dict__.get("name", ""))
+        if info is not None:
+            if "title" not in cls.__dict__:
+                cls.title = info.title
+            if "rollback_with" not in cls.__dict__:
+                cls.rollback_with = info.restarts_on
 
     @abstractmethod
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:

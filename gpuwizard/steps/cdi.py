@@ -33,7 +33,6 @@ from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 from gpuwizard.steps import daemon_config
 from gpuwizard.steps.base import BLOCKED, DONE, PENDING, SKIPPED, Simulation, Step, StepPlan
-from gpuwizard.steps.registry import TITLES
 
 __all__ = ["ALL_DEVICES", "RUNTIME_CONFIG", "CdiStep", "GenerateCdiSpec", "SetRuntimeMode"]
 
@@ -53,7 +52,6 @@ def _toolkit_planned(host: Host, sim: Simulation) -> bool:
 
 class CdiStep(Step):
     name = "cdi"
-    title = TITLES[name]
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         report = _report(sim)

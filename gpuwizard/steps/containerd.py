@@ -23,7 +23,6 @@ from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 from gpuwizard.steps.base import BLOCKED, DONE, PENDING, SKIPPED, Simulation, Step, StepPlan
 from gpuwizard.steps.podman import engines_of
-from gpuwizard.steps.registry import TITLES
 
 RUNTIME = "nvidia-container-runtime"
 MARK = "containerd-files"  # sim.marks: the files this plan writes (the restart step reads it)
@@ -222,7 +221,6 @@ def in_use(host: Host, options: Options, t: Target) -> tuple[bool, str]:
 
 class ContainerdStep(Step):
     name = "containerd"
-    title = TITLES[name]
     waits_for = ("driver", "cdi")  # without the toolkit it still gets CDI
 
     def applies(self, host: Host, sim: Simulation) -> bool:
@@ -343,8 +341,6 @@ class ContainerdStep(Step):
 
 class ContainerdRestartStep(Step):
     name = "containerd-restart"
-    title = TITLES[name]
-    rollback_with = ("containerd",)
     waits_for = ("driver", "cdi", "containerd")
 
     def applies(self, host: Host, sim: Simulation) -> bool:

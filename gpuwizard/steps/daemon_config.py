@@ -20,7 +20,6 @@ from gpuwizard.host import docker as engine
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 from gpuwizard.steps.base import BLOCKED, DONE, FAILED, PENDING, Simulation, Step, StepPlan
-from gpuwizard.steps.registry import TITLES
 
 MARK_PATH = "daemon-json-path"  # sim.facts: the daemon.json this run configures
 
@@ -56,7 +55,6 @@ def engine_unit_argv(host: Host) -> list[str]:
 
 class DaemonConfigStep(Step):
     name = "daemon-config"
-    title = TITLES[name]
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         facts = engine_facts(host, options, sim)

@@ -23,7 +23,6 @@ from gpuwizard.host.packages import (
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 from gpuwizard.steps.base import BLOCKED, DONE, PENDING, Simulation, Step, StepPlan
-from gpuwizard.steps.registry import TITLES
 from gpuwizard.steps.repository import PENDING_MARK, refusal_plan
 
 DAEMON_RELOAD_WARNING = (
@@ -51,7 +50,6 @@ class PackagesStep(Step):
     """Installs the pinned toolkit packages and retires the legacy ones."""
 
     name = "packages"
-    title = TITLES[name]
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         pm = package_manager(host)

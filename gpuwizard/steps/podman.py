@@ -18,7 +18,6 @@ from gpuwizard.host import engines as eng
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 from gpuwizard.steps.base import BLOCKED, PENDING, SKIPPED, Simulation, Step, StepPlan
-from gpuwizard.steps.registry import TITLES
 
 KIND = "nvidia.com/gpu"
 SHIM_NOTE = (
@@ -63,7 +62,6 @@ def _newer(a: str, b: str) -> bool:
 
 class PodmanStep(Step):
     name = "podman"
-    title = TITLES[name]
     waits_for = ("driver", "cdi")  # not Docker's steps: Podman has no daemon.json
 
     def applies(self, host: Host, sim: Simulation) -> bool:

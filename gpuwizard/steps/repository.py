@@ -53,7 +53,6 @@ from gpuwizard.host.sources import (
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 from gpuwizard.steps.base import BLOCKED, DONE, PENDING, Simulation, Step, StepPlan
-from gpuwizard.steps.registry import TITLES
 
 # Keys that old guides added with apt-key: today's key and the one that expired in 2018.
 OLD_KEY_IDS = ("C45B1676A04EA552",)
@@ -119,7 +118,6 @@ class RepositoryStep(Step):
     """Adds NVIDIA's repository, trusted through a checked key; removes the old ones."""
 
     name = "repository"
-    title = TITLES[name]
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         pm = package_manager(host)

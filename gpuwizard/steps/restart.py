@@ -20,7 +20,6 @@ from gpuwizard.host.toolkit import HOOK_PACKAGES as TOOLKIT_PACKAGES  # the two 
 from gpuwizard.options import Options
 from gpuwizard.steps.base import BLOCKED, DONE, PENDING, SKIPPED, Simulation, Step, StepPlan
 from gpuwizard.steps.daemon_config import MARK_PATH, engine_facts, planned_daemon_json
-from gpuwizard.steps.registry import TITLES
 
 
 def process_start_time(pid: int) -> Optional[float]:
@@ -72,8 +71,6 @@ def _hook_on_dockerd_path(host: Host, facts: engine.EngineFacts) -> Optional[str
 
 class RestartStep(Step):
     name = "restart"
-    title = TITLES[name]
-    rollback_with = ("daemon-config",)
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         facts = engine_facts(host, options, sim)
