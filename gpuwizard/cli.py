@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -360,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run in this process (an SSH drop then stops the work)",
     )
+    ap.add_argument(
+        "--await-confirm",
+        action="store_true",
+        help="with --yes: return once the Docker change awaits `gpuwizard confirm`, "
+        "its auto-revert armed, instead of keeping it (Ansible's handler and never policies)",
+    )
     rb = sub.add_parser("rollback", parents=[common], help="undo a run's changes")
     rb.add_argument("--run", dest="run_id", metavar="ID", help="this run (default the latest)")
     rb.add_argument("--all", action="store_true", help="every run not yet rolled back")
@@ -370,6 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
         "confirm", parents=[common], help="keep a run's changes (stops the auto-revert)"
     )
     cf.add_argument("run_id", nargs="?", help="the run (default the one waiting)")
+    fl = sub.add_parser(
+        "fleet", parents=[common], help="one table of many hosts from an Ansible run's results"
+    )
+    fl.add_argument(
+        "results",
+        metavar="RESULTS",
+        help="the file the gpuwizard.gpu.fleet callback wrote (gpuwizard-fleet.json)",
+    )
     dr = sub.add_parser(
         "doctor", parents=[common], help="check the whole chain, or explain an error message"
     )
@@ -753,6 +768,10 @@ def cmd_apply(ns: argparse.Namespace, options: Options) -> int:
     if not options.yes and not _ask("\nApply these changes?"):
         print("Nothing was changed.")
         return EXIT_OK
+    hold = bool(getattr(ns, "await_confirm", False))
+    if hold:
+        # the worker must not keep the change on its own: a later `confirm` decides
+        options = dataclasses.replace(options, yes=False)
     argv = ["gpuwizard", *sys.argv[1:]]
     demo = bool(getattr(ns, "demo", False))
     if getattr(ns, "no_detach", False):
@@ -764,7 +783,7 @@ def cmd_apply(ns: argparse.Namespace, options: Options) -> int:
                 f"Run {run_id} started in the background; it survives a lost connection. "
                 "Ctrl-C stops watching, not the run."
             )
-    return _watch(journal, run_id, as_json)
+    return _watch(journal, run_id, as_json, hold=hold, plan=the_plan.to_json())
 
 
 def _in_process_run(
@@ -777,7 +796,15 @@ def _in_process_run(
     return run_id
 
 
-def _watch(journal: Any, run_id: str, as_json: bool) -> int:
+def _watch(
+    journal: Any,
+    run_id: str,
+    as_json: bool,
+    hold: bool = False,
+    plan: Optional[dict[str, Any]] = None,
+) -> int:
+    """Follow a run to its end; with `hold`, only until it awaits confirmation. With --json
+    one document: the run, whether it changed something, its error, and the plan applied."""
     from gpuwizard import worker
 
     final: Optional[ev.RunState] = None
@@ -787,6 +814,8 @@ def _watch(journal: Any, run_id: str, as_json: bool) -> int:
                 _print_event(event)
             if isinstance(event, ev.RunState):
                 final = event
+                if event.state == "awaiting-confirmation" and hold:
+                    break
                 if event.state == "awaiting-confirmation" and not as_json:
                     if sys.stdin.isatty() and _ask("Keep the new Docker settings?"):
                         worker.confirm(journal, run_id)
@@ -797,10 +826,20 @@ def _watch(journal: Any, run_id: str, as_json: bool) -> int:
         print(f"\nStopped watching. The run goes on: `gpuwizard attach {run_id}`.")
         return EXIT_OK
     run = journal.read_run(run_id)
-    if as_json:
-        _print_json({"run": run.summary(), "changed": run.changed_something()})
     state = final.state if final else run.status()
-    return EXIT_OK if state == "finished" else EXIT_ERROR
+    if as_json:
+        end = run.ended()
+        doc: dict[str, Any] = {
+            "run": run.summary(),
+            "changed": run.changed_something(),
+            "deadline": run.confirmation_deadline(),
+            "error": end.data.get("error") if end is not None else None,
+        }
+        if plan is not None:
+            doc["plan"] = plan
+        _print_json(doc)
+    kept = state == "finished" or (hold and state == "awaiting-confirmation")
+    return EXIT_OK if kept else EXIT_ERROR
 
 
 def cmd_rollback(ns: argparse.Namespace, options: Options) -> int:
@@ -927,13 +966,30 @@ def cmd_confirm(ns: argparse.Namespace, options: Options) -> int:
     if not run_id:
         active = worker.active_run(journal)
         if active is None or active.confirmation_deadline() is None:
-            print("No run is waiting for confirmation.")
+            if getattr(ns, "json", False):
+                _print_json({"confirmed": None, "run": None})
+            else:
+                print("No run is waiting for confirmation.")
             return EXIT_OK
         run_id = active.run_id
     journal.read_run(run_id)
     worker.confirm(journal, run_id)
-    print(f"Run {run_id}: confirmed; the changes are kept.")
+    if getattr(ns, "json", False):
+        _print_json({"confirmed": run_id, "run": journal.read_run(run_id).summary()})
+    else:
+        print(f"Run {run_id}: confirmed; the changes are kept.")
     return EXIT_OK
+
+
+def cmd_fleet(ns: argparse.Namespace, options: Options) -> int:
+    from gpuwizard import fleet
+
+    view = fleet.load(ns.results)
+    if getattr(ns, "json", False):
+        _print_json(view.to_json())
+    else:
+        print(fleet.render(view))
+    return EXIT_ERROR if view.failed() else EXIT_OK
 
 
 def cmd_doctor(ns: argparse.Namespace, options: Options) -> int:
@@ -995,6 +1051,8 @@ def _revert_expired(ns: argparse.Namespace, options: Options) -> None:
     gone (killed, its unit stopped, a reboot): the unconfirmed change must not stay."""
     if ns.command == "doctor" and getattr(ns, "explain", None) is not None:
         return
+    if ns.command == "fleet":
+        return  # reads a file from the control node; this machine is not one of its hosts
     from gpuwizard import worker
 
     try:
@@ -1041,6 +1099,7 @@ COMMANDS = {
     "history": cmd_history,
     "attach": cmd_attach,
     "confirm": cmd_confirm,
+    "fleet": cmd_fleet,
     "doctor": cmd_doctor,
     "snippet": cmd_snippet,
 }
