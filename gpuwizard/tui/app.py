@@ -64,8 +64,10 @@ class GpuWizardApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "gpuwizard"
     ENABLE_COMMAND_PALETTE = True
+    # 80×24 first: below 100 columns the step list collapses to its glyphs (app.tcss)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
-        Binding("g", "toggle_gpu", "GPU panel"),
+        Binding("g", "toggle_gpu", "GPU", tooltip="Show or hide the GPU panel"),
         Binding("v", "gpu_view", "GPU view", show=False),
         Binding("h", "history", "History"),
         Binding("o", "overview", "Overview", show=False),
@@ -681,7 +683,7 @@ class GpuWizardApp(App[int]):
         for screen in self.screen_stack:
             for bar in screen.query(TitleBar):
                 title = getattr(screen, "screen_title", lambda: "")()
-                bar.update(TitleBar(title, self.host_label, self.demo, self.read_only).content)
+                bar.retitle(title, self.host_label, self.demo, self.read_only)
 
     # -- rollback ---------------------------------------------------------------------
     def roll_back(self, run_id: str, steps: Optional[set[str]]) -> None:

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Iterable, Optional
 
 from textual import work
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
@@ -15,6 +16,24 @@ from gpuwizard.errors import WizardError
 from gpuwizard.tui.screens.base import WizardScreen
 from gpuwizard.tui.screens.rollback_preview import undo_lines
 from gpuwizard.tui.status import glyph
+
+STEPS_WIDTH = 24  # the table's last column: 80 columns hold run, status, changes and this
+
+
+def short_steps(steps: list[str], width: int = STEPS_WIDTH) -> str:
+    """`repository, packages +4`: as many step names as fit, then how many more (the detail
+    under the table lists them all)."""
+    if not steps:
+        return "—"
+    shown: list[str] = []
+    for i, name in enumerate(steps):
+        rest = len(steps) - i - 1
+        candidate = ", ".join([*shown, name]) + (f" +{rest}" if rest else "")
+        if len(candidate) > width and shown:
+            break
+        shown.append(name)
+    more = len(steps) - len(shown)
+    return ", ".join(shown) + (f" +{more}" if more else "")
 
 
 class HistoryScreen(WizardScreen):
@@ -37,7 +56,10 @@ class HistoryScreen(WizardScreen):
         table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=False, id="runs")
         table.add_columns("run", "status", "changes", "steps")
         yield table
-        yield Static(Content.styled("reading the journal…", "$foreground-muted"), id="run-detail")
+        with VerticalScroll(id="run-detail-scroll"):  # a run's undo list can be long
+            yield Static(
+                Content.styled("reading the journal…", "$foreground-muted"), id="run-detail"
+            )
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
@@ -71,7 +93,7 @@ class HistoryScreen(WizardScreen):
                 run.run_id,
                 f"{glyph(s['status'])} {s['status']}",
                 str(s["changes"]),
-                ", ".join(s["steps"]) or "—",
+                short_steps(s["steps"]),
                 key=run.run_id,
             )
         if not runs:
@@ -90,7 +112,8 @@ class HistoryScreen(WizardScreen):
             return
         s = run.summary()
         head = Content.styled(
-            f"{run_id} · started {s['started']} · {' '.join(map(str, s['argv']))[:60]}",
+            f"{run_id} · started {s['started']} · {' '.join(map(str, s['argv']))}"
+            + (f"\nsteps: {', '.join(s['steps'])}" if s["steps"] else ""),
             "$foreground-muted",
         )
         lines = undo_lines(run)

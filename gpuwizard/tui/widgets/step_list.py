@@ -33,16 +33,26 @@ class StepList(OptionList):
             self.step = step
 
     def __init__(self, current: Optional[str] = None, **kw: Any) -> None:
+        self.glyphs_only = False  # the list collapsed on a narrow terminal
         super().__init__(*[Option(self._prompt(n, "planning"), id=n) for n in STEP_NAMES], **kw)
         self.states: dict[str, str] = {n: "planning" for n in STEP_NAMES}
         self.current = current
 
-    @staticmethod
-    def _prompt(step: str, state: str) -> Content:
+    def _prompt(self, step: str, state: str) -> Content:
         colour = _COLOUR.get(
             state, "$foreground-muted" if state in ("skipped", "planning") else "$foreground"
         )
+        if self.glyphs_only:
+            return Content.from_markup(f"[{colour}]$g[/]", g=glyph(state))
         return Content.from_markup(f"[{colour}]$g[/] $t", g=glyph(state), t=TITLES[step])
+
+    def on_resize(self) -> None:
+        """Collapsed to a few cells (app.tcss, below 100 columns): glyphs only, one a row."""
+        glyphs_only = self.size.width < 10
+        if glyphs_only != self.glyphs_only:
+            self.glyphs_only = glyphs_only
+            for step, state in self.states.items():
+                self.replace_option_prompt(step, self._prompt(step, state))
 
     def on_mount(self) -> None:
         if self.current in STEP_NAMES:
