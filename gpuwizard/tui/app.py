@@ -145,8 +145,11 @@ class GpuWizardApp(App[int]):
         return self._engine
 
     def on_mount(self) -> None:
+        from gpuwizard import glyphs
         from gpuwizard.tui.screens.overview import OverviewScreen
 
+        if glyphs.ascii_only():
+            self.add_class("-ascii")  # TERM=linux: ASCII glyphs, plain borders (app.tcss)
         self.push_screen(OverviewScreen())
         self.probe_host()
         self.replan()

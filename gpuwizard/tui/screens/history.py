@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Optional
 
@@ -13,11 +14,12 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from gpuwizard.errors import WizardError
+from gpuwizard.glyphs import pointer
 from gpuwizard.tui.screens.base import WizardScreen
 from gpuwizard.tui.screens.rollback_preview import undo_lines
 from gpuwizard.tui.status import glyph
 
-STEPS_WIDTH = 24  # the table's last column: 80 columns hold run, status, changes and this
+STEPS_WIDTH = 20  # the table's last column: 80 columns hold the pointer, run, status, changes, this
 
 
 def short_steps(steps: list[str], width: int = STEPS_WIDTH) -> str:
@@ -54,6 +56,8 @@ class HistoryScreen(WizardScreen):
 
     def compose_body(self) -> Iterable[Widget]:
         table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=False, id="runs")
+        # the first column points at the cursor's row: seen without colour (NO_COLOR)
+        table.add_column(" ", key="at", width=1)
         table.add_columns("run", "status", "changes", "steps")
         yield table
         with VerticalScroll(id="run-detail-scroll"):  # a run's undo list can be long
@@ -90,6 +94,7 @@ class HistoryScreen(WizardScreen):
         for run in reversed(runs):  # newest first
             s = run.summary()
             table.add_row(
+                " ",
                 run.run_id,
                 f"{glyph(s['status'])} {s['status']}",
                 str(s["changes"]),
@@ -127,6 +132,10 @@ class HistoryScreen(WizardScreen):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is not None and event.row_key.value:
+            table = self.query_one(DataTable)
+            for key in self.runs:
+                with contextlib.suppress(Exception):  # a row gone in a reload
+                    table.update_cell(key, "at", pointer() if key == event.row_key.value else " ")
             self._show_run(event.row_key.value)
 
     def _selected(self) -> Optional[Any]:

@@ -10,6 +10,7 @@ from typing import Any, Optional, Sequence
 
 from textual.content import Content
 
+from gpuwizard.glyphs import ascii_only
 from gpuwizard.tui.gpu_feed import GpuHistory, GpuReading
 from gpuwizard.tui.widgets.line_canvas import LineCanvas
 
@@ -17,11 +18,16 @@ _BARS = "▁▁▂▃▄▅▆▇█"  # 0 % still draws a floor, so an idle GPU
 SPARK = 16
 
 
+_BARS_ASCII = "_..-=+*#@"  # the Linux console's font has no eighth blocks
+
+
 def sparkline(values: Sequence[float], width: int = SPARK) -> str:
     """Values in percent as block characters, newest on the right, padded on the left."""
+    ascii_bars = ascii_only()
+    bars = _BARS_ASCII if ascii_bars else _BARS
     tail = list(values)[-width:]
-    chars = [_BARS[min(8, max(0, round(v / 100 * 8)))] for v in tail]
-    return ("·" * (width - len(chars))) + "".join(chars)
+    chars = [bars[min(8, max(0, round(v / 100 * 8)))] for v in tail]
+    return (("." if ascii_bars else "·") * (width - len(chars))) + "".join(chars)
 
 
 def _short_name(name: str) -> str:
