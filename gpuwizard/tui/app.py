@@ -808,7 +808,7 @@ class GpuWizardApp(App[int]):
 
     def _gpu_tick(self) -> None:
         self._gpu_timer = None
-        if not self.gpu_visible:
+        if not self.gpu_visible or not self.screen_stack:  # hidden, or the app is closing
             return
         if isinstance(self.screen, ModalScreen):
             self._arm_gpu_timer()  # paused while a modal is up; nothing is sampled
