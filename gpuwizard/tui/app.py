@@ -20,7 +20,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.content import Content
 from textual.screen import ModalScreen, Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from gpuwizard import clock
 from gpuwizard.errors import WizardError
@@ -182,6 +182,8 @@ class GpuWizardApp(App[int]):
 
         passed = gpu_verdict.last_pass(self.journal)  # a file read: here, not on the UI thread
         self._journal_gpu_pass = passed.text() if passed else ""
+        if get_current_worker().is_cancelled:
+            return None  # a newer plan replaced this one: an older one must not land after it
         self.post_message(PlanReady(result))
         return result
 
