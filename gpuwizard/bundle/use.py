@@ -213,6 +213,12 @@ def bundle_options(
     }
     if smoke is not None and not options.test_image:
         changes["test_image"] = smoke["name"]
+    elif smoke is None:
+        notes.append(
+            "the bundle carries no test image: the GPU test needs "
+            f"{options.test_image or 'ubuntu:24.04'} in the engine already (--test-image names "
+            "a local one), since nothing can be pulled here"
+        )
     if cuda is not None and not options.cuda_image:
         changes["cuda_image"] = cuda["name"]
     elif cuda is None and not options.cuda_image and not options.skip_cuda_test:
