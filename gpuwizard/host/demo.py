@@ -279,6 +279,7 @@ def demo_host(folder: Optional[Path] = None, fresh: bool = False) -> Host:
         running_system=True,
         nvml_backend=_recorded_nvml(),
         engine_factory=_recorded_engine(root),
+        demo=True,
     )
 
 
