@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -140,6 +141,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help="how long to wait for another process holding the dpkg/rpm lock (default 300)",
+    )
+    r.add_argument(
+        "--bundle",
+        default=argparse.SUPPRESS,
+        metavar="KIT.tar",
+        help="air-gapped: use what `gpuwizard bundle` collected (plan, apply, status)",
     )
     r.add_argument(
         "--keep-legacy",
@@ -342,11 +349,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 0 nothing to do, 2 changes pending, 1 error",
     )
+    pl.add_argument(
+        "--export",
+        choices=["sh", "cloud-init"],
+        help="write the plan as a shell script, an Ansible playbook or cloud-init user data",
+    )
+    pl.add_argument("-o", "--output", metavar="FILE", help="with --export: write to FILE")
     ap = sub.add_parser("apply", parents=[common], help="apply the plan (asks first)")
     ap.add_argument(
         "--no-detach",
         action="store_true",
         help="run in this process (an SSH drop then stops the work)",
+    )
+    ap.add_argument(
+        "--await-confirm",
+        action="store_true",
+        help="with --yes: return once the Docker change awaits `gpuwizard confirm`, "
+        "its auto-revert armed, instead of keeping it (Ansible's handler and never policies)",
     )
     rb = sub.add_parser("rollback", parents=[common], help="undo a run's changes")
     rb.add_argument("--run", dest="run_id", metavar="ID", help="this run (default the latest)")
@@ -363,6 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
         "confirm", parents=[common], help="keep a run's changes (stops the auto-revert)"
     )
     cf.add_argument("run_id", nargs="?", help="the run (default the one waiting)")
+    fl = sub.add_parser(
+        "fleet", parents=[common], help="one table of many hosts from an Ansible run's results"
+    )
+    fl.add_argument(
+        "results",
+        metavar="RESULTS",
+        help="the file the gpuwizard.gpu.fleet callback wrote (gpuwizard-fleet.json)",
+    )
     dr = sub.add_parser(
         "doctor", parents=[common], help="check the whole chain, or explain an error message"
     )
@@ -387,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check the Compose file with `docker compose config`",
     )
+    from gpuwizard.bundle.cli import add_bundle_parser
+
+    add_bundle_parser(sub)
     wk = sub.add_parser("_worker")  # internal: the detached worker; not listed in --help
     wk.add_argument("--state-dir", dest="worker_state_dir", required=True)
     wk.add_argument("worker_run_id")
@@ -666,6 +696,10 @@ def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
     session = _session(ns, options)
     host = session.host
     the_plan = session.plan()
+    if getattr(ns, "export", None):
+        from gpuwizard.export.write import write_export
+
+        return write_export(the_plan, host, options, ns.export, ns.output)
     if getattr(ns, "json", False):
         _print_json(the_plan.to_json())
     else:
@@ -741,18 +775,30 @@ def cmd_apply(ns: argparse.Namespace, options: Options) -> int:
     if not options.yes and not _ask("\nApply these changes?"):
         print("Nothing was changed.")
         return EXIT_OK
+    hold = bool(getattr(ns, "await_confirm", False))
+    if hold:
+        # the worker must not keep the change on its own: a later `confirm` decides
+        options = dataclasses.replace(options, yes=False)
     argv = ["gpuwizard", *sys.argv[1:]]
     detach = not getattr(ns, "no_detach", False)
-    run_id = session.start_apply(the_plan.digest, argv, detach=detach)
+    run_id = session.start_apply(the_plan.digest, argv, options, detach=detach)
     if detach and not as_json:
         print(
             f"Run {run_id} started in the background; it survives a lost connection. "
             "Ctrl-C stops watching, not the run."
         )
-    return _watch(session, run_id, as_json)
+    return _watch(session, run_id, as_json, hold=hold, plan=the_plan.to_json())
 
 
-def _watch(session: Any, run_id: str, as_json: bool) -> int:
+def _watch(
+    session: Any,
+    run_id: str,
+    as_json: bool,
+    hold: bool = False,
+    plan: Optional[dict[str, Any]] = None,
+) -> int:
+    """Follow a run to its end; with `hold`, only until it awaits confirmation. With --json
+    one document: the run, whether it changed something, its error, and the plan applied."""
     final: Optional[ev.RunState] = None
     try:
         for event in session.follow(run_id):
@@ -760,6 +806,8 @@ def _watch(session: Any, run_id: str, as_json: bool) -> int:
                 _print_event(event)
             if isinstance(event, ev.RunState):
                 final = event
+                if event.state == "awaiting-confirmation" and hold:
+                    break
                 if event.state == "awaiting-confirmation" and not as_json:
                     if sys.stdin.isatty() and _ask("Keep the new Docker settings?"):
                         session.confirm(run_id)
@@ -772,10 +820,20 @@ def _watch(session: Any, run_id: str, as_json: bool) -> int:
     run = session.run(run_id)
     if run.meta.get("kind") == "rollback":
         return _rollback_result(session, run_id, final, as_json)
-    if as_json:
-        _print_json({"run": run.summary(), "changed": run.changed_something()})
     state = final.state if final else run.status()
-    return EXIT_OK if state == "finished" else EXIT_ERROR
+    if as_json:
+        end = run.ended()
+        doc: dict[str, Any] = {
+            "run": run.summary(),
+            "changed": run.changed_something(),
+            "deadline": run.confirmation_deadline(),
+            "error": end.data.get("error") if end is not None else None,
+        }
+        if plan is not None:
+            doc["plan"] = plan
+        _print_json(doc)
+    kept = state == "finished" or (hold and state == "awaiting-confirmation")
+    return EXIT_OK if kept else EXIT_ERROR
 
 
 def _rollback_result(session: Any, run_id: str, final: Optional[ev.RunState], as_json: bool) -> int:
@@ -900,13 +958,30 @@ def cmd_confirm(ns: argparse.Namespace, options: Options) -> int:
     if not run_id:
         waiting = session.waiting_run()
         if waiting is None:
-            print("No run is waiting for confirmation.")
+            if getattr(ns, "json", False):
+                _print_json({"confirmed": None, "run": None})
+            else:
+                print("No run is waiting for confirmation.")
             return EXIT_OK
         run_id = waiting.run_id
     session.run(run_id)
     session.confirm(run_id)
-    print(f"Run {run_id}: confirmed; the changes are kept.")
+    if getattr(ns, "json", False):
+        _print_json({"confirmed": run_id, "run": session.run(run_id).summary()})
+    else:
+        print(f"Run {run_id}: confirmed; the changes are kept.")
     return EXIT_OK
+
+
+def cmd_fleet(ns: argparse.Namespace, options: Options) -> int:
+    from gpuwizard import fleet
+
+    view = fleet.load(ns.results)
+    if getattr(ns, "json", False):
+        _print_json(view.to_json())
+    else:
+        print(fleet.render(view))
+    return EXIT_ERROR if view.failed() else EXIT_OK
 
 
 def cmd_doctor(ns: argparse.Namespace, options: Options) -> int:
@@ -967,6 +1042,8 @@ def _revert_expired(ns: argparse.Namespace, options: Options) -> None:
     gone (killed, its unit stopped, a reboot): the unconfirmed change must not stay."""
     if ns.command == "doctor" and getattr(ns, "explain", None) is not None:
         return
+    if ns.command == "fleet":
+        return  # reads a file from the control node; this machine is not one of its hosts
     try:
         session = _session(ns, options)
         host, journal = session.host, session.journal
@@ -1011,6 +1088,7 @@ COMMANDS = {
     "history": cmd_history,
     "attach": cmd_attach,
     "confirm": cmd_confirm,
+    "fleet": cmd_fleet,
     "doctor": cmd_doctor,
     "snippet": cmd_snippet,
 }
@@ -1028,7 +1106,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return revert_main(ns.worker_state_dir, ns.worker_run_id)
     try:
+        if ns.command == "bundle":
+            from gpuwizard.bundle.cli import cmd_bundle
+
+            return cmd_bundle(ns)
         options = options_from(ns)
+        if getattr(ns, "bundle", None):
+            from gpuwizard.bundle.cli import with_bundle
+
+            options = with_bundle(ns, options, _host(ns))
         if getattr(ns, "demo", False):
             from gpuwizard.host.demo import demo_options
 

@@ -60,8 +60,8 @@ def need_root_tools() -> None:
 # -- the Debian root -----------------------------------------------------------------------
 
 
-def _build_tarball(target: Path) -> None:
-    work = target.parent / f".build-{os.getpid()}"
+def _build_tarball(target: Path, include: tuple[str, ...] = ()) -> None:
+    work = target.parent / f".build-{os.getpid()}-{target.stem}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
@@ -69,6 +69,7 @@ def _build_tarball(target: Path) -> None:
             [
                 "debootstrap",
                 "--variant=minbase",
+                *([f"--include={','.join(include)}"] if include else []),
                 "bookworm",
                 str(work / "root"),  # noqa: S603
                 MIRROR,
@@ -86,12 +87,13 @@ def _build_tarball(target: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def debroot_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An unpacked debootstrap root for this session (read-only by convention: copy it)."""
+def _cached_root(
+    tmp_path_factory: pytest.TempPathFactory, version: str, include: tuple[str, ...] = ()
+) -> Path:
+    """A debootstrap root (plus `include`) built once per machine, unpacked for this session."""
     need_root_tools()
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    tarball = CACHE_DIR / f"debroot-{DEBROOT_VERSION}.tar"
+    tarball = CACHE_DIR / f"debroot-{version}.tar"
     if not tarball.exists():
         lock = CACHE_DIR / "debroot.lock"
         import fcntl
@@ -100,13 +102,31 @@ def debroot_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
             fcntl.flock(fh, fcntl.LOCK_EX)  # parallel sessions build it once
             if not tarball.exists():
                 try:
-                    _build_tarball(tarball)
+                    _build_tarball(tarball, include)
                 except subprocess.CalledProcessError as exc:
                     pytest.skip(f"debootstrap failed (no Debian mirror?): {exc.stderr!r:.300}")
     base = tmp_path_factory.mktemp("debroot") / "base"
     base.mkdir()
     subprocess.run(["tar", "-C", str(base), "-xf", str(tarball)], check=True)  # noqa: S603
     return base
+
+
+@pytest.fixture(scope="session")
+def debroot_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An unpacked debootstrap root for this session (read-only by convention: copy it)."""
+    return _cached_root(tmp_path_factory, DEBROOT_VERSION)
+
+
+# What an exported script needs on the host it runs on, beyond minbase: gpg checks the key's
+# fingerprint, python3 merges daemon.json (every Debian/Ubuntu cloud image has both).
+TOOLS_VERSION = "bookworm-minbase-gpg-python3-v1"
+TOOLS = ("gpg", "python3")
+
+
+@pytest.fixture(scope="session")
+def debroot_tools_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like debroot_base, with gpg and python3 installed by debootstrap (read-only: copy it)."""
+    return _cached_root(tmp_path_factory, TOOLS_VERSION, TOOLS)
 
 
 def _mounts(root: Path) -> list[Path]:

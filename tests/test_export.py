@@ -1,0 +1,349 @@
+"""`gpuwizard plan --export sh|cloud-init`: the artefact, run for real in a fresh Debian root.
+
+The exported script runs under the root's own /bin/sh (dash) in a chroot, against the signed
+repository on 127.0.0.1, and must leave the root as `gpuwizard apply` leaves a sibling root
+from the same base: the same source list bytes, the same keyring, the same packages, a
+daemon.json with the same meaning (the user's keys kept). A second run changes nothing; a key
+with another fingerprint is refused before anything is trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from debroot import TOOLKIT, NvidiaRepo, RepoServer, debian_root, dpkg_set, snapshot
+
+pytestmark = pytest.mark.slow
+
+LIST = "etc/apt/sources.list.d/nvidia-container-toolkit.list"
+KEYRING = "usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
+DAEMON_JSON = "etc/docker/daemon.json"
+USER_DAEMON_JSON = {
+    "log-driver": "json-file",
+    "log-opts": {"max-size": "10m", "max-file": "3"},
+    "registry-mirrors": ["https://mirror.example.invalid"],
+    "runtimes": {"crun": {"path": "/usr/bin/crun"}},
+}
+STEPS = [
+    "--step",
+    "repository",
+    "--step",
+    "packages",
+    "--step",
+    "daemon-config",
+    "--step",
+    "restart",
+]
+WATCHED = ("/etc/apt", "/usr/share/keyrings", "/etc/docker", "/var/lib/dpkg/status")
+
+
+@pytest.fixture
+def two_roots(debroot_tools_base: Path, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """Two fresh sibling roots (gpg and python3 in them, as on a cloud image)."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    with debian_root(debroot_tools_base, first) as a, debian_root(debroot_tools_base, second) as b:
+        yield a, b
+
+
+@pytest.fixture
+def tools_root(debroot_tools_base: Path, tmp_path: Path) -> Iterator[Path]:
+    with debian_root(debroot_tools_base, tmp_path) as root:
+        yield root
+
+
+def _cli(cmd: list[str], args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)  # noqa: S603
+
+
+def _repo_args(repo: NvidiaRepo, key_url: str = "") -> list[str]:
+    return [
+        "--repo-url",
+        repo.repo_url,
+        "--key-url",
+        key_url or repo.key_url,
+        "--key-fingerprint",
+        repo.key.fingerprint,
+    ]
+
+
+def _prepare(root: Path, repo: NvidiaRepo) -> None:
+    """What a real host has before: a user's daemon.json, an old nvidia-docker source."""
+    (root / "etc/docker").mkdir(parents=True, exist_ok=True)
+    (root / DAEMON_JSON).write_text(json.dumps(USER_DAEMON_JSON, indent=2) + "\n")
+    (root / "etc/apt/sources.list.d/nvidia-docker.list").write_text(
+        f"deb {repo.server.url}/nvidia-docker/ubuntu18.04/$(ARCH) /\n"
+    )
+
+
+def _run_script(
+    root: Path, text: str, name: str = "gpu-setup.sh"
+) -> subprocess.CompletedProcess[str]:
+    (root / "root" / name).write_text(text)
+    return subprocess.run(  # noqa: S603
+        ["chroot", str(root), "/bin/sh", f"/root/{name}"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"},
+    )
+
+
+def _fingerprints(keyring: Path) -> list[str]:
+    out = subprocess.run(  # noqa: S603
+        ["gpg", "--batch", "--with-colons", "--show-keys", str(keyring)],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:")]
+
+
+def _toolkit(root: Path) -> list[str]:
+    return sorted(line for line in dpkg_set(root).splitlines() if line.split()[0] in TOOLKIT)
+
+
+def test_exported_sh_reaches_the_state_apply_reaches_and_a_second_run_changes_nothing(
+    two_roots: tuple[Path, Path], nvidia_repo: NvidiaRepo, gpuwizard_cmd: list[str]
+) -> None:
+    applied, scripted = two_roots
+    for root in two_roots:
+        _prepare(root, nvidia_repo)
+    repo = _repo_args(nvidia_repo)
+
+    out = scripted / "gpu-setup.sh.out"
+    export = _cli(
+        gpuwizard_cmd,
+        ["plan", "--root", str(scripted), *STEPS, *repo, "--export", "sh", "-o", str(out)],
+    )
+    assert export.returncode == 0, export.stdout + export.stderr
+    text = out.read_text()
+    assert text.startswith("#!/bin/sh\n") and "set -eu" in text
+    assert "| sh" not in text and "|sh" not in text  # never a download piped into a shell
+    assert subprocess.run(["sh", "-n", str(out)]).returncode == 0  # noqa: S603 S607
+
+    res = _cli(gpuwizard_cmd, ["apply", "--root", str(applied), *STEPS, *repo, "--yes"])
+    assert res.returncode == 0, res.stdout + res.stderr
+
+    first = _run_script(scripted, text)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "  changed: " in first.stdout
+
+    # the same state as apply
+    assert (scripted / LIST).read_bytes() == (applied / LIST).read_bytes()
+    assert (
+        _fingerprints(scripted / KEYRING)
+        == _fingerprints(applied / KEYRING)
+        == [nvidia_repo.key.fingerprint]
+    )
+    assert (scripted / KEYRING).read_bytes() == (applied / KEYRING).read_bytes()
+    assert _toolkit(scripted) == _toolkit(applied)
+    assert all(" 1.20.1-1 ii" in line for line in _toolkit(scripted)), _toolkit(scripted)
+    assert dpkg_set(scripted) == dpkg_set(applied)
+    ours = json.loads((scripted / DAEMON_JSON).read_text())
+    theirs = json.loads((applied / DAEMON_JSON).read_text())
+    assert ours == theirs
+    for key, value in USER_DAEMON_JSON.items():
+        if key != "runtimes":
+            assert ours[key] == value
+    assert ours["runtimes"]["crun"] == {"path": "/usr/bin/crun"}
+    assert ours["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+    for root in two_roots:
+        assert not (root / "etc/apt/sources.list.d/nvidia-docker.list").exists()
+    backups = list((scripted / "var/backups/gpuwizard-export").rglob("daemon.json"))
+    assert [json.loads(b.read_text()) for b in backups] == [USER_DAEMON_JSON]
+
+    # a second run changes nothing, and says so
+    before = snapshot(scripted, WATCHED)
+    second = _run_script(scripted, text)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "  changed: " not in second.stdout, second.stdout
+    assert "nothing changed: every block was already in place" in second.stdout
+    assert snapshot(scripted, WATCHED) == before
+
+    # exported again from the configured root: every step done, and the script says so
+    again = _cli(gpuwizard_cmd, ["plan", "--root", str(scripted), *STEPS, *repo, "--export", "sh"])
+    assert again.returncode == 0, again.stderr
+    for step in ("repository", "packages", "daemon-config"):
+        assert f"({step}): done in the plan" in again.stdout
+    assert again.stdout.count("already done on") == 3
+
+
+def test_a_key_with_another_fingerprint_is_refused_before_anything_is_trusted(
+    tools_root: Path, nvidia_repo: NvidiaRepo, gpuwizard_cmd: list[str], tmp_path: Path
+) -> None:
+    """The plan checked the key; the mirror then serves another one (tampered): the script
+    stops at the fingerprint check and writes nothing."""
+    www = tmp_path / "keyserver"
+    www.mkdir()
+    (www / "gpgkey").write_bytes(nvidia_repo.key.armored)
+    server = RepoServer(www)
+    server.start()
+    try:
+        repo = _repo_args(nvidia_repo, key_url=server.url + "/gpgkey")
+        res = _cli(
+            gpuwizard_cmd, ["plan", "--root", str(tools_root), *STEPS, *repo, "--export", "sh"]
+        )
+        assert res.returncode == 0, res.stderr
+        (www / "gpgkey").write_bytes(nvidia_repo.other_key.armored)
+        before = snapshot(tools_root, WATCHED)
+        run = _run_script(tools_root, res.stdout)
+    finally:
+        server.stop()
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert nvidia_repo.other_key.fingerprint in run.stderr
+    assert f"but {nvidia_repo.key.fingerprint} was expected" in run.stderr
+    assert "nothing was trusted or written" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert snapshot(tools_root, WATCHED) == before
+    assert not (tools_root / KEYRING).exists()
+    assert not (tools_root / LIST).exists()
+
+
+def test_cloud_init_writes_the_same_script_and_runs_it(
+    tools_root: Path, nvidia_repo: NvidiaRepo, gpuwizard_cmd: list[str]
+) -> None:
+    yaml = pytest.importorskip("yaml")
+    _prepare(tools_root, nvidia_repo)
+    repo = [*_repo_args(nvidia_repo), "--toolkit-version", "1.17.8"]
+    args = ["plan", "--root", str(tools_root), *STEPS, *repo]
+    cloud = _cli(gpuwizard_cmd, [*args, "--export", "cloud-init"])
+    assert cloud.returncode == 0, cloud.stderr
+    assert cloud.stdout.startswith("#cloud-config\n")
+    data = yaml.safe_load(cloud.stdout)
+    assert set(data) == {"write_files", "runcmd"}
+    (entry,) = data["write_files"]
+    assert entry["permissions"] == "0700" and entry["owner"] == "root:root"
+    assert data["runcmd"] == [["sh", entry["path"]]]
+    plain = _cli(gpuwizard_cmd, [*args, "--export", "sh"])
+    assert entry["content"] == plain.stdout  # the sh generator's script, unchanged
+    assert "VERSION=1.17.8-1" in entry["content"]
+
+    target = tools_root / entry["path"].lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in (1, 2):
+        target.write_text(entry["content"])
+        run = subprocess.run(  # noqa: S603
+            ["chroot", str(tools_root), *data["runcmd"][0]],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        if attempt == 2:
+            assert "nothing changed" in run.stdout and "  changed: " not in run.stdout
+    assert all(" 1.17.8-1 ii" in line for line in _toolkit(tools_root)), _toolkit(tools_root)
+    assert len(_toolkit(tools_root)) == 4
+    doc = json.loads((tools_root / DAEMON_JSON).read_text())
+    assert doc["log-opts"] == USER_DAEMON_JSON["log-opts"] and "nvidia" in doc["runtimes"]
+
+
+def test_a_foreign_nvidia_runtime_is_refused_and_daemon_json_left_untouched(
+    tools_root: Path, gpuwizard_cmd: list[str]
+) -> None:
+    """The merge runs against what that host has: another program's `nvidia` runtime there is
+    not replaced (unless --replace-runtime was exported), and nothing is written."""
+    res = _cli(
+        gpuwizard_cmd,
+        ["plan", "--root", str(tools_root), "--step", "daemon-config", "--export", "sh"],
+    )
+    assert res.returncode == 0, res.stderr
+    theirs = b'{"runtimes": {"nvidia": {"path": "/opt/other/runtime"}}, "debug": true}\n'
+    (tools_root / "etc/docker").mkdir(parents=True, exist_ok=True)
+    (tools_root / DAEMON_JSON).write_bytes(theirs)
+    run = _run_script(tools_root, res.stdout)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "/opt/other/runtime" in run.stderr and "--replace-runtime" in run.stderr
+    assert (tools_root / DAEMON_JSON).read_bytes() == theirs
+    (tools_root / DAEMON_JSON).write_bytes(b'{"debug": true,}\n')
+    bad = _run_script(tools_root, res.stdout)
+    assert bad.returncode == 1 and "is not valid JSON" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_export_of_a_blocked_plan_names_the_cause_and_the_way_out(
+    sandbox: Path, gpuwizard_cmd: list[str]
+) -> None:
+    res = _cli(gpuwizard_cmd, ["plan", "--root", str(sandbox), "--export", "sh"])
+    assert res.returncode == 1
+    assert "Nothing exported: the plan is blocked at driver" in res.stderr
+    assert "--step" in res.stderr and "Traceback" not in res.stderr
+    assert res.stdout == ""
+    bad = _cli(gpuwizard_cmd, ["plan", "--root", str(sandbox), "--export", "zip"])
+    assert bad.returncode == 2 and "invalid choice: 'zip'" in bad.stderr
+    assert "'sh'" in bad.stderr and "Traceback" not in bad.stderr
+    nowhere = _cli(
+        gpuwizard_cmd,
+        [
+            "plan",
+            "--root",
+            str(sandbox),
+            "--step",
+            "daemon-config",
+            "--export",
+            "sh",
+            "-o",
+            "/nonexistent/x.sh",
+        ],
+    )
+    assert nowhere.returncode == 1 and "does not exist" in nowhere.stderr
+
+
+def test_the_export_carries_no_credentials(sandbox: Path) -> None:
+    from gpuwizard import wizard
+    from gpuwizard.export import export_plan
+    from gpuwizard.host.system import Host
+    from gpuwizard.options import Options
+
+    options = Options(
+        repo_url="https://builder:s3cret@mirror.example.invalid/nvidia/stable",
+        key_url="https://builder:s3cret@mirror.example.invalid/nvidia/gpgkey",
+        steps=("daemon-config",),
+    )
+    host = Host(root=sandbox)
+    text = export_plan(wizard.plan(host, options), host, options, "sh")
+    assert "s3cret" not in text and "builder" not in text
+    assert "REPO_URL=https://mirror.example.invalid/nvidia/stable" in text
+    assert "user name/password" in text
+
+
+def test_sh_export_is_posix_shell_for_every_family(tools_root: Path) -> None:
+    """dnf and zypper hosts get their own commands; dash parses each script."""
+    from gpuwizard import wizard
+    from gpuwizard.export.recipe import build
+    from gpuwizard.export.sh import render
+    from gpuwizard.host.system import Host
+    from gpuwizard.options import Options
+
+    options = Options(steps=("daemon-config",))
+    host = Host(root=tools_root)
+    for family, words in (
+        ("apt", ("apt-get install", "dpkg-query")),
+        ("dnf", ("dnf -y --allowerasing install", "rpm --import", "nvidia-container-toolkit.repo")),
+        ("zypper", ("zypper --non-interactive install", "/etc/zypp/repos.d/")),
+    ):
+        recipe = build(wizard.plan(host, options), host, options)
+        recipe.family = family
+        from gpuwizard.export import recipe as model
+
+        model._repository(recipe, Options())
+        for b in recipe.blocks:
+            if b.step in ("repository", "packages"):
+                b.exported = True
+        text = render(recipe)
+        path = tools_root / f"root/{family}.sh"
+        path.write_text(text)
+        assert (
+            subprocess.run(
+                ["chroot", str(tools_root), "/bin/sh", "-n", f"/root/{family}.sh"]
+            ).returncode
+            == 0
+        )  # noqa: S603 S607
+        for word in words:
+            assert word in text, (family, word)
+    assert shutil.which("sh")
