@@ -102,8 +102,8 @@ def test_bundle_carries_key_index_four_pinned_packages_image_and_gpuwizard(
     assert m["gpuwizard"]["pyz"] == "gpuwizard.pyz"
     names = set(m["members"])
     # the signed index is carried byte for byte; only the chosen version's packages
-    assert "repo/stable/deb/amd64/InRelease" in names
-    assert "repo/stable/deb/amd64/Packages" in names
+    assert "repo/deb/amd64/InRelease" in names
+    assert "repo/deb/amd64/Packages" in names
     assert not any("1.20.1" in n for n in names)
     # SHA256SUMS covers the manifest and every member, in `sha256sum -c` form
     with tarfile.open(kit["path"]) as tar:
@@ -172,17 +172,18 @@ def test_apply_bundle_in_a_second_root_offline_pinned_image_loaded_rollback_exac
             "repository",
             "--step",
             "packages",
-            "--yes",
-            "--no-detach",
+            "--yes",  # detached, as a user runs it: the worker gets the bundle's options
             "--state-dir",
             str(state),
         )
         assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "started in the background" in applied.stdout
         listing = (root / "etc/apt/sources.list.d/nvidia-container-toolkit.list").read_text()
         assert listing.startswith(
             f"deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] "
-            f"file:///var/lib/gpuwizard-bundles/{sha}/repo/stable/deb/$(ARCH) /"
+            f"file:///var/lib/gpuwizard-bundles/{sha}/repo/deb/$(ARCH) /"
         )
+        assert listing.count("\n") == 1  # one channel: no experimental line into nowhere
         assert "http" not in listing and kit["url"] not in applied.stdout
         # apt read the copy as its sandbox user, with no fall-back and no error
         assert "Err:" not in applied.stdout and "Permission denied" not in applied.stdout
@@ -192,6 +193,10 @@ def test_apply_bundle_in_a_second_root_offline_pinned_image_loaded_rollback_exac
             if line.split()[0] in TOOLKIT
         }
         assert installed == {n: "1.17.8-1" for n in TOOLKIT}
+        again = gw(
+            "plan", *common, "--step", "repository", "--step", "packages", "--detailed-exitcode"
+        )
+        assert again.returncode == 0, again.stdout + again.stderr  # nothing left to do
         folder = root / BUNDLES / sha
         assert oct(folder.stat().st_mode & 0o777) == "0o755" and folder.stat().st_uid == 0
 
@@ -401,3 +406,38 @@ def test_a_symlink_where_the_bundles_folder_goes_is_refused(
     assert r.returncode == 1
     assert "is a symbolic link or not a folder" in r.stderr, r.stderr
     assert list(elsewhere.iterdir()) == []
+
+
+def test_bundle_without_an_engine_says_so_before_downloading(
+    nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
+    www = nvidia_repo.server.folder
+    r = gw(
+        "bundle",
+        "--target",
+        "debian12/amd64",
+        "-o",
+        str(tmp_path / "kit.tar"),
+        "--repo-url",
+        f"file://{www}/stable",
+        "--key-url",
+        f"file://{www}/gpgkey",
+        "--key-fingerprint",
+        nvidia_repo.key.fingerprint,
+        "--docker-host",
+        f"unix://{tmp_path}/no-engine.sock",
+    )
+    assert r.returncode == 1
+    assert "No Docker engine to save the test image ubuntu:24.04 from" in r.stderr
+    assert "--no-images" in r.stderr and "InRelease" not in r.stdout
+    assert not (tmp_path / "kit.tar").exists()
+
+
+def test_bundle_options_travel_to_the_detached_worker() -> None:
+    from gpuwizard.options import Options
+
+    o = Options(
+        bundle="/var/lib/gpuwizard-bundles/ab",
+        bundle_images=[{"name": "ubuntu:24.04", "file": "images/ubuntu_24.04.tar", "id": "x"}],
+    )
+    assert Options.from_json(json.loads(json.dumps(o.to_json()))) == o

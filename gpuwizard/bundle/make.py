@@ -30,7 +30,7 @@ from gpuwizard.bundle.archive import (
     sha256_file,
     write_archive,
 )
-from gpuwizard.bundle.images import save_image
+from gpuwizard.bundle.images import engine_ready, save_image
 from gpuwizard.bundle.target import Target
 from gpuwizard.errors import WizardError
 from gpuwizard.host.keys import checked_key, normalize_fingerprint
@@ -125,6 +125,8 @@ def make_bundle(req: BundleRequest, say: Callable[[str], None]) -> dict[str, Any
         raise WizardError(
             f"The folder for {req.out} does not exist", "Create it, or pass -o another path."
         )
+    if req.images:
+        engine_ready(host, req.docker_host, req.test_image)  # before any download
     key = checked_key(host, req.key_url, req.key_fingerprint)
     say(f"key {key.fingerprint} from {req.key_url}: fingerprint checked")
     work = Path(tempfile.mkdtemp(prefix=".gpuwizard-bundle-", dir=out.parent))

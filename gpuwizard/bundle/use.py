@@ -121,6 +121,12 @@ def check_fits(host: Host, verified: Verified, options: Options) -> list[str]:
             "with it",
             "Leave --repo-url and --key-url out (or leave --bundle out to use a mirror).",
         )
+    if options.experimental:
+        raise WizardError(
+            "--experimental does not go with --bundle: a bundle carries one channel",
+            "Leave --experimental out; to carry the experimental channel, make the bundle with "
+            "--repo-url …/experimental.",
+        )
     if options.toolkit_version:
         full = options.toolkit_version
         full = full if "-" in full else f"{full}-1"
