@@ -562,7 +562,7 @@ def _render_plan(the_plan: Any, host: Any, diffs: bool = True) -> None:
     facts = host.facts
     print(
         f"Host: {facts.pretty_name} · {facts.arch} · kernel {facts.kernel}"
-        + (f" · root {host.root}" if not host.at_slash else "")
+        + (f" · root {host.root}" if not (host.at_slash or host.stand_in_root) else "")
         + (f" · {host.label}" if host.label else "")
     )
     for sp in the_plan.steps:
@@ -632,6 +632,7 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
     session = _session(ns, options)
     host, journal = session.host, session.journal
     the_plan = session.plan()
+    _gpu_test_as_passed(the_plan, host, options)
     active = None
     try:
         active = session.active_run()
@@ -645,7 +646,7 @@ def cmd_status(ns: argparse.Namespace, options: Options) -> int:
         _print_json(
             {
                 "host": host.facts.to_json(),
-                "root": str(host.root),
+                "root": "/" if host.stand_in_root else str(host.root),
                 "label": host.label,
                 "steps": [
                     {
@@ -700,6 +701,7 @@ def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
         from gpuwizard.export.write import write_export
 
         return write_export(the_plan, host, options, ns.export, ns.output)
+    _gpu_test_as_passed(the_plan, host, options)
     if getattr(ns, "json", False):
         _print_json(the_plan.to_json())
     else:
@@ -710,6 +712,21 @@ def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
             return EXIT_ERROR  # a selected step cannot run: for a script, not "nothing to do"
         return EXIT_CHANGES if the_plan.has_changes() else EXIT_OK
     return EXIT_OK
+
+
+def _gpu_test_as_passed(the_plan: Any, host: Any, options: Options) -> None:
+    """A GPU test that passed in the newest kept run reads as done, not pending (as in the
+    app): it is a check every plan could run again, not a change still to make."""
+    from gpuwizard import gpu_verdict
+
+    try:
+        passed = gpu_verdict.last_pass(_journal(host, options))
+    except WizardError:
+        return
+    if passed is not None:
+        gpu_verdict.mark_passed(
+            the_plan, passed.text(), "`gpuwizard apply --step gpu-test` runs it again"
+        )
 
 
 def _cmd(ns: argparse.Namespace, command: str, root: bool = False) -> str:
@@ -906,7 +923,8 @@ def cmd_rollback(ns: argparse.Namespace, options: Options) -> int:
 
 
 def cmd_history(ns: argparse.Namespace, options: Options) -> int:
-    journal = _session(ns, options).journal
+    session = _session(ns, options)
+    host, journal = session.host, session.journal
     try:
         runs = journal.runs()
     except WizardError as exc:
@@ -922,7 +940,8 @@ def cmd_history(ns: argparse.Namespace, options: Options) -> int:
         _print_json({"runs": [r.summary() for r in runs]})
         return EXIT_OK
     if not runs:
-        print(f"No runs yet (journal: {journal.state_dir}).")
+        where = host.system_path(journal.state_dir) if host.stand_in_root else journal.state_dir
+        print(f"No runs yet (journal: {where}).")
         return EXIT_OK
     for r in reversed(runs):
         s = r.summary()
@@ -1001,11 +1020,31 @@ def cmd_doctor(ns: argparse.Namespace, options: Options) -> int:
         return EXIT_OK if found else EXIT_ERROR
     host = _session(ns, options).host
     report = doctor.run_doctor(host, options, run_test=ns.run_test)
+    if getattr(ns, "demo", False):
+        report = _demo_next_commands(report)
     if getattr(ns, "json", False):
         _print_json(report.to_json())
     else:
         print(doctor.render_report(report))
     return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _demo_next_commands(report: Any) -> Any:
+    """Doctor's next commands as the demo must give them: `gpuwizard --demo …`, never a
+    command that would change the real machine this runs on (`sudo apt-get install …`)."""
+    import dataclasses
+
+    def demo(cmd: str) -> str:
+        if cmd.startswith(("gpuwizard ", "sudo gpuwizard ")):
+            return "gpuwizard --demo " + cmd.split("gpuwizard ", 1)[1]
+        if cmd.startswith("sudo "):
+            return "gpuwizard --demo plan"  # what the demo does about it
+        return cmd
+
+    links = tuple(
+        dataclasses.replace(link, next_command=demo(link.next_command)) for link in report.links
+    )
+    return dataclasses.replace(report, links=links)
 
 
 def cmd_snippet(ns: argparse.Namespace, options: Options) -> int:

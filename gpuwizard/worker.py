@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from gpuwizard import clock
 from gpuwizard import events as ev
 from gpuwizard.errors import LockHeld, PlanChanged, WizardError
 from gpuwizard.host.system import Host
@@ -77,7 +78,7 @@ def write_request(
     from the host itself (the demo machine is a capability of the host, not a face's flag)."""
     if kind not in (APPLY, ROLLBACK):
         raise ValueError(f"unknown worker request {kind!r}")
-    run_id = new_run_id()
+    run_id = new_run_id(journal.runs_dir)
     folder = journal.runs_dir / run_id
     folder.mkdir(mode=0o700)
     (folder / "backups").mkdir(mode=0o700)
@@ -293,14 +294,14 @@ def confirm(journal: Journal, run_id: str) -> None:
             f"Run {run_id} was not kept: it is {run.status()}",
             "Its change is undone. Apply again to make it again.",
         )
-    if deadline is not None and time.time() >= deadline:
+    if deadline is not None and clock.now() >= deadline:
         raise WizardError(
             f"Too late to keep run {run_id}: its confirmation deadline passed at "
             + time.strftime("%H:%M:%S", time.localtime(deadline)),
             "The change is rolled back (the next gpuwizard command does it if nothing did "
             "yet). Apply again to make it again, and confirm before the deadline.",
         )
-    (folder / CONFIRM).write_text(str(time.time()))
+    (folder / CONFIRM).write_text(str(clock.now()))
     disarm_revert_timer(folder)
     if run.status() == "interrupted" and run.confirmation_deadline() is not None:
         # the worker is gone (reboot); record the confirmation ourselves
@@ -315,7 +316,7 @@ def revert(journal: Journal, run_id: str) -> None:
     folder = journal.runs_dir / run_id
     if not folder.is_dir():
         raise WizardError(f"There is no run {run_id}", "List runs with `gpuwizard history`.")
-    (folder / REVERT).write_text(str(time.time()))
+    (folder / REVERT).write_text(str(clock.now()))
 
 
 def active_run(journal: Journal) -> Optional[Run]:
@@ -338,7 +339,7 @@ def recover_expired(host: Host, journal: Journal, emit: ev.EventSink = ev.discar
     done = []
     for run in journal.runs():
         deadline = run.confirmation_deadline()
-        if deadline is None or run.status() != "interrupted" or time.time() < deadline:
+        if deadline is None or run.status() != "interrupted" or clock.now() < deadline:
             continue
         writer = journal.open_run(run.run_id)
         emit(
@@ -405,7 +406,7 @@ def arm_revert_timer(host: Host, journal: Journal, run_id: str, deadline: float)
     if not _systemd_timer_ok(host):
         return None
     unit = f"gpuwizard-revert-{run_id.lower()}"
-    seconds = max(1, int(deadline - time.time() + 0.999) + REVERT_GRACE)
+    seconds = max(1, int(deadline - clock.now() + 0.999) + REVERT_GRACE)
     argv = [
         "systemd-run",
         "--unit",
@@ -596,7 +597,7 @@ def _await_confirmation(
         writer.append("end", {"status": "finished"})
         emit(ev.RunState(run_id, "finished", "kept: --yes and verification passed"))
         return 0
-    deadline = time.time() + options.auto_revert
+    deadline = clock.now() + options.auto_revert
     writer.append("awaiting-confirmation", {"deadline": deadline})
     timer = arm_revert_timer(host, journal, run_id, deadline)
     if timer:
@@ -613,7 +614,7 @@ def _await_confirmation(
     confirm_file = writer.folder / CONFIRM
     revert_file = writer.folder / REVERT
     declined = False
-    while time.time() < deadline:
+    while clock.now() < deadline:
         if confirm_file.exists():
             disarm_revert_timer(writer.folder)
             writer.append("confirmed", {"by": "user"})

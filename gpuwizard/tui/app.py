@@ -22,6 +22,7 @@ from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
+from gpuwizard import clock
 from gpuwizard.errors import WizardError
 from gpuwizard.events import ActionEvent, LogLine, RunState, StepState
 from gpuwizard.options import STEP_NAMES, Options
@@ -79,6 +80,7 @@ class GpuWizardApp(App[int]):
         planner: Optional[Callable[[Any, Options], Any]] = None,
         engine: Any = None,
         gpu_feed: Any = None,
+        gpu_history: Optional[GpuHistory] = None,
         check_root: bool = True,
         slow_link: bool = False,
     ) -> None:
@@ -113,7 +115,7 @@ class GpuWizardApp(App[int]):
         self.gpu_visible = False
         self.gpu_raw_view = False
         self.gpu_readings: list[GpuReading] = []
-        self.gpu_history = GpuHistory()
+        self.gpu_history = gpu_history if gpu_history is not None else GpuHistory()
         self.gpu_raw: Optional[list[str]] = None
         self._gpu_timer: Any = None
 
@@ -127,6 +129,7 @@ class GpuWizardApp(App[int]):
         self._status_timer: Any = None
         self.away_notice = ""
         self.gpu_test_passed = ""  # "passed at 19:28" once the GPU test passed in this app
+        self._journal_gpu_pass = ""  # the same, from the journal's newest kept run
         if slow_link:
             self.animation_level = "none"
 
@@ -162,6 +165,10 @@ class GpuWizardApp(App[int]):
                 )
             )
             return None
+        from gpuwizard import gpu_verdict
+
+        passed = gpu_verdict.last_pass(self.journal)  # a file read: here, not on the UI thread
+        self._journal_gpu_pass = passed.text() if passed else ""
         self.post_message(PlanReady(result))
         return result
 
@@ -217,22 +224,13 @@ class GpuWizardApp(App[int]):
 
     def _gpu_test_as_passed(self, plan: Any) -> None:
         """The GPU test is always runnable, so a plan calls it pending even right after it
-        passed; once it passed here (and nothing before it is left to do) it reads as done."""
-        if not self.gpu_test_passed:
-            return
-        steps = list(getattr(plan, "steps", []))
-        for i, sp in enumerate(steps):
-            if sp.step != "gpu-test":
-                if sp.state in ("pending", "blocked", "failed"):
-                    return  # something before it changes again: the verdict may not hold
-                continue
-            if sp.state == "pending":
-                plan.steps[i] = dataclasses.replace(
-                    sp,
-                    state="done",
-                    reason=f"{self.gpu_test_passed}; `a` on its step runs it again",
-                )
-            return
+        passed; once it passed (here, or in a kept run of the journal) it reads as done."""
+        from gpuwizard import gpu_verdict
+
+        if self._journal_gpu_pass:
+            self.gpu_test_passed = self._journal_gpu_pass
+        if self.gpu_test_passed:
+            gpu_verdict.mark_passed(plan, self.gpu_test_passed)
 
     def on_plan_failed(self, message: PlanFailed) -> None:
         self.plan_error = (message.cause, message.remedy)
@@ -357,7 +355,7 @@ class GpuWizardApp(App[int]):
                     self.running_step = event.step
                 if event.step == "gpu-test":
                     self.gpu_test_passed = (
-                        f"passed at {time.strftime('%H:%M')}" if event.state == "done" else ""
+                        f"passed at {clock.hhmm()}" if event.state == "done" else ""
                     )
             elif isinstance(event, RunState):
                 last = event
@@ -403,7 +401,7 @@ class GpuWizardApp(App[int]):
                 else "nobody confirmed it before the deadline"
             )
             self.notify(
-                f"Rolled back at {time.strftime('%H:%M')} because {why}; the plan is read again.",
+                f"Rolled back at {clock.hhmm()} because {why}; the plan is read again.",
                 title=f"Run {run}",
                 severity="warning",
                 timeout=15,
@@ -443,7 +441,7 @@ class GpuWizardApp(App[int]):
 
         if self.run_awaiting():
             deadline = self.run_state.deadline if self.run_state else None
-            left = "" if deadline is None else f" — {max(0, int(deadline - time.time()))} s"
+            left = "" if deadline is None else f" — {max(0, int(deadline - clock.now()))} s"
             return Content.from_markup(
                 "[$warning]? awaiting your confirmation$left[/] — [b]K[/b] keep · "
                 "[b]R[/b] revert · [b]w[/b] watch",
