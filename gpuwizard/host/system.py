@@ -83,6 +83,10 @@ class Host:
     # facts a probe could not learn for lack of permission (a normal user's read-only run):
     # said in the plan and the JSON as unknown, never a crash
     unknown: list[str] = field(default_factory=list)
+    # a capability, not a label: this host is the recorded demo machine, so a worker started
+    # for it rebuilds the demo host (and nothing on the real machine changes); faces read it
+    # to say so
+    demo: bool = False
 
     def __post_init__(self) -> None:
         # absolute: the worker runs from / and must see the same root
