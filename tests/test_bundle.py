@@ -450,16 +450,20 @@ def test_bundle_options_travel_to_the_detached_worker() -> None:
     assert Options.from_json(json.loads(json.dumps(o.to_json()))) == o
 
 
-def test_rpm_bundle_applied_with_dnf_in_an_empty_root_offline_and_rolled_back(
-    rpm_repo: Any, tmp_path: Path
+@pytest.mark.parametrize(
+    "tool,target,repo_file",
+    [("dnf", "rhel9", "yum.repos.d"), ("zypper", "opensuse-leap15.6", "zypp/repos.d")],
+)
+def test_rpm_bundle_applied_in_an_empty_root_offline_and_rolled_back(
+    rpm_repo: Any, tmp_path: Path, tool: str, target: str, repo_file: str
 ) -> None:
     import platform
     import shutil
 
-    from rpmrepo import ROCKY, rpm_qa, rpm_root
+    from rpmrepo import LEAP, ROCKY, rpm_qa, rpm_root
 
-    if shutil.which("dnf") is None:
-        pytest.skip("needs dnf")
+    if shutil.which(tool) is None:
+        pytest.skip(f"needs {tool}")
     fpr = rpm_repo.key.fingerprint
     server = RepoServer(rpm_repo.server.folder)
     server.start()
@@ -468,7 +472,7 @@ def test_rpm_bundle_applied_with_dnf_in_an_empty_root_offline_and_rolled_back(
         made = gw(
             "bundle",
             "--target",
-            f"rhel9/{platform.machine()}",
+            f"{target}/{platform.machine()}",
             "-o",
             str(out),
             "--repo-url",
@@ -487,7 +491,7 @@ def test_rpm_bundle_applied_with_dnf_in_an_empty_root_offline_and_rolled_back(
     assert made.returncode == 0, made.stdout + made.stderr
     assert "repomd.xml of" in made.stdout and f"signed by {fpr} (checked)" in made.stdout
     sha = read_archive(out).sha256
-    root = rpm_root(tmp_path, ROCKY)
+    root = rpm_root(tmp_path, ROCKY if tool == "dnf" else LEAP)
     applied = gw(
         "apply",
         "--bundle",
@@ -506,8 +510,9 @@ def test_rpm_bundle_applied_with_dnf_in_an_empty_root_offline_and_rolled_back(
         str(tmp_path / "state"),
     )
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    repo = (root / "etc/yum.repos.d/nvidia-container-toolkit.repo").read_text()
-    # dnf --installroot opens file:// URLs on this machine: the folder as it is seen here
+    repo = (root / f"etc/{repo_file}/nvidia-container-toolkit.repo").read_text()
+    # dnf --installroot and zypper --root open file:// URLs on this machine: the folder as it
+    # is seen here
     assert f"baseurl=file://{root}/{BUNDLES}/{sha}/repo/rpm/$basearch" in repo
     assert "repo_gpgcheck=1" in repo and "http" not in repo
     installed = rpm_qa(root)
@@ -516,4 +521,4 @@ def test_rpm_bundle_applied_with_dnf_in_an_empty_root_offline_and_rolled_back(
     back = gw("rollback", "--root", str(root), "--state-dir", str(tmp_path / "state"), "--yes")
     assert back.returncode == 0, back.stdout + back.stderr
     assert rpm_qa(root) == []
-    assert not (root / "etc/yum.repos.d").exists() and not (root / "etc/pki").exists()
+    assert not (root / f"etc/{repo_file}").exists() and not (root / "etc/pki").exists()
