@@ -195,7 +195,10 @@ def bundle_options(
     if unpack_now:
         folder = unpack(host, verified)
         key_path = folder / KEY_FILE
-        notes.append(f"bundle verified and unpacked to {folder}")
+        notes.append(
+            f"bundle verified and unpacked to {folder} (it stays after the run and its "
+            f"rollback: `rm -rf {folder}` when the host no longer needs it)"
+        )
     else:
         folder = host.path(bundle_dir(verified.sha256))
         notes.append("bundle verified (every member matches the manifest); nothing unpacked")
