@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 # the steps' names, in order (Docker's, then the other engines'): the registry's
@@ -28,6 +28,10 @@ class Options:
     toolkit_version: Optional[str] = None
     keep_legacy: bool = False  # leave old nvidia-docker lists alone
     lock_wait: float = 300.0  # seconds to wait for another process's dpkg/rpm lock
+    # an unpacked air-gapped bundle (apply --bundle): its folder on this machine, and the
+    # images it carries ({"name", "file" relative to it, "id"}); the URLs above point into it
+    bundle: Optional[str] = None
+    bundle_images: list[dict[str, str]] = field(default_factory=list)
 
     # docker
     docker_host: Optional[str] = None  # e.g. unix:///run/docker.sock

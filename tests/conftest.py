@@ -20,6 +20,7 @@ pytest_plugins: list[str] = [
     "debroot",
     "rpmrepo",
     "systemd_bed",
+    "tests.fleet_hosts",
 ]
 
 

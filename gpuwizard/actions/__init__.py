@@ -6,6 +6,7 @@ from gpuwizard.actions import (  # noqa: F401
     containers,
     engines,
     files,
+    images,
     packages,
     services,
 )

@@ -7,6 +7,7 @@ commands for this distribution, and every later step waits for it.
 
 from __future__ import annotations
 
+from gpuwizard.bundle import DRIVER_NOT_IN_BUNDLE
 from gpuwizard.cuda_images import choose_test_images
 from gpuwizard.host.gpu import GpuReport, probe_gpus
 from gpuwizard.host.system import Host
@@ -23,7 +24,10 @@ class DriverStep(Step):
         sim.facts["gpu_report"] = report.to_json()
         sim.facts["cuda_version"] = report.cuda_version
         sim.facts["test_images"] = choose_test_images(report.cuda_version, options).to_json()
-        return self.plan_from_report(report)
+        sp = self.plan_from_report(report)
+        if options.bundle and sp.state == BLOCKED:
+            sp.warnings.append(DRIVER_NOT_IN_BUNDLE)
+        return sp
 
     def plan_from_report(self, report: GpuReport) -> StepPlan:
         notes = [f"{p.cause}. {p.remedy}" for p in report.problems if not p.blocking]

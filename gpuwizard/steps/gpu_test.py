@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import importlib
 import re
+from pathlib import Path
 from typing import Any, Optional
 
-from gpuwizard.actions.base import ApplyContext
+from gpuwizard.actions.base import Action, ApplyContext
 from gpuwizard.actions.containers import DRIVER_ROOT_BINS, RunContainer, parse_gpus
+from gpuwizard.actions.images import LoadImage
 from gpuwizard.errors import WizardError
 from gpuwizard.host import docker as engine
 from gpuwizard.host.system import Host
@@ -92,6 +94,26 @@ def choose_images(
             ),
             [],
         )
+
+
+def bundle_loads(host: Host, options: Options) -> list[LoadImage]:
+    """apply --bundle: the bundle's images, loaded (docker load) before the test containers
+    run, so none is pulled; an image the engine already has (same id) is not loaded again."""
+    out = []
+    for img in options.bundle_images if options.bundle else []:
+        action = LoadImage(
+            image=img["name"],
+            path=str(Path(str(options.bundle)) / img["file"]),
+            expected_id=img.get("id", ""),
+            docker_host=options.docker_host,
+        )
+        try:
+            if not action.needed(host):
+                continue
+        except WizardError:
+            pass  # the engine is not reachable now: the load says so when it runs
+        out.append(action)
+    return out
 
 
 def framework_check(options: Options, gpus: str) -> Optional[RunContainer]:
@@ -276,11 +298,16 @@ class GpuTestStep(Step):
                 "`driver rpc error: timed out` on a cold driver (sudo nvidia-smi -pm 1, or "
                 "nvidia-persistenced)"
             )
+        loads = bundle_loads(host, options)
+        if loads:
+            info["bundle_images"] = [a.image for a in loads]
+        steps: list[Action] = [*loads, *actions]
         return self.make(
             PENDING,
-            reason=f"{len(actions)} test container(s)",
-            actions=actions,
-            diffs=[d for a in actions for d in a.preview(host)],
+            reason=f"{len(actions)} test container(s)"
+            + (f"; {len(loads)} image(s) loaded from the bundle first" if loads else ""),
+            actions=steps,
+            diffs=[d for a in steps for d in a.preview(host)],
             facts=info,
             warnings=warnings,
         )
