@@ -27,11 +27,11 @@ import re
 import secrets
 import signal
 import stat
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from gpuwizard import clock
 from gpuwizard.errors import JournalError, LockHeld
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -83,9 +83,21 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def new_run_id() -> str:
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+def new_run_id(runs_dir: Optional[Path] = None) -> str:
+    """A sortable, unique id: the UTC time and a random tail. In screenshot mode (the clock
+    frozen) the tail is the first free number in `runs_dir`, so screenshots read the same."""
+    now = _dt.datetime.fromtimestamp(clock.now(), _dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    if clock.frozen_at() is not None:
+        n = 1
+        while runs_dir is not None and (runs_dir / f"{now}-{n:06x}").exists():
+            n += 1
+        return f"{now}-{n:06x}"
     return f"{now}-{secrets.token_hex(3)}"
+
+
+def _local_iso() -> str:
+    """The local time in seconds, for a run's or a lock's "started"."""
+    return _dt.datetime.fromtimestamp(clock.now()).isoformat(timespec="seconds")
 
 
 class _Transitions:
@@ -359,7 +371,7 @@ class Journal:
         self.ensure_writable()
         info = {
             "pid": os.getpid(),
-            "started": _dt.datetime.now().isoformat(timespec="seconds"),
+            "started": _local_iso(),
             "run": run_id,
             "argv": argv,
             "state_dir": str(self.state_dir),
@@ -398,13 +410,13 @@ class Journal:
     ) -> RunWriter:
         """Create a run folder and its first record."""
         self.ensure_writable()
-        run_id = run_id or new_run_id()
+        run_id = run_id or new_run_id(self.runs_dir)
         folder = self.runs_dir / run_id
         folder.mkdir(mode=0o700, exist_ok=True)
         (folder / "backups").mkdir(mode=0o700, exist_ok=True)
         full_meta = {
             "run": run_id,
-            "started": _dt.datetime.now().isoformat(timespec="seconds"),
+            "started": _local_iso(),
             "argv": argv,
             "worker_pid": os.getpid(),
             **(meta or {}),
@@ -566,7 +578,7 @@ class RunWriter:
     def append(self, rtype: str, data: dict[str, Any]) -> int:
         seq = self._seq
         line = json.dumps(
-            {"seq": seq, "type": rtype, "time": time.time(), "data": data}, ensure_ascii=False
+            {"seq": seq, "type": rtype, "time": clock.now(), "data": data}, ensure_ascii=False
         )
         fd = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         size = os.fstat(fd).st_size

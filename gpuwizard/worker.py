@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from gpuwizard import clock
 from gpuwizard import events as ev
 from gpuwizard.errors import LockHeld, PlanChanged, WizardError
 from gpuwizard.host.system import Host
@@ -30,8 +31,11 @@ from gpuwizard.selfexec import CHILD_CWD, clean_env, python_argv
 from gpuwizard.steps import registry
 
 REQUEST = "request.json"
+APPLY = "apply"  # a request's kind: apply the approved plan
+ROLLBACK = "rollback"  # a request's kind: roll back the target runs
 CONFIRM = "confirm"
 REVERT = "revert"
+REFUSED = "refused"  # the worker could not take the locks: why, for the face that launched it
 TERMINAL = ("finished", "failed", "rolled-back", "auto-reverted", "refused")
 REVERT_TIMER = "revert-timer"  # the run folder's file naming its systemd timer unit
 # the timer fires this long after the deadline, so that a live worker reverts first
@@ -59,20 +63,35 @@ def state_dir_for(host: Host, options: Options) -> Path:
 
 # -- the face's side --------------------------------------------------------------------------
 def write_request(
-    host: Host, options: Options, digest: str, journal: Journal, argv: list[str], demo: bool
+    host: Host,
+    options: Options,
+    digest: str,
+    journal: Journal,
+    argv: list[str],
+    kind: str = APPLY,
+    targets: Optional[list[str]] = None,
 ) -> str:
-    """A new run's private folder and the request its worker reads; returns the run id."""
-    run_id = new_run_id()
+    """A new run's private folder and the request its worker reads; returns the run id.
+
+    The request says what the worker must do (`apply` a plan whose digest the user approved,
+    or `rollback` the target runs) and what host it works on: the host's kind is recorded
+    from the host itself (the demo machine is a capability of the host, not a face's flag)."""
+    if kind not in (APPLY, ROLLBACK):
+        raise ValueError(f"unknown worker request {kind!r}")
+    run_id = new_run_id(journal.runs_dir)
     folder = journal.runs_dir / run_id
     folder.mkdir(mode=0o700)
     (folder / "backups").mkdir(mode=0o700)
-    request = {
+    request: dict[str, Any] = {
+        "kind": kind,
         "options": options.to_json(),
         "digest": digest,
         "root": str(host.root),
+        "host": "demo" if host.demo else "system",
         "argv": argv,
-        "demo": demo,
     }
+    if kind == ROLLBACK:
+        request["targets"] = list(targets or [])
     write_private(folder / REQUEST, json.dumps(request, indent=2).encode())
     return run_id
 
@@ -83,10 +102,11 @@ def launch(
     digest: str,
     journal: Journal,
     argv: list[str],
-    demo: bool = False,
     wait: float = 15.0,
+    kind: str = APPLY,
+    targets: Optional[list[str]] = None,
 ) -> str:
-    """Start a detached worker for this plan; return its run id once it has begun."""
+    """Start a detached worker for this request; return its run id once it has begun."""
     journal.ensure_writable()
     holder = journal.lock_holder()
     if holder:
@@ -95,7 +115,7 @@ def launch(
             f"{holder.get('started')}, run {holder.get('run')})",
             "Wait for it to finish, or follow it with `gpuwizard attach`.",
         )
-    run_id = write_request(host, options, digest, journal, argv, demo)
+    run_id = write_request(host, options, digest, journal, argv, kind, targets)
     folder = journal.runs_dir / run_id
     cmd = python_argv("_worker", "--state-dir", os.path.abspath(journal.state_dir), run_id)
     env = clean_env()
@@ -145,7 +165,9 @@ def launch(
         run = journal.read_run(run_id)
         if run.records:
             return run_id
+        _raise_if_refused(folder)
         if _worker_exited(folder):
+            _raise_if_refused(folder)
             break
         time.sleep(0.05)
     tail = (folder / "worker.log").read_text(errors="replace")[-2000:]
@@ -154,6 +176,16 @@ def launch(
         f"Read {folder / 'worker.log'}; the end of it is below.",
         tail,
     )
+
+
+def _raise_if_refused(folder: Path) -> None:
+    """The worker found the journal or the target root locked by another run: say who holds
+    it, as an in-process run would, not "the worker did not start"."""
+    try:
+        why = json.loads((folder / REFUSED).read_text())
+    except (OSError, ValueError):
+        return
+    raise LockHeld(str(why.get("cause", "")), str(why.get("remedy", "")))
 
 
 def _use_systemd_run(host: Host) -> bool:
@@ -262,14 +294,14 @@ def confirm(journal: Journal, run_id: str) -> None:
             f"Run {run_id} was not kept: it is {run.status()}",
             "Its change is undone. Apply again to make it again.",
         )
-    if deadline is not None and time.time() >= deadline:
+    if deadline is not None and clock.now() >= deadline:
         raise WizardError(
             f"Too late to keep run {run_id}: its confirmation deadline passed at "
             + time.strftime("%H:%M:%S", time.localtime(deadline)),
             "The change is rolled back (the next gpuwizard command does it if nothing did "
             "yet). Apply again to make it again, and confirm before the deadline.",
         )
-    (folder / CONFIRM).write_text(str(time.time()))
+    (folder / CONFIRM).write_text(str(clock.now()))
     disarm_revert_timer(folder)
     if run.status() == "interrupted" and run.confirmation_deadline() is not None:
         # the worker is gone (reboot); record the confirmation ourselves
@@ -284,7 +316,7 @@ def revert(journal: Journal, run_id: str) -> None:
     folder = journal.runs_dir / run_id
     if not folder.is_dir():
         raise WizardError(f"There is no run {run_id}", "List runs with `gpuwizard history`.")
-    (folder / REVERT).write_text(str(time.time()))
+    (folder / REVERT).write_text(str(clock.now()))
 
 
 def active_run(journal: Journal) -> Optional[Run]:
@@ -307,7 +339,7 @@ def recover_expired(host: Host, journal: Journal, emit: ev.EventSink = ev.discar
     done = []
     for run in journal.runs():
         deadline = run.confirmation_deadline()
-        if deadline is None or run.status() != "interrupted" or time.time() < deadline:
+        if deadline is None or run.status() != "interrupted" or clock.now() < deadline:
             continue
         writer = journal.open_run(run.run_id)
         emit(
@@ -374,7 +406,7 @@ def arm_revert_timer(host: Host, journal: Journal, run_id: str, deadline: float)
     if not _systemd_timer_ok(host):
         return None
     unit = f"gpuwizard-revert-{run_id.lower()}"
-    seconds = max(1, int(deadline - time.time() + 0.999) + REVERT_GRACE)
+    seconds = max(1, int(deadline - clock.now() + 0.999) + REVERT_GRACE)
     argv = [
         "systemd-run",
         "--unit",
@@ -439,31 +471,73 @@ def run_worker(
     folder = journal.runs_dir / run_id
     request = json.loads((folder / REQUEST).read_text())
     options = Options.from_json(request["options"])
+    kind = request.get("kind", APPLY)
     if host is None:
-        if request.get("demo"):
-            from gpuwizard.host.demo import demo_host
-
-            host = demo_host()
-        else:
-            host = Host(Path(request["root"]))
+        host = host_from_request(request)
     argv = list(request.get("argv", []))
     try:
         journal.acquire(run_id, argv, host.root)
     except LockHeld as exc:
-        (folder / "refused").write_text(str(exc))
+        write_private(folder / REFUSED, json.dumps(exc.to_json()).encode())
         w = RunWriter(run_id, folder)
         w.write_event(ev.to_json(ev.RunState(run_id, "refused", exc.cause)))
         return 3
     try:
-        _mark_resumed(journal, run_id)
-        writer = journal.start_run(
-            argv, meta={"options": options.to_json(), "root": str(host.root)}, run_id=run_id
-        )
+        meta: dict[str, Any] = {"options": options.to_json(), "root": str(host.root)}
+        if kind == ROLLBACK:
+            meta |= {"kind": ROLLBACK, "targets": list(request.get("targets", []))}
+        else:
+            _mark_resumed(journal, run_id)
+        writer = journal.start_run(argv, meta=meta, run_id=run_id)
         emit = _EventWriter(writer, also)
         emit(ev.RunState(run_id, "running"))
+        if kind == ROLLBACK:
+            return _roll_back(host, journal, writer, options, request, emit, wizard)
         return _apply_and_keep(host, journal, writer, options, request, emit, wizard)
     finally:
         journal.release()
+
+
+def host_from_request(request: dict[str, Any]) -> Host:
+    """The host a request names: the demo machine, or the system under its root."""
+    if request.get("host") == "demo":
+        from gpuwizard.host.demo import demo_host
+
+        return demo_host()
+    return Host(Path(request["root"]))
+
+
+def _roll_back(
+    host: Host,
+    journal: Journal,
+    writer: RunWriter,
+    options: Options,
+    request: dict[str, Any],
+    emit: ev.EventSink,
+    wizard: Any,
+) -> int:
+    """A rollback of other runs, detached like an apply: an SSH drop does not stop it halfway
+    (and if something does, the journal makes the next rollback finish it)."""
+    run_id = writer.run_id
+    steps = set(options.steps) if options.steps else None
+    report: list[dict[str, Any]] = []
+    try:
+        for target in request.get("targets", []):
+            report += wizard.rollback(
+                host, journal, run_id=target, steps=steps, force=options.force, emit=emit
+            )
+    except WizardError as exc:
+        writer.append("end", {"status": "failed", "error": exc.to_json(), "report": report})
+        emit(ev.RunState(run_id, "failed", _failure_text(exc)))
+        return 1
+    except Exception as exc:  # an unexpected bug: still end the journal
+        writer.append("end", {"status": "failed", "error": {"cause": repr(exc)}})
+        emit(ev.RunState(run_id, "failed", f"internal error: {exc!r}"))
+        raise
+    undone = sum(len(r["undone"]) for r in report)
+    writer.append("end", {"status": "finished", "report": report})
+    emit(ev.RunState(run_id, "rolled-back", f"{undone} change(s) undone"))
+    return 0
 
 
 def _mark_resumed(journal: Journal, run_id: str) -> None:
@@ -523,7 +597,7 @@ def _await_confirmation(
         writer.append("end", {"status": "finished"})
         emit(ev.RunState(run_id, "finished", "kept: --yes and verification passed"))
         return 0
-    deadline = time.time() + options.auto_revert
+    deadline = clock.now() + options.auto_revert
     writer.append("awaiting-confirmation", {"deadline": deadline})
     timer = arm_revert_timer(host, journal, run_id, deadline)
     if timer:
@@ -540,7 +614,7 @@ def _await_confirmation(
     confirm_file = writer.folder / CONFIRM
     revert_file = writer.folder / REVERT
     declined = False
-    while time.time() < deadline:
+    while clock.now() < deadline:
         if confirm_file.exists():
             disarm_revert_timer(writer.folder)
             writer.append("confirmed", {"by": "user"})

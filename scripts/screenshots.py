@@ -2,7 +2,10 @@
 """Regenerate screenshots/*.svg from the real app at 80×24, in demo mode.
 
 Demo mode is the real app, the real steps and the real detached worker, on the recorded H200
-host (nothing on this machine changes). Run from the repository root:
+host (nothing on this machine changes). The output is byte-stable: screenshot mode freezes the
+clock (gpuwizard.clock; run ids, times and deadlines read the same every time, in the worker
+too), the time zone is UTC, and the GPU panel shows one fixed frame of the recorded H200
+(ScreenshotGpuFeed). Run from the repository root:
 
     python scripts/screenshots.py            # every screen
     python scripts/screenshots.py overview   # some of them
@@ -15,6 +18,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -25,6 +29,7 @@ OUT = REPO / "screenshots"
 from textual.worker import WorkerCancelled  # noqa: E402
 
 SIZE = (80, 24)
+FROZEN_AT = 1795947300.0  # 2026-11-29 10:15:00 UTC, the instant every screenshot is taken at
 
 
 async def settle(app: Any, pilot: Any, delay: float = 0.0) -> None:
@@ -89,7 +94,12 @@ async def _apply_all(app: Any, pilot: Any) -> None:
 
 async def keep_change(app: Any, pilot: Any) -> None:
     await _apply_all(app, pilot)
-    await pilot.pause(0.5)
+    # a screen under a dialog is drawn as it was when the dialog came up, which depends on
+    # how far the log had got: decide later, let the log catch up, then ask again (Enter)
+    await pilot.press("escape")
+    await steady(app, pilot)
+    await pilot.press("enter")
+    await wait_for(app, pilot, "KeepChangeScreen")
 
 
 async def run_output(app: Any, pilot: Any) -> None:
@@ -117,7 +127,11 @@ async def failure(app: Any, pilot: Any) -> None:
         **{**app.options.__dict__, "key_fingerprint": "C95B321B61E88C1809C4F759DDCAE044F796ECB0"}
     )
     app.replan()
-    await settle(app, pilot)
+    for _ in range(600):  # the replan runs in a worker; the step says failed once it is done
+        await settle(app, pilot)
+        if app.plan is not None and app.plan.step("repository").state == "failed":
+            break
+        await pilot.pause(0.1)
     app.open_step("repository")
     await settle(app, pilot)
 
@@ -193,20 +207,62 @@ async def shoot(name: str) -> Path:
     from gpuwizard.journal import Journal
     from gpuwizard.options import Options
     from gpuwizard.tui.app import GpuWizardApp
+    from gpuwizard.tui.gpu_feed import ScreenshotGpuFeed
 
     with tempfile.TemporaryDirectory() as folder:
         os.environ["GPUWIZARD_DEMO_ROOT"] = folder  # the detached worker finds the same one
         host = demo_host()
-        app = GpuWizardApp(host, Options(), Journal(host.path("/var/lib/gpuwizard")), demo=True)
-        async with app.run_test(size=SIZE) as pilot:
-            await SCENES[name](app, pilot)
-            path = Path(app.save_screenshot(f"{name}.svg", str(OUT)))
+        journal = Journal(host.path("/var/lib/gpuwizard"))
+        feed = ScreenshotGpuFeed(host)
+        app = GpuWizardApp(
+            host, Options(), journal, demo=True, gpu_feed=feed, gpu_history=feed.history
+        )
+        try:
+            async with app.run_test(size=SIZE) as pilot:
+                await SCENES[name](app, pilot)
+                await steady(app, pilot)
+                path = Path(app.save_screenshot(f"{name}.svg", str(OUT)))
+        finally:
+            tidy(journal)
         return path
 
 
+async def steady(app: Any, pilot: Any, tries: int = 50) -> None:
+    """Wait until two frames 0.3 s apart are the same: late events and layout passes land."""
+    last = app.export_screenshot()
+    for _ in range(tries):
+        await pilot.pause(0.3)
+        frame = app.export_screenshot()
+        if frame == last:
+            return
+        last = frame
+    raise SystemExit("the screen never settled (something on it still moves)")
+
+
+def tidy(journal: Any, timeout: float = 60.0) -> None:
+    """Revert a run the scene left awaiting confirmation and wait for its worker to end: with
+    the clock frozen its deadline never comes, and its folder is about to be removed."""
+    from gpuwizard import worker
+
+    for run in journal.runs():
+        if run.status() == "awaiting-confirmation":
+            worker.revert(journal, run.run_id)
+    until = time.monotonic() + timeout
+    while time.monotonic() < until and any(
+        r.status() in ("in-progress", "awaiting-confirmation") for r in journal.runs()
+    ):
+        time.sleep(0.2)
+
+
 def main() -> int:
+    from gpuwizard.clock import SCREENSHOT_ENV
+
+    os.environ[SCREENSHOT_ENV] = repr(FROZEN_AT)  # inherited by every worker started
+    os.environ["TZ"] = "UTC"
+    time.tzset()
     OUT.mkdir(exist_ok=True)
     names = sys.argv[1:] or list(SCENES)
+    sys.argv[1:] = []  # a run records its argv: the same whichever scenes were asked for
     for name in names:
         print(asyncio.run(shoot(name)).relative_to(REPO))
     return 0

@@ -33,7 +33,8 @@ from tests.dockerd import IMAGE, Dockerd
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-SMOKE = "local/bundle-smoke:1"  # a second tag of the test image, removed after the bundle
+SMOKE = "local/bundle-smoke:1"  # more tags of the test image, removed after the bundle
+CUDA = "local/bundle-cuda:12"
 BUNDLES = "var/lib/gpuwizard-bundles"
 
 
@@ -61,6 +62,7 @@ def kit(
     server = RepoServer(nvidia_repo.server.folder)
     server.start()
     dockerd_session.docker("tag", IMAGE, SMOKE)
+    dockerd_session.docker("tag", IMAGE, CUDA)
     try:
         made = gw(
             "bundle",
@@ -78,12 +80,14 @@ def kit(
             "1.17.8",
             "--test-image",
             SMOKE,
+            "--cuda-image",
+            CUDA,
             "--docker-host",
             dockerd_session.docker_host,
         )
     finally:
         server.stop()
-        dockerd_session.docker("rmi", SMOKE, check=False)
+        dockerd_session.docker("rmi", SMOKE, CUDA, check=False)
     assert made.returncode == 0, made.stdout + made.stderr
     yield {"path": out, "stdout": made.stdout, "url": server.url}
 
@@ -98,12 +102,12 @@ def test_bundle_carries_key_index_four_pinned_packages_image_and_gpuwizard(
     assert m["toolkit"]["version"] == "1.17.8-1"
     assert sorted(p["name"] for p in m["toolkit"]["packages"]) == sorted(TOOLKIT)
     assert {p["version"] for p in m["toolkit"]["packages"]} == {"1.17.8-1"}
-    assert [i["name"] for i in m["images"]] == [SMOKE]
+    assert [(i["name"], i["role"]) for i in m["images"]] == [(SMOKE, "smoke"), (CUDA, "cuda")]
     assert m["gpuwizard"]["pyz"] == "gpuwizard.pyz"
     names = set(m["members"])
     # the signed index is carried byte for byte; only the chosen version's packages
-    assert "repo/stable/deb/amd64/InRelease" in names
-    assert "repo/stable/deb/amd64/Packages" in names
+    assert "repo/deb/amd64/InRelease" in names
+    assert "repo/deb/amd64/Packages" in names
     assert not any("1.20.1" in n for n in names)
     # SHA256SUMS covers the manifest and every member, in `sha256sum -c` form
     with tarfile.open(kit["path"]) as tar:
@@ -172,17 +176,18 @@ def test_apply_bundle_in_a_second_root_offline_pinned_image_loaded_rollback_exac
             "repository",
             "--step",
             "packages",
-            "--yes",
-            "--no-detach",
+            "--yes",  # detached, as a user runs it: the worker gets the bundle's options
             "--state-dir",
             str(state),
         )
         assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "started in the background" in applied.stdout
         listing = (root / "etc/apt/sources.list.d/nvidia-container-toolkit.list").read_text()
         assert listing.startswith(
             f"deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] "
-            f"file:///var/lib/gpuwizard-bundles/{sha}/repo/stable/deb/$(ARCH) /"
+            f"file:///var/lib/gpuwizard-bundles/{sha}/repo/deb/$(ARCH) /"
         )
+        assert listing.count("\n") == 1  # one channel: no experimental line into nowhere
         assert "http" not in listing and kit["url"] not in applied.stdout
         # apt read the copy as its sandbox user, with no fall-back and no error
         assert "Err:" not in applied.stdout and "Permission denied" not in applied.stdout
@@ -192,17 +197,22 @@ def test_apply_bundle_in_a_second_root_offline_pinned_image_loaded_rollback_exac
             if line.split()[0] in TOOLKIT
         }
         assert installed == {n: "1.17.8-1" for n in TOOLKIT}
+        again = gw(
+            "plan", *common, "--step", "repository", "--step", "packages", "--detailed-exitcode"
+        )
+        assert again.returncode == 0, again.stdout + again.stderr  # nothing left to do
         folder = root / BUNDLES / sha
         assert oct(folder.stat().st_mode & 0o777) == "0o755" and folder.stat().st_uid == 0
 
         # the GPU test: a --root is never live, so it runs against the test engine through
         # the API, with the options `apply --bundle` made (the unpacked folder is reused)
         loaded = _gpu_test_from_bundle(root, kit["path"], fpr, dockerd, tmp_path / "gt")
-        assert loaded["load"]["loaded"] == loaded["id"]
-        assert loaded["runs"] and not any(r["pulled"] for r in loaded["runs"])
+        assert [r["loaded"] for r in loaded["loads"]] == [loaded["id"]] * 2
+        assert len(loaded["runs"]) >= 2 and not any(r["pulled"] for r in loaded["runs"])
         assert any(r["passed"] for r in loaded["runs"])
         assert not any("pulling" in t for t in loaded["logs"])
-        assert dockerd.client().images.list(name=SMOKE) == []  # its rollback removed the tag
+        for tag in (SMOKE, CUDA):  # its rollback removed the tags it loaded
+            assert dockerd.client().images.list(name=tag) == []
 
         back = gw("rollback", "--root", str(root), "--state-dir", str(state), "--yes")
         assert back.returncode == 0, back.stdout + back.stderr
@@ -226,17 +236,18 @@ def _gpu_test_from_bundle(
         key_fingerprint=fpr,
         docker_host=dockerd.docker_host,
         steps=("gpu-test",),
-        skip_cuda_test=True,
     )
     options, verified, _ = bundle_options(Host(root=root), kit, base, unpack_now=True)
-    assert options.test_image == SMOKE and options.bundle_images
+    assert options.test_image == SMOKE and options.cuda_image == CUDA
+    assert not options.skip_cuda_test
     assert dockerd.client().images.list(name=SMOKE) == []
     events: list[Any] = []
     steps = [GpuTestStep()]
     the_plan = wizard.plan(Host(), options, steps=steps)
     sp = the_plan.step("gpu-test")
     assert sp.state == "pending", (sp.reason, sp.remedy)
-    assert sp.actions[0].kind == "load-image"
+    assert [a.kind for a in sp.actions[:2]] == ["load-image", "load-image"]
+    assert CUDA in [getattr(a, "image", "") for a in sp.actions[2:]]  # the CUDA test, offline
     journal = Journal(state)
     run = journal.start_run(["test"])
     # the stand-in toolkit on the engine's PATH answers for the GPU (tests/stand_ins)
@@ -246,11 +257,11 @@ def _gpu_test_from_bundle(
     records = journal.read_run(run.run_id).records
     done = {r.data.get("ref"): r.data.get("result") for r in records if r.type == "done"}
     intents = [(r.seq, r.data["action"]) for r in records if r.type == "intent"]
-    load = next(done[s] for s, a in intents if a == "load-image")
+    loads = [done[s] for s, a in intents if a == "load-image"]
     runs = [done[s] for s, a in intents if a == "run-container" and done.get(s)]
     wizard.rollback(Host(), journal, run_id=run.run_id)
     return {
-        "load": load,
+        "loads": loads,
         "id": image_id,
         "runs": runs,
         "logs": [getattr(e, "text", "") for e in events],
@@ -373,7 +384,8 @@ def test_an_untouched_copy_passes_and_targets_read_as_documented(
     same = _rewrite(kit["path"], tmp_path / "same.tar", _same)
     assert read_archive(same).manifest == read_archive(kit["path"]).manifest
     assert parse_target("ubuntu24.04/x86_64").name == "ubuntu24.04/amd64"
-    for bad, says in (("rhel9/x86_64", "not supported yet"), ("ubuntu24.04", "DISTRO")):
+    assert parse_target("rocky9/amd64").to_json()["arch"] == "x86_64"
+    for bad, says in (("rhel7/x86_64", "not a release"), ("ubuntu24.04", "DISTRO")):
         with pytest.raises(WizardError) as err:
             parse_target(bad)
         assert says in err.value.cause + err.value.remedy
@@ -401,3 +413,112 @@ def test_a_symlink_where_the_bundles_folder_goes_is_refused(
     assert r.returncode == 1
     assert "is a symbolic link or not a folder" in r.stderr, r.stderr
     assert list(elsewhere.iterdir()) == []
+
+
+def test_bundle_without_an_engine_says_so_before_downloading(
+    nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
+    www = nvidia_repo.server.folder
+    r = gw(
+        "bundle",
+        "--target",
+        "debian12/amd64",
+        "-o",
+        str(tmp_path / "kit.tar"),
+        "--repo-url",
+        f"file://{www}/stable",
+        "--key-url",
+        f"file://{www}/gpgkey",
+        "--key-fingerprint",
+        nvidia_repo.key.fingerprint,
+        "--docker-host",
+        f"unix://{tmp_path}/no-engine.sock",
+    )
+    assert r.returncode == 1
+    assert "No Docker engine to save the test image ubuntu:24.04 from" in r.stderr
+    assert "--no-images" in r.stderr and "InRelease" not in r.stdout
+    assert not (tmp_path / "kit.tar").exists()
+
+
+def test_bundle_options_travel_to_the_detached_worker() -> None:
+    from gpuwizard.options import Options
+
+    o = Options(
+        bundle="/var/lib/gpuwizard-bundles/ab",
+        bundle_images=[{"name": "ubuntu:24.04", "file": "images/ubuntu_24.04.tar", "id": "x"}],
+    )
+    assert Options.from_json(json.loads(json.dumps(o.to_json()))) == o
+
+
+@pytest.mark.parametrize(
+    "tool,target,repo_file",
+    [("dnf", "rhel9", "yum.repos.d"), ("zypper", "opensuse-leap15.6", "zypp/repos.d")],
+)
+def test_rpm_bundle_applied_in_an_empty_root_offline_and_rolled_back(
+    rpm_repo: Any, tmp_path: Path, tool: str, target: str, repo_file: str
+) -> None:
+    import platform
+    import shutil
+
+    from rpmrepo import LEAP, ROCKY, rpm_qa, rpm_root
+
+    if shutil.which(tool) is None:
+        pytest.skip(f"needs {tool}")
+    fpr = rpm_repo.key.fingerprint
+    server = RepoServer(rpm_repo.server.folder)
+    server.start()
+    out = tmp_path / "rkit.tar"
+    try:
+        made = gw(
+            "bundle",
+            "--target",
+            f"{target}/{platform.machine()}",
+            "-o",
+            str(out),
+            "--repo-url",
+            server.url + "/stable",
+            "--key-url",
+            server.url + "/gpgkey",
+            "--key-fingerprint",
+            fpr,
+            "--toolkit-version",
+            "1.17.8",
+            "--no-images",
+            "--no-pyz",
+        )
+    finally:
+        server.stop()
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "repomd.xml of" in made.stdout and f"signed by {fpr} (checked)" in made.stdout
+    sha = read_archive(out).sha256
+    root = rpm_root(tmp_path, ROCKY if tool == "dnf" else LEAP)
+    applied = gw(
+        "apply",
+        "--bundle",
+        str(out),
+        "--root",
+        str(root),
+        "--key-fingerprint",
+        fpr,
+        "--step",
+        "repository",
+        "--step",
+        "packages",
+        "--yes",
+        "--no-detach",
+        "--state-dir",
+        str(tmp_path / "state"),
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    repo = (root / f"etc/{repo_file}/nvidia-container-toolkit.repo").read_text()
+    # dnf --installroot and zypper --root open file:// URLs on this machine: the folder as it
+    # is seen here
+    assert f"baseurl=file://{root}/{BUNDLES}/{sha}/repo/rpm/$basearch" in repo
+    assert "repo_gpgcheck=1" in repo and "http" not in repo
+    installed = rpm_qa(root)
+    for name in TOOLKIT:
+        assert f"{name} 1.17.8-1" in installed
+    back = gw("rollback", "--root", str(root), "--state-dir", str(tmp_path / "state"), "--yes")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert rpm_qa(root) == []
+    assert not (root / f"etc/{repo_file}").exists() and not (root / "etc/pki").exists()

@@ -178,13 +178,13 @@ def target_of(host: Host, path: str) -> tuple[Path, str]:
         if not real.exists():
             raise WizardError(
                 f"{path} is a symlink to {target}, which does not exist"
-                + ("" if host.at_slash else f" in the root {host.root}"),
+                + ("" if host.at_slash or host.stand_in_root else f" in the root {host.root}"),
                 f"Remove the dangling link (rm {host.display(path)}) or make it point at a "
                 "real file.",
             )
         where = host.system_path(real)
         shown = f"{path} (a symlink; its target {where} is written"
-        shown += "" if host.at_slash else f", under {host.root}"
+        shown += "" if host.at_slash or host.stand_in_root else f", under {host.root}"
         return real, shown + f"; the link says {target})"
     return real, path
 

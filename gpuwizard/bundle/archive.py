@@ -29,7 +29,7 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 KEY_FILE = "repo/gpgkey"
-REPO_DIR = "repo/stable"  # NVIDIA's shape: the list's URL ends in /stable
+REPO_DIR = "repo"  # holds deb/ARCH as NVIDIA's /stable does; no /stable, so no experimental line
 PYZ = "gpuwizard.pyz"
 MANIFEST_LIMIT = 1 << 20
 KEEP_LIMIT = 4 << 20
@@ -182,7 +182,7 @@ def read_archive(
         reader = _Hashing(raw)
         try:
             tar = tarfile.open(  # noqa: SIM115 (a stream: read to its end below)
-                fileobj=io.BufferedReader(reader), mode="r|"
+                fileobj=io.BufferedReader(reader), mode="r|*"
             )
             for member in tar:
                 name = _member_name(archive, member)
@@ -305,7 +305,7 @@ def parse_manifest(archive: Path, data: bytes) -> dict[str, Any]:
         "key",
     )
     _need(isinstance(m["toolkit"].get("version"), str), archive, "toolkit version")
-    _need(m["target"].get("family") == "apt", archive, "target family")
+    _need(m["target"].get("family") in ("apt", "rpm"), archive, "target family")
     _need(isinstance(m["target"].get("arch"), str), archive, "target arch")
     for img in m.get("images", []):
         _need(

@@ -13,14 +13,11 @@ from gpuwizard.host.system import Host
 NO_ENGINE_REMEDY = (
     "The test image is saved from a Docker engine on this machine: start Docker (or pass "
     "--docker-host its socket), or pass --no-images to leave images out (the offline host "
-    "then needs the test image already, or --skip its GPU test)."
+    "then needs the test image already)."
 )
 
 
-def save_image(
-    host: Host, docker_host: Optional[str], image: str, dest: Path, say: Callable[[str], None]
-) -> str:
-    """Write `image` as a `docker save` tarball to `dest`; returns its image id."""
+def _client(host: Host, docker_host: Optional[str], image: str) -> Any:
     import docker
 
     try:
@@ -31,6 +28,21 @@ def save_image(
         raise WizardError(
             f"No Docker engine to save the test image {image} from: {cause}", NO_ENGINE_REMEDY
         ) from exc
+    return client
+
+
+def engine_ready(host: Host, docker_host: Optional[str], image: str) -> None:
+    """Fail before anything is downloaded when there is no engine to save images from."""
+    _client(host, docker_host, image).close()
+
+
+def save_image(
+    host: Host, docker_host: Optional[str], image: str, dest: Path, say: Callable[[str], None]
+) -> str:
+    """Write `image` as a `docker save` tarball to `dest`; returns its image id."""
+    import docker
+
+    client = _client(host, docker_host, image)
     try:
         try:
             found = client.images.get(image)

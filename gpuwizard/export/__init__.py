@@ -16,6 +16,7 @@ from gpuwizard.options import Options
 FORMATS = {
     "sh": "gpuwizard.export.sh",
     "cloud-init": "gpuwizard.export.cloud_init",
+    "ansible": "gpuwizard.export.ansible",
 }
 
 

@@ -243,7 +243,7 @@ def _key_check(r: Recipe) -> list[str]:
         "# checked key is ever written (a file holding other keys has that one exported alone).",
         'fetch "$KEY_URL" "$TMP/key"',
         'mkdir -m 700 "$TMP/gnupg"',
-        'G="gpg --homedir $TMP/gnupg --batch --quiet"',
+        'G="gpg --homedir $TMP/gnupg --batch --quiet --no-autostart"',
         '$G --with-colons --import-options show-only --import "$TMP/key" >"$TMP/key.colons" 2>"$TMP/gpg.err" ||',
         '    die "the file at $KEY_URL is not an OpenPGP key; nothing was written" \\',
         '        "Check the key URL (export again with --key-url)."',

@@ -38,6 +38,10 @@ from gpuwizard.host.system import Host
 from gpuwizard.host.toolkit import TOOLKIT_PACKAGES
 
 DEMO_LABEL = "demo: recorded H200 host"
+# Where the demo machine keeps its key and its (answered, never read) repository: system paths
+# of the demo machine, so nothing shown names the folder gpuwizard is installed in.
+DEMO_KEY_PATH = "/usr/share/gpuwizard-demo/demo-key.asc"
+DEMO_REPOSITORY_PATH = "/usr/share/gpuwizard-demo/repository/stable"
 ROOT_ENV = "GPUWIZARD_DEMO_ROOT"
 _MARKER = ".gpuwizard-demo"
 
@@ -128,7 +132,7 @@ NVIDIA_SMI = """\
 | Fan  Temp   Perf          Pwr:Usage/Cap |           Memory-Usage | GPU-Util  Compute M. |
 |                                         |                        |               MIG M. |
 |=========================================+========================+======================|
-|   0  NVIDIA H200                    On  |   00000000:19:00.0 Off |                    0 |
+|   0  NVIDIA H200                    On  |   00000000:00:06.0 Off |                    0 |
 | N/A   31C    P0             76W /  700W |       0MiB / 143771MiB |      0%      Default |
 |                                         |                        |             Disabled |
 +-----------------------------------------+------------------------+----------------------+
@@ -151,12 +155,11 @@ def demo_options(options: Any) -> Any:
     """
     import dataclasses
 
-    data = Path(__file__).resolve().parent.parent / "data"
     return dataclasses.replace(
         options,
-        key_url=(data / "demo-key.asc").as_uri(),
+        key_url="file://" + DEMO_KEY_PATH,
         key_fingerprint=DEMO_FINGERPRINT,
-        repo_url=(data / "demo-repository" / "stable").as_uri(),
+        repo_url="file://" + DEMO_REPOSITORY_PATH,
     )
 
 
@@ -253,7 +256,38 @@ def populate(root: Path) -> None:
     init = root / "sbin/init"
     if not init.exists():
         init.symlink_to("/lib/systemd/systemd")
+    _place_demo_key(root)
+    _place_recorded_hardware(root)
     (root / _MARKER).write_text(json.dumps({"created": time.time(), "label": DEMO_LABEL}))
+
+
+# The recorded H200 as sysfs and /dev showed it, so `--demo doctor` finds the GPU the driver
+# and NVML report (PCI 0000:00:06.0, 10de:2335, a 3D controller) and the device nodes its
+# CDI spec names. The nodes are empty files: stand-ins that only need to exist.
+RECORDED_PCI = {"0000:00:06.0": {"vendor": "0x10de", "device": "0x2335", "class": "0x030200"}}
+RECORDED_NODES = ("/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+
+
+def _place_recorded_hardware(root: Path) -> None:
+    for address, attrs in RECORDED_PCI.items():
+        folder = root / "sys/bus/pci/devices" / address
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, value in attrs.items():
+            (folder / name).write_text(value + "\n")
+    for node in RECORDED_NODES:
+        target = root / node.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
+
+
+def _place_demo_key(root: Path) -> None:
+    """The bundled demo key, at its system path on the demo machine (also on a demo machine
+    made by an older version)."""
+    target = root / DEMO_KEY_PATH.lstrip("/")
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = Path(__file__).resolve().parent.parent / "data" / "demo-key.asc"
+        target.write_bytes(data.read_bytes())
 
 
 def demo_host(folder: Optional[Path] = None, fresh: bool = False) -> Host:
@@ -269,6 +303,8 @@ def demo_host(folder: Optional[Path] = None, fresh: bool = False) -> Host:
     if not (root / _MARKER).exists():
         root.mkdir(parents=True, exist_ok=True)
         populate(root)
+    _place_demo_key(root)
+    _place_recorded_hardware(root)
     runner = DemoRunner(root)
     # running_system: the recorded root stands for a running machine, so the restart and
     # the GPU test are planned as on a real host (their Docker is the recorded engine)
@@ -277,8 +313,10 @@ def demo_host(folder: Optional[Path] = None, fresh: bool = False) -> Host:
         runner=runner,
         label=DEMO_LABEL,
         running_system=True,
+        stand_in_root=True,
         nvml_backend=_recorded_nvml(),
         engine_factory=_recorded_engine(root),
+        demo=True,
     )
 
 

@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from gpuwizard import clock
 from gpuwizard.host.nvml import (
     CLOCK_MEM,
     CLOCK_SM,
@@ -430,7 +431,7 @@ class ReplayedSmiStream:
         return self._thread is not None and self._thread.is_alive()
 
     def _stamped(self) -> str:
-        t = time.localtime()
+        t = time.localtime(clock.now())  # frozen in screenshot mode
         stamp = f"{time.strftime('%a %b', t)} {t.tm_mday:2d} {time.strftime('%H:%M:%S %Y', t)}"
         lines = self.frame.splitlines()
         if lines and FRAME_START.match(lines[0]):

@@ -98,13 +98,15 @@ def normalize_fingerprint(text: str) -> str:
     return "".join(text.split()).upper().removeprefix("0X")
 
 
-def fetch_key(url: str, timeout: float = 30.0) -> bytes:
+def fetch_key(url: str, timeout: float = 30.0, host: Optional[Host] = None) -> bytes:
     """Download the key; http(s) or file:// (air-gapped hosts). Errors name the cause and the
-    options to use instead."""
+    options to use instead. On a stand-in host (demo mode) a file:// URL is that machine's."""
     parts = urllib.parse.urlparse(url)
     if parts.scheme == "file":
         path = urllib.parse.unquote(parts.path)
         try:
+            if host is not None and host.stand_in_root:
+                return host.path(path).read_bytes()
             return Path(path).read_bytes()
         except OSError as exc:
             raise KeyUnavailable(
@@ -252,7 +254,7 @@ def checked_key(host: Host, url: str, expected: str) -> CheckedKey:
     Only the key whose fingerprint was checked is ever written: a file that also holds other
     keys has that one exported alone (the others are named in the plan, never trusted). A
     revoked key is refused; an expired one is a warning (apt then refuses the repository)."""
-    data = fetch_key(url)
+    data = fetch_key(url, host=host)
     info = inspect_key(host, data)
     want = normalize_fingerprint(expected)
     if want not in info.fingerprints:

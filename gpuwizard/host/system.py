@@ -76,9 +76,17 @@ class Host:
     # None: live exactly when root is /. True: a root folder that stands for a running
     # machine (the demo host's recorded files)
     running_system: Optional[bool] = None
+    # True: the root is a stand-in machine (demo mode), not a mounted system. Its paths are
+    # shown as that machine's system paths (the folder holding it is an install detail, never
+    # shown), and a file:// URL names a file of that machine, as it would on a real host.
+    stand_in_root: bool = False
     # facts a probe could not learn for lack of permission (a normal user's read-only run):
     # said in the plan and the JSON as unknown, never a crash
     unknown: list[str] = field(default_factory=list)
+    # a capability, not a label: this host is the recorded demo machine, so a worker started
+    # for it rebuilds the demo host (and nothing on the real machine changes); faces read it
+    # to say so
+    demo: bool = False
 
     def __post_init__(self) -> None:
         # absolute: the worker runs from / and must see the same root
@@ -163,7 +171,7 @@ class Host:
 
     def display(self, p: str | os.PathLike[str]) -> str:
         """How to show a path to the user: the system path, plus the root when there is one."""
-        return str(p) if self.at_slash else f"{p} (under {self.root})"
+        return str(p) if self.at_slash or self.stand_in_root else f"{p} (under {self.root})"
 
     def run(
         self,

@@ -22,6 +22,7 @@ from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
+from gpuwizard import clock
 from gpuwizard.errors import WizardError
 from gpuwizard.events import ActionEvent, LogLine, RunState, StepState
 from gpuwizard.options import STEP_NAMES, Options
@@ -42,13 +43,6 @@ ENDED = ("finished", "failed", "rolled-back", "auto-reverted", "refused", "inter
 SEEN = "seen"  # a file in a run's folder: a face has shown how the run ended
 KEPT_EVENTS = 5000  # a run's latest events, for a screen opened later and the failure tail
 SLOW_LINK_FPS = 10
-
-
-def _load_engine() -> Any:
-    """The detached worker's API (gpuwizard.worker), imported when first needed."""
-    from gpuwizard import worker
-
-    return worker
 
 
 def _default_planner(host: Any, options: Options) -> Any:
@@ -82,15 +76,18 @@ class GpuWizardApp(App[int]):
         options: Options,
         journal: Any,
         *,
-        demo: bool = False,
+        demo: Optional[bool] = None,
         planner: Optional[Callable[[Any, Options], Any]] = None,
         engine: Any = None,
         gpu_feed: Any = None,
+        gpu_history: Optional[GpuHistory] = None,
         check_root: bool = True,
         slow_link: bool = False,
     ) -> None:
         super().__init__(ansi_color=False)
         self.host = host
+        if demo is None:  # the recorded demo machine is a capability of the host
+            demo = bool(getattr(host, "demo", False))
         if demo:
             from gpuwizard.host.demo import demo_options
 
@@ -102,7 +99,10 @@ class GpuWizardApp(App[int]):
         self.read_only = False
         self.sudo_requested = False
         self._planner = planner or _default_planner
-        self._engine = engine
+        from gpuwizard.session import Session
+
+        # the engine's one API: applies and rollbacks go to the detached, locked worker
+        self.session = Session(host, options, journal, backend=engine)
         self._check_root = check_root and not demo
         self.host_label = getattr(host, "label", "") or ("" if host.is_live else str(host.root))
 
@@ -115,7 +115,7 @@ class GpuWizardApp(App[int]):
         self.gpu_visible = False
         self.gpu_raw_view = False
         self.gpu_readings: list[GpuReading] = []
-        self.gpu_history = GpuHistory()
+        self.gpu_history = gpu_history if gpu_history is not None else GpuHistory()
         self.gpu_raw: Optional[list[str]] = None
         self._gpu_timer: Any = None
 
@@ -129,16 +129,11 @@ class GpuWizardApp(App[int]):
         self._status_timer: Any = None
         self.away_notice = ""
         self.gpu_test_passed = ""  # "passed at 19:28" once the GPU test passed in this app
+        self._journal_gpu_pass = ""  # the same, from the journal's newest kept run
         if slow_link:
             self.animation_level = "none"
 
     # -- the engine ------------------------------------------------------------------
-    @property
-    def engine(self) -> Any:
-        if self._engine is None:
-            self._engine = _load_engine()
-        return self._engine
-
     def on_mount(self) -> None:
         from gpuwizard.tui.screens.overview import OverviewScreen
 
@@ -170,6 +165,10 @@ class GpuWizardApp(App[int]):
                 )
             )
             return None
+        from gpuwizard import gpu_verdict
+
+        passed = gpu_verdict.last_pass(self.journal)  # a file read: here, not on the UI thread
+        self._journal_gpu_pass = passed.text() if passed else ""
         self.post_message(PlanReady(result))
         return result
 
@@ -225,22 +224,13 @@ class GpuWizardApp(App[int]):
 
     def _gpu_test_as_passed(self, plan: Any) -> None:
         """The GPU test is always runnable, so a plan calls it pending even right after it
-        passed; once it passed here (and nothing before it is left to do) it reads as done."""
-        if not self.gpu_test_passed:
-            return
-        steps = list(getattr(plan, "steps", []))
-        for i, sp in enumerate(steps):
-            if sp.step != "gpu-test":
-                if sp.state in ("pending", "blocked", "failed"):
-                    return  # something before it changes again: the verdict may not hold
-                continue
-            if sp.state == "pending":
-                plan.steps[i] = dataclasses.replace(
-                    sp,
-                    state="done",
-                    reason=f"{self.gpu_test_passed}; `a` on its step runs it again",
-                )
-            return
+        passed; once it passed (here, or in a kept run of the journal) it reads as done."""
+        from gpuwizard import gpu_verdict
+
+        if self._journal_gpu_pass:
+            self.gpu_test_passed = self._journal_gpu_pass
+        if self.gpu_test_passed:
+            gpu_verdict.mark_passed(plan, self.gpu_test_passed)
 
     def on_plan_failed(self, message: PlanFailed) -> None:
         self.plan_error = (message.cause, message.remedy)
@@ -312,7 +302,7 @@ class GpuWizardApp(App[int]):
     )
     def launch(self, options: Options, digest: str) -> None:
         argv = ["tui", *sys.argv[1:]]
-        run_id = self.engine.launch(self.host, options, digest, self.journal, argv, demo=self.demo)
+        run_id = self.session.start_apply(digest, argv, options)
         self.call_from_thread(self.follow_run, run_id)
 
     def follow_run(self, run_id: str) -> None:
@@ -347,13 +337,8 @@ class GpuWizardApp(App[int]):
         from textual.worker import get_current_worker
 
         me = get_current_worker()
-        batches = getattr(self.engine, "follow_batches", None)
-        if batches is not None:
-            for batch in batches(self.journal, run_id, stop=lambda: me.is_cancelled):
-                self.post_message(EngineBatch(run_id, batch))
-        else:
-            for event in self.engine.follow(self.journal, run_id, stop=lambda: me.is_cancelled):
-                self.post_message(EngineBatch(run_id, [event]))
+        for batch in self.session.follow_batches(run_id, stop=lambda: me.is_cancelled):
+            self.post_message(EngineBatch(run_id, batch))
         self.post_message(FollowEnded(run_id))
 
     def on_engine_event(self, message: EngineEvent) -> None:
@@ -370,7 +355,7 @@ class GpuWizardApp(App[int]):
                     self.running_step = event.step
                 if event.step == "gpu-test":
                     self.gpu_test_passed = (
-                        f"passed at {time.strftime('%H:%M')}" if event.state == "done" else ""
+                        f"passed at {clock.hhmm()}" if event.state == "done" else ""
                     )
             elif isinstance(event, RunState):
                 last = event
@@ -416,7 +401,7 @@ class GpuWizardApp(App[int]):
                 else "nobody confirmed it before the deadline"
             )
             self.notify(
-                f"Rolled back at {time.strftime('%H:%M')} because {why}; the plan is read again.",
+                f"Rolled back at {clock.hhmm()} because {why}; the plan is read again.",
                 title=f"Run {run}",
                 severity="warning",
                 timeout=15,
@@ -456,7 +441,7 @@ class GpuWizardApp(App[int]):
 
         if self.run_awaiting():
             deadline = self.run_state.deadline if self.run_state else None
-            left = "" if deadline is None else f" — {max(0, int(deadline - time.time()))} s"
+            left = "" if deadline is None else f" — {max(0, int(deadline - clock.now()))} s"
             return Content.from_markup(
                 "[$warning]? awaiting your confirmation$left[/] — [b]K[/b] keep · "
                 "[b]R[/b] revert · [b]w[/b] watch",
@@ -495,7 +480,7 @@ class GpuWizardApp(App[int]):
 
     def keep_run(self, run_id: str) -> None:
         try:
-            self.engine.confirm(self.journal, run_id)
+            self.session.confirm(run_id)
         except (WizardError, OSError) as exc:
             self.notify(_error_text(exc), title="Not kept", severity="error")
             return
@@ -513,7 +498,7 @@ class GpuWizardApp(App[int]):
 
     def revert_run(self, run_id: str) -> None:
         try:
-            self.engine.revert(self.journal, run_id)
+            self.session.revert(run_id)
         except (WizardError, OSError) as exc:
             self.notify(_error_text(exc), title="Not reverted", severity="error")
             return
@@ -592,7 +577,7 @@ class GpuWizardApp(App[int]):
     def check_start_up(self) -> None:
         active = None
         try:
-            active = self.engine.active_run(self.journal)
+            active = self.session.active_run()
         except (ImportError, OSError, WizardError):
             active = None  # an unreadable journal (not root) must not stop the start-up
         notice = None if active is not None else self._while_away()
@@ -687,10 +672,8 @@ class GpuWizardApp(App[int]):
 
     # -- rollback ---------------------------------------------------------------------
     def roll_back(self, run_id: str, steps: Optional[set[str]]) -> None:
-        from gpuwizard.tui.screens.run import RunScreen
-
-        self._start_watching(run_id, rollback=True)
-        self.push_screen(RunScreen(run_id, rollback=True))
+        """Roll back a run's changes (after the user saw them in the preview)."""
+        self.notify(f"Starting the rollback of run {run_id}…", timeout=3)
         self._roll_back(run_id, steps)
 
     @work(
@@ -701,23 +684,28 @@ class GpuWizardApp(App[int]):
         description="Rolling back",
     )
     def _roll_back(self, run_id: str, steps: Optional[set[str]]) -> None:
-        from gpuwizard import wizard
-
-        def emit(event: Any) -> None:
-            self.post_message(EngineEvent(run_id, event))
-
+        """Hand the rollback to a detached, locked worker (like `gpuwizard rollback`), then
+        follow its run: an SSH drop no longer stops a rollback halfway."""
         try:
-            # the same locks as `gpuwizard rollback`: the state directory's and the root's
-            with self.journal.locked("rollback", ["gpuwizard", "app: rollback"], self.host.root):
-                report = wizard.rollback(
-                    self.host, self.journal, run_id=run_id, steps=steps, emit=emit
-                )
+            op = self.session.start_rollback([run_id], ["tui", "rollback", run_id], steps=steps)
         except WizardError as exc:
-            emit(RunState(run_id, "failed", f"{exc.cause} — {exc.remedy}"))
-        else:
-            undone = sum(len(r["undone"]) for r in report)
-            emit(RunState(run_id, "rolled-back", f"{undone} change(s) undone"))
-        self.post_message(FollowEnded(run_id))
+            self.call_from_thread(
+                self.notify,
+                f"{exc.cause} — {exc.remedy}",
+                title=f"Roll back run {run_id}",
+                severity="error",
+                timeout=15,
+            )
+            return
+        self.call_from_thread(self._follow_rollback, op)
+
+    def _follow_rollback(self, op: str) -> None:
+        """Show the rollback's own run (its events, its end) like an apply's."""
+        from gpuwizard.tui.screens.run import RunScreen
+
+        self._start_watching(op, rollback=True)
+        self.push_screen(RunScreen(op, rollback=True))
+        self._follow(op)
 
     # -- navigation -------------------------------------------------------------------
     def open_step(self, step: str) -> None:
@@ -870,7 +858,7 @@ def run_app(
     options: Options,
     journal: Any,
     *,
-    demo: bool = False,
+    demo: Optional[bool] = None,
     mouse: bool = True,
     slow_link: bool = False,
 ) -> int:

@@ -108,7 +108,7 @@ class GpuFeed:
     def _raw_stream(self) -> Any:
         from gpuwizard.host import gpu_sampler
 
-        if str(getattr(self.host, "label", "")).startswith("demo"):
+        if getattr(self.host, "demo", False):
             return gpu_sampler.ReplayedSmiStream.recorded_h200()
         smi = self.host.which("nvidia-smi", extra_dirs=("/usr/local/nvidia/bin",))
         if smi is None:
@@ -129,3 +129,39 @@ class GpuFeed:
         closer = getattr(self._sampler, "close", None)
         if callable(closer):
             closer()
+
+
+class FrozenGpuHistory(GpuHistory):
+    """A last minute that never moves: screenshot mode's sparklines (see ScreenshotGpuFeed)."""
+
+    def add(self, readings: list[GpuReading]) -> None:
+        pass
+
+
+class ScreenshotGpuFeed(GpuFeed):
+    """Screenshot mode only (scripts/screenshots.py): the recorded H200 frozen at one frame.
+
+    The demo's live feed drifts with the wall clock, so no two screenshots of the panel
+    agree. This one replays the recorded backend at the seconds 0..59 of a clock it steps
+    itself, once, for a full minute of history; every later sample is the last of those
+    frames. With the frozen clock (gpuwizard.clock) the raw view's stamp is fixed too.
+    """
+
+    def __init__(self, host: Any) -> None:
+        super().__init__(host)
+        from gpuwizard.host import gpu_sampler, nvml
+
+        instant = [0.0]
+        data = nvml.recorded_h200(moving=False).data
+        backend = nvml.RecordedBackend(data, moving=True, clock=lambda: instant[0])
+        sampler = gpu_sampler.GpuSampler(backend, host=host)
+        self.history = FrozenGpuHistory()
+        frame: list[GpuReading] = []
+        for second in range(HISTORY):
+            instant[0] = float(second)
+            frame = [reading_from_sample(g) for g in sampler.sample().gpus]
+            GpuHistory.add(self.history, frame)
+        self.frame = frame
+
+    def sample(self) -> list[GpuReading]:
+        return list(self.frame)

@@ -6,7 +6,6 @@ that died here leaves the host as it was. The countdown ticks only while this is
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import ClassVar, Optional
 
@@ -16,6 +15,8 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from gpuwizard import clock
 
 
 class KeepChangeScreen(ModalScreen[Optional[bool]]):
@@ -59,7 +60,7 @@ class KeepChangeScreen(ModalScreen[Optional[bool]]):
         if self.deadline is None:
             text = "No deadline was set."
         else:
-            left = max(0, int(self.deadline - time.time()))
+            left = max(0, int(self.deadline - clock.now()))
             text = f"Reverted automatically in {left} s."
         self.query_one("#countdown", Static).update(Content.styled(text, "$warning"))
 
