@@ -485,3 +485,55 @@ def test_ansible_playbook_converges_like_apply_and_a_second_run_is_changed_0(
     }
     assert not (tools_root / "etc/apt/sources.list.d/nvidia-docker.list").exists()
     assert list((tools_root / "etc/docker").glob("daemon.json.*~"))  # copy's backup beside it
+
+
+def test_a_bundle_plan_is_not_exported(sandbox: Path) -> None:
+    """A plan on `--bundle` installs from a folder of this machine: exporting it would name
+    paths the artefact's hosts do not have."""
+    from gpuwizard import wizard
+    from gpuwizard.errors import WizardError
+    from gpuwizard.export import export_plan
+    from gpuwizard.host.system import Host
+    from gpuwizard.options import Options
+
+    options = Options(bundle="/var/lib/gpuwizard-bundles/0123", steps=("daemon-config",))
+    host = Host(root=sandbox)
+    with pytest.raises(WizardError) as exc:
+        export_plan(wizard.plan(host, options), host, options, "sh")
+    assert "--bundle" in exc.value.cause and "--repo-url" in exc.value.remedy
+
+
+def test_the_recorded_h200_plan_exports_every_block(
+    gpuwizard_cmd: list[str], tmp_path: Path
+) -> None:
+    """The demo host (the project's H200, recorded: driver under /usr/local/nvidia, off PATH)
+    exports all seven steps; nvidia-smi is looked for where the plan found it, nvidia-ctk gets
+    the driver's bin on its PATH, and the test containers retry nvidia-smi by that path."""
+    yaml = pytest.importorskip("yaml")
+    script = tmp_path / "h200.sh"
+    res = _cli(gpuwizard_cmd, ["--demo", "plan", "--export", "sh", "-o", str(script)])
+    assert res.returncode == 0, res.stderr
+    assert "wrote " in res.stderr and "sudo sh " in res.stderr
+    text = script.read_text()
+    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0  # noqa: S603 S607
+    assert os.access(script, os.X_OK)
+    steps = ("driver", "repository", "packages", "cdi", "daemon-config", "restart", "gpu-test")
+    for n, step in enumerate(steps, 1):
+        assert re.search(rf"^# \[{n}/7\] .+ \({step}\): (done|pending) in the plan$", text, re.M)
+        assert re.search(rf'^say "== \[{n}/7\] ', text, re.M), step
+    assert "for p in /usr/local/nvidia/bin/nvidia-smi " in text
+    assert "PATH=/usr/local/nvidia/bin:$PATH nvidia-ctk cdi generate" in text
+    assert (
+        "nvidia-smi || docker run --rm --gpus all ubuntu:24.04 /usr/local/nvidia/bin/nvidia-smi"
+        in text
+    )
+    playbook = _cli(gpuwizard_cmd, ["--demo", "plan", "--export", "ansible"])
+    assert playbook.returncode == 0, playbook.stderr
+    loader = type("Loader", (yaml.SafeLoader,), {})
+    loader.add_constructor("!unsafe", lambda _loader, node: node.value)
+    (play,) = yaml.load(playbook.stdout, Loader=loader)  # noqa: S506 (a SafeLoader)
+    names = [t["name"] for t in play["tasks"]]
+    assert any(n.startswith("cdi: ") for n in names) and any(
+        n.startswith("driver: ") for n in names
+    )
+    assert sum(n.startswith("gpu-test: ") for n in names) >= 4

@@ -118,8 +118,8 @@ def _header(r: Recipe) -> list[str]:
     for b in r.blocks:
         mark = "exported" if b.exported else "comment only"
         lines.append(f"#   {b.step:<14} {b.state:<8} {mark}")
-    for note in r.redacted:
-        lines += _comment("Left out: " + note)
+    for note in r.notes:
+        lines += _comment("Note: " + note)
     for note in r.unsupported:
         lines += _comment("Not in this script (run gpuwizard on that host for it): " + note)
     return lines
@@ -224,10 +224,16 @@ def _values(r: Recipe) -> list[str]:
 
 
 def _driver(r: Recipe) -> list[str]:
+    paths = " ".join(q(p) for p in r.nvidia_smi)
     return [
         "# Installing a driver (kernel modules, Secure Boot, a reboot) is outside what this script",
-        "# can check and undo: it only refuses to go on without one.",
-        'if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >"$TMP/smi" 2>&1; then',
+        "# can check and undo: it only refuses to go on without one. nvidia-smi is looked for on",
+        "# PATH, then where drivers put it off PATH (the plan found it at the first of these).",
+        "SMI=$(command -v nvidia-smi || true)",
+        f"for p in {paths}; do",
+        '    if [ -z "$SMI" ] && [ -x "$p" ]; then SMI=$p; fi',
+        "done",
+        'if [ -n "$SMI" ] && "$SMI" -L >"$TMP/smi" 2>&1; then',
         '    ok "$(head -n 1 "$TMP/smi")"',
         "else",
         '    die "no working NVIDIA driver here (nvidia-smi is missing or fails)" \\',
@@ -610,10 +616,11 @@ def _gpu_test(r: Recipe) -> list[str]:
     ]
     for t in r.tests:
         cmd = " ".join(q(a) for a in t.argv)
-        lines += [
-            f"    say {q('  $ ' + cmd)}",
-            f"    if {cmd}; then PASSED=1; fi",
-        ]
+        lines += [f"    say {q('  $ ' + cmd)}"]
+        tries = [cmd]
+        for path in t.smi_paths:  # nvidia-smi on no PATH in the container: its absolute path
+            tries.append(" ".join(q(a) for a in [*t.argv[:-1], path]))
+        lines += [f"    if {' || '.join(tries)}; then PASSED=1; fi"]
     lines += [
         '    [ "$PASSED" -eq 1 ] || die "no test container reached the GPU" "gpuwizard doctor on this host explains why."',
         '    ok "a container reached the GPU"',
