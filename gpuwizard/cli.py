@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pl.add_argument(
         "--export",
-        choices=["sh", "cloud-init"],
+        choices=["sh", "ansible", "cloud-init"],
         help="write the plan as a shell script, an Ansible playbook or cloud-init user data",
     )
     pl.add_argument("-o", "--output", metavar="FILE", help="with --export: write to FILE")

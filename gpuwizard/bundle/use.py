@@ -195,7 +195,10 @@ def bundle_options(
     if unpack_now:
         folder = unpack(host, verified)
         key_path = folder / KEY_FILE
-        notes.append(f"bundle verified and unpacked to {folder}")
+        notes.append(
+            f"bundle verified and unpacked to {folder} (it stays after the run and its "
+            f"rollback: `rm -rf {folder}` when the host no longer needs it)"
+        )
     else:
         folder = host.path(bundle_dir(verified.sha256))
         notes.append("bundle verified (every member matches the manifest); nothing unpacked")
@@ -213,6 +216,12 @@ def bundle_options(
     }
     if smoke is not None and not options.test_image:
         changes["test_image"] = smoke["name"]
+    elif smoke is None:
+        notes.append(
+            "the bundle carries no test image: the GPU test needs "
+            f"{options.test_image or 'ubuntu:24.04'} in the engine already (--test-image names "
+            "a local one), since nothing can be pulled here"
+        )
     if cuda is not None and not options.cuda_image:
         changes["cuda_image"] = cuda["name"]
     elif cuda is None and not options.cuda_image and not options.skip_cuda_test:
