@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from debroot import TOOLKIT, NvidiaRepo, RepoServer, debian_root, dpkg_set, snapshot
@@ -537,3 +537,49 @@ def test_the_recorded_h200_plan_exports_every_block(
         n.startswith("driver: ") for n in names
     )
     assert sum(n.startswith("gpu-test: ") for n in names) >= 4
+
+
+def test_sh_merges_restarts_a_real_dockerd_and_runs_the_gpu_test_then_leaves_it_alone(
+    dockerd: Any, tmp_path: Path
+) -> None:
+    """daemon-config, restart and gpu-test exported from the plan on this machine (its private
+    dockerd, restarted by its command) and run here: daemon.json merged, Docker restarted and
+    listing the nvidia runtime, a test container through the stand-in hook (the GPU's
+    stand-in); the second run restarts nothing."""
+    from gpuwizard import wizard
+    from gpuwizard.export import export_plan
+    from gpuwizard.host.system import Host
+    from tests.dockerd import docker_steps, wizard_options
+
+    dockerd.daemon_json.write_text('{\n  "log-level": "warn"\n}\n')
+    options = wizard_options(dockerd, steps=("daemon-config", "restart", "gpu-test"))
+    host = Host()
+    text = export_plan(wizard.plan(host, options, steps=docker_steps()), host, options, "sh")
+    script = tmp_path / "gpu-setup.sh"
+    script.write_text(text)
+    env = {"PATH": os.environ["PATH"], "GPU_SETUP_BACKUP_DIR": str(tmp_path / "backups")}
+    pid = dockerd.pid()
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603
+            ["sh", str(script)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,  # noqa: S607
+        )
+
+    first = run()
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "restarted Docker; it lists the nvidia runtime" in first.stdout
+    assert dockerd.pid() != pid and "nvidia" in dockerd.client().info()["Runtimes"]
+    assert "a container reached the GPU" in first.stdout
+    assert json.loads(dockerd.daemon_json.read_text())["log-level"] == "warn"
+    saved = list((tmp_path / "backups").rglob("daemon.json"))
+    assert [p.read_text() for p in saved] == ['{\n  "log-level": "warn"\n}\n']
+    pid = dockerd.pid()
+    second = run()
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "no restart" in second.stdout and dockerd.pid() == pid
+    assert "a container reached the GPU" in second.stdout
+    assert "nothing changed: every block was already in place" in second.stdout

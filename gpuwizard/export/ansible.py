@@ -107,6 +107,7 @@ def render(r: Recipe) -> str:
         "  hosts: all",
         "  become: true",
         "  gather_facts: false",
+        *(["  environment:", f"    DOCKER_HOST: {s(r.docker_host)}"] if r.docker_host else []),
         "  vars:",
         *[f"    {P}{k}: {s(v)}" for k, v in _vars(r).items()],
         "  handlers:",

@@ -96,6 +96,7 @@ class Recipe:
     enable_cdi: bool = False
     replace_runtime: bool = False
     restart_command: Optional[list[str]] = None
+    docker_host: Optional[str] = None
     docker_wait: float = 60.0
     tests: list[TestRun] = field(default_factory=list)
     nvidia_smi: list[str] = field(default_factory=list)  # where the driver step found it
@@ -208,6 +209,7 @@ def build(the_plan: Any, host: Any, options: Options) -> Recipe:
     recipe.enable_cdi = options.enable_cdi
     recipe.replace_runtime = options.replace_runtime
     recipe.restart_command = options.restart_command
+    recipe.docker_host = options.docker_host
     recipe.docker_wait = options.docker_wait
     recipe.runtime_mode = options.runtime_mode
     if options.daemon_json:

@@ -38,7 +38,7 @@ die() {
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: $2" "$3, then run this again (nothing was changed)."; }
 
 CHANGES=0
-BACKUP_DIR=/var/backups/gpuwizard-export/$(date -u +%Y%m%dT%H%M%SZ)
+BACKUP_DIR=${GPU_SETUP_BACKUP_DIR:-/var/backups/gpuwizard-export/$(date -u +%Y%m%dT%H%M%SZ)}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM HUP
@@ -108,7 +108,8 @@ def _header(r: Recipe) -> list[str]:
         "Makes Docker containers use this host's NVIDIA GPUs, step by step as gpuwizard's plan "
         "does. Read it, then run it as root: sudo sh gpu-setup.sh. Every block checks first and "
         "changes only what is not in place, so a second run changes nothing and says so. "
-        "Replaced or removed files are copied under /var/backups/gpuwizard-export/<time>/ first. "
+        "Replaced or removed files are copied under /var/backups/gpuwizard-export/<time>/ first "
+        "(or $GPU_SETUP_BACKUP_DIR). "
         "No download is ever run as a program: the signing key is trusted only after gpg has "
         "checked its fingerprint. gpuwizard itself journals each change and can roll it back; "
         "this script keeps backups instead."
@@ -217,6 +218,8 @@ def _values(r: Recipe) -> list[str]:
         "DAEMON_JSON_CHANGED=0",
         "export DEBIAN_FRONTEND=noninteractive",
     ]
+    if r.docker_host:
+        lines.append(f"export DOCKER_HOST={q(r.docker_host)}  # the engine the plan used")
     return lines
 
 
