@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 
 from gpuwizard import __version__, glyphs
 from gpuwizard import events as ev
-from gpuwizard.errors import JournalError, NeedsRoot, WizardError
+from gpuwizard.errors import NeedsRoot, WizardError
 from gpuwizard.options import ALL_STEP_NAMES, Options
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pl.add_argument(
         "--export",
-        choices=["sh", "cloud-init"],
+        choices=["sh", "ansible", "cloud-init"],
         help="write the plan as a shell script, an Ansible playbook or cloud-init user data",
     )
     pl.add_argument("-o", "--output", metavar="FILE", help="with --export: write to FILE")
@@ -361,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rollback", parents=[common], help="undo a run's changes")
     rb.add_argument("--run", dest="run_id", metavar="ID", help="this run (default the latest)")
     rb.add_argument("--all", action="store_true", help="every run not yet rolled back")
+    rb.add_argument(
+        "--no-detach",
+        action="store_true",
+        help="roll back in this process (an SSH drop then stops it; the next rollback ends it)",
+    )
     sub.add_parser("history", parents=[common], help="past runs from the journal")
     at = sub.add_parser("attach", parents=[common], help="follow the run in progress")
     at.add_argument("run_id", nargs="?", help="the run (default the one in progress)")
@@ -505,6 +510,19 @@ def _journal(host: Any, options: Options) -> Any:
     return Journal(state_dir_for(host, options))
 
 
+def _session(ns: argparse.Namespace, options: Options) -> Any:
+    """The engine's API for this command (one host and journal per invocation)."""
+    cached = getattr(ns, "_session", None)
+    if cached is not None and cached.options is options:
+        return cached
+    from gpuwizard.session import Session
+
+    host = getattr(ns, "_host", None) or _host(ns)
+    ns._host = host
+    ns._session = Session(host, options, _journal(host, options))
+    return ns._session
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
@@ -523,7 +541,7 @@ def _ask(question: str) -> bool:
 
 
 def _require_root(host: Any, what: str) -> None:
-    if os.geteuid() != 0 and not getattr(host, "label", "").startswith("demo"):
+    if os.geteuid() != 0 and not getattr(host, "demo", False):
         raise NeedsRoot(
             f"`gpuwizard {what}` changes the system and needs root",
             f"Run it as `sudo gpuwizard {what} …`. `gpuwizard status` and `gpuwizard plan` "
@@ -602,16 +620,13 @@ def _print_event(event: ev.Event) -> None:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_status(ns: argparse.Namespace, options: Options) -> int:
-    from gpuwizard import wizard
-    from gpuwizard.worker import active_run
-
-    host = _host(ns)
-    the_plan = wizard.plan(host, options)
+    session = _session(ns, options)
+    host, journal = session.host, session.journal
+    the_plan = session.plan()
     _gpu_test_as_passed(the_plan, host, options)
-    journal = _journal(host, options)
     active = None
     try:
-        active = active_run(journal)
+        active = session.active_run()
     except WizardError as exc:
         host.note_unknown(f"the runs: {exc.cause}")
     lock = journal.lock_holder()
@@ -670,10 +685,9 @@ def _engines_json(host: Any) -> Any:
 
 
 def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
-    from gpuwizard import wizard
-
-    host = _host(ns)
-    the_plan = wizard.plan(host, options)
+    session = _session(ns, options)
+    host = session.host
+    the_plan = session.plan()
     if getattr(ns, "export", None):
         from gpuwizard.export.write import write_export
 
@@ -730,27 +744,20 @@ def _plan_verdict(the_plan: Any, apply_with: str = "sudo gpuwizard apply") -> st
 
 
 def cmd_apply(ns: argparse.Namespace, options: Options) -> int:
-    from gpuwizard import wizard, worker
-
-    host = _host(ns)
+    session = _session(ns, options)
+    host = session.host
     _require_root(host, "apply")
-    journal = _journal(host, options)
-    journal.ensure_writable()
-    worker.recover_expired(host, journal, emit=_print_event)
+    session.journal.ensure_writable()
+    session.recover(emit=_print_event)
     as_json = getattr(ns, "json", False)
-    active = worker.active_run(journal)
-    if active is not None and active.status() != "interrupted":
-        raise WizardError(
-            f"Run {active.run_id} is {active.status()}",
-            "Follow it with `gpuwizard attach`; confirm it with `gpuwizard confirm`.",
-        )
+    active = session.check_can_start()
     if active is not None and not as_json:
         print(
             f"Run {active.run_id} was interrupted with {len(active.pending_undo())} change(s) "
             "in place. Applying again resumes it (steps already done are skipped); "
             f"`gpuwizard rollback --run {active.run_id}` undoes it instead.\n"
         )
-    the_plan = wizard.plan(host, options)
+    the_plan = session.plan()
     if not as_json:
         _render_plan(the_plan, host)
     blocked = the_plan.blocked()
@@ -781,31 +788,18 @@ def cmd_apply(ns: argparse.Namespace, options: Options) -> int:
         # the worker must not keep the change on its own: a later `confirm` decides
         options = dataclasses.replace(options, yes=False)
     argv = ["gpuwizard", *sys.argv[1:]]
-    demo = bool(getattr(ns, "demo", False))
-    if getattr(ns, "no_detach", False):
-        run_id = _in_process_run(host, options, the_plan.digest, journal, argv, demo)
-    else:
-        run_id = worker.launch(host, options, the_plan.digest, journal, argv, demo=demo)
-        if not as_json:
-            print(
-                f"Run {run_id} started in the background; it survives a lost connection. "
-                "Ctrl-C stops watching, not the run."
-            )
-    return _watch(journal, run_id, as_json, hold=hold, plan=the_plan.to_json())
-
-
-def _in_process_run(
-    host: Any, options: Options, digest: str, journal: Any, argv: list[str], demo: bool
-) -> str:
-    from gpuwizard import worker
-
-    run_id = worker.write_request(host, options, digest, journal, argv, demo)
-    worker.run_worker(journal, run_id, host=host)
-    return run_id
+    detach = not getattr(ns, "no_detach", False)
+    run_id = session.start_apply(the_plan.digest, argv, options, detach=detach)
+    if detach and not as_json:
+        print(
+            f"Run {run_id} started in the background; it survives a lost connection. "
+            "Ctrl-C stops watching, not the run."
+        )
+    return _watch(session, run_id, as_json, hold=hold, plan=the_plan.to_json())
 
 
 def _watch(
-    journal: Any,
+    session: Any,
     run_id: str,
     as_json: bool,
     hold: bool = False,
@@ -813,11 +807,9 @@ def _watch(
 ) -> int:
     """Follow a run to its end; with `hold`, only until it awaits confirmation. With --json
     one document: the run, whether it changed something, its error, and the plan applied."""
-    from gpuwizard import worker
-
     final: Optional[ev.RunState] = None
     try:
-        for event in worker.follow(journal, run_id):
+        for event in session.follow(run_id):
             if not as_json:
                 _print_event(event)
             if isinstance(event, ev.RunState):
@@ -826,14 +818,16 @@ def _watch(
                     break
                 if event.state == "awaiting-confirmation" and not as_json:
                     if sys.stdin.isatty() and _ask("Keep the new Docker settings?"):
-                        worker.confirm(journal, run_id)
+                        session.confirm(run_id)
                     elif sys.stdin.isatty():
                         print("Not kept: rolling the Docker settings back now.")
-                        worker.revert(journal, run_id)
+                        session.revert(run_id)
     except KeyboardInterrupt:
         print(f"\nStopped watching. The run goes on: `gpuwizard attach {run_id}`.")
         return EXIT_OK
-    run = journal.read_run(run_id)
+    run = session.run(run_id)
+    if run.meta.get("kind") == "rollback":
+        return _rollback_result(session, run_id, final, as_json)
     state = final.state if final else run.status()
     if as_json:
         end = run.ended()
@@ -850,44 +844,36 @@ def _watch(
     return EXIT_OK if kept else EXIT_ERROR
 
 
-def cmd_rollback(ns: argparse.Namespace, options: Options) -> int:
-    from gpuwizard import wizard
+def _rollback_result(session: Any, run_id: str, final: Optional[ev.RunState], as_json: bool) -> int:
+    """How a rollback run ended, as `gpuwizard rollback` has always printed it."""
+    report = session.rollback_report(run_id)
+    ok = final is not None and final.state == "rolled-back"
+    if as_json:
+        _print_json({"rolled_back": report, "rollback_run": run_id, "ok": ok})
+    elif ok:
+        for r in report:
+            print(f"Run {r['run']}: rolled back")
+            for n in r["undone"]:
+                print(f"   ✓ {n}")
+    return EXIT_OK if ok else EXIT_ERROR
 
-    host = _host(ns)
-    _require_root(host, "rollback")
-    journal = _journal(host, options)
+
+def cmd_rollback(ns: argparse.Namespace, options: Options) -> int:
+    session = _session(ns, options)
+    _require_root(session.host, "rollback")
     steps = set(options.steps) if options.steps else None
-    runs = journal.runs()
-    if ns.run_id:
-        targets = [journal.read_run(ns.run_id)]
-        why = targets[0].damaged()
-        if why:
-            raise JournalError(
-                f"Run {ns.run_id} cannot be rolled back from its journal: {why}",
-                f"The original bytes of every file it changed are in {targets[0].folder}/"
-                "backups (named by content hash); restore them by hand.",
-            )
-    else:
-        targets = [r for r in runs if r.changed_something() and r.pending_undo(steps)]
-        if not ns.all:
-            targets = targets[-1:]
-        for r in runs:
+    as_json = getattr(ns, "json", False)
+    if not ns.run_id and not as_json:
+        for r in session.runs():
             why = r.damaged()
-            if why and not getattr(ns, "json", False):
+            if why:
                 print(f"! run {r.run_id} is skipped: {why}", file=sys.stderr)
+    targets = session.rollback_targets(ns.run_id, all_runs=ns.all, steps=steps)
     if not targets:
-        damaged = [r for r in runs if r.damaged()]
-        if damaged and not ns.run_id:
-            r = damaged[-1]
-            raise JournalError(
-                f"Nothing can be rolled back from the journal, but {r.damaged()}",
-                f"The original bytes of every file it changed are in {r.folder}/backups "
-                "(named by content hash); compare them with the files and restore by hand.",
-            )
         msg = "Nothing to roll back: no run has changes that are not undone yet."
-        _print_json({"rolled_back": []}) if getattr(ns, "json", False) else print(msg)
+        _print_json({"rolled_back": []}) if as_json else print(msg)
         return EXIT_OK
-    if not getattr(ns, "json", False):
+    if not as_json:
         for t in reversed(targets):
             print(f"Run {t.run_id} ({t.started}): will undo")
             for rec in t.pending_undo(steps):
@@ -895,30 +881,41 @@ def cmd_rollback(ns: argparse.Namespace, options: Options) -> int:
     if not options.yes and not _ask("Roll back these changes?"):
         print("Nothing was changed.")
         return EXIT_OK
-    report = []
-    with journal.locked("rollback", ["gpuwizard", *sys.argv[1:]], host.root):
-        for t in reversed(targets):
-            report += wizard.rollback(
-                host,
-                journal,
-                run_id=t.run_id,
-                steps=steps,
-                force=options.force,
-                emit=ev.discard if getattr(ns, "json", False) else _print_event,
-            )
-    if getattr(ns, "json", False):
-        _print_json({"rolled_back": report})
-    else:
-        for r in report:
-            print(f"Run {r['run']}: rolled back")
-            for n in r["undone"]:
-                print(f"   ✓ {n}")
-    return EXIT_OK
+    session.journal.ensure_writable()
+    run_id = session.start_rollback(
+        [t.run_id for t in targets],
+        ["gpuwizard", *sys.argv[1:]],
+        steps=steps,
+        force=options.force,
+        detach=not getattr(ns, "no_detach", False),
+    )
+    final: Optional[ev.RunState] = None
+    for event in session.follow(run_id):
+        if isinstance(event, ev.RunState):
+            final = event
+            if event.state == "interrupted":
+                raise WizardError(
+                    f"The rollback (run {run_id}) stopped before it finished",
+                    "Run `gpuwizard rollback` again: it takes up where this one stopped "
+                    "(what was undone is journaled).",
+                )
+            if event.state == "failed":
+                end = session.run(run_id).ended()
+                error = end.data.get("error", {}) if end is not None else {}
+                raise WizardError(
+                    str(error.get("cause") or event.detail),
+                    str(error.get("remedy") or "Read `gpuwizard history` and try again."),
+                    str(error.get("detail") or ""),
+                )
+            continue
+        if not as_json:
+            _print_event(event)
+    return _rollback_result(session, run_id, final, as_json)
 
 
 def cmd_history(ns: argparse.Namespace, options: Options) -> int:
-    host = _host(ns)
-    journal = _journal(host, options)
+    session = _session(ns, options)
+    host, journal = session.host, session.journal
     try:
         runs = journal.runs()
     except WizardError as exc:
@@ -939,6 +936,10 @@ def cmd_history(ns: argparse.Namespace, options: Options) -> int:
         return EXIT_OK
     for r in reversed(runs):
         s = r.summary()
+        if r.meta.get("kind") == "rollback":
+            status = "rolled back" if s["status"] == "finished" else s["status"]
+            print(f"{s['run']}  rollback of {', '.join(r.meta.get('targets', []))}: {status}")
+            continue
         print(
             f"{s['run']}  {s['status']:<22} {s['changes']:>2} change(s)  "
             f"{', '.join(s['steps']) or '-'}"
@@ -949,42 +950,34 @@ def cmd_history(ns: argparse.Namespace, options: Options) -> int:
 
 
 def cmd_attach(ns: argparse.Namespace, options: Options) -> int:
-    from gpuwizard import worker
-
-    host = _host(ns)
-    journal = _journal(host, options)
+    session = _session(ns, options)
     run_id = ns.run_id
     if not run_id:
-        active = worker.active_run(journal)
-        latest = journal.latest_run()
-        chosen = active or latest
+        chosen = session.active_run() or session.latest_run()
         if chosen is None:
             print("No run to attach to.")
             return EXIT_OK
         run_id = chosen.run_id
-    journal.read_run(run_id)  # a run that does not exist is an error, not "interrupted"
-    return _watch(journal, run_id, getattr(ns, "json", False))
+    session.run(run_id)  # a run that does not exist is an error, not "interrupted"
+    return _watch(session, run_id, getattr(ns, "json", False))
 
 
 def cmd_confirm(ns: argparse.Namespace, options: Options) -> int:
-    from gpuwizard import worker
-
-    host = _host(ns)
-    journal = _journal(host, options)
+    session = _session(ns, options)
     run_id = ns.run_id
     if not run_id:
-        active = worker.active_run(journal)
-        if active is None or active.confirmation_deadline() is None:
+        waiting = session.waiting_run()
+        if waiting is None:
             if getattr(ns, "json", False):
                 _print_json({"confirmed": None, "run": None})
             else:
                 print("No run is waiting for confirmation.")
             return EXIT_OK
-        run_id = active.run_id
-    journal.read_run(run_id)
-    worker.confirm(journal, run_id)
+        run_id = waiting.run_id
+    session.run(run_id)
+    session.confirm(run_id)
     if getattr(ns, "json", False):
-        _print_json({"confirmed": run_id, "run": journal.read_run(run_id).summary()})
+        _print_json({"confirmed": run_id, "run": session.run(run_id).summary()})
     else:
         print(f"Run {run_id}: confirmed; the changes are kept.")
     return EXIT_OK
@@ -1016,7 +1009,7 @@ def cmd_doctor(ns: argparse.Namespace, options: Options) -> int:
         else:
             print(doctor.explain(text))
         return EXIT_OK if found else EXIT_ERROR
-    host = _host(ns)
+    host = _session(ns, options).host
     report = doctor.run_doctor(host, options, run_test=ns.run_test)
     if getattr(ns, "demo", False):
         report = _demo_next_commands(report)
@@ -1048,14 +1041,14 @@ def _demo_next_commands(report: Any) -> Any:
 def cmd_snippet(ns: argparse.Namespace, options: Options) -> int:
     from gpuwizard import snippets
 
-    host = _host(ns)
+    host = _session(ns, options).host
     print(snippets.render_for_host(host, options, kind=ns.kind, form=ns.form, validate=ns.validate))
     return EXIT_OK
 
 
 def cmd_app(ns: argparse.Namespace, options: Options) -> int:
     """Bare `gpuwizard`: the Textual app on a terminal, else status and plan."""
-    host = _host(ns)
+    host = _session(ns, options).host
     if not sys.stdout.isatty() or getattr(ns, "json", False):
         return cmd_plan(ns, options)
     try:
@@ -1067,8 +1060,7 @@ def cmd_app(ns: argparse.Namespace, options: Options) -> int:
         run_app(
             host,
             options,
-            _journal(host, options),
-            demo=bool(getattr(ns, "demo", False)),
+            _session(ns, options).journal,
             mouse=not getattr(ns, "no_mouse", False),
             slow_link=bool(getattr(ns, "slow_link", False)),
         )
@@ -1082,11 +1074,9 @@ def _revert_expired(ns: argparse.Namespace, options: Options) -> None:
         return
     if ns.command == "fleet":
         return  # reads a file from the control node; this machine is not one of its hosts
-    from gpuwizard import worker
-
     try:
-        host = _host(ns)
-        journal = _journal(host, options)
+        session = _session(ns, options)
+        host, journal = session.host, session.journal
         if not journal.runs_dir.is_dir():
             return
         expired = [
@@ -1097,14 +1087,14 @@ def _revert_expired(ns: argparse.Namespace, options: Options) -> None:
         ]
         if not expired:
             return
-        if os.geteuid() != 0 and not getattr(host, "label", "").startswith("demo"):
+        if os.geteuid() != 0 and not getattr(host, "demo", False):
             print(
                 f"Run {expired[0].run_id} was not confirmed before its deadline and must be "
                 "rolled back: run any gpuwizard command as root (`sudo gpuwizard status`).",
                 file=sys.stderr,
             )
             return
-        worker.recover_expired(host, journal, emit=_print_event_to(sys.stderr))
+        session.recover(emit=_print_event_to(sys.stderr))
     except PermissionError:
         return  # an unprivileged user cannot read the journal: nothing it could revert
     except (OSError, WizardError) as exc:

@@ -185,6 +185,21 @@ def load(path: str) -> FleetView:
     return FleetView(path, str(data.get("playbook", "")), rows)
 
 
+def _host_names(names: list[str], width: int) -> dict[str, str]:
+    """Names that fit the column and still tell hosts apart: the short name (up to the first
+    dot) where those are unique, then cut in the middle, where the numbers usually are not."""
+    out = {n: n for n in names}
+    if any(len(n) > width for n in names):
+        short = {n: n.split(".", 1)[0] for n in names}
+        if len(set(short.values())) == len(names):
+            out = short
+    for n, text in out.items():
+        if len(text) > width:
+            keep = width - 1
+            out[n] = text[: keep - keep // 2] + "…" + text[len(text) - keep // 2 :]
+    return out
+
+
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
@@ -193,7 +208,7 @@ def render(view: FleetView, width: int = WIDTH) -> str:
     """The table: host, GPU, driver, toolkit, one mark per step, Ansible's verdict; then the
     cause and remedy of every host that failed."""
     steps = view.step_names()
-    fixed = {"gpu": 9, "driver": 10, "toolkit": 8, "result": 7}
+    fixed = {"gpu": 8, "driver": 10, "toolkit": 8, "result": 7}
     step_w = 4 * len(steps)
     host_w = max(8, min(max((len(h.name) for h in view.hosts), default=4), 20))
     spare = width - (host_w + 1 + fixed["gpu"] + 1 + fixed["driver"] + 1 + fixed["toolkit"])
@@ -205,12 +220,13 @@ def render(view: FleetView, width: int = WIDTH) -> str:
         f"{'TOOLKIT':<{fixed['toolkit']}} " + "".join(f"{SHORT[s]:<4}" for s in steps) + "RESULT"
     )
     lines = [head.rstrip()]
+    shown = _host_names([h.name for h in view.hosts], host_w)
     for h in view.hosts:
         marks = "".join(f"{MARKS.get(h.steps.get(s, ''), '?'):<4}" for s in steps)
         result = {"failed": "FAILED", "unreachable": "UNREACH"}.get(h.result, h.result)
         lines.append(
             (
-                f"{_cut(h.name, host_w):<{host_w}} "
+                f"{shown[h.name]:<{host_w}} "
                 f"{_cut(h.gpu_text(), fixed['gpu']):<{fixed['gpu']}} "
                 f"{_cut(h.driver or '-', fixed['driver']):<{fixed['driver']}} "
                 f"{_cut(h.toolkit or '-', fixed['toolkit']):<{fixed['toolkit']}} "
@@ -224,13 +240,24 @@ def render(view: FleetView, width: int = WIDTH) -> str:
     )
     lines.append(LEGEND)
     if steps:
-        lines.append("steps: " + "  ".join(f"{SHORT[s]} {s}" for s in steps))
+        lines += _entries("steps:", [f"{SHORT[s]}={s}" for s in steps], width)
     for h in view.failed():
         lines.append("")
         lines.append(f"{h.name}: {h.result}")
         for part in (h.msg or "no message").splitlines():
             lines.append(f"  {part}")
     return "\n".join(_wrap(line, width) for line in lines)
+
+
+def _entries(head: str, items: list[str], width: int) -> list[str]:
+    """Items on as few lines as fit the width, never broken inside one."""
+    out, line = [], head
+    for item in items:
+        if len(line) + 1 + len(item) > width:
+            out.append(line)
+            line = " " * len(head)
+        line += " " + item
+    return out + [line]
 
 
 def _wrap(line: str, width: int) -> str:

@@ -31,10 +31,17 @@ from gpuwizard.selfexec import CHILD_CWD, clean_env, python_argv
 from gpuwizard.steps import registry
 
 REQUEST = "request.json"
+APPLY = "apply"  # a request's kind: apply the approved plan
+ROLLBACK = "rollback"  # a request's kind: roll back the target runs
 CONFIRM = "confirm"
 REVERT = "revert"
+REFUSED = "refused"  # the worker could not take the locks: why, for the face that launched it
 TERMINAL = ("finished", "failed", "rolled-back", "auto-reverted", "refused")
 REVERT_TIMER = "revert-timer"  # the run folder's file naming its systemd timer unit
+# a face reads a run's events this often while none come (a stat of one file: cheap), and
+# asks the journal whether the worker is still alive every IDLE_CHECK_EVERY empty reads
+FOLLOW_POLL = 0.03
+IDLE_CHECK_EVERY = 30
 # the timer fires this long after the deadline, so that a live worker reverts first
 REVERT_GRACE = 3
 
@@ -60,20 +67,35 @@ def state_dir_for(host: Host, options: Options) -> Path:
 
 # -- the face's side --------------------------------------------------------------------------
 def write_request(
-    host: Host, options: Options, digest: str, journal: Journal, argv: list[str], demo: bool
+    host: Host,
+    options: Options,
+    digest: str,
+    journal: Journal,
+    argv: list[str],
+    kind: str = APPLY,
+    targets: Optional[list[str]] = None,
 ) -> str:
-    """A new run's private folder and the request its worker reads; returns the run id."""
+    """A new run's private folder and the request its worker reads; returns the run id.
+
+    The request says what the worker must do (`apply` a plan whose digest the user approved,
+    or `rollback` the target runs) and what host it works on: the host's kind is recorded
+    from the host itself (the demo machine is a capability of the host, not a face's flag)."""
+    if kind not in (APPLY, ROLLBACK):
+        raise ValueError(f"unknown worker request {kind!r}")
     run_id = new_run_id(journal.runs_dir)
     folder = journal.runs_dir / run_id
     folder.mkdir(mode=0o700)
     (folder / "backups").mkdir(mode=0o700)
-    request = {
+    request: dict[str, Any] = {
+        "kind": kind,
         "options": options.to_json(),
         "digest": digest,
         "root": str(host.root),
+        "host": "demo" if host.demo else "system",
         "argv": argv,
-        "demo": demo,
     }
+    if kind == ROLLBACK:
+        request["targets"] = list(targets or [])
     write_private(folder / REQUEST, json.dumps(request, indent=2).encode())
     return run_id
 
@@ -84,10 +106,11 @@ def launch(
     digest: str,
     journal: Journal,
     argv: list[str],
-    demo: bool = False,
     wait: float = 15.0,
+    kind: str = APPLY,
+    targets: Optional[list[str]] = None,
 ) -> str:
-    """Start a detached worker for this plan; return its run id once it has begun."""
+    """Start a detached worker for this request; return its run id once it has begun."""
     journal.ensure_writable()
     holder = journal.lock_holder()
     if holder:
@@ -96,7 +119,7 @@ def launch(
             f"{holder.get('started')}, run {holder.get('run')})",
             "Wait for it to finish, or follow it with `gpuwizard attach`.",
         )
-    run_id = write_request(host, options, digest, journal, argv, demo)
+    run_id = write_request(host, options, digest, journal, argv, kind, targets)
     folder = journal.runs_dir / run_id
     cmd = python_argv("_worker", "--state-dir", os.path.abspath(journal.state_dir), run_id)
     env = clean_env()
@@ -146,15 +169,27 @@ def launch(
         run = journal.read_run(run_id)
         if run.records:
             return run_id
+        _raise_if_refused(folder)
         if _worker_exited(folder):
+            _raise_if_refused(folder)
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     tail = (folder / "worker.log").read_text(errors="replace")[-2000:]
     raise WizardError(
         "The gpuwizard worker did not start",
         f"Read {folder / 'worker.log'}; the end of it is below.",
         tail,
     )
+
+
+def _raise_if_refused(folder: Path) -> None:
+    """The worker found the journal or the target root locked by another run: say who holds
+    it, as an in-process run would, not "the worker did not start"."""
+    try:
+        why = json.loads((folder / REFUSED).read_text())
+    except (OSError, ValueError):
+        return
+    raise LockHeld(str(why.get("cause", "")), str(why.get("remedy", "")))
 
 
 def _use_systemd_run(host: Host) -> bool:
@@ -184,7 +219,10 @@ def _worker_exited(folder: Path) -> bool:
 
 
 def follow(
-    journal: Journal, run_id: str, stop: Optional[Callable[[], bool]] = None, poll: float = 0.1
+    journal: Journal,
+    run_id: str,
+    stop: Optional[Callable[[], bool]] = None,
+    poll: float = FOLLOW_POLL,
 ) -> Iterator[ev.Event]:
     """Replay a run's events from the start, then follow them until the run ends (or the
     worker died without ending it, which is reported as 'interrupted')."""
@@ -197,7 +235,10 @@ READ_MAX = 1 << 20  # bytes of the events file read at once
 
 
 def follow_batches(
-    journal: Journal, run_id: str, stop: Optional[Callable[[], bool]] = None, poll: float = 0.1
+    journal: Journal,
+    run_id: str,
+    stop: Optional[Callable[[], bool]] = None,
+    poll: float = FOLLOW_POLL,
 ) -> Iterator[list[ev.Event]]:
     """`follow`, in batches: every event read from the file in one go (at most BATCH_MAX).
 
@@ -234,7 +275,7 @@ def follow_batches(
                 yield batch
             continue
         idle_checks += 1
-        if idle_checks % 10 == 0:
+        if idle_checks % IDLE_CHECK_EVERY == 0:
             run = journal.read_run(run_id)
             status = run.status()
             if status == "interrupted":
@@ -440,31 +481,73 @@ def run_worker(
     folder = journal.runs_dir / run_id
     request = json.loads((folder / REQUEST).read_text())
     options = Options.from_json(request["options"])
+    kind = request.get("kind", APPLY)
     if host is None:
-        if request.get("demo"):
-            from gpuwizard.host.demo import demo_host
-
-            host = demo_host()
-        else:
-            host = Host(Path(request["root"]))
+        host = host_from_request(request)
     argv = list(request.get("argv", []))
     try:
         journal.acquire(run_id, argv, host.root)
     except LockHeld as exc:
-        (folder / "refused").write_text(str(exc))
+        write_private(folder / REFUSED, json.dumps(exc.to_json()).encode())
         w = RunWriter(run_id, folder)
         w.write_event(ev.to_json(ev.RunState(run_id, "refused", exc.cause)))
         return 3
     try:
-        _mark_resumed(journal, run_id)
-        writer = journal.start_run(
-            argv, meta={"options": options.to_json(), "root": str(host.root)}, run_id=run_id
-        )
+        meta: dict[str, Any] = {"options": options.to_json(), "root": str(host.root)}
+        if kind == ROLLBACK:
+            meta |= {"kind": ROLLBACK, "targets": list(request.get("targets", []))}
+        else:
+            _mark_resumed(journal, run_id)
+        writer = journal.start_run(argv, meta=meta, run_id=run_id)
         emit = _EventWriter(writer, also)
         emit(ev.RunState(run_id, "running"))
+        if kind == ROLLBACK:
+            return _roll_back(host, journal, writer, options, request, emit, wizard)
         return _apply_and_keep(host, journal, writer, options, request, emit, wizard)
     finally:
         journal.release()
+
+
+def host_from_request(request: dict[str, Any]) -> Host:
+    """The host a request names: the demo machine, or the system under its root."""
+    if request.get("host") == "demo":
+        from gpuwizard.host.demo import demo_host
+
+        return demo_host()
+    return Host(Path(request["root"]))
+
+
+def _roll_back(
+    host: Host,
+    journal: Journal,
+    writer: RunWriter,
+    options: Options,
+    request: dict[str, Any],
+    emit: ev.EventSink,
+    wizard: Any,
+) -> int:
+    """A rollback of other runs, detached like an apply: an SSH drop does not stop it halfway
+    (and if something does, the journal makes the next rollback finish it)."""
+    run_id = writer.run_id
+    steps = set(options.steps) if options.steps else None
+    report: list[dict[str, Any]] = []
+    try:
+        for target in request.get("targets", []):
+            report += wizard.rollback(
+                host, journal, run_id=target, steps=steps, force=options.force, emit=emit
+            )
+    except WizardError as exc:
+        writer.append("end", {"status": "failed", "error": exc.to_json(), "report": report})
+        emit(ev.RunState(run_id, "failed", _failure_text(exc)))
+        return 1
+    except Exception as exc:  # an unexpected bug: still end the journal
+        writer.append("end", {"status": "failed", "error": {"cause": repr(exc)}})
+        emit(ev.RunState(run_id, "failed", f"internal error: {exc!r}"))
+        raise
+    undone = sum(len(r["undone"]) for r in report)
+    writer.append("end", {"status": "finished", "report": report})
+    emit(ev.RunState(run_id, "rolled-back", f"{undone} change(s) undone"))
+    return 0
 
 
 def _mark_resumed(journal: Journal, run_id: str) -> None:

@@ -119,8 +119,8 @@ def debroot_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # What an exported script needs on the host it runs on, beyond minbase: gpg checks the key's
 # fingerprint, python3 merges daemon.json (every Debian/Ubuntu cloud image has both).
-TOOLS_VERSION = "bookworm-minbase-gpg-python3-v1"
-TOOLS = ("gpg", "python3")
+TOOLS_VERSION = "bookworm-minbase-gpg-python3-apt-v1"
+TOOLS = ("gpg", "python3", "python3-apt")
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,8 @@ from tests.dockerd import IMAGE, Dockerd
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-SMOKE = "local/bundle-smoke:1"  # a second tag of the test image, removed after the bundle
+SMOKE = "local/bundle-smoke:1"  # more tags of the test image, removed after the bundle
+CUDA = "local/bundle-cuda:12"
 BUNDLES = "var/lib/gpuwizard-bundles"
 
 
@@ -61,6 +62,7 @@ def kit(
     server = RepoServer(nvidia_repo.server.folder)
     server.start()
     dockerd_session.docker("tag", IMAGE, SMOKE)
+    dockerd_session.docker("tag", IMAGE, CUDA)
     try:
         made = gw(
             "bundle",
@@ -78,12 +80,14 @@ def kit(
             "1.17.8",
             "--test-image",
             SMOKE,
+            "--cuda-image",
+            CUDA,
             "--docker-host",
             dockerd_session.docker_host,
         )
     finally:
         server.stop()
-        dockerd_session.docker("rmi", SMOKE, check=False)
+        dockerd_session.docker("rmi", SMOKE, CUDA, check=False)
     assert made.returncode == 0, made.stdout + made.stderr
     yield {"path": out, "stdout": made.stdout, "url": server.url}
 
@@ -98,7 +102,7 @@ def test_bundle_carries_key_index_four_pinned_packages_image_and_gpuwizard(
     assert m["toolkit"]["version"] == "1.17.8-1"
     assert sorted(p["name"] for p in m["toolkit"]["packages"]) == sorted(TOOLKIT)
     assert {p["version"] for p in m["toolkit"]["packages"]} == {"1.17.8-1"}
-    assert [i["name"] for i in m["images"]] == [SMOKE]
+    assert [(i["name"], i["role"]) for i in m["images"]] == [(SMOKE, "smoke"), (CUDA, "cuda")]
     assert m["gpuwizard"]["pyz"] == "gpuwizard.pyz"
     names = set(m["members"])
     # the signed index is carried byte for byte; only the chosen version's packages
@@ -203,11 +207,12 @@ def test_apply_bundle_in_a_second_root_offline_pinned_image_loaded_rollback_exac
         # the GPU test: a --root is never live, so it runs against the test engine through
         # the API, with the options `apply --bundle` made (the unpacked folder is reused)
         loaded = _gpu_test_from_bundle(root, kit["path"], fpr, dockerd, tmp_path / "gt")
-        assert loaded["load"]["loaded"] == loaded["id"]
-        assert loaded["runs"] and not any(r["pulled"] for r in loaded["runs"])
+        assert [r["loaded"] for r in loaded["loads"]] == [loaded["id"]] * 2
+        assert len(loaded["runs"]) >= 2 and not any(r["pulled"] for r in loaded["runs"])
         assert any(r["passed"] for r in loaded["runs"])
         assert not any("pulling" in t for t in loaded["logs"])
-        assert dockerd.client().images.list(name=SMOKE) == []  # its rollback removed the tag
+        for tag in (SMOKE, CUDA):  # its rollback removed the tags it loaded
+            assert dockerd.client().images.list(name=tag) == []
 
         back = gw("rollback", "--root", str(root), "--state-dir", str(state), "--yes")
         assert back.returncode == 0, back.stdout + back.stderr
@@ -231,17 +236,18 @@ def _gpu_test_from_bundle(
         key_fingerprint=fpr,
         docker_host=dockerd.docker_host,
         steps=("gpu-test",),
-        skip_cuda_test=True,
     )
     options, verified, _ = bundle_options(Host(root=root), kit, base, unpack_now=True)
-    assert options.test_image == SMOKE and options.bundle_images
+    assert options.test_image == SMOKE and options.cuda_image == CUDA
+    assert not options.skip_cuda_test
     assert dockerd.client().images.list(name=SMOKE) == []
     events: list[Any] = []
     steps = [GpuTestStep()]
     the_plan = wizard.plan(Host(), options, steps=steps)
     sp = the_plan.step("gpu-test")
     assert sp.state == "pending", (sp.reason, sp.remedy)
-    assert sp.actions[0].kind == "load-image"
+    assert [a.kind for a in sp.actions[:2]] == ["load-image", "load-image"]
+    assert CUDA in [getattr(a, "image", "") for a in sp.actions[2:]]  # the CUDA test, offline
     journal = Journal(state)
     run = journal.start_run(["test"])
     # the stand-in toolkit on the engine's PATH answers for the GPU (tests/stand_ins)
@@ -251,11 +257,11 @@ def _gpu_test_from_bundle(
     records = journal.read_run(run.run_id).records
     done = {r.data.get("ref"): r.data.get("result") for r in records if r.type == "done"}
     intents = [(r.seq, r.data["action"]) for r in records if r.type == "intent"]
-    load = next(done[s] for s, a in intents if a == "load-image")
+    loads = [done[s] for s, a in intents if a == "load-image"]
     runs = [done[s] for s, a in intents if a == "run-container" and done.get(s)]
     wizard.rollback(Host(), journal, run_id=run.run_id)
     return {
-        "load": load,
+        "loads": loads,
         "id": image_id,
         "runs": runs,
         "logs": [getattr(e, "text", "") for e in events],
@@ -378,7 +384,8 @@ def test_an_untouched_copy_passes_and_targets_read_as_documented(
     same = _rewrite(kit["path"], tmp_path / "same.tar", _same)
     assert read_archive(same).manifest == read_archive(kit["path"]).manifest
     assert parse_target("ubuntu24.04/x86_64").name == "ubuntu24.04/amd64"
-    for bad, says in (("rhel9/x86_64", "not supported yet"), ("ubuntu24.04", "DISTRO")):
+    assert parse_target("rocky9/amd64").to_json()["arch"] == "x86_64"
+    for bad, says in (("rhel7/x86_64", "not a release"), ("ubuntu24.04", "DISTRO")):
         with pytest.raises(WizardError) as err:
             parse_target(bad)
         assert says in err.value.cause + err.value.remedy
@@ -441,3 +448,77 @@ def test_bundle_options_travel_to_the_detached_worker() -> None:
         bundle_images=[{"name": "ubuntu:24.04", "file": "images/ubuntu_24.04.tar", "id": "x"}],
     )
     assert Options.from_json(json.loads(json.dumps(o.to_json()))) == o
+
+
+@pytest.mark.parametrize(
+    "tool,target,repo_file",
+    [("dnf", "rhel9", "yum.repos.d"), ("zypper", "opensuse-leap15.6", "zypp/repos.d")],
+)
+def test_rpm_bundle_applied_in_an_empty_root_offline_and_rolled_back(
+    rpm_repo: Any, tmp_path: Path, tool: str, target: str, repo_file: str
+) -> None:
+    import platform
+    import shutil
+
+    from rpmrepo import LEAP, ROCKY, rpm_qa, rpm_root
+
+    if shutil.which(tool) is None:
+        pytest.skip(f"needs {tool}")
+    fpr = rpm_repo.key.fingerprint
+    server = RepoServer(rpm_repo.server.folder)
+    server.start()
+    out = tmp_path / "rkit.tar"
+    try:
+        made = gw(
+            "bundle",
+            "--target",
+            f"{target}/{platform.machine()}",
+            "-o",
+            str(out),
+            "--repo-url",
+            server.url + "/stable",
+            "--key-url",
+            server.url + "/gpgkey",
+            "--key-fingerprint",
+            fpr,
+            "--toolkit-version",
+            "1.17.8",
+            "--no-images",
+            "--no-pyz",
+        )
+    finally:
+        server.stop()
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "repomd.xml of" in made.stdout and f"signed by {fpr} (checked)" in made.stdout
+    sha = read_archive(out).sha256
+    root = rpm_root(tmp_path, ROCKY if tool == "dnf" else LEAP)
+    applied = gw(
+        "apply",
+        "--bundle",
+        str(out),
+        "--root",
+        str(root),
+        "--key-fingerprint",
+        fpr,
+        "--step",
+        "repository",
+        "--step",
+        "packages",
+        "--yes",
+        "--no-detach",
+        "--state-dir",
+        str(tmp_path / "state"),
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    repo = (root / f"etc/{repo_file}/nvidia-container-toolkit.repo").read_text()
+    # dnf --installroot and zypper --root open file:// URLs on this machine: the folder as it
+    # is seen here
+    assert f"baseurl=file://{root}/{BUNDLES}/{sha}/repo/rpm/$basearch" in repo
+    assert "repo_gpgcheck=1" in repo and "http" not in repo
+    installed = rpm_qa(root)
+    for name in TOOLKIT:
+        assert f"{name} 1.17.8-1" in installed
+    back = gw("rollback", "--root", str(root), "--state-dir", str(tmp_path / "state"), "--yes")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert rpm_qa(root) == []
+    assert not (root / f"etc/{repo_file}").exists() and not (root / "etc/pki").exists()

@@ -130,7 +130,8 @@ def test_rollback_restores_every_file_byte_exact_after_a_kill_at_every_transitio
         assert json.loads(again.stdout)["rolled_back"] == []
 
 
-def test_a_rollback_killed_half_way_finishes_when_run_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize("detach", [False, True], ids=["in-process", "detached"])
+def test_a_rollback_killed_half_way_finishes_when_run_again(tmp_path: Path, detach: bool) -> None:
     root = make_root(tmp_path)
     state = tmp_path / "state"
     before = snapshot(root)
@@ -143,11 +144,17 @@ def test_a_rollback_killed_half_way_finishes_when_run_again(tmp_path: Path) -> N
             "--state-dir",
             str(state),
             "--yes",
+            *([] if detach else ["--no-detach"]),
             env={"GPUWIZARD_CRASH_AT": str(k)},
         )
         if rb.returncode == 0:
             break
-        assert rb.returncode == -signal.SIGKILL
+        if not detach:
+            assert rb.returncode == -signal.SIGKILL
+        else:  # the detached worker was killed; the face says so and what to do
+            assert rb.returncode == 1, (rb.stdout, rb.stderr)
+            assert "stopped before it finished" in rb.stderr
+            assert "Run `gpuwizard rollback` again" in rb.stderr
     final = cli("rollback", "--root", str(root), "--state-dir", str(state), "--yes", "--json")
     assert final.returncode == 0, final.stderr
     assert snapshot(root) == before

@@ -9,11 +9,15 @@ with another fingerprint is refused before anything is trusted.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from debroot import TOOLKIT, NvidiaRepo, RepoServer, debian_root, dpkg_set, snapshot
@@ -204,6 +208,28 @@ def test_a_key_with_another_fingerprint_is_refused_before_anything_is_trusted(
     assert not (tools_root / LIST).exists()
 
 
+def test_a_key_file_with_other_keys_writes_only_the_checked_one(
+    tools_root: Path, nvidia_repo: NvidiaRepo, gpuwizard_cmd: list[str], tmp_path: Path
+) -> None:
+    www = tmp_path / "keyserver"
+    www.mkdir()
+    (www / "gpgkey").write_bytes(nvidia_repo.other_key.armored + nvidia_repo.key.armored)
+    server = RepoServer(www)
+    server.start()
+    try:
+        repo = _repo_args(nvidia_repo, key_url=server.url + "/gpgkey")
+        args = ["plan", "--root", str(tools_root), "--step", "repository", *repo]
+        res = _cli(gpuwizard_cmd, [*args, "--export", "sh"])
+        assert res.returncode == 0, res.stderr
+        run = _run_script(tools_root, res.stdout)
+    finally:
+        server.stop()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "the key file holds 2 keys" in run.stdout
+    assert _fingerprints(tools_root / KEYRING) == [nvidia_repo.key.fingerprint]
+    assert "refreshed the package index" in run.stdout
+
+
 def test_cloud_init_writes_the_same_script_and_runs_it(
     tools_root: Path, nvidia_repo: NvidiaRepo, gpuwizard_cmd: list[str]
 ) -> None:
@@ -225,18 +251,16 @@ def test_cloud_init_writes_the_same_script_and_runs_it(
 
     target = tools_root / entry["path"].lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in (1, 2):
-        target.write_text(entry["content"])
-        run = subprocess.run(  # noqa: S603
-            ["chroot", str(tools_root), *data["runcmd"][0]],  # noqa: S607
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
-        if attempt == 2:
-            assert "nothing changed" in run.stdout and "  changed: " not in run.stdout
+    target.write_text(entry["content"])  # what cloud-init's write_files does
+    run = subprocess.run(  # noqa: S603 (and runcmd's command, as cloud-init runs it)
+        ["chroot", str(tools_root), *data["runcmd"][0]],  # noqa: S607
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "  changed: installed" in run.stdout  # a second run: the sh test's job
     assert all(" 1.17.8-1 ii" in line for line in _toolkit(tools_root)), _toolkit(tools_root)
     assert len(_toolkit(tools_root)) == 4
     doc = json.loads((tools_root / DAEMON_JSON).read_text())
@@ -313,8 +337,10 @@ def test_the_export_carries_no_credentials(sandbox: Path) -> None:
 
 
 def test_sh_export_is_posix_shell_for_every_family(tools_root: Path) -> None:
-    """dnf and zypper hosts get their own commands; dash parses each script."""
+    """dnf and zypper hosts get their own commands; dash parses each script, YAML each
+    playbook. (Only the apt family runs for real here: there is no dnf or zypper root.)"""
     from gpuwizard import wizard
+    from gpuwizard.export import ansible
     from gpuwizard.export.recipe import build
     from gpuwizard.export.sh import render
     from gpuwizard.host.system import Host
@@ -336,6 +362,12 @@ def test_sh_export_is_posix_shell_for_every_family(tools_root: Path) -> None:
             if b.step in ("repository", "packages"):
                 b.exported = True
         text = render(recipe)
+        playbook = ansible.render(recipe)
+        yaml = pytest.importorskip("yaml")
+        loader = type("Loader", (yaml.SafeLoader,), {})
+        loader.add_constructor("!unsafe", lambda _loader, node: node.value)
+        (play,) = yaml.load(playbook, Loader=loader)  # noqa: S506 (a SafeLoader)
+        assert play["hosts"] == "all" and play["tasks"] and play["handlers"]
         path = tools_root / f"root/{family}.sh"
         path.write_text(text)
         assert (
@@ -347,3 +379,207 @@ def test_sh_export_is_posix_shell_for_every_family(tools_root: Path) -> None:
         for word in words:
             assert word in text, (family, word)
     assert shutil.which("sh")
+
+
+# -- the Ansible playbook ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def ansible_target(root: Path, where: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """An inventory whose one host is the chroot: ansible-core's local connection with an
+    interpreter that runs the modules' python inside the root (ansible-core has no chroot
+    connection; community.general's is not builtin). The remote temp folder is bind-mounted
+    at the same path inside the root, so a file Ansible puts there is where the module looks."""
+    tmp = Path(f"/tmp/gpuwizard-ansible-{os.getpid()}-{where.name}")
+    tmp.mkdir(mode=0o700)
+    inside = root / tmp.relative_to("/")
+    inside.mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(tmp), str(inside)], check=True)  # noqa: S603 S607
+    python = where / "python-in-root"
+    python.write_text(f'#!/bin/sh\nexec chroot {root} /usr/bin/python3 "$@"\n')
+    python.chmod(0o755)
+    inventory = where / "hosts.ini"
+    inventory.write_text(
+        f"target ansible_connection=local ansible_python_interpreter={python} "
+        f"ansible_remote_tmp={tmp}\n"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(where),
+        "ANSIBLE_LOCAL_TEMP": str(where / "local-tmp"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PIPELINING": "1",
+        "ANSIBLE_HOST_KEY_CHECKING": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_INVENTORY": str(inventory),
+        "LANG": "C.UTF-8",
+    }
+    try:
+        yield inventory, env
+    finally:
+        subprocess.run(["umount", str(inside)], check=False)  # noqa: S603 S607
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _playbook(playbook: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    binary = Path(sys.executable).parent / "ansible-playbook"
+    return subprocess.run(  # noqa: S603
+        [str(binary), str(playbook), *args], capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def _recap(out: str) -> dict[str, int]:
+    line = next(x for x in out.splitlines() if x.startswith("target") and "ok=" in x)
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+
+
+def test_ansible_playbook_converges_like_apply_and_a_second_run_is_changed_0(
+    tools_root: Path, nvidia_repo: NvidiaRepo, gpuwizard_cmd: list[str], tmp_path: Path
+) -> None:
+    if not (Path(sys.executable).parent / "ansible-playbook").exists():
+        pytest.skip("ansible-core is not installed (pip install -e '.[test]')")
+    _prepare(tools_root, nvidia_repo)
+    # apt's module opens python-apt's cache on every call: without Debian's own 49 MB index
+    # (nothing here installs from it) that costs a tenth of the time on this small machine
+    for index in (tools_root / "var/lib/apt/lists").glob("deb.debian.org_*"):
+        index.unlink()
+    playbook = tmp_path / "gpu-setup.yml"
+    args = ["plan", "--root", str(tools_root), *STEPS, *_repo_args(nvidia_repo)]
+    res = _cli(gpuwizard_cmd, [*args, "--export", "ansible", "-o", str(playbook)])
+    assert res.returncode == 0, res.stderr
+    text = playbook.read_text()
+    assert "ansible.builtin.shell" not in text and "| sh" not in text
+    with ansible_target(tools_root, tmp_path) as (_inventory, env):
+        # (every run below parses the whole playbook first: --syntax-check on its own adds
+        # nothing but time)
+        pristine = snapshot(tools_root, WATCHED)
+        other = nvidia_repo.other_key.fingerprint
+        refused = _playbook(playbook, env, "-e", f"gpuwizard_key_fingerprint={other}")
+        assert refused.returncode != 0
+        assert f"but {other} was expected" in refused.stdout, refused.stdout
+        assert "nothing was trusted or written" in refused.stdout
+        assert snapshot(tools_root, WATCHED) == pristine
+        first = _playbook(playbook, env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert _recap(first.stdout)["changed"] > 0
+        before = snapshot(tools_root, WATCHED)
+        second = _playbook(playbook, env)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert _recap(second.stdout)["changed"] == 0, second.stdout
+        assert snapshot(tools_root, WATCHED) == before
+    from gpuwizard.host.sources import own_list_lines
+
+    assert (tools_root / LIST).read_text() == own_list_lines(
+        nvidia_repo.repo_url, "/" + KEYRING, False
+    )
+    assert _fingerprints(tools_root / KEYRING) == [nvidia_repo.key.fingerprint]
+    assert all(" 1.20.1-1 ii" in line for line in _toolkit(tools_root)), _toolkit(tools_root)
+    assert len(_toolkit(tools_root)) == 4
+    doc = json.loads((tools_root / DAEMON_JSON).read_text())
+    assert {k: v for k, v in doc.items() if k != "runtimes"} == {
+        k: v for k, v in USER_DAEMON_JSON.items() if k != "runtimes"
+    }
+    assert doc["runtimes"] == {
+        "crun": {"path": "/usr/bin/crun"},
+        "nvidia": {"args": [], "path": "nvidia-container-runtime"},
+    }
+    assert not (tools_root / "etc/apt/sources.list.d/nvidia-docker.list").exists()
+    assert list((tools_root / "etc/docker").glob("daemon.json.*~"))  # copy's backup beside it
+
+
+def test_a_bundle_plan_is_not_exported(sandbox: Path) -> None:
+    """A plan on `--bundle` installs from a folder of this machine: exporting it would name
+    paths the artefact's hosts do not have."""
+    from gpuwizard import wizard
+    from gpuwizard.errors import WizardError
+    from gpuwizard.export import export_plan
+    from gpuwizard.host.system import Host
+    from gpuwizard.options import Options
+
+    options = Options(bundle="/var/lib/gpuwizard-bundles/0123", steps=("daemon-config",))
+    host = Host(root=sandbox)
+    with pytest.raises(WizardError) as exc:
+        export_plan(wizard.plan(host, options), host, options, "sh")
+    assert "--bundle" in exc.value.cause and "--repo-url" in exc.value.remedy
+
+
+def test_the_recorded_h200_plan_exports_every_block(
+    gpuwizard_cmd: list[str], tmp_path: Path
+) -> None:
+    """The demo host (the project's H200, recorded: driver under /usr/local/nvidia, off PATH)
+    exports all seven steps; nvidia-smi is looked for where the plan found it, nvidia-ctk gets
+    the driver's bin on its PATH, and the test containers retry nvidia-smi by that path."""
+    yaml = pytest.importorskip("yaml")
+    script = tmp_path / "h200.sh"
+    res = _cli(gpuwizard_cmd, ["--demo", "plan", "--export", "sh", "-o", str(script)])
+    assert res.returncode == 0, res.stderr
+    assert "wrote " in res.stderr and "sudo sh " in res.stderr
+    text = script.read_text()
+    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0  # noqa: S603 S607
+    assert os.access(script, os.X_OK)
+    steps = ("driver", "repository", "packages", "cdi", "daemon-config", "restart", "gpu-test")
+    for n, step in enumerate(steps, 1):
+        assert re.search(rf"^# \[{n}/7\] .+ \({step}\): (done|pending) in the plan$", text, re.M)
+        assert re.search(rf'^say "== \[{n}/7\] ', text, re.M), step
+    assert "for p in /usr/local/nvidia/bin/nvidia-smi " in text
+    assert "PATH=/usr/local/nvidia/bin:$PATH nvidia-ctk cdi generate" in text
+    assert (
+        "nvidia-smi || docker run --rm --gpus all ubuntu:24.04 /usr/local/nvidia/bin/nvidia-smi"
+        in text
+    )
+    playbook = _cli(gpuwizard_cmd, ["--demo", "plan", "--export", "ansible"])
+    assert playbook.returncode == 0, playbook.stderr
+    loader = type("Loader", (yaml.SafeLoader,), {})
+    loader.add_constructor("!unsafe", lambda _loader, node: node.value)
+    (play,) = yaml.load(playbook.stdout, Loader=loader)  # noqa: S506 (a SafeLoader)
+    names = [t["name"] for t in play["tasks"]]
+    assert any(n.startswith("cdi: ") for n in names) and any(
+        n.startswith("driver: ") for n in names
+    )
+    assert sum(n.startswith("gpu-test: ") for n in names) >= 4
+
+
+def test_sh_merges_restarts_a_real_dockerd_and_runs_the_gpu_test_then_leaves_it_alone(
+    dockerd: Any, tmp_path: Path
+) -> None:
+    """daemon-config, restart and gpu-test exported from the plan on this machine (its private
+    dockerd, restarted by its command) and run here: daemon.json merged, Docker restarted and
+    listing the nvidia runtime, a test container through the stand-in hook (the GPU's
+    stand-in); the second run restarts nothing."""
+    from gpuwizard import wizard
+    from gpuwizard.export import export_plan
+    from gpuwizard.host.system import Host
+    from tests.dockerd import docker_steps, wizard_options
+
+    dockerd.daemon_json.write_text('{\n  "log-level": "warn"\n}\n')
+    options = wizard_options(dockerd, steps=("daemon-config", "restart", "gpu-test"))
+    host = Host()
+    text = export_plan(wizard.plan(host, options, steps=docker_steps()), host, options, "sh")
+    script = tmp_path / "gpu-setup.sh"
+    script.write_text(text)
+    env = {"PATH": os.environ["PATH"], "GPU_SETUP_BACKUP_DIR": str(tmp_path / "backups")}
+    pid = dockerd.pid()
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603
+            ["sh", str(script)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,  # noqa: S607
+        )
+
+    first = run()
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "restarted Docker; it lists the nvidia runtime" in first.stdout
+    assert dockerd.pid() != pid and "nvidia" in dockerd.client().info()["Runtimes"]
+    assert "a container reached the GPU" in first.stdout
+    assert json.loads(dockerd.daemon_json.read_text())["log-level"] == "warn"
+    saved = list((tmp_path / "backups").rglob("daemon.json"))
+    assert [p.read_text() for p in saved] == ['{\n  "log-level": "warn"\n}\n']
+    pid = dockerd.pid()
+    second = run()
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "no restart" in second.stdout and dockerd.pid() == pid
+    assert "a container reached the GPU" in second.stdout
+    assert "nothing changed: every block was already in place" in second.stdout

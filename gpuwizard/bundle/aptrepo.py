@@ -43,13 +43,15 @@ class IndexFile:
 
 @dataclass(frozen=True)
 class DebFile:
-    """One package of the index: where it lies (relative to the repository) and its hash."""
+    """One package of the index (a .deb or an .rpm): where it lies (relative to the
+    repository) and its hash."""
 
     name: str
     version: str
     filename: str  # relative, checked: no `..`, not absolute
     size: int
-    sha256: str
+    sha256: str  # the index's digest (sha256 for apt; the algorithm below for rpm)
+    algo: str = "sha256"
 
 
 def _open(url: str, timeout: float = 60.0) -> IO[bytes]:
@@ -91,10 +93,15 @@ def fetch(url: str, limit: int = INDEX_LIMIT) -> bytes:
 
 
 def fetch_to(
-    url: str, dest: Path, want: str, size: int, progress: Optional[Callable[[int], None]] = None
+    url: str,
+    dest: Path,
+    want: str,
+    size: int,
+    algo: str = "sha256",
+    progress: Optional[Callable[[int], None]] = None,
 ) -> None:
-    """A package, streamed to `dest`; its SHA-256 and size must be the index's."""
-    digest = hashlib.sha256()
+    """A package, streamed to `dest`; its digest and size must be the index's."""
+    digest = hashlib.new(algo)
     got = 0
     try:
         with _open(url) as src, open(dest, "wb") as out:
@@ -115,7 +122,7 @@ def fetch_to(
         dest.unlink(missing_ok=True)
         raise WizardError(
             f"{url} does not match the signed index (size {got}, expected {size}; or its "
-            "SHA-256 differs)",
+            f"{algo} differs)",
             "Nothing was bundled. The download was damaged or tampered with; try again, or "
             "check the mirror given to --repo-url.",
         )
@@ -124,41 +131,50 @@ def fetch_to(
 def verify_inrelease(host: Host, key: CheckedKey, inrelease: bytes, url: str) -> str:
     """The Release text inside InRelease, once gpg says the checked key signed it."""
     with throwaway_gnupghome() as home:
-        key_file = home / "key"
-        key_file.write_bytes(key.armored)
         signed = home / "InRelease"
         signed.write_bytes(inrelease)
         out = home / "Release"
-        base = ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
-        host.run([*base, "--import", str(key_file)], inside=False, timeout=60)
-        res = host.run(
-            [*base, "--status-fd", "1", "--output", str(out), "--decrypt", str(signed)],
-            inside=False,
-            timeout=60,
-            check=False,
-        )
-        signers = [
-            line.split()[-1].upper()
-            for line in res.stdout.splitlines()
-            if line.startswith("[GNUPG:] VALIDSIG ")
-        ]
-        if res.returncode != 0 or key.fingerprint not in signers or not out.is_file():
-            why = next(
-                (
-                    line.split(None, 2)[1]
-                    for line in res.stdout.splitlines()
-                    if line.startswith("[GNUPG:] ") and line.split()[1] in _BAD_STATUS
-                ),
-                "no valid signature",
-            )
-            raise WizardError(
-                f"{url} is not signed by the checked key {key.fingerprint} ({why})",
-                "Nothing was bundled. The index may have been tampered with, or the mirror "
-                "re-signs with another key: pass that key's --key-url and --key-fingerprint "
-                "only if you trust it.",
-                res.stderr[-2000:],
-            )
+        _signed_by(host, key, home, ["--output", str(out), "--decrypt", str(signed)], url)
         return out.read_text(errors="replace")
+
+
+def verify_detached(host: Host, key: CheckedKey, data: bytes, signature: bytes, url: str) -> None:
+    """rpm's repomd.xml and its .asc: gpg must say the checked key signed these bytes."""
+    with throwaway_gnupghome() as home:
+        (home / "data").write_bytes(data)
+        (home / "data.asc").write_bytes(signature)
+        _signed_by(host, key, home, ["--verify", str(home / "data.asc"), str(home / "data")], url)
+
+
+def _signed_by(host: Host, key: CheckedKey, home: Path, args: list[str], url: str) -> None:
+    """Run gpg on a signature in `home` with only the checked key known; refuse unless a
+    VALIDSIG names that key as the signer's primary key."""
+    key_file = home / "key"
+    key_file.write_bytes(key.armored)
+    base = ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
+    host.run([*base, "--import", str(key_file)], inside=False, timeout=60)
+    res = host.run([*base, "--status-fd", "1", *args], inside=False, timeout=60, check=False)
+    signers = [
+        line.split()[-1].upper()
+        for line in res.stdout.splitlines()
+        if line.startswith("[GNUPG:] VALIDSIG ")
+    ]
+    if res.returncode != 0 or key.fingerprint not in signers:
+        why = next(
+            (
+                line.split(None, 2)[1]
+                for line in res.stdout.splitlines()
+                if line.startswith("[GNUPG:] ") and line.split()[1] in _BAD_STATUS
+            ),
+            "no valid signature",
+        )
+        raise WizardError(
+            f"{url} is not signed by the checked key {key.fingerprint} ({why})",
+            "Nothing was bundled. The index may have been tampered with, or the mirror "
+            "re-signs with another key: pass that key's --key-url and --key-fingerprint "
+            "only if you trust it.",
+            res.stderr[-2000:],
+        )
 
 
 def release_files(release: str) -> dict[str, IndexFile]:
@@ -214,9 +230,8 @@ def safe_relative(path: str) -> Optional[str]:
 def toolkit_debs(
     stanzas: list[dict[str, str]], arch: str, wanted: Optional[str]
 ) -> tuple[str, list[DebFile]]:
-    """The four packages at one version: `wanted` (1.17.8 or 1.17.8-1) or the newest version
-    that has all four."""
-    by_version: dict[str, dict[str, DebFile]] = {}
+    """The four packages at one version from apt's Packages stanzas."""
+    found = []
     for s in stanzas:
         name = s.get("Package", "")
         if name not in TOOLKIT_PACKAGES or s.get("Architecture") not in (arch, "all"):
@@ -224,10 +239,17 @@ def toolkit_debs(
         rel = safe_relative(s.get("Filename", ""))
         if rel is None or not s.get("SHA256") or not s.get("Size", "").isdigit():
             continue
-        v = s.get("Version", "")
-        by_version.setdefault(v, {})[name] = DebFile(
-            name, v, rel, int(s["Size"]), s["SHA256"].lower()
-        )
+        found.append(DebFile(name, s.get("Version", ""), rel, int(s["Size"]), s["SHA256"].lower()))
+    return choose_version(found, arch, wanted)
+
+
+def choose_version(
+    found: list[DebFile], arch: str, wanted: Optional[str]
+) -> tuple[str, list[DebFile]]:
+    """`wanted` (1.17.8 or 1.17.8-1), or the newest version that has all four packages."""
+    by_version: dict[str, dict[str, DebFile]] = {}
+    for f in found:
+        by_version.setdefault(f.version, {})[f.name] = f
     complete = sorted(
         (v for v, d in by_version.items() if len(d) == len(TOOLKIT_PACKAGES)),
         key=version_key,
@@ -309,6 +331,6 @@ def copy_repository(
         target = dest / deb.filename
         target.parent.mkdir(parents=True, exist_ok=True)
         say(f"{deb.name} {deb.version} ({deb.size} bytes)")
-        fetch_to(f"{base}/{deb.filename}", target, deb.sha256, deb.size)
+        fetch_to(f"{base}/{deb.filename}", target, deb.sha256, deb.size, deb.algo)
         files.append(deb.filename)
     return RepoCopy(version, debs, files)

@@ -305,7 +305,7 @@ def parse_manifest(archive: Path, data: bytes) -> dict[str, Any]:
         "key",
     )
     _need(isinstance(m["toolkit"].get("version"), str), archive, "toolkit version")
-    _need(m["target"].get("family") == "apt", archive, "target family")
+    _need(m["target"].get("family") in ("apt", "rpm"), archive, "target family")
     _need(isinstance(m["target"].get("arch"), str), archive, "target arch")
     for img in m.get("images", []):
         _need(

@@ -22,8 +22,10 @@ signed index (the offline host's apt verifies them with the same key), the test 
 `docker save` tarball (from this machine's Docker engine, pulled if missing), and gpuwizard
 itself (gpuwizard.pyz), with a manifest of SHA-256 sums.
 
-Targets: ubuntu20.04, ubuntu22.04, ubuntu24.04, debian11, debian12, debian13, each /amd64 or
-/arm64 (e.g. ubuntu24.04/amd64). rpm-based targets (RHEL, Fedora, SUSE) are not supported yet.
+Targets, DISTRO+VERSION/ARCH: ubuntu20.04|22.04|24.04 and debian11|12|13 (apt: amd64,
+arm64), rhel8|9|10, rocky8|9, almalinux8|9, centos8|9, fedora40|41|42, amzn2|2023 (dnf),
+opensuse-leap15.5|15.6 and sles15 (zypper) (rpm: x86_64, aarch64), e.g. ubuntu24.04/amd64 or
+rhel9/x86_64. NVIDIA publishes one repository per family, so the version is only recorded.
 
 Not in a bundle: the NVIDIA driver (it depends on the offline host's kernel and GPU: install
 it there first, from the distribution's media or NVIDIA's offline installer), and Docker.
@@ -42,7 +44,7 @@ def add_bundle_parser(sub: Any) -> None:
         "--target",
         required=True,
         metavar="DIST/ARCH",
-        help="the offline host: e.g. ubuntu24.04/amd64, debian12/arm64",
+        help="the offline host: e.g. ubuntu24.04/amd64, debian12/arm64, rhel9/x86_64",
     )
     p.add_argument("-o", "--output", required=True, metavar="KIT.tar", help="the archive to write")
     p.add_argument(

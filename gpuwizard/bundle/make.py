@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from gpuwizard import __version__
-from gpuwizard.bundle import aptrepo
+from gpuwizard.bundle import aptrepo, rpmmd
 from gpuwizard.bundle.archive import (
     FORMAT,
     KEY_FILE,
@@ -135,16 +135,12 @@ def make_bundle(req: BundleRequest, say: Callable[[str], None]) -> dict[str, Any
         (tree / "repo").mkdir(parents=True)
         (tree / KEY_FILE).write_bytes(key.armored)
         arch = req.target.arch
-        copy = aptrepo.copy_repository(
-            host,
-            key,
-            req.repo_url,
-            arch,
-            req.toolkit_version,
-            tree / REPO_DIR / "deb" / arch,
-            say,
+        kind = "rpm" if req.target.family == "rpm" else "deb"
+        copier = rpmmd.copy_rpm_repository if kind == "rpm" else aptrepo.copy_repository
+        copy = copier(
+            host, key, req.repo_url, arch, req.toolkit_version, tree / REPO_DIR / kind / arch, say
         )
-        files = [KEY_FILE] + [f"{REPO_DIR}/deb/{arch}/{f}" for f in copy.files]
+        files = [KEY_FILE] + [f"{REPO_DIR}/{kind}/{arch}/{f}" for f in copy.files]
         images: list[dict[str, str]] = []
         if req.images:
             wanted = [("smoke", req.test_image)]
@@ -183,7 +179,7 @@ def make_bundle(req: BundleRequest, say: Callable[[str], None]) -> dict[str, Any
                     {
                         "name": d.name,
                         "version": d.version,
-                        "file": f"{REPO_DIR}/deb/{arch}/{d.filename}",
+                        "file": f"{REPO_DIR}/{kind}/{arch}/{d.filename}",
                         "sha256": d.sha256,
                     }
                     for d in copy.debs

@@ -1,9 +1,9 @@
-"""Bundle targets: `DISTRO VERSION/ARCH`, e.g. `ubuntu24.04/amd64`, `debian12/arm64`.
+"""Bundle targets: `DISTRO VERSION/ARCH`, e.g. `ubuntu24.04/amd64`, `rhel9/x86_64`.
 
 NVIDIA publishes one repository for every deb-based distribution (`stable/deb/$(ARCH)`) and
-one for every rpm-based one (`stable/rpm/$basearch`), so a target chooses the family and the
-architecture; the distribution and its version are recorded (and compared on the offline host)
-so a bundle says what it was made for.
+one for every rpm-based one (`stable/rpm/$basearch`: dnf, yum and zypper read the same), so a
+target chooses the family and the architecture; the distribution and its version are recorded
+(and compared on the offline host) so a bundle says what it was made for.
 """
 
 from __future__ import annotations
@@ -26,8 +26,13 @@ RPM_DISTROS = {
     "sles": ("15",),
 }
 DEB_ARCHES = {"amd64": "amd64", "x86_64": "amd64", "arm64": "arm64", "aarch64": "arm64"}
-SUPPORTED = "ubuntu20.04|22.04|24.04, debian11|12|13 on amd64 or arm64"
-EXAMPLES = "ubuntu24.04/amd64, ubuntu22.04/arm64, debian12/amd64"
+RPM_ARCHES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+SUPPORTED = (
+    "ubuntu20.04|22.04|24.04, debian11|12|13 (apt); rhel, rocky, almalinux, centos 8|9, "
+    "rhel10, fedora40-42, amzn2|2023, opensuse-leap15.5|15.6, sles15 (dnf/zypper); "
+    "each on amd64 (x86_64) or arm64 (aarch64)"
+)
+EXAMPLES = "ubuntu24.04/amd64, debian12/arm64, rhel9/x86_64"
 _FORM = re.compile(r"^(?P<distro>[a-z][a-z-]*?)(?P<version>\d[\d.]*)/(?P<arch>[a-z0-9_]+)$")
 
 
@@ -37,8 +42,8 @@ class Target:
 
     distro: str  # ubuntu
     version: str  # 24.04
-    arch: str  # the package architecture: amd64 / arm64
-    family: str = "apt"
+    arch: str  # the package architecture: amd64 / arm64 (apt), x86_64 / aarch64 (rpm)
+    family: str = "apt"  # apt | rpm
 
     @property
     def name(self) -> str:
@@ -63,13 +68,8 @@ def parse_target(text: str) -> Target:
             f"Write DISTRO+VERSION/ARCH, e.g. {EXAMPLES}. Supported: {SUPPORTED}.",
         )
     distro, version, arch = m.group("distro"), m.group("version"), m.group("arch")
-    if distro in RPM_DISTROS:
-        raise WizardError(
-            f"Bundles for {distro}{version} (dnf/yum/zypper) are not supported yet",
-            f"Bundles carry NVIDIA's apt repository only: {SUPPORTED}. For an rpm host, mirror "
-            "NVIDIA's rpm repository and pass --repo-url/--key-url file://… on that host.",
-        )
-    releases = APT_DISTROS.get(distro)
+    family = "rpm" if distro in RPM_DISTROS else "apt"
+    releases = (RPM_DISTROS if family == "rpm" else APT_DISTROS).get(distro)
     if releases is None:
         raise WizardError(
             f"Unknown distribution {distro!r} in the bundle target {text!r}",
@@ -80,10 +80,10 @@ def parse_target(text: str) -> Target:
             f"{distro} {version} is not a release the NVIDIA Container Toolkit supports",
             f"Pick one of {', '.join(distro + r for r in releases)}.",
         )
-    deb_arch = DEB_ARCHES.get(arch)
-    if deb_arch is None:
+    pkg_arch = (RPM_ARCHES if family == "rpm" else DEB_ARCHES).get(arch)
+    if pkg_arch is None:
         raise WizardError(
             f"Unknown architecture {arch!r} in the bundle target {text!r}",
             "NVIDIA publishes amd64 (x86_64) and arm64 (aarch64).",
         )
-    return Target(distro, version, deb_arch, "apt")
+    return Target(distro, version, pkg_arch, family)

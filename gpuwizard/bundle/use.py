@@ -21,6 +21,7 @@ from pathlib import Path
 from gpuwizard.bundle.archive import KEY_FILE, REPO_DIR, Verified, read_archive, refuse
 from gpuwizard.errors import WizardError
 from gpuwizard.host.keys import checked_key, normalize_fingerprint
+from gpuwizard.host.packages import package_manager
 from gpuwizard.host.system import Host
 from gpuwizard.options import NVIDIA_KEY_URL, NVIDIA_REPO_URL, Options
 
@@ -56,6 +57,7 @@ def _check_owned(path: Path, what: str) -> None:
 
 def _owned_folder(path: Path, what: str) -> None:
     if not os.path.lexists(path):
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)  # an empty root: /var/lib
         path.mkdir(mode=0o755)
         os.chmod(path, 0o755)  # whatever the umask
     _check_owned(path, what)
@@ -138,28 +140,41 @@ def check_fits(host: Host, verified: Verified, options: Options) -> list[str]:
             )
     facts = host.facts
     target = verified.manifest["target"]
-    if facts.package_manager != "apt":
+    family = target.get("family")
+    managers = ("apt",) if family == "apt" else ("dnf", "yum", "zypper")
+    pm = package_manager(host)  # as the steps find it (dnf on this machine for an rpm root)
+    if pm is None or pm.name not in managers:
         raise refuse(
-            f"it is for {target.get('name')} (apt), and this host uses "
-            f"{facts.package_manager or 'no package manager gpuwizard knows'}",
+            f"it is for {target.get('name')} ({'apt' if family == 'apt' else 'dnf/zypper'}), "
+            f"and this host uses {pm.name if pm else 'no package manager gpuwizard knows'}",
             archive,
             "Make a bundle for this host's distribution (gpuwizard bundle --target …).",
         )
-    if facts.arch != verified.arch:
+    here_arch = facts.arch if family == "apt" else facts.machine
+    if here_arch != verified.arch:
         raise refuse(
-            f"it holds {verified.arch} packages and this host is {facts.arch}",
+            f"it holds {verified.arch} packages and this host is {here_arch}",
             archive,
             f"Make a bundle with --target {target.get('distro')}{target.get('version')}/"
-            f"{facts.arch}.",
+            f"{here_arch}.",
         )
     notes = []
     here = f"{facts.distro_id}{facts.distro_version}"
     if here != f"{target.get('distro')}{target.get('version')}":
         notes.append(
             f"the bundle was made for {target.get('name')}, this host is {facts.pretty_name}: "
-            "NVIDIA's apt packages are the same for every Debian and Ubuntu release"
+            "NVIDIA publishes the same packages for every release of the family"
         )
     return notes
+
+
+def repo_folder(host: Host, verified: Verified, folder: Path) -> str:
+    """How the package manager names the unpacked folder: apt runs inside the root (chroot),
+    so by its path there; dnf and zypper read a root from outside (--installroot, --root) and
+    open file:// URLs on this machine, so by its path here (the same at /)."""
+    if verified.manifest["target"].get("family") == "rpm":
+        return str(folder)
+    return bundle_dir(verified.sha256)
 
 
 def bundle_options(
@@ -180,16 +195,18 @@ def bundle_options(
     if unpack_now:
         folder = unpack(host, verified)
         key_path = folder / KEY_FILE
-        notes.append(f"bundle verified and unpacked to {folder}")
+        notes.append(
+            f"bundle verified and unpacked to {folder} (it stays after the run and its "
+            f"rollback: `rm -rf {folder}` when the host no longer needs it)"
+        )
     else:
         folder = host.path(bundle_dir(verified.sha256))
         notes.append("bundle verified (every member matches the manifest); nothing unpacked")
-    inside = bundle_dir(verified.sha256)
     images = verified.images
     smoke = next((i for i in images if i.get("role") == "smoke"), None)
     cuda = next((i for i in images if i.get("role") == "cuda"), None)
     changes: dict[str, object] = {
-        "repo_url": f"file://{inside}/{REPO_DIR}",
+        "repo_url": f"file://{repo_folder(host, verified, folder)}/{REPO_DIR}",
         "key_url": f"file://{key_path}",
         "toolkit_version": verified.version,
         "bundle": str(folder),
@@ -199,6 +216,12 @@ def bundle_options(
     }
     if smoke is not None and not options.test_image:
         changes["test_image"] = smoke["name"]
+    elif smoke is None:
+        notes.append(
+            "the bundle carries no test image: the GPU test needs "
+            f"{options.test_image or 'ubuntu:24.04'} in the engine already (--test-image names "
+            "a local one), since nothing can be pulled here"
+        )
     if cuda is not None and not options.cuda_image:
         changes["cuda_image"] = cuda["name"]
     elif cuda is None and not options.cuda_image and not options.skip_cuda_test:

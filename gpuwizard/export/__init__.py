@@ -16,6 +16,7 @@ from gpuwizard.options import Options
 FORMATS = {
     "sh": "gpuwizard.export.sh",
     "cloud-init": "gpuwizard.export.cloud_init",
+    "ansible": "gpuwizard.export.ansible",
 }
 
 
@@ -39,4 +40,4 @@ def notes(the_plan: Any, host: Any, options: Options) -> list[str]:
     from gpuwizard.export.recipe import build
 
     recipe = build(the_plan, host, options)
-    return recipe.redacted + [f"not exported: {u}" for u in recipe.unsupported]
+    return recipe.notes + [f"not exported: {u}" for u in recipe.unsupported]

@@ -62,6 +62,9 @@ class TestRun:
 
     argv: list[str]
     reason: str
+    # nvidia-smi's absolute paths, tried when the container has it on no PATH (a driver under
+    # /usr/local/nvidia, as on the project's H200)
+    smi_paths: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -93,10 +96,12 @@ class Recipe:
     enable_cdi: bool = False
     replace_runtime: bool = False
     restart_command: Optional[list[str]] = None
+    docker_host: Optional[str] = None
     docker_wait: float = 60.0
     tests: list[TestRun] = field(default_factory=list)
+    nvidia_smi: list[str] = field(default_factory=list)  # where the driver step found it
     unsupported: list[str] = field(default_factory=list)  # plan lines the artefact leaves out
-    redacted: list[str] = field(default_factory=list)  # what was taken out (credentials)
+    notes: list[str] = field(default_factory=list)  # for the reader: credentials left out, …
 
     def exports(self, step: str) -> bool:
         return any(b.step == step and b.exported for b in self.blocks)
@@ -131,7 +136,9 @@ def refuse_blocked(the_plan: Any) -> None:
         for s in the_plan.steps
         if s.step in EXPORTED_STEPS and s.state not in (BLOCKED, FAILED) and s.step != "driver"
     ]
-    steps = " ".join(f"--step {s}" for s in runnable[:5]) or "--step repository --step packages"
+    steps = " ".join(f"--step {s}" for s in runnable[:5]) or (
+        "--step repository --step packages --step daemon-config --step restart"
+    )
     raise WizardError(
         f"Nothing exported: the plan is {first.state} at {first.step}: {first.reason}",
         (first.remedy + " " if first.remedy else "")
@@ -142,6 +149,13 @@ def refuse_blocked(the_plan: Any) -> None:
 
 def build(the_plan: Any, host: Any, options: Options) -> Recipe:
     """The recipe for this plan; raises WizardError where the plan cannot be exported."""
+    if options.bundle:
+        raise WizardError(
+            "Nothing exported: a plan on an air-gapped bundle (--bundle) installs from a folder "
+            "on this machine, which the artefact's hosts do not have",
+            "Export with the mirror your hosts reach (--repo-url, --key-url), or copy the bundle "
+            "to each host and run `gpuwizard apply --bundle` there.",
+        )
     refuse_blocked(the_plan)
     manager = host.facts.package_manager
     family = {"yum": "dnf"}.get(manager, manager)
@@ -158,13 +172,19 @@ def build(the_plan: Any, host: Any, options: Options) -> Recipe:
         family = "apt"
     repo_url, r1 = without_credentials(options.repo_url)
     key_url, r2 = without_credentials(options.key_url)
-    redacted = []
+    notes: list[str] = []
     if r1 or r2:
-        redacted.append(
+        notes.append(
             "a user name/password in --repo-url/--key-url was left out: give the mirror's "
             "login to that host's package manager (apt: /etc/apt/auth.conf.d/, dnf/zypper: "
             "the .repo file's username/password)"
         )
+    for name, url in (("--repo-url", repo_url), ("--key-url", key_url)):
+        if url.startswith("file://"):
+            notes.append(
+                f"{name} is a file on this machine ({url}): the same path must exist on the "
+                "host that runs this, or export with a URL it reaches"
+            )
     recipe = Recipe(
         exported_from=host.facts.pretty_name or "this host",
         digest=the_plan.digest,
@@ -177,7 +197,7 @@ def build(the_plan: Any, host: Any, options: Options) -> Recipe:
         list_content="",
         repo_path="",
         keyring="",
-        redacted=redacted,
+        notes=notes,
     )
     _repository(recipe, options)
     recipe.version = options.toolkit_version and _full_version(options.toolkit_version)
@@ -189,6 +209,7 @@ def build(the_plan: Any, host: Any, options: Options) -> Recipe:
     recipe.enable_cdi = options.enable_cdi
     recipe.replace_runtime = options.replace_runtime
     recipe.restart_command = options.restart_command
+    recipe.docker_host = options.docker_host
     recipe.docker_wait = options.docker_wait
     recipe.runtime_mode = options.runtime_mode
     if options.daemon_json:
@@ -254,7 +275,13 @@ def _block(recipe: Recipe, sp: StepPlan, selected: bool) -> Block:
 
 def _facts(recipe: Recipe, sp: StepPlan) -> None:
     """Take from a step's plan what only the probe knew (legacy files, CDI flags, tests)."""
-    if sp.step == "repository":
+    if sp.step == "driver":
+        from gpuwizard.actions.containers import DRIVER_ROOT_BINS
+
+        found = sp.facts.get("nvidia_smi")
+        recipe.nvidia_smi = [str(found)] if found else []
+        recipe.nvidia_smi += [p for p in DRIVER_ROOT_BINS if p not in recipe.nvidia_smi]
+    elif sp.step == "repository":
         for lg in sp.facts.get("legacy", []):
             if not lg["remove"] and str(lg["path"]).endswith(".sources"):
                 # dropping one deb822 stanza from a file that keeps others: not line-based
@@ -290,7 +317,9 @@ def _test_run(action: Any) -> TestRun:
     args += [
         a.strip('"') for a in cli_args(action.gpus, action.runtime, action.cdi_devices, action.env)
     ]
-    return TestRun([*args, action.image, *action.command], action.describe())
+    smi = list(action.nvidia_smi_paths) if action.command[:1] == ["nvidia-smi"] else []
+    smi = [p for p in smi[:1] if p != "/usr/bin/nvidia-smi"]
+    return TestRun([*args, action.image, *action.command], action.describe(), smi)
 
 
 def default_tests(options: Options) -> list[TestRun]:

@@ -38,7 +38,7 @@ die() {
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: $2" "$3, then run this again (nothing was changed)."; }
 
 CHANGES=0
-BACKUP_DIR=/var/backups/gpuwizard-export/$(date -u +%Y%m%dT%H%M%SZ)
+BACKUP_DIR=${GPU_SETUP_BACKUP_DIR:-/var/backups/gpuwizard-export/$(date -u +%Y%m%dT%H%M%SZ)}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM HUP
@@ -108,7 +108,8 @@ def _header(r: Recipe) -> list[str]:
         "Makes Docker containers use this host's NVIDIA GPUs, step by step as gpuwizard's plan "
         "does. Read it, then run it as root: sudo sh gpu-setup.sh. Every block checks first and "
         "changes only what is not in place, so a second run changes nothing and says so. "
-        "Replaced or removed files are copied under /var/backups/gpuwizard-export/<time>/ first. "
+        "Replaced or removed files are copied under /var/backups/gpuwizard-export/<time>/ first "
+        "(or $GPU_SETUP_BACKUP_DIR). "
         "No download is ever run as a program: the signing key is trusted only after gpg has "
         "checked its fingerprint. gpuwizard itself journals each change and can roll it back; "
         "this script keeps backups instead."
@@ -118,8 +119,8 @@ def _header(r: Recipe) -> list[str]:
     for b in r.blocks:
         mark = "exported" if b.exported else "comment only"
         lines.append(f"#   {b.step:<14} {b.state:<8} {mark}")
-    for note in r.redacted:
-        lines += _comment("Left out: " + note)
+    for note in r.notes:
+        lines += _comment("Note: " + note)
     for note in r.unsupported:
         lines += _comment("Not in this script (run gpuwizard on that host for it): " + note)
     return lines
@@ -217,6 +218,8 @@ def _values(r: Recipe) -> list[str]:
         "DAEMON_JSON_CHANGED=0",
         "export DEBIAN_FRONTEND=noninteractive",
     ]
+    if r.docker_host:
+        lines.append(f"export DOCKER_HOST={q(r.docker_host)}  # the engine the plan used")
     return lines
 
 
@@ -224,10 +227,16 @@ def _values(r: Recipe) -> list[str]:
 
 
 def _driver(r: Recipe) -> list[str]:
+    paths = " ".join(q(p) for p in r.nvidia_smi)
     return [
         "# Installing a driver (kernel modules, Secure Boot, a reboot) is outside what this script",
-        "# can check and undo: it only refuses to go on without one.",
-        'if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >"$TMP/smi" 2>&1; then',
+        "# can check and undo: it only refuses to go on without one. nvidia-smi is looked for on",
+        "# PATH, then where drivers put it off PATH (the plan found it at the first of these).",
+        "SMI=$(command -v nvidia-smi || true)",
+        f"for p in {paths}; do",
+        '    if [ -z "$SMI" ] && [ -x "$p" ]; then SMI=$p; fi',
+        "done",
+        'if [ -n "$SMI" ] && "$SMI" -L >"$TMP/smi" 2>&1; then',
         '    ok "$(head -n 1 "$TMP/smi")"',
         "else",
         '    die "no working NVIDIA driver here (nvidia-smi is missing or fails)" \\',
@@ -243,7 +252,7 @@ def _key_check(r: Recipe) -> list[str]:
         "# checked key is ever written (a file holding other keys has that one exported alone).",
         'fetch "$KEY_URL" "$TMP/key"',
         'mkdir -m 700 "$TMP/gnupg"',
-        'G="gpg --homedir $TMP/gnupg --batch --quiet"',
+        'G="gpg --homedir $TMP/gnupg --batch --quiet --no-autostart"',
         '$G --with-colons --import-options show-only --import "$TMP/key" >"$TMP/key.colons" 2>"$TMP/gpg.err" ||',
         '    die "the file at $KEY_URL is not an OpenPGP key; nothing was written" \\',
         '        "Check the key URL (export again with --key-url)."',
@@ -610,10 +619,11 @@ def _gpu_test(r: Recipe) -> list[str]:
     ]
     for t in r.tests:
         cmd = " ".join(q(a) for a in t.argv)
-        lines += [
-            f"    say {q('  $ ' + cmd)}",
-            f"    if {cmd}; then PASSED=1; fi",
-        ]
+        lines += [f"    say {q('  $ ' + cmd)}"]
+        tries = [cmd]
+        for path in t.smi_paths:  # nvidia-smi on no PATH in the container: its absolute path
+            tries.append(" ".join(q(a) for a in [*t.argv[:-1], path]))
+        lines += [f"    if {' || '.join(tries)}; then PASSED=1; fi"]
     lines += [
         '    [ "$PASSED" -eq 1 ] || die "no test container reached the GPU" "gpuwizard doctor on this host explains why."',
         '    ok "a container reached the GPU"',

@@ -316,6 +316,7 @@ def demo_host(folder: Optional[Path] = None, fresh: bool = False) -> Host:
         stand_in_root=True,
         nvml_backend=_recorded_nvml(),
         engine_factory=_recorded_engine(root),
+        demo=True,
     )
 
 

@@ -45,13 +45,6 @@ KEPT_EVENTS = 5000  # a run's latest events, for a screen opened later and the f
 SLOW_LINK_FPS = 10
 
 
-def _load_engine() -> Any:
-    """The detached worker's API (gpuwizard.worker), imported when first needed."""
-    from gpuwizard import worker
-
-    return worker
-
-
 def _default_planner(host: Any, options: Options) -> Any:
     from gpuwizard import wizard
 
@@ -85,7 +78,7 @@ class GpuWizardApp(App[int]):
         options: Options,
         journal: Any,
         *,
-        demo: bool = False,
+        demo: Optional[bool] = None,
         planner: Optional[Callable[[Any, Options], Any]] = None,
         engine: Any = None,
         gpu_feed: Any = None,
@@ -95,6 +88,8 @@ class GpuWizardApp(App[int]):
     ) -> None:
         super().__init__(ansi_color=False)
         self.host = host
+        if demo is None:  # the recorded demo machine is a capability of the host
+            demo = bool(getattr(host, "demo", False))
         if demo:
             from gpuwizard.host.demo import demo_options
 
@@ -106,7 +101,10 @@ class GpuWizardApp(App[int]):
         self.read_only = False
         self.sudo_requested = False
         self._planner = planner or _default_planner
-        self._engine = engine
+        from gpuwizard.session import Session
+
+        # the engine's one API: applies and rollbacks go to the detached, locked worker
+        self.session = Session(host, options, journal, backend=engine)
         self._check_root = check_root and not demo
         self.host_label = getattr(host, "label", "") or ("" if host.is_live else str(host.root))
 
@@ -138,12 +136,6 @@ class GpuWizardApp(App[int]):
             self.animation_level = "none"
 
     # -- the engine ------------------------------------------------------------------
-    @property
-    def engine(self) -> Any:
-        if self._engine is None:
-            self._engine = _load_engine()
-        return self._engine
-
     def on_mount(self) -> None:
         from gpuwizard import glyphs
         from gpuwizard.tui.screens.overview import OverviewScreen
@@ -317,7 +309,7 @@ class GpuWizardApp(App[int]):
     )
     def launch(self, options: Options, digest: str) -> None:
         argv = ["tui", *sys.argv[1:]]
-        run_id = self.engine.launch(self.host, options, digest, self.journal, argv, demo=self.demo)
+        run_id = self.session.start_apply(digest, argv, options)
         self.call_from_thread(self.follow_run, run_id)
 
     def follow_run(self, run_id: str) -> None:
@@ -352,13 +344,8 @@ class GpuWizardApp(App[int]):
         from textual.worker import get_current_worker
 
         me = get_current_worker()
-        batches = getattr(self.engine, "follow_batches", None)
-        if batches is not None:
-            for batch in batches(self.journal, run_id, stop=lambda: me.is_cancelled):
-                self.post_message(EngineBatch(run_id, batch))
-        else:
-            for event in self.engine.follow(self.journal, run_id, stop=lambda: me.is_cancelled):
-                self.post_message(EngineBatch(run_id, [event]))
+        for batch in self.session.follow_batches(run_id, stop=lambda: me.is_cancelled):
+            self.post_message(EngineBatch(run_id, batch))
         self.post_message(FollowEnded(run_id))
 
     def on_engine_event(self, message: EngineEvent) -> None:
@@ -500,7 +487,7 @@ class GpuWizardApp(App[int]):
 
     def keep_run(self, run_id: str) -> None:
         try:
-            self.engine.confirm(self.journal, run_id)
+            self.session.confirm(run_id)
         except (WizardError, OSError) as exc:
             self.notify(_error_text(exc), title="Not kept", severity="error")
             return
@@ -518,7 +505,7 @@ class GpuWizardApp(App[int]):
 
     def revert_run(self, run_id: str) -> None:
         try:
-            self.engine.revert(self.journal, run_id)
+            self.session.revert(run_id)
         except (WizardError, OSError) as exc:
             self.notify(_error_text(exc), title="Not reverted", severity="error")
             return
@@ -597,7 +584,7 @@ class GpuWizardApp(App[int]):
     def check_start_up(self) -> None:
         active = None
         try:
-            active = self.engine.active_run(self.journal)
+            active = self.session.active_run()
         except (ImportError, OSError, WizardError):
             active = None  # an unreadable journal (not root) must not stop the start-up
         notice = None if active is not None else self._while_away()
@@ -692,10 +679,8 @@ class GpuWizardApp(App[int]):
 
     # -- rollback ---------------------------------------------------------------------
     def roll_back(self, run_id: str, steps: Optional[set[str]]) -> None:
-        from gpuwizard.tui.screens.run import RunScreen
-
-        self._start_watching(run_id, rollback=True)
-        self.push_screen(RunScreen(run_id, rollback=True))
+        """Roll back a run's changes (after the user saw them in the preview)."""
+        self.notify(f"Starting the rollback of run {run_id}…", timeout=3)
         self._roll_back(run_id, steps)
 
     @work(
@@ -706,23 +691,28 @@ class GpuWizardApp(App[int]):
         description="Rolling back",
     )
     def _roll_back(self, run_id: str, steps: Optional[set[str]]) -> None:
-        from gpuwizard import wizard
-
-        def emit(event: Any) -> None:
-            self.post_message(EngineEvent(run_id, event))
-
+        """Hand the rollback to a detached, locked worker (like `gpuwizard rollback`), then
+        follow its run: an SSH drop no longer stops a rollback halfway."""
         try:
-            # the same locks as `gpuwizard rollback`: the state directory's and the root's
-            with self.journal.locked("rollback", ["gpuwizard", "app: rollback"], self.host.root):
-                report = wizard.rollback(
-                    self.host, self.journal, run_id=run_id, steps=steps, emit=emit
-                )
+            op = self.session.start_rollback([run_id], ["tui", "rollback", run_id], steps=steps)
         except WizardError as exc:
-            emit(RunState(run_id, "failed", f"{exc.cause} — {exc.remedy}"))
-        else:
-            undone = sum(len(r["undone"]) for r in report)
-            emit(RunState(run_id, "rolled-back", f"{undone} change(s) undone"))
-        self.post_message(FollowEnded(run_id))
+            self.call_from_thread(
+                self.notify,
+                f"{exc.cause} — {exc.remedy}",
+                title=f"Roll back run {run_id}",
+                severity="error",
+                timeout=15,
+            )
+            return
+        self.call_from_thread(self._follow_rollback, op)
+
+    def _follow_rollback(self, op: str) -> None:
+        """Show the rollback's own run (its events, its end) like an apply's."""
+        from gpuwizard.tui.screens.run import RunScreen
+
+        self._start_watching(op, rollback=True)
+        self.push_screen(RunScreen(op, rollback=True))
+        self._follow(op)
 
     # -- navigation -------------------------------------------------------------------
     def open_step(self, step: str) -> None:
@@ -875,7 +865,7 @@ def run_app(
     options: Options,
     journal: Any,
     *,
-    demo: bool = False,
+    demo: Optional[bool] = None,
     mouse: bool = True,
     slow_link: bool = False,
 ) -> int:

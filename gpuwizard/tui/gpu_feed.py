@@ -108,7 +108,7 @@ class GpuFeed:
     def _raw_stream(self) -> Any:
         from gpuwizard.host import gpu_sampler
 
-        if str(getattr(self.host, "label", "")).startswith("demo"):
+        if getattr(self.host, "demo", False):
             return gpu_sampler.ReplayedSmiStream.recorded_h200()
         smi = self.host.which("nvidia-smi", extra_dirs=("/usr/local/nvidia/bin",))
         if smi is None:

@@ -1,0 +1,208 @@
+"""The engine's one API for faces: plan, start an apply or a rollback, keep, revert, follow.
+
+The CLI and the app call this and nothing below it for runs, so both get the same policy:
+mutating work always goes to a detached, locked worker (an SSH drop stops neither an apply
+nor a rollback halfway), expired runs are recovered before anything new starts, and a
+rollback's targets are chosen by one rule. It is subiquity's server role, in process: the
+faces draw, the session decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Optional
+
+from gpuwizard import events as ev
+from gpuwizard.errors import JournalError, WizardError
+from gpuwizard.host.system import Host
+from gpuwizard.journal import Journal, Run
+from gpuwizard.options import Options
+
+
+def _worker_api() -> Any:
+    from gpuwizard import worker
+
+    return worker
+
+
+class Session:
+    """One face's handle on a host and its journal.
+
+    `backend` is the detached worker's face-side API (the `gpuwizard.worker` module); a test
+    of a face may hand in a recorder with the same functions.
+    """
+
+    def __init__(self, host: Host, options: Options, journal: Journal, backend: Any = None) -> None:
+        self.host = host
+        self.options = options
+        self.journal = journal
+        self._backend = backend
+
+    @classmethod
+    def open(cls, host: Host, options: Options) -> Session:
+        """The session on this host's journal (--state-dir, else /var/lib/gpuwizard)."""
+        from gpuwizard.worker import state_dir_for
+
+        return cls(host, options, Journal(state_dir_for(host, options)))
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            self._backend = _worker_api()
+        return self._backend
+
+    # -- reading ------------------------------------------------------------------------
+    def plan(self, options: Optional[Options] = None, emit: ev.EventSink = ev.discard) -> Any:
+        """Probe every step read-only and plan it. Nothing on the host changes."""
+        from gpuwizard import wizard
+
+        return wizard.plan(self.host, options or self.options, emit=emit)
+
+    def active_run(self) -> Optional[Run]:
+        """The run a face should show first: in progress, awaiting confirmation, or
+        interrupted with changes in place."""
+        run: Optional[Run] = self.backend.active_run(self.journal)
+        return run
+
+    def latest_run(self) -> Optional[Run]:
+        return self.journal.latest_run()
+
+    def run(self, run_id: str) -> Run:
+        """A run read back (an error naming the fix when there is no such run)."""
+        return self.journal.read_run(run_id)
+
+    def runs(self) -> list[Run]:
+        return self.journal.runs()
+
+    # -- recovering ---------------------------------------------------------------------
+    def recover(self, emit: ev.EventSink = ev.discard) -> list[str]:
+        """Roll back runs whose confirmation deadline passed while no worker watched them (a
+        reboot kills timers). Returns the ids rolled back."""
+        done: list[str] = self.backend.recover_expired(self.host, self.journal, emit=emit)
+        return done
+
+    # -- starting work --------------------------------------------------------------------
+    def check_can_start(self) -> Optional[Run]:
+        """Refuse while another run is going or waiting; return an interrupted run that a
+        new apply resumes (its steps already done are skipped), or None."""
+        active = self.active_run()
+        if active is not None and active.status() != "interrupted":
+            raise WizardError(
+                f"Run {active.run_id} is {active.status()}",
+                "Follow it with `gpuwizard attach`; confirm it with `gpuwizard confirm`.",
+            )
+        return active
+
+    def start_apply(
+        self, digest: str, argv: list[str], options: Optional[Options] = None, detach: bool = True
+    ) -> str:
+        """Start applying the plan whose digest the user approved; returns the run id.
+
+        Detached (the default): a worker outside this terminal's session does it, so the
+        work goes on when the connection drops. `detach=False` runs it in this process
+        (`apply --no-detach`), under the same lock and journal."""
+        options = options or self.options
+        if detach:
+            run_id: str = self.backend.launch(self.host, options, digest, self.journal, argv)
+            return run_id
+        from gpuwizard import worker
+
+        run_id = worker.write_request(self.host, options, digest, self.journal, argv)
+        worker.run_worker(self.journal, run_id, host=self.host)
+        return run_id
+
+    def rollback_targets(
+        self, run_id: Optional[str] = None, all_runs: bool = False, steps: Optional[set[str]] = None
+    ) -> list[Run]:
+        """The runs a rollback undoes, oldest first: one named run, or the newest run with
+        changes not yet undone, or (all_runs) every such run. A run whose journal cannot be
+        trusted is refused with where its backups are."""
+        if run_id:
+            target = self.journal.read_run(run_id)
+            why = target.damaged()
+            if why:
+                raise JournalError(
+                    f"Run {run_id} cannot be rolled back from its journal: {why}",
+                    f"The original bytes of every file it changed are in {target.folder}/"
+                    "backups (named by content hash); restore them by hand.",
+                )
+            return [target]
+        runs = self.journal.runs()
+        targets = [r for r in runs if r.changed_something() and r.pending_undo(steps)]
+        if not targets:
+            damaged = [r for r in runs if r.damaged()]
+            if damaged:
+                r = damaged[-1]
+                raise JournalError(
+                    f"Nothing can be rolled back from the journal, but {r.damaged()}",
+                    f"The original bytes of every file it changed are in {r.folder}/backups "
+                    "(named by content hash); compare them with the files and restore by hand.",
+                )
+            return []
+        return targets if all_runs else targets[-1:]
+
+    def start_rollback(
+        self,
+        targets: list[str],
+        argv: list[str],
+        steps: Optional[set[str]] = None,
+        force: bool = False,
+        detach: bool = True,
+    ) -> str:
+        """Start rolling back these runs (newest first), detached and locked like an apply;
+        returns the id of the rollback's own run, whose events a face follows."""
+        import dataclasses
+
+        options = dataclasses.replace(
+            self.options, steps=tuple(sorted(steps)) if steps else (), force=force
+        )
+        order = list(reversed(targets))  # the newest run's changes come back first
+        from gpuwizard import worker
+
+        if detach:
+            run_id: str = self.backend.launch(
+                self.host, options, "", self.journal, argv, kind=worker.ROLLBACK, targets=order
+            )
+            return run_id
+        run_id = worker.write_request(
+            self.host, options, "", self.journal, argv, worker.ROLLBACK, order
+        )
+        worker.run_worker(self.journal, run_id, host=self.host)
+        return run_id
+
+    # -- a run awaiting confirmation ------------------------------------------------------
+    def confirm(self, run_id: str) -> None:
+        """Keep the run's changes (stops its auto-revert)."""
+        self.backend.confirm(self.journal, run_id)
+
+    def revert(self, run_id: str) -> None:
+        """Do not keep them: the run's worker rolls the change back now."""
+        self.backend.revert(self.journal, run_id)
+
+    def waiting_run(self) -> Optional[Run]:
+        """The run waiting for confirmation, or None."""
+        active = self.active_run()
+        if active is None or active.confirmation_deadline() is None:
+            return None
+        return active
+
+    # -- following ----------------------------------------------------------------------
+    def follow(self, run_id: str, stop: Optional[Callable[[], bool]] = None) -> Iterator[ev.Event]:
+        """A run's events from its start, then live, until it ends."""
+        yield from self.backend.follow(self.journal, run_id, stop=stop)
+
+    def follow_batches(
+        self, run_id: str, stop: Optional[Callable[[], bool]] = None
+    ) -> Iterator[list[ev.Event]]:
+        """`follow`, a batch of events at a time (what a UI should draw at once)."""
+        batches = getattr(self.backend, "follow_batches", None)
+        if batches is None:
+            for event in self.follow(run_id, stop):
+                yield [event]
+            return
+        yield from batches(self.journal, run_id, stop=stop)
+
+    def rollback_report(self, run_id: str) -> list[dict[str, Any]]:
+        """What a finished rollback run undid: [{"run": id, "undone": [notes]}]."""
+        end = self.journal.read_run(run_id).ended()
+        report = end.data.get("report", []) if end is not None else []
+        return list(report) if isinstance(report, list) else []
