@@ -58,8 +58,47 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("target")
+# The option groups, by the first word of their title, and the subcommands that read them:
+# a subcommand's --help lists only the options it uses (history has no --auto-revert).
+PLANNING = ("target", "steps", "repository", "docker", "other", "CDI", "GPU")
+SUBCOMMAND_GROUPS: dict[str, tuple[str, ...]] = {
+    "status": PLANNING,
+    "plan": PLANNING,
+    "apply": (*PLANNING, "safety"),
+    "rollback": ("target", "steps", "docker", "other", "safety"),
+    "history": ("target",),
+    "attach": ("target",),
+    "confirm": ("target",),
+    "fleet": ("target",),
+    "doctor": ("target", "repository", "docker", "other", "CDI", "GPU"),
+    "snippet": ("target", "docker", "CDI", "GPU"),
+}
+
+
+class _Unlisted:
+    """An option group a subcommand accepts but does not list in its --help: scripts (the
+    Ansible module) pass every shared option to every subcommand, and must keep working."""
+
+    def __init__(self, container: Any) -> None:
+        self.container = container
+
+    def add_argument(self, *args: Any, **kw: Any) -> Any:
+        return self.container.add_argument(*args, **{**kw, "help": argparse.SUPPRESS})
+
+    def add_mutually_exclusive_group(self, **kw: Any) -> _Unlisted:
+        return _Unlisted(self.container.add_mutually_exclusive_group(**kw))
+
+
+def _common(p: argparse.ArgumentParser, groups: Optional[Sequence[str]] = None) -> None:
+    """The shared options, in titled groups; with `groups`, only those are listed in --help
+    (the others are still accepted, unlisted)."""
+
+    def group(title: str) -> Any:
+        if groups is None or title.split()[0] in groups:
+            return p.add_argument_group(title)
+        return _Unlisted(p)
+
+    g = group("target")
     g.add_argument(
         "--root",
         default=argparse.SUPPRESS,
@@ -75,14 +114,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
     )
-    g.add_argument(
+    s = group("steps and answers")
+    s.add_argument(
         "--step",
         action="append",
         default=argparse.SUPPRESS,
         choices=ALL_STEP_NAMES,
         help="only this step (repeatable)",
     )
-    g.add_argument(
+    s.add_argument(
         "--yes",
         "-y",
         action="store_true",
@@ -95,7 +135,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="recorded H200 host; nothing on this machine is changed",
     )
-    r = p.add_argument_group("repository (mirrors, air-gapped hosts)")
+    r = group("repository (mirrors, air-gapped hosts)")
     r.add_argument(
         "--repo-url",
         default=argparse.SUPPRESS,
@@ -145,7 +185,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="leave old nvidia-docker repositories and packages alone",
     )
-    d = p.add_argument_group("docker")
+    d = group("docker")
     d.add_argument(
         "--docker-host",
         default=argparse.SUPPRESS,
@@ -195,7 +235,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long to wait for Docker to come back after a restart",
     )
-    e = p.add_argument_group("other engines (Podman, containerd)")
+    e = group("other engines (Podman, containerd)")
     e.add_argument(
         "--podman-image", default=argparse.SUPPRESS, metavar="IMAGE", help="Podman's GPU test image"
     )
@@ -227,7 +267,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long to wait for containerd to come back after a restart",
     )
-    c = p.add_argument_group("CDI")
+    c = group("CDI")
     c.add_argument(
         "--cdi-spec",
         default=argparse.SUPPRESS,
@@ -252,7 +292,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         choices=["cdi", "auto", "legacy"],
         help='set the NVIDIA runtime\'s mode in config.toml (e.g. "cdi")',
     )
-    t = p.add_argument_group("GPU test")
+    t = group("GPU test")
     t.add_argument(
         "--test-image", default=argparse.SUPPRESS, metavar="IMAGE", help="the smoke-test image"
     )
@@ -287,7 +327,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="IMAGE",
         help="the framework test's image",
     )
-    a = p.add_argument_group("safety")
+    a = group("safety")
     a.add_argument(
         "--auto-revert",
         type=_seconds,
@@ -307,7 +347,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="apply even if the host changed since the preview; roll back over local edits",
     )
-    u = p.add_argument_group("terminal")
+    u = group("terminal")
     u.add_argument(
         "--no-mouse",
         action="store_true",
@@ -322,6 +362,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _parent(command: str) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    _common(parent, SUBCOMMAND_GROUPS[command])
+    return parent
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _common(common)
@@ -333,8 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"gpuwizard {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("status", parents=[common], help="what is there and what each step needs")
-    pl = sub.add_parser("plan", parents=[common], help="preview every change; change nothing")
+    sub.add_parser(
+        "status", parents=[_parent("status")], help="what is there and what each step needs"
+    )
+    pl = sub.add_parser(
+        "plan", parents=[_parent("plan")], help="preview every change; change nothing"
+    )
     pl.add_argument(
         "--detailed-exitcode",
         action="store_true",
@@ -346,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the plan as a shell script, an Ansible playbook or cloud-init user data",
     )
     pl.add_argument("-o", "--output", metavar="FILE", help="with --export: write to FILE")
-    ap = sub.add_parser("apply", parents=[common], help="apply the plan (asks first)")
+    ap = sub.add_parser("apply", parents=[_parent("apply")], help="apply the plan (asks first)")
     ap.add_argument(
         "--no-detach",
         action="store_true",
@@ -358,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --yes: return once the Docker change awaits `gpuwizard confirm`, "
         "its auto-revert armed, instead of keeping it (Ansible's handler and never policies)",
     )
-    rb = sub.add_parser("rollback", parents=[common], help="undo a run's changes")
+    rb = sub.add_parser("rollback", parents=[_parent("rollback")], help="undo a run's changes")
     rb.add_argument("--run", dest="run_id", metavar="ID", help="this run (default the latest)")
     rb.add_argument("--all", action="store_true", help="every run not yet rolled back")
     rb.add_argument(
@@ -366,15 +416,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="roll back in this process (an SSH drop then stops it; the next rollback ends it)",
     )
-    sub.add_parser("history", parents=[common], help="past runs from the journal")
-    at = sub.add_parser("attach", parents=[common], help="follow the run in progress")
+    sub.add_parser("history", parents=[_parent("history")], help="past runs from the journal")
+    at = sub.add_parser("attach", parents=[_parent("attach")], help="follow the run in progress")
     at.add_argument("run_id", nargs="?", help="the run (default the one in progress)")
     cf = sub.add_parser(
-        "confirm", parents=[common], help="keep a run's changes (stops the auto-revert)"
+        "confirm", parents=[_parent("confirm")], help="keep a run's changes (stops the auto-revert)"
     )
     cf.add_argument("run_id", nargs="?", help="the run (default the one waiting)")
     fl = sub.add_parser(
-        "fleet", parents=[common], help="one table of many hosts from an Ansible run's results"
+        "fleet",
+        parents=[_parent("fleet")],
+        help="one table of many hosts from an Ansible run's results",
     )
     fl.add_argument(
         "results",
@@ -382,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the file the gpuwizard.gpu.fleet callback wrote (gpuwizard-fleet.json)",
     )
     dr = sub.add_parser(
-        "doctor", parents=[common], help="check the whole chain, or explain an error message"
+        "doctor",
+        parents=[_parent("doctor")],
+        help="check the whole chain, or explain an error message",
     )
     dr.add_argument(
         "--explain",
@@ -392,7 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="classify an error message (TEXT, or stdin)",
     )
     dr.add_argument("--run-test", action="store_true", help="also run a smoke container")
-    sn = sub.add_parser("snippet", parents=[common], help="docker run / Compose for this host")
+    sn = sub.add_parser(
+        "snippet", parents=[_parent("snippet")], help="docker run / Compose for this host"
+    )
     sn.add_argument("kind", choices=["compose", "run"], help="a Compose file or docker run lines")
     sn.add_argument(
         "--form",

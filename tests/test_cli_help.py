@@ -50,3 +50,54 @@ def test_demo_hints_never_say_sudo(tmp_path: Path) -> None:
         assert res.returncode == 0, res.stderr
         assert "sudo gpuwizard" not in res.stdout, res.stdout
         assert "gpuwizard --demo apply" in res.stdout, res.stdout
+
+
+def _help(*command: str) -> str:
+    res = subprocess.run(
+        [sys.executable, "-m", "gpuwizard", *command, "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_a_subcommand_s_help_lists_only_the_options_it_uses() -> None:
+    history = _help("history")
+    for absent in ("--auto-revert", "--repo-url", "--step", "--cdi-spec", "--no-mouse", "--yes"):
+        assert absent not in history, (absent, history)
+    assert "--state-dir" in history and "--json" in history
+    apply = _help("apply")
+    assert "--auto-revert" in apply and "--repo-url" in apply and "--step" in apply
+    assert "--no-mouse" not in apply  # the app's, not a subcommand's
+    assert "--auto-revert" not in _help("plan")
+    assert "--repo-url" not in _help("rollback") and "--force" in _help("rollback")
+
+
+def test_scripts_may_still_pass_every_shared_option_to_any_subcommand(tmp_path: Path) -> None:
+    """The Ansible module appends its shared options to `confirm` and `rollback` too."""
+    env = dict(os.environ, GPUWIZARD_DEMO_ROOT=str(tmp_path / "demo"))
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gpuwizard",
+            "--demo",
+            "history",
+            "--json",
+            "--auto-revert",
+            "30",
+            "--repo-url",
+            "https://mirror.example/stable",
+            "--step",
+            "restart",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
