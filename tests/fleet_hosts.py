@@ -92,6 +92,7 @@ class Fleet:
             ANSIBLE_CONFIG=str(COLLECTIONS / "ansible.cfg"),
             ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
             ANSIBLE_HOST_KEY_CHECKING="False",
+            ANSIBLE_PIPELINING="True",  # one ssh round trip a task, not four
             ANSIBLE_SSH_ARGS="-o ControlMaster=no -o UserKnownHostsFile=/dev/null",
             ANSIBLE_LOCAL_TEMP=str(self.folder / "ansible-local"),
             ANSIBLE_FORCE_COLOR="0",

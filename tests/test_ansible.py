@@ -321,3 +321,32 @@ def test_the_confirmation_is_the_play_s_decision_when_verified_handler_or_never(
     rows = [line for line in view.stdout.splitlines() if line.startswith("host")]
     assert len(rows) == 3 and all("1× H200" in r and "580.159.04" in r for r in rows), rows
     assert max(len(line) for line in view.stdout.splitlines()) <= 80
+
+
+def test_the_module_s_documentation_names_every_option_it_takes() -> None:
+    """ansible-doc reads the module (a YAML slip in DOCUMENTATION makes it refuse), and the
+    documented options are exactly the argument spec's."""
+    import ast
+
+    from tests.fleet_hosts import COLLECTIONS
+
+    env = {"ANSIBLE_CONFIG": str(COLLECTIONS / "ansible.cfg"), "PATH": "/usr/bin:/bin"}
+    doc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-doc"), "--json", "gpuwizard.gpu.gpuwizard"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(COLLECTIONS),
+    )
+    assert doc.returncode == 0, doc.stderr
+    documented = set(json.loads(doc.stdout)["gpuwizard.gpu.gpuwizard"]["doc"]["options"])
+    source = (
+        COLLECTIONS / "ansible_collections/gpuwizard/gpu/plugins/modules/gpuwizard.py"
+    ).read_text()
+    spec = next(
+        n.value
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "spec"
+    )
+    assert isinstance(spec, ast.Call)
+    assert documented == {k.arg for k in spec.keywords}
