@@ -17,22 +17,13 @@ import sys
 import time
 from typing import Any, Optional, Sequence
 
-from gpuwizard import __version__
+from gpuwizard import __version__, glyphs
 from gpuwizard import events as ev
 from gpuwizard.errors import NeedsRoot, WizardError
 from gpuwizard.options import ALL_STEP_NAMES, Options
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
-MARKS = {
-    "done": "✓",
-    "pending": "•",
-    "blocked": "✗",
-    "failed": "✗",
-    "skipped": "-",
-    "running": "…",
-    "rolled-back": "↺",
-}
 COLORS = {
     "done": "32",
     "pending": "33",
@@ -567,7 +558,7 @@ def _render_plan(the_plan: Any, host: Any, diffs: bool = True) -> None:
         + (f" · {host.label}" if host.label else "")
     )
     for sp in the_plan.steps:
-        mark = _color(MARKS.get(sp.state, "?"), COLORS.get(sp.state, "0"))
+        mark = _color(glyphs.glyph(sp.state), COLORS.get(sp.state, "0"))
         line = f" {mark} {sp.title:<28} {sp.state}"
         if sp.reason:
             line += f" — {sp.reason}"
@@ -610,7 +601,7 @@ def _print_event(event: ev.Event) -> None:
     elif isinstance(event, ev.StepState):
         if event.state in ("pending", "skipped", "blocked"):
             return  # the plan above already said so; the worker re-plans before it applies
-        mark = _color(MARKS.get(event.state, "·"), COLORS.get(event.state, "0"))
+        mark = _color(glyphs.glyph(event.state), COLORS.get(event.state, "0"))
         print(
             f"{mark} {event.step}: {event.state}" + (f" — {event.reason}" if event.reason else ""),
             flush=True,

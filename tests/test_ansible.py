@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.debroot import NvidiaRepo
-from tests.fleet_hosts import Fleet, recap, recap_lines
+from tests.fleet_hosts import Fleet, closed_port, recap, recap_lines
 
 pytestmark = pytest.mark.slow
 
@@ -213,10 +213,12 @@ def test_a_bad_daemon_json_fails_only_its_host_with_gpuwizard_cause_and_remedy(
     _seed(fleet)
     (fleet.hosts[1].root / "etc/docker/daemon.json").write_bytes(BROKEN_DAEMON_JSON)
     before = _system(fleet.hosts[1].root)
+    fleet.extra_hosts = {"host4": {"ansible_host": "127.0.0.1", "ansible_port": closed_port()}}
     results = tmp_path / "fleet.json"
     res = fleet.playbook("site.yml", results=results, **_opts(nvidia_repo))
-    assert res.returncode == 2, res.stdout[-4000:]  # some hosts failed
+    assert res.returncode in (2, 4), res.stdout[-4000:]  # hosts failed, one unreachable
     numbers = recap(res.stdout)
+    assert numbers["host4"]["unreachable"] == 1
     assert numbers["host2"]["failed"] == 1
     assert numbers["host1"]["failed"] == numbers["host3"]["failed"] == 0
     # refused at the plan: nothing changed, no run in its journal
@@ -255,6 +257,7 @@ def test_a_bad_daemon_json_fails_only_its_host_with_gpuwizard_cause_and_remedy(
     assert max(len(line) for line in lines) <= 80
     rows = {line.split()[0]: line for line in lines if line.startswith("host")}
     assert "FAILED" in rows["host2"] and rows["host1"].endswith("changed")
+    assert rows["host4"].endswith("UNREACH") and rows["host4"].split()[1:4] == ["?", "?", "?"]
     assert nvidia_repo.versions[0] in rows["host1"] and "none" in rows["host1"]
     assert step["reason"][:30] in view.stdout
     doc = json.loads(
@@ -268,7 +271,8 @@ def test_a_bad_daemon_json_fails_only_its_host_with_gpuwizard_cause_and_remedy(
     assert by["host1"]["toolkit"] == nvidia_repo.versions[0]
     assert by["host1"]["steps"]["daemon-config"] == "done"
     assert by["host2"]["result"] == "failed" and by["host2"]["steps"]["daemon-config"] == "failed"
-    assert doc["counts"] == {"changed": 2, "failed": 1}
+    assert doc["counts"] == {"changed": 2, "failed": 1, "unreachable": 1}
+    assert "port" in by["host4"]["msg"]  # ssh's own words for a host that is down
 
 
 def _demo_journal(fleet: Fleet, name: str) -> list[dict[str, Any]]:
