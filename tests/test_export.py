@@ -301,6 +301,8 @@ def test_export_of_a_blocked_plan_names_the_cause_and_the_way_out(
     bad = _cli(gpuwizard_cmd, ["plan", "--root", str(sandbox), "--export", "zip"])
     assert bad.returncode == 2 and "invalid choice: 'zip'" in bad.stderr
     assert "'sh'" in bad.stderr and "Traceback" not in bad.stderr
+    lonely = _cli(gpuwizard_cmd, ["plan", "--root", str(sandbox), "-o", "x.sh"])
+    assert lonely.returncode == 1 and "--export" in lonely.stderr
     nowhere = _cli(
         gpuwizard_cmd,
         [
@@ -452,6 +454,25 @@ def test_ansible_playbook_converges_like_apply_and_a_second_run_is_changed_0(
     with ansible_target(tools_root, tmp_path) as (_inventory, env):
         # (every run below parses the whole playbook first: --syntax-check on its own adds
         # nothing but time)
+        pristine = snapshot(tools_root, WATCHED)
+        # check mode is a real plan (the probes run, nothing changes), here on a daemon.json
+        # whose `nvidia` runtime is another program's: refused there, the file untouched
+        foreign = tools_root / "etc/docker/foreign.json"
+        foreign.write_text('{"runtimes": {"nvidia": {"path": "/opt/other/runtime"}}}\n')
+        pristine = snapshot(tools_root, WATCHED)
+        check = _playbook(
+            playbook,
+            env,
+            "--check",
+            "--diff",
+            "-e",
+            "gpuwizard_daemon_json=/etc/docker/foreign.json",
+        )
+        assert check.returncode != 0
+        assert "a real run refreshes the index of" in check.stdout  # the packages, planned
+        assert "/opt/other/runtime" in check.stdout and "--replace-runtime" in check.stdout
+        assert snapshot(tools_root, WATCHED) == pristine
+        foreign.unlink()
         pristine = snapshot(tools_root, WATCHED)
         other = nvidia_repo.other_key.fingerprint
         refused = _playbook(playbook, env, "-e", f"gpuwizard_key_fingerprint={other}")
