@@ -17,22 +17,13 @@ import sys
 import time
 from typing import Any, Optional, Sequence
 
-from gpuwizard import __version__
+from gpuwizard import __version__, glyphs
 from gpuwizard import events as ev
 from gpuwizard.errors import NeedsRoot, WizardError
 from gpuwizard.options import ALL_STEP_NAMES, Options
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
-MARKS = {
-    "done": "✓",
-    "pending": "•",
-    "blocked": "✗",
-    "failed": "✗",
-    "skipped": "-",
-    "running": "…",
-    "rolled-back": "↺",
-}
 COLORS = {
     "done": "32",
     "pending": "33",
@@ -431,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from(ns: argparse.Namespace) -> Options:
-    o = Options()
+    o: dict[str, Any] = {}
     simple = [
         "repo_url",
         "key_url",
@@ -470,34 +461,35 @@ def options_from(ns: argparse.Namespace) -> Options:
     ]
     for name in simple:
         if hasattr(ns, name):
-            setattr(o, name, getattr(ns, name))
+            o[name] = getattr(ns, name)
     if getattr(ns, "key_fingerprint", None):
-        o.key_fingerprint = o.key_fingerprint.replace(" ", "").upper()
+        o["key_fingerprint"] = str(ns.key_fingerprint).replace(" ", "").upper()
     if getattr(ns, "docker_restart_command", None):
         try:
-            o.restart_command = shlex.split(ns.docker_restart_command)
+            o["restart_command"] = shlex.split(ns.docker_restart_command)
         except ValueError as exc:
             raise WizardError(
                 f"Cannot read --docker-restart-command {ns.docker_restart_command!r}: {exc}",
                 "Balance the quotes (it is split like a shell line, never run by a shell), "
                 "e.g. --docker-restart-command 'systemctl restart docker'.",
             ) from None
-        if not o.restart_command:
+        if not o["restart_command"]:
             raise WizardError(
                 "--docker-restart-command is empty",
                 "Give the command that restarts Docker, e.g. 'systemctl restart docker'.",
             )
-        o.restart_method = "command"
+        o["restart_method"] = "command"
     if getattr(ns, "containerd_restart_command", None):
-        o.containerd_restart_command = shlex.split(ns.containerd_restart_command)
+        o["containerd_restart_command"] = shlex.split(ns.containerd_restart_command)
     if getattr(ns, "no_auto_revert", False):
-        o.auto_revert = 0
+        o["auto_revert"] = 0
     if getattr(ns, "step", None):
-        o.steps = tuple(ns.step)
+        o["steps"] = tuple(ns.step)
     from gpuwizard.inputs import check_options
 
-    check_options(o)
-    return o
+    options = Options(**o)
+    check_options(options)
+    return options
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -566,7 +558,7 @@ def _render_plan(the_plan: Any, host: Any, diffs: bool = True) -> None:
         + (f" · {host.label}" if host.label else "")
     )
     for sp in the_plan.steps:
-        mark = _color(MARKS.get(sp.state, "?"), COLORS.get(sp.state, "0"))
+        mark = _color(glyphs.glyph(sp.state), COLORS.get(sp.state, "0"))
         line = f" {mark} {sp.title:<28} {sp.state}"
         if sp.reason:
             line += f" — {sp.reason}"
@@ -609,7 +601,7 @@ def _print_event(event: ev.Event) -> None:
     elif isinstance(event, ev.StepState):
         if event.state in ("pending", "skipped", "blocked"):
             return  # the plan above already said so; the worker re-plans before it applies
-        mark = _color(MARKS.get(event.state, "·"), COLORS.get(event.state, "0"))
+        mark = _color(glyphs.glyph(event.state), COLORS.get(event.state, "0"))
         print(
             f"{mark} {event.step}: {event.state}" + (f" — {event.reason}" if event.reason else ""),
             flush=True,

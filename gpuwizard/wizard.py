@@ -93,6 +93,11 @@ def plan(
 ) -> Plan:
     """Probe every step read-only and plan it against the simulated effects of the earlier
     selected steps. Nothing on the host changes."""
+    with host.probing():
+        return _plan(host, options, steps, emit)
+
+
+def _plan(host: Host, options: Options, steps: Optional[Sequence[Step]], emit: EventSink) -> Plan:
     selected = select_steps(options)
     explicit = bool(options.steps)
     sim = Simulation()

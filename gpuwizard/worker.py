@@ -28,6 +28,7 @@ from gpuwizard.host.system import Host
 from gpuwizard.journal import Journal, Run, RunWriter, new_run_id, write_private
 from gpuwizard.options import Options
 from gpuwizard.selfexec import CHILD_CWD, clean_env, python_argv
+from gpuwizard.states import TERMINAL
 from gpuwizard.steps import registry
 
 REQUEST = "request.json"
@@ -36,8 +37,11 @@ ROLLBACK = "rollback"  # a request's kind: roll back the target runs
 CONFIRM = "confirm"
 REVERT = "revert"
 REFUSED = "refused"  # the worker could not take the locks: why, for the face that launched it
-TERMINAL = ("finished", "failed", "rolled-back", "auto-reverted", "refused")
 REVERT_TIMER = "revert-timer"  # the run folder's file naming its systemd timer unit
+# a face reads a run's events this often while none come (a stat of one file: cheap), and
+# asks the journal whether the worker is still alive every IDLE_CHECK_EVERY empty reads
+FOLLOW_POLL = 0.03
+IDLE_CHECK_EVERY = 30
 # the timer fires this long after the deadline, so that a live worker reverts first
 REVERT_GRACE = 3
 
@@ -169,7 +173,7 @@ def launch(
         if _worker_exited(folder):
             _raise_if_refused(folder)
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     tail = (folder / "worker.log").read_text(errors="replace")[-2000:]
     raise WizardError(
         "The gpuwizard worker did not start",
@@ -215,7 +219,10 @@ def _worker_exited(folder: Path) -> bool:
 
 
 def follow(
-    journal: Journal, run_id: str, stop: Optional[Callable[[], bool]] = None, poll: float = 0.1
+    journal: Journal,
+    run_id: str,
+    stop: Optional[Callable[[], bool]] = None,
+    poll: float = FOLLOW_POLL,
 ) -> Iterator[ev.Event]:
     """Replay a run's events from the start, then follow them until the run ends (or the
     worker died without ending it, which is reported as 'interrupted')."""
@@ -228,7 +235,10 @@ READ_MAX = 1 << 20  # bytes of the events file read at once
 
 
 def follow_batches(
-    journal: Journal, run_id: str, stop: Optional[Callable[[], bool]] = None, poll: float = 0.1
+    journal: Journal,
+    run_id: str,
+    stop: Optional[Callable[[], bool]] = None,
+    poll: float = FOLLOW_POLL,
 ) -> Iterator[list[ev.Event]]:
     """`follow`, in batches: every event read from the file in one go (at most BATCH_MAX).
 
@@ -265,7 +275,7 @@ def follow_batches(
                 yield batch
             continue
         idle_checks += 1
-        if idle_checks % 10 == 0:
+        if idle_checks % IDLE_CHECK_EVERY == 0:
             run = journal.read_run(run_id)
             status = run.status()
             if status == "interrupted":

@@ -123,6 +123,8 @@ async def rollback_preview(app: Any, pilot: Any) -> None:
 
 async def failure(app: Any, pilot: Any) -> None:
     # the demo's own failure: the key no longer matches the fingerprint it was promised
+    while app.plan is None:
+        await settle(app, pilot, 0.1)
     app.options = app.options.__class__(
         **{**app.options.__dict__, "key_fingerprint": "C95B321B61E88C1809C4F759DDCAE044F796ECB0"}
     )

@@ -62,6 +62,7 @@ class Fleet:
     pyz: Path
     sha256: str
     host_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extra_hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # e.g. a dead one
 
     def inventory(self, **group_vars: Any) -> Path:
         """A YAML inventory (written as JSON, which is YAML): the group gpu, its vars."""
@@ -69,7 +70,7 @@ class Fleet:
             h.name: {"ansible_host": "127.0.0.1", "ansible_port": h.port}
             | self.host_vars.get(h.name, {})
             for h in self.hosts
-        }
+        } | self.extra_hosts
         base = {
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(self.key),
@@ -92,6 +93,7 @@ class Fleet:
             ANSIBLE_CONFIG=str(COLLECTIONS / "ansible.cfg"),
             ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
             ANSIBLE_HOST_KEY_CHECKING="False",
+            ANSIBLE_PIPELINING="True",  # one ssh round trip a task, not four
             ANSIBLE_SSH_ARGS="-o ControlMaster=no -o UserKnownHostsFile=/dev/null",
             ANSIBLE_LOCAL_TEMP=str(self.folder / "ansible-local"),
             ANSIBLE_FORCE_COLOR="0",
@@ -108,6 +110,11 @@ class Fleet:
             text=True,
             timeout=600,
         )
+
+
+def closed_port() -> int:
+    """A 127.0.0.1 port nobody listens on: a host that is down."""
+    return _free_port()
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:

@@ -62,5 +62,5 @@ async def test_a_fresh_app_start_shows_the_gpu_test_passed(applied: Path) -> Non
             await pilot.pause(0.1)
         assert app.plan.step("gpu-test").state == "done"
         assert "passed at" in app.plan.step("gpu-test").reason
-        steps: Any = app.screen.query_one("#steps")
-        assert "✓ GPU test container" in str(steps.get_option("gpu-test").prompt)
+        steps: Any = app.screen.query_one("#plan-steps")
+        assert "✓ done     GPU test container  passed at" in str(steps.render())

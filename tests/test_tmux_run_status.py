@@ -134,7 +134,8 @@ def test_let_the_deadline_pass_and_see_the_notice(tmux: Tmux, tmp_path: Path) ->
     screen = wait_for_toast(tmux, "nobody confirmed it", timeout=60)
     print("== the deadline passed\n" + screen)
     assert "Rolled back at" in toasts(screen)
-    tmux.wait_for("○ Docker daemon.json", 30)  # the plan was read again: pending, not ✓
+    tmux.send("o")  # the overview (the step list is glyphs only at 80 columns)
+    tmux.wait_for("○ pending  Docker daemon.json", 30)  # the plan was read again, not ✓
     tmux.send("q")  # the run has ended: no question
     time.sleep(1)
     assert "A run is in progress" not in tmux.screen()

@@ -113,6 +113,7 @@ def test_failed_restart_is_rolled_back_and_explained_on_the_failure_screen(
             await settle(app, pilot)
             await pilot.press("y")
             await wait_for_screen(app, pilot, "FailureScreen")
+            await settle(app, pilot)  # the scrolled cause is mounted a tick after the screen
             screen: Any = app.screen
             assert screen.step == "restart"
             shown = str(screen.query_one("#cause").render())

@@ -117,10 +117,15 @@ def gpu_probe(host: Host, docker_host: Optional[str], image: str) -> Optional[st
     never removes)."""
     import secrets
 
+    name = f"gpuwizard-probe-{secrets.token_hex(4)}"
+    reader = engine.read_engine(host, docker_host)
+    plain = getattr(reader, "gpu_devices_error", None)
+    if plain is not None:  # plain HTTP on the socket: no Docker SDK to import for this
+        text: Optional[str] = plain(image, name)
+        return text if text and "could not select device driver" in text else None
     import docker
 
     client = engine.connect(host, docker_host)
-    name = f"gpuwizard-probe-{secrets.token_hex(4)}"
     try:
         req = docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
         container = client.containers.create(image, ["true"], name=name, device_requests=[req])
@@ -192,7 +197,7 @@ class RestartDocker(Action):
         return {"seconds": round(time.monotonic() - start, 2)}
 
     def verify(self, ctx: ApplyContext) -> None:
-        client = engine.connect(ctx.host, self.docker_host)
+        client = engine.read_engine(ctx.host, self.docker_host)
         try:
             info = client.info()
         finally:

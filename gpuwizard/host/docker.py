@@ -122,6 +122,15 @@ def connect(host: Host, docker_host: Optional[str], timeout: float = 10.0) -> An
         ) from exc
 
 
+def read_engine(host: Host, docker_host: Optional[str], timeout: float = 10.0) -> Any:
+    """The engine's read-only calls (ping, info, version, image_tags): plain HTTP over its
+    socket where that reaches it, so planning never imports the Docker SDK."""
+    from gpuwizard.host.engine_api import reader
+
+    url = docker_host or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+    return reader(url, host.engine_factory, docker_host, timeout)
+
+
 def socket_of(docker_host: Optional[str]) -> str:
     url = docker_host or os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
     return url[len("unix://") :] if url.startswith("unix://") else url
@@ -368,11 +377,13 @@ def probe_engine(
             **base,
         )
     try:
-        client = connect(host, docker_host, timeout=10)
-        info = client.info()
-        version = client.version()
-        images = tuple(t for img in client.images.list() for t in (img.tags or ()))
-        client.close()
+        client = read_engine(host, docker_host, timeout=10)
+        try:
+            info = client.info()
+            version = client.version()
+            images = client.image_tags()
+        finally:
+            client.close()
     except Exception as exc:  # the SDK raises many kinds; all mean "not reachable"
         path, why = daemon_json_path(host, proc, False, daemon_json)
         return EngineFacts(
@@ -462,7 +473,7 @@ def wait_for_engine(
     docker_host: Optional[str],
     deadline: float,
     on_tick: Any = None,
-    interval: float = 0.2,
+    interval: float = 0.05,  # a refused connection on the socket costs nothing
 ) -> dict[str, Any]:
     """Wait until the engine answers (or `deadline` seconds pass); returns its info."""
     start = time.monotonic()
@@ -470,7 +481,7 @@ def wait_for_engine(
     while True:
         elapsed = time.monotonic() - start
         try:
-            client = connect(host, docker_host, timeout=5)
+            client = read_engine(host, docker_host, timeout=5)
             try:
                 client.ping()
                 info: dict[str, Any] = client.info()

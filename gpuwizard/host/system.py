@@ -7,13 +7,14 @@ Steps and actions never touch the machine except through this object.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import stat
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from gpuwizard.errors import WizardError
 from gpuwizard.host.runner import CommandResult, LineCallback, Runner, SubprocessRunner
@@ -61,6 +62,18 @@ class SystemFacts:
         return data
 
 
+def _is_query(argv: Sequence[str]) -> bool:
+    """A program that only reads and answers the same within one probe."""
+    if not argv:
+        return False
+    name = os.path.basename(str(argv[0]))
+    if name == "dpkg-query":
+        return True
+    if name == "rpm" and len(argv) > 1 and str(argv[1]).startswith("-q"):
+        return True
+    return len(argv) == 2 and argv[1] == "--version"
+
+
 @dataclass
 class Host:
     """A machine (or a root folder holding one) and the means to look at and change it."""
@@ -87,6 +100,10 @@ class Host:
     # for it rebuilds the demo host (and nothing on the real machine changes); faces read it
     # to say so
     demo: bool = False
+    # within one read-only probe (a plan): the answers of query programs, by argv
+    _answers: Optional[dict[tuple[str, ...], CommandResult]] = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         # absolute: the worker runs from / and must see the same root
@@ -173,6 +190,20 @@ class Host:
         """How to show a path to the user: the system path, plus the root when there is one."""
         return str(p) if self.at_slash or self.stand_in_root else f"{p} (under {self.root})"
 
+    @contextlib.contextmanager
+    def probing(self) -> Iterator[None]:
+        """One read-only probe (a plan): a query program asked the same question twice (the
+        installed packages, an engine's --version) answers from its first run. Every step
+        reads the package database, and a plan used to run dpkg-query once per step."""
+        outer = self._answers is not None
+        if not outer:
+            self._answers = {}
+        try:
+            yield
+        finally:
+            if not outer:
+                self._answers = None
+
     def run(
         self,
         argv: Sequence[str],
@@ -192,6 +223,14 @@ class Host:
         full = list(argv)
         if inside and not self.at_slash:
             full = ["chroot", str(self.root), *full]
+        memo = self._answers
+        if memo is not None and on_line is None and input is None and _is_query(argv):
+            key = (str(check), *map(str, full), *sorted(f"{k}={v}" for k, v in (env or {}).items()))
+            if key not in memo:
+                memo[key] = self.runner.run(
+                    full, timeout=timeout, env=env, check=check, remedy=remedy
+                )
+            return memo[key]
         if pass_fds:
             return self.runner.run(
                 full,

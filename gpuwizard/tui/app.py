@@ -20,12 +20,13 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.content import Content
 from textual.screen import ModalScreen, Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from gpuwizard import clock
 from gpuwizard.errors import WizardError
 from gpuwizard.events import ActionEvent, LogLine, RunState, StepState
 from gpuwizard.options import STEP_NAMES, Options
+from gpuwizard.states import ENDED
 from gpuwizard.tui.gpu_feed import GpuFeed, GpuHistory, GpuReading
 from gpuwizard.tui.messages import (
     EngineBatch,
@@ -38,8 +39,6 @@ from gpuwizard.tui.messages import (
 )
 
 GPU_PERIOD = 1.0  # seconds between GPU samples while the panel is open
-# a run's states after which nothing more happens (the worker's TERMINAL, and interrupted)
-ENDED = ("finished", "failed", "rolled-back", "auto-reverted", "refused", "interrupted")
 SEEN = "seen"  # a file in a run's folder: a face has shown how the run ended
 KEPT_EVENTS = 5000  # a run's latest events, for a screen opened later and the failure tail
 SLOW_LINK_FPS = 10
@@ -57,8 +56,10 @@ class GpuWizardApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "gpuwizard"
     ENABLE_COMMAND_PALETTE = True
+    # 80×24 first: below 100 columns the step list collapses to its glyphs (app.tcss)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
-        Binding("g", "toggle_gpu", "GPU panel"),
+        Binding("g", "toggle_gpu", "GPU", tooltip="Show or hide the GPU panel"),
         Binding("v", "gpu_view", "GPU view", show=False),
         Binding("h", "history", "History"),
         Binding("o", "overview", "Overview", show=False),
@@ -135,8 +136,11 @@ class GpuWizardApp(App[int]):
 
     # -- the engine ------------------------------------------------------------------
     def on_mount(self) -> None:
+        from gpuwizard import glyphs
         from gpuwizard.tui.screens.overview import OverviewScreen
 
+        if glyphs.ascii_only():
+            self.add_class("-ascii")  # TERM=linux: ASCII glyphs, plain borders (app.tcss)
         self.push_screen(OverviewScreen())
         self.probe_host()
         self.replan()
@@ -169,6 +173,8 @@ class GpuWizardApp(App[int]):
 
         passed = gpu_verdict.last_pass(self.journal)  # a file read: here, not on the UI thread
         self._journal_gpu_pass = passed.text() if passed else ""
+        if get_current_worker().is_cancelled:
+            return None  # a newer plan replaced this one: an older one must not land after it
         self.post_message(PlanReady(result))
         return result
 
@@ -668,7 +674,7 @@ class GpuWizardApp(App[int]):
         for screen in self.screen_stack:
             for bar in screen.query(TitleBar):
                 title = getattr(screen, "screen_title", lambda: "")()
-                bar.update(TitleBar(title, self.host_label, self.demo, self.read_only).content)
+                bar.retitle(title, self.host_label, self.demo, self.read_only)
 
     # -- rollback ---------------------------------------------------------------------
     def roll_back(self, run_id: str, steps: Optional[set[str]]) -> None:
@@ -793,7 +799,7 @@ class GpuWizardApp(App[int]):
 
     def _gpu_tick(self) -> None:
         self._gpu_timer = None
-        if not self.gpu_visible:
+        if not self.gpu_visible or not self.screen_stack:  # hidden, or the app is closing
             return
         if isinstance(self.screen, ModalScreen):
             self._arm_gpu_timer()  # paused while a modal is up; nothing is sampled

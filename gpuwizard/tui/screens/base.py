@@ -27,6 +27,8 @@ class WizardScreen(Screen[Any]):
     TITLE_TEXT: ClassVar[str] = ""
     CURRENT_STEP: ClassVar[str] = ""
     BINDINGS: ClassVar[list[BindingType]] = [
+        # first, so the footer shows it however narrow the terminal (a cut footer dropped it)
+        Binding("q", "app.quit", "Quit"),
         Binding("escape", "back", "Back", show=False),
     ]
 

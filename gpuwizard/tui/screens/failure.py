@@ -59,11 +59,12 @@ class FailureScreen(ModalScreen[None]):
         remedy = str(self.error.get("remedy") or "")
         with Vertical(id="dialog"):
             yield Static(Content.from_markup("[$error][b]✗ $t failed[/b][/]", t=title), id="what")
-            yield Static(Content(cause), id="cause")
+            # the cause in full, then the fix: one scrolled region, so a long cause (a
+            # PermissionError with its path) is read to the end and never pushes the fix off
+            parts: list[Content] = []
             if self.failure is not None:
                 f = self.failure
-                # the fix first: on 80×24 it must be seen without scrolling
-                parts = [
+                parts += [
                     Content.from_markup(
                         "[b]$code[/b] $title", code=str(f.code), title=str(f.title)
                     ),
@@ -74,10 +75,12 @@ class FailureScreen(ModalScreen[None]):
                     parts.append(
                         Content.from_markup("[$foreground-muted]check[/] $c", c=str(check))
                     )
-                with VerticalScroll(id="why"):
-                    yield Static(Content("\n").join(parts), id="classified")
             elif remedy:
-                yield Static(Content.from_markup("[$success]→[/] $r", r=remedy), id="classified")
+                parts.append(Content.from_markup("[$success]→[/] $r", r=remedy))
+            with VerticalScroll(id="why"):
+                yield Static(Content(cause), id="cause")
+                if parts:
+                    yield Static(Content("\n").join(parts), id="classified")
             yield Static(
                 Content.styled(
                     "The step's own changes were rolled back. b rolls back the rest of this run.",

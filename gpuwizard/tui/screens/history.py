@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Optional
 
 from textual import work
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from gpuwizard.errors import WizardError
+from gpuwizard.glyphs import pointer
 from gpuwizard.tui.screens.base import WizardScreen
 from gpuwizard.tui.screens.rollback_preview import undo_lines
 from gpuwizard.tui.status import glyph
+
+STEPS_WIDTH = 20  # the table's last column: 80 columns hold the pointer, run, status, changes, this
+
+
+def short_steps(steps: list[str], width: int = STEPS_WIDTH) -> str:
+    """`repository, packages +4`: as many step names as fit, then how many more (the detail
+    under the table lists them all)."""
+    if not steps:
+        return "—"
+    shown: list[str] = []
+    for i, name in enumerate(steps):
+        rest = len(steps) - i - 1
+        candidate = ", ".join([*shown, name]) + (f" +{rest}" if rest else "")
+        if len(candidate) > width and shown:
+            break
+        shown.append(name)
+    more = len(steps) - len(shown)
+    return ", ".join(shown) + (f" +{more}" if more else "")
 
 
 class HistoryScreen(WizardScreen):
@@ -35,9 +56,14 @@ class HistoryScreen(WizardScreen):
 
     def compose_body(self) -> Iterable[Widget]:
         table: DataTable[Any] = DataTable(cursor_type="row", zebra_stripes=False, id="runs")
+        # the first column points at the cursor's row: seen without colour (NO_COLOR)
+        table.add_column(" ", key="at", width=1)
         table.add_columns("run", "status", "changes", "steps")
         yield table
-        yield Static(Content.styled("reading the journal…", "$foreground-muted"), id="run-detail")
+        with VerticalScroll(id="run-detail-scroll"):  # a run's undo list can be long
+            yield Static(
+                Content.styled("reading the journal…", "$foreground-muted"), id="run-detail"
+            )
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
@@ -68,10 +94,11 @@ class HistoryScreen(WizardScreen):
         for run in reversed(runs):  # newest first
             s = run.summary()
             table.add_row(
+                " ",
                 run.run_id,
                 f"{glyph(s['status'])} {s['status']}",
                 str(s["changes"]),
-                ", ".join(s["steps"]) or "—",
+                short_steps(s["steps"]),
                 key=run.run_id,
             )
         if not runs:
@@ -90,7 +117,8 @@ class HistoryScreen(WizardScreen):
             return
         s = run.summary()
         head = Content.styled(
-            f"{run_id} · started {s['started']} · {' '.join(map(str, s['argv']))[:60]}",
+            f"{run_id} · started {s['started']} · {' '.join(map(str, s['argv']))}"
+            + (f"\nsteps: {', '.join(s['steps'])}" if s["steps"] else ""),
             "$foreground-muted",
         )
         lines = undo_lines(run)
@@ -104,6 +132,10 @@ class HistoryScreen(WizardScreen):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is not None and event.row_key.value:
+            table = self.query_one(DataTable)
+            for key in self.runs:
+                with contextlib.suppress(Exception):  # a row gone in a reload
+                    table.update_cell(key, "at", pointer() if key == event.row_key.value else " ")
             self._show_run(event.row_key.value)
 
     def _selected(self) -> Optional[Any]:

@@ -68,12 +68,15 @@ class OverviewScreen(WizardScreen):
         self._show_error(message.cause, message.remedy)
 
     def _show_error(self, cause: str, remedy: str) -> None:
-        self.query_one("#plan-steps", Static).update(
+        steps = self.query_one("#plan-steps", Static)
+        steps.add_class("-error")  # wrapped: a cause is read in full, never cut at the edge
+        steps.update(
             Content.from_markup("[$error]✗ $cause[/]\n→ $remedy", cause=cause, remedy=remedy)
         )
         self.query_one("#host-gpu", Static).update("")
 
     def plan_changed(self, plan: Any) -> None:
+        self.query_one("#plan-steps").remove_class("-error")
         self.query_one("#host-gpu", Static).update(Content("\n".join(host_lines(plan))))
         rows = []
         for sp in plan.steps:

@@ -21,6 +21,7 @@ from gpuwizard.tui.plan_text import fact_lines
 from gpuwizard.tui.screens.base import WizardScreen
 from gpuwizard.tui.status import badge
 from gpuwizard.tui.widgets.diff_view import DiffView
+from gpuwizard.tui.widgets.fact_list import FactList
 
 
 class StepScreen(WizardScreen):
@@ -30,7 +31,7 @@ class StepScreen(WizardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "apply", "Apply…"),
         Binding("n", "next", "Next"),
-        Binding("p", "previous", "Previous"),
+        Binding("p", "previous", "Prev", tooltip="The previous step"),
         Binding("escape", "back", "Overview"),
     ]
 
@@ -56,7 +57,7 @@ class StepScreen(WizardScreen):
             yield Static("", id="step-head")
             yield Static("", id="step-reason")
             yield Static(Content.styled("Found", "bold"), classes="heading")
-            yield Static("", id="step-facts")
+            yield FactList(id="step-facts")
             yield Static(Content.styled("Will change", "bold"), classes="heading")
             yield Static("", id="step-actions")
             yield DiffView(id="step-diffs")
@@ -82,18 +83,7 @@ class StepScreen(WizardScreen):
         if sp.remedy and sp.state in ("blocked", "failed"):
             reason.append(Content.from_markup("[$warning]→[/] $r", r=sp.remedy))
         self.query_one("#step-reason", Static).update(Content("\n").join(reason))
-        facts = fact_lines(sp.facts)
-        width = max((len(k) for k, _ in facts), default=0)
-        self.query_one("#step-facts", Static).update(
-            Content("\n").join(
-                [
-                    Content.from_markup("[$foreground-muted]$k[/] $v", k=k.ljust(width), v=v)
-                    for k, v in facts
-                ]
-            )
-            if facts
-            else Content.styled("nothing recorded", "$foreground-muted")
-        )
+        self.query_one("#step-facts", FactList).set_facts(fact_lines(sp.facts))
         if sp.actions:
             actions = Content("\n").join(Content(f"• {a.describe()}") for a in sp.actions)
         elif sp.state == "done":

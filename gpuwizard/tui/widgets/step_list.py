@@ -9,6 +9,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from gpuwizard.glyphs import pointer
 from gpuwizard.options import STEP_NAMES
 from gpuwizard.steps.registry import TITLES
 from gpuwizard.tui.status import glyph
@@ -33,20 +34,40 @@ class StepList(OptionList):
             self.step = step
 
     def __init__(self, current: Optional[str] = None, **kw: Any) -> None:
+        self.glyphs_only = False  # the list collapsed on a narrow terminal
+        self._pointed = current or ""
         super().__init__(*[Option(self._prompt(n, "planning"), id=n) for n in STEP_NAMES], **kw)
         self.states: dict[str, str] = {n: "planning" for n in STEP_NAMES}
         self.current = current
 
-    @staticmethod
-    def _prompt(step: str, state: str) -> Content:
+    def _prompt(self, step: str, state: str) -> Content:
         colour = _COLOUR.get(
             state, "$foreground-muted" if state in ("skipped", "planning") else "$foreground"
         )
-        return Content.from_markup(f"[{colour}]$g[/] $t", g=glyph(state), t=TITLES[step])
+        # the highlighted row (the current step, or the one the cursor is on) carries a
+        # pointer: a background shade alone is lost under NO_COLOR and on the Linux console
+        mark = pointer() if step == self._pointed else " "
+        if self.glyphs_only:
+            return Content.from_markup(f"$m[{colour}]$g[/]", m=mark, g=glyph(state))
+        return Content.from_markup(f"$m[{colour}]$g[/] $t", m=mark, g=glyph(state), t=TITLES[step])
+
+    def on_resize(self) -> None:
+        """Collapsed to a few cells (app.tcss, below 100 columns): glyphs only, one a row."""
+        glyphs_only = self.size.width < 10
+        if glyphs_only != self.glyphs_only:
+            self.glyphs_only = glyphs_only
+            for step, state in self.states.items():
+                self.replace_option_prompt(step, self._prompt(step, state))
 
     def on_mount(self) -> None:
         if self.current in STEP_NAMES:
             self.highlighted = STEP_NAMES.index(self.current)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        before, self._pointed = self._pointed, event.option.id or ""
+        for step in {before, self._pointed}:
+            if step in self.states:
+                self.replace_option_prompt(step, self._prompt(step, self.states[step]))
 
     def set_state(self, step: str, state: str) -> None:
         """Show a step's new state; a no-op (and no redraw) when it did not change."""

@@ -18,7 +18,7 @@ description:
     with C(--json) and reports its plan as C(diff), whether it changed something as C(changed),
     and a failure with gpuwizard's cause and remedy in C(msg).
   - In check mode it runs C(gpuwizard plan), which changes nothing on the host.
-  - A second run on a converged host reports C(changed=false): gpuwizard plans every step as done.
+  - A second run on a converged host reports C(changed=false), since gpuwizard plans every step as done.
 version_added: "0.1.0"
 author: gpuwizard contributors
 options:
