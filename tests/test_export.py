@@ -117,7 +117,8 @@ def test_exported_sh_reaches_the_state_apply_reaches_and_a_second_run_changes_no
     applied, scripted = two_roots
     for root in two_roots:
         _prepare(root, nvidia_repo)
-    repo = _repo_args(nvidia_repo)
+    # the opt-in daemon.json keys too: the script's merge must mean what gpuwizard's means
+    repo = [*_repo_args(nvidia_repo), "--set-default-runtime", "--enable-cdi"]
 
     out = scripted / "gpu-setup.sh.out"
     export = _cli(
@@ -156,6 +157,7 @@ def test_exported_sh_reaches_the_state_apply_reaches_and_a_second_run_changes_no
             assert ours[key] == value
     assert ours["runtimes"]["crun"] == {"path": "/usr/bin/crun"}
     assert ours["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+    assert ours["default-runtime"] == "nvidia" and ours["features"] == {"cdi": True}
     for root in two_roots:
         assert not (root / "etc/apt/sources.list.d/nvidia-docker.list").exists()
     backups = list((scripted / "var/backups/gpuwizard-export").rglob("daemon.json"))
@@ -446,7 +448,7 @@ def test_ansible_playbook_converges_like_apply_and_a_second_run_is_changed_0(
     for index in (tools_root / "var/lib/apt/lists").glob("deb.debian.org_*"):
         index.unlink()
     playbook = tmp_path / "gpu-setup.yml"
-    args = ["plan", "--root", str(tools_root), *STEPS, *_repo_args(nvidia_repo)]
+    args = ["plan", "--root", str(tools_root), *STEPS, *_repo_args(nvidia_repo), "--enable-cdi"]
     res = _cli(gpuwizard_cmd, [*args, "--export", "ansible", "-o", str(playbook)])
     assert res.returncode == 0, res.stderr
     text = playbook.read_text()
@@ -497,9 +499,10 @@ def test_ansible_playbook_converges_like_apply_and_a_second_run_is_changed_0(
     assert all(" 1.20.1-1 ii" in line for line in _toolkit(tools_root)), _toolkit(tools_root)
     assert len(_toolkit(tools_root)) == 4
     doc = json.loads((tools_root / DAEMON_JSON).read_text())
-    assert {k: v for k, v in doc.items() if k != "runtimes"} == {
+    assert {k: v for k, v in doc.items() if k not in ("runtimes", "features")} == {
         k: v for k, v in USER_DAEMON_JSON.items() if k != "runtimes"
     }
+    assert doc["features"] == {"cdi": True} and "default-runtime" not in doc
     assert doc["runtimes"] == {
         "crun": {"path": "/usr/bin/crun"},
         "nvidia": {"args": [], "path": "nvidia-container-runtime"},
