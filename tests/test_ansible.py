@@ -308,6 +308,8 @@ def test_the_confirmation_is_the_play_s_decision_when_verified_handler_or_never(
     assert kept["host1"] == ["--yes (verification passed)"]
     assert kept["host2"] == ["user"]  # the handler's `gpuwizard confirm`
     assert kept["host3"] == []
+    armed = next(r for r in _demo_journal(fleet, "host2") if r["type"] == "awaiting-confirmation")
+    assert armed["data"]["deadline"] - armed["time"] > 850  # held: the play's end is later
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         ends = [r for r in _demo_journal(fleet, "host3") if r["type"] == "end"]
