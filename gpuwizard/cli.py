@@ -689,6 +689,8 @@ def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
     session = _session(ns, options)
     host = session.host
     the_plan = session.plan()
+    if getattr(ns, "output", None) and not getattr(ns, "export", None):
+        raise WizardError("-o/--output writes an export", "Add --export sh|ansible|cloud-init.")
     if getattr(ns, "export", None):
         from gpuwizard.export.write import write_export
 
