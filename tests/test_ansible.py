@@ -193,6 +193,18 @@ def test_a_build_other_than_the_pinned_one_is_refused_before_any_host_is_touched
     assert "python3 scripts/build_pyz.py" in res.stdout
     for h in fleet.hosts:
         assert not (h.root / "usr/local/lib/gpuwizard").exists()
+    # a build with nothing to check it against (no pin, no .sha256 beside it) is refused too
+    sums = fleet.pyz.with_name("gpuwizard.pyz.sha256")
+    kept = sums.read_bytes()
+    sums.unlink()
+    try:
+        res = fleet.playbook("site.yml", as_a_checkout=True, **_opts(nvidia_repo))
+    finally:
+        sums.write_bytes(kept)
+    assert res.returncode != 0
+    assert "has no SHA-256 to be checked against" in res.stdout, res.stdout[-3000:]
+    for h in fleet.hosts:
+        assert not (h.root / "usr/local/lib/gpuwizard").exists()
 
 
 BROKEN_DAEMON_JSON = b'{\n  "log-driver": "journald",\n  "log-driver": "local"\n}\n'
