@@ -478,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from(ns: argparse.Namespace) -> Options:
-    o = Options()
+    o: dict[str, Any] = {}
     simple = [
         "repo_url",
         "key_url",
@@ -517,34 +517,35 @@ def options_from(ns: argparse.Namespace) -> Options:
     ]
     for name in simple:
         if hasattr(ns, name):
-            setattr(o, name, getattr(ns, name))
+            o[name] = getattr(ns, name)
     if getattr(ns, "key_fingerprint", None):
-        o.key_fingerprint = o.key_fingerprint.replace(" ", "").upper()
+        o["key_fingerprint"] = str(ns.key_fingerprint).replace(" ", "").upper()
     if getattr(ns, "docker_restart_command", None):
         try:
-            o.restart_command = shlex.split(ns.docker_restart_command)
+            o["restart_command"] = shlex.split(ns.docker_restart_command)
         except ValueError as exc:
             raise WizardError(
                 f"Cannot read --docker-restart-command {ns.docker_restart_command!r}: {exc}",
                 "Balance the quotes (it is split like a shell line, never run by a shell), "
                 "e.g. --docker-restart-command 'systemctl restart docker'.",
             ) from None
-        if not o.restart_command:
+        if not o["restart_command"]:
             raise WizardError(
                 "--docker-restart-command is empty",
                 "Give the command that restarts Docker, e.g. 'systemctl restart docker'.",
             )
-        o.restart_method = "command"
+        o["restart_method"] = "command"
     if getattr(ns, "containerd_restart_command", None):
-        o.containerd_restart_command = shlex.split(ns.containerd_restart_command)
+        o["containerd_restart_command"] = shlex.split(ns.containerd_restart_command)
     if getattr(ns, "no_auto_revert", False):
-        o.auto_revert = 0
+        o["auto_revert"] = 0
     if getattr(ns, "step", None):
-        o.steps = tuple(ns.step)
+        o["steps"] = tuple(ns.step)
     from gpuwizard.inputs import check_options
 
-    check_options(o)
-    return o
+    options = Options(**o)
+    check_options(options)
+    return options
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -744,6 +745,8 @@ def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
     session = _session(ns, options)
     host = session.host
     the_plan = session.plan()
+    if getattr(ns, "output", None) and not getattr(ns, "export", None):
+        raise WizardError("-o/--output writes an export", "Add --export sh|ansible|cloud-init.")
     if getattr(ns, "export", None):
         from gpuwizard.export.write import write_export
 

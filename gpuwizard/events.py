@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
+from gpuwizard.states import LinkProgress, RunStatus, StepProgress
+
 
 @dataclass(frozen=True)
 class LogLine:
@@ -38,7 +40,7 @@ class StepState:
     """A step changed state: pending, running, done, failed, blocked, rolled-back, skipped."""
 
     step: str
-    state: str
+    state: Union[StepProgress, LinkProgress]  # a step's, or a doctor link's (step "doctor:…")
     reason: str = ""
     kind: str = "step"
 
@@ -69,7 +71,7 @@ class RunState:
     """The whole run changed state: running, awaiting-confirmation, finished, failed…"""
 
     run_id: str
-    state: str
+    state: RunStatus
     detail: str = ""
     deadline: Optional[float] = None
     kind: str = "run"

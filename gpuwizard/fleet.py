@@ -60,8 +60,11 @@ class HostRow:
     steps: dict[str, str] = field(default_factory=dict)  # step -> state
     run: Optional[str] = None
     run_status: Optional[str] = None
+    known: bool = True  # gpuwizard reported on this host (not so when it was unreachable)
 
     def gpu_text(self) -> str:
+        if not self.known:
+            return "?"
         if not self.gpus:
             return "none"
         names = [g.replace("NVIDIA ", "") for g in self.gpus]
@@ -83,6 +86,7 @@ class HostRow:
             "steps": self.steps,
             "run": self.run,
             "run_status": self.run_status,
+            "known": self.known,
         }
 
 
@@ -157,6 +161,7 @@ def _row(name: str, data: Any, path: str) -> HostRow:
         },
         run=_text(run.get("run")),
         run_status=_text(run.get("status")),
+        known=bool(host),
     )
 
 
@@ -223,13 +228,14 @@ def render(view: FleetView, width: int = WIDTH) -> str:
     shown = _host_names([h.name for h in view.hosts], host_w)
     for h in view.hosts:
         marks = "".join(f"{MARKS.get(h.steps.get(s, ''), '?'):<4}" for s in steps)
+        none = "-" if h.known else "?"
         result = {"failed": "FAILED", "unreachable": "UNREACH"}.get(h.result, h.result)
         lines.append(
             (
                 f"{shown[h.name]:<{host_w}} "
                 f"{_cut(h.gpu_text(), fixed['gpu']):<{fixed['gpu']}} "
-                f"{_cut(h.driver or '-', fixed['driver']):<{fixed['driver']}} "
-                f"{_cut(h.toolkit or '-', fixed['toolkit']):<{fixed['toolkit']}} "
+                f"{_cut(h.driver or none, fixed['driver']):<{fixed['driver']}} "
+                f"{_cut(h.toolkit or none, fixed['toolkit']):<{fixed['toolkit']}} "
                 f"{marks}{result}"
             ).rstrip()
         )

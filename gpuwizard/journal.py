@@ -33,6 +33,7 @@ from typing import Any, Iterator, Optional
 
 from gpuwizard import clock
 from gpuwizard.errors import JournalError, LockHeld
+from gpuwizard.states import RunStatus, run_status
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 CRASH_ENV = "GPUWIZARD_CRASH_AT"  # fault injection: SIGKILL ourselves at the Nth transition
@@ -183,15 +184,15 @@ class Run:
             out = [r for r in out if r.data.get("step") in steps]
         return list(reversed(out))
 
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         """finished | failed | rolled-back | interrupted | in-progress | awaiting-confirmation
-        | damaged."""
+        | damaged (and what the run's end record says: auto-reverted, resumed)."""
         if self.damaged():
             return "damaged"
         end = self.ended()
         rb = any(r.type == "rollback-end" for r in self.records)
         if end is not None:
-            status = str(end.data.get("status", "finished"))
+            status = run_status(str(end.data.get("status", "finished")))
             if status in ("finished", "failed") and rb and not self.pending_undo():
                 return "rolled-back"
             return status

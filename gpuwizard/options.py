@@ -1,4 +1,5 @@
-"""Everything a user can choose, in one frozen-able record that travels to the worker."""
+"""Everything a user can choose, in one frozen record that travels to the worker: a face
+changes a choice with dataclasses.replace, so what was previewed is what gets applied."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ NVIDIA_KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"
 __all__ = ["ALL_STEP_NAMES", "ENGINE_STEP_NAMES", "STEP_NAMES", "Options"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Options:
     """The user's choices. Defaults are what a person on a fresh machine wants."""
 

@@ -28,6 +28,7 @@ from gpuwizard.host.system import Host
 from gpuwizard.journal import Journal, Run, RunWriter, new_run_id, write_private
 from gpuwizard.options import Options
 from gpuwizard.selfexec import CHILD_CWD, clean_env, python_argv
+from gpuwizard.states import TERMINAL
 from gpuwizard.steps import registry
 
 REQUEST = "request.json"
@@ -36,7 +37,6 @@ ROLLBACK = "rollback"  # a request's kind: roll back the target runs
 CONFIRM = "confirm"
 REVERT = "revert"
 REFUSED = "refused"  # the worker could not take the locks: why, for the face that launched it
-TERMINAL = ("finished", "failed", "rolled-back", "auto-reverted", "refused")
 REVERT_TIMER = "revert-timer"  # the run folder's file naming its systemd timer unit
 # a face reads a run's events this often while none come (a stat of one file: cheap), and
 # asks the journal whether the worker is still alive every IDLE_CHECK_EVERY empty reads

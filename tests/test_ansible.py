@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.debroot import NvidiaRepo
-from tests.fleet_hosts import Fleet, recap, recap_lines
+from tests.fleet_hosts import Fleet, closed_port, recap, recap_lines
 
 pytestmark = pytest.mark.slow
 
@@ -165,7 +165,10 @@ def test_check_mode_shows_gpuwizard_plan_as_the_diff_and_changes_nothing(
 ) -> None:
     _seed(fleet)
     before = {h.name: _whole_root(h.root) for h in fleet.hosts}
-    out = _ok(fleet.playbook("site.yml", "--check", "--diff", **_opts(nvidia_repo)))
+    # as a new user runs it: ansible/ and dist/ of a checkout, the build found by the defaults
+    out = _ok(
+        fleet.playbook("site.yml", "--check", "--diff", as_a_checkout=True, **_opts(nvidia_repo))
+    )
     numbers = recap(out)
     for h in fleet.hosts:
         assert numbers[h.name]["failed"] == 0, out[-4000:]
@@ -188,6 +191,18 @@ def test_a_build_other_than_the_pinned_one_is_refused_before_any_host_is_touched
     assert res.returncode != 0
     assert "not the build you pinned" in res.stdout, res.stdout[-3000:]
     assert "python3 scripts/build_pyz.py" in res.stdout
+    for h in fleet.hosts:
+        assert not (h.root / "usr/local/lib/gpuwizard").exists()
+    # a build with nothing to check it against (no pin, no .sha256 beside it) is refused too
+    sums = fleet.pyz.with_name("gpuwizard.pyz.sha256")
+    kept = sums.read_bytes()
+    sums.unlink()
+    try:
+        res = fleet.playbook("site.yml", as_a_checkout=True, **_opts(nvidia_repo))
+    finally:
+        sums.write_bytes(kept)
+    assert res.returncode != 0
+    assert "has no SHA-256 to be checked against" in res.stdout, res.stdout[-3000:]
     for h in fleet.hosts:
         assert not (h.root / "usr/local/lib/gpuwizard").exists()
 
@@ -213,10 +228,12 @@ def test_a_bad_daemon_json_fails_only_its_host_with_gpuwizard_cause_and_remedy(
     _seed(fleet)
     (fleet.hosts[1].root / "etc/docker/daemon.json").write_bytes(BROKEN_DAEMON_JSON)
     before = _system(fleet.hosts[1].root)
+    fleet.extra_hosts = {"host4": {"ansible_host": "127.0.0.1", "ansible_port": closed_port()}}
     results = tmp_path / "fleet.json"
     res = fleet.playbook("site.yml", results=results, **_opts(nvidia_repo))
-    assert res.returncode == 2, res.stdout[-4000:]  # some hosts failed
+    assert res.returncode in (2, 4), res.stdout[-4000:]  # hosts failed, one unreachable
     numbers = recap(res.stdout)
+    assert numbers["host4"]["unreachable"] == 1
     assert numbers["host2"]["failed"] == 1
     assert numbers["host1"]["failed"] == numbers["host3"]["failed"] == 0
     # refused at the plan: nothing changed, no run in its journal
@@ -255,6 +272,7 @@ def test_a_bad_daemon_json_fails_only_its_host_with_gpuwizard_cause_and_remedy(
     assert max(len(line) for line in lines) <= 80
     rows = {line.split()[0]: line for line in lines if line.startswith("host")}
     assert "FAILED" in rows["host2"] and rows["host1"].endswith("changed")
+    assert rows["host4"].endswith("UNREACH") and rows["host4"].split()[1:4] == ["?", "?", "?"]
     assert nvidia_repo.versions[0] in rows["host1"] and "none" in rows["host1"]
     assert step["reason"][:30] in view.stdout
     doc = json.loads(
@@ -268,7 +286,8 @@ def test_a_bad_daemon_json_fails_only_its_host_with_gpuwizard_cause_and_remedy(
     assert by["host1"]["toolkit"] == nvidia_repo.versions[0]
     assert by["host1"]["steps"]["daemon-config"] == "done"
     assert by["host2"]["result"] == "failed" and by["host2"]["steps"]["daemon-config"] == "failed"
-    assert doc["counts"] == {"changed": 2, "failed": 1}
+    assert doc["counts"] == {"changed": 2, "failed": 1, "unreachable": 1}
+    assert "port" in by["host4"]["msg"]  # ssh's own words for a host that is down
 
 
 def _demo_journal(fleet: Fleet, name: str) -> list[dict[str, Any]]:
@@ -304,6 +323,8 @@ def test_the_confirmation_is_the_play_s_decision_when_verified_handler_or_never(
     assert kept["host1"] == ["--yes (verification passed)"]
     assert kept["host2"] == ["user"]  # the handler's `gpuwizard confirm`
     assert kept["host3"] == []
+    armed = next(r for r in _demo_journal(fleet, "host2") if r["type"] == "awaiting-confirmation")
+    assert armed["data"]["deadline"] - armed["time"] > 850  # held: the play's end is later
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         ends = [r for r in _demo_journal(fleet, "host3") if r["type"] == "end"]

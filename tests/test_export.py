@@ -117,7 +117,8 @@ def test_exported_sh_reaches_the_state_apply_reaches_and_a_second_run_changes_no
     applied, scripted = two_roots
     for root in two_roots:
         _prepare(root, nvidia_repo)
-    repo = _repo_args(nvidia_repo)
+    # the opt-in daemon.json keys too: the script's merge must mean what gpuwizard's means
+    repo = [*_repo_args(nvidia_repo), "--set-default-runtime", "--enable-cdi"]
 
     out = scripted / "gpu-setup.sh.out"
     export = _cli(
@@ -156,6 +157,7 @@ def test_exported_sh_reaches_the_state_apply_reaches_and_a_second_run_changes_no
             assert ours[key] == value
     assert ours["runtimes"]["crun"] == {"path": "/usr/bin/crun"}
     assert ours["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+    assert ours["default-runtime"] == "nvidia" and ours["features"] == {"cdi": True}
     for root in two_roots:
         assert not (root / "etc/apt/sources.list.d/nvidia-docker.list").exists()
     backups = list((scripted / "var/backups/gpuwizard-export").rglob("daemon.json"))
@@ -301,6 +303,8 @@ def test_export_of_a_blocked_plan_names_the_cause_and_the_way_out(
     bad = _cli(gpuwizard_cmd, ["plan", "--root", str(sandbox), "--export", "zip"])
     assert bad.returncode == 2 and "invalid choice: 'zip'" in bad.stderr
     assert "'sh'" in bad.stderr and "Traceback" not in bad.stderr
+    lonely = _cli(gpuwizard_cmd, ["plan", "--root", str(sandbox), "-o", "x.sh"])
+    assert lonely.returncode == 1 and "--export" in lonely.stderr
     nowhere = _cli(
         gpuwizard_cmd,
         [
@@ -444,7 +448,7 @@ def test_ansible_playbook_converges_like_apply_and_a_second_run_is_changed_0(
     for index in (tools_root / "var/lib/apt/lists").glob("deb.debian.org_*"):
         index.unlink()
     playbook = tmp_path / "gpu-setup.yml"
-    args = ["plan", "--root", str(tools_root), *STEPS, *_repo_args(nvidia_repo)]
+    args = ["plan", "--root", str(tools_root), *STEPS, *_repo_args(nvidia_repo), "--enable-cdi"]
     res = _cli(gpuwizard_cmd, [*args, "--export", "ansible", "-o", str(playbook)])
     assert res.returncode == 0, res.stderr
     text = playbook.read_text()
@@ -452,6 +456,25 @@ def test_ansible_playbook_converges_like_apply_and_a_second_run_is_changed_0(
     with ansible_target(tools_root, tmp_path) as (_inventory, env):
         # (every run below parses the whole playbook first: --syntax-check on its own adds
         # nothing but time)
+        pristine = snapshot(tools_root, WATCHED)
+        # check mode is a real plan (the probes run, nothing changes), here on a daemon.json
+        # whose `nvidia` runtime is another program's: refused there, the file untouched
+        foreign = tools_root / "etc/docker/foreign.json"
+        foreign.write_text('{"runtimes": {"nvidia": {"path": "/opt/other/runtime"}}}\n')
+        pristine = snapshot(tools_root, WATCHED)
+        check = _playbook(
+            playbook,
+            env,
+            "--check",
+            "--diff",
+            "-e",
+            "gpuwizard_daemon_json=/etc/docker/foreign.json",
+        )
+        assert check.returncode != 0
+        assert "a real run refreshes the index of" in check.stdout  # the packages, planned
+        assert "/opt/other/runtime" in check.stdout and "--replace-runtime" in check.stdout
+        assert snapshot(tools_root, WATCHED) == pristine
+        foreign.unlink()
         pristine = snapshot(tools_root, WATCHED)
         other = nvidia_repo.other_key.fingerprint
         refused = _playbook(playbook, env, "-e", f"gpuwizard_key_fingerprint={other}")
@@ -476,9 +499,10 @@ def test_ansible_playbook_converges_like_apply_and_a_second_run_is_changed_0(
     assert all(" 1.20.1-1 ii" in line for line in _toolkit(tools_root)), _toolkit(tools_root)
     assert len(_toolkit(tools_root)) == 4
     doc = json.loads((tools_root / DAEMON_JSON).read_text())
-    assert {k: v for k, v in doc.items() if k != "runtimes"} == {
+    assert {k: v for k, v in doc.items() if k not in ("runtimes", "features")} == {
         k: v for k, v in USER_DAEMON_JSON.items() if k != "runtimes"
     }
+    assert doc["features"] == {"cdi": True} and "default-runtime" not in doc
     assert doc["runtimes"] == {
         "crun": {"path": "/usr/bin/crun"},
         "nvidia": {"args": [], "path": "nvidia-container-runtime"},

@@ -72,6 +72,7 @@ def test_the_cli_exits_1_when_a_host_failed_and_gives_json(tmp_path: Path) -> No
     assert r.returncode == 1
     doc = json.loads(r.stdout)
     assert doc["hosts"][0]["result"] == "unreachable" and doc["hosts"][0]["gpus"] == []
+    assert doc["hosts"][0]["known"] is False  # not "no GPU": gpuwizard never ran there
 
 
 def test_a_file_that_is_not_a_fleet_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ roll back the four NVIDIA-named stand-in packages from the signed local reposito
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import time
@@ -123,7 +124,7 @@ def test_rollback_says_which_versions_could_not_be_restored_when_the_repository_
     first = plan_and_apply(debroot, _opts(nvidia_repo, toolkit_version="1.17.8"), state)
     assert first.error is None, first.error
     moved = _opts(nvidia_repo)
-    moved.repo_url = nvidia_repo.server.url + "/onlynew/stable"
+    moved = dataclasses.replace(moved, repo_url=nvidia_repo.server.url + "/onlynew/stable")
     second = plan_and_apply(debroot, moved, state)
     assert second.error is None, second.error
     report = rollback_latest(debroot, state)

@@ -3,6 +3,7 @@ repository shaped like NVIDIA's (served on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def test_repository_adds_checked_keyring_and_list_then_second_run_changes_nothin
 
     # offline later: the key cannot be fetched, but the installed one is the expected key
     offline = _opts(nvidia_repo)
-    offline.key_url = f"http://127.0.0.1:{free_port()}/gpgkey"
+    offline = dataclasses.replace(offline, key_url=f"http://127.0.0.1:{free_port()}/gpgkey")
     step = plan_only(debroot, offline).step("repository")  # type: ignore[attr-defined]
     assert step.state == "done" and "expected fingerprint" in step.warnings[0]
 
@@ -86,7 +87,7 @@ def test_wrong_fingerprint_writes_nothing_and_names_both_fingerprints(
 ) -> None:
     before = snapshot(debroot, WATCHED)
     opts = _opts(nvidia_repo)
-    opts.key_url = nvidia_repo.server.url + "/other-gpgkey"
+    opts = dataclasses.replace(opts, key_url=nvidia_repo.server.url + "/other-gpgkey")
     out = plan_and_apply(debroot, opts, tmp_path / "state")
     step = out.plan.step("repository")  # type: ignore[attr-defined]
     assert step.state == "failed"
@@ -103,7 +104,7 @@ def test_unreachable_repository_is_a_clear_error_and_changes_nothing(
     before = snapshot(debroot, WATCHED)
     closed = f"http://127.0.0.1:{free_port()}"
     opts = _opts(nvidia_repo)
-    opts.repo_url = closed + "/stable"
+    opts = dataclasses.replace(opts, repo_url=closed + "/stable")
     out = plan_and_apply(debroot, opts, tmp_path / "a")
     step = out.plan.step("repository")  # type: ignore[attr-defined]
     assert step.state == "failed"
@@ -111,7 +112,7 @@ def test_unreachable_repository_is_a_clear_error_and_changes_nothing(
     assert "--repo-url" in step.remedy and "--key-url" in step.remedy
 
     opts = _opts(nvidia_repo)
-    opts.key_url = closed + "/gpgkey"
+    opts = dataclasses.replace(opts, key_url=closed + "/gpgkey")
     out = plan_and_apply(debroot, opts, tmp_path / "b")
     step = out.plan.step("repository")  # type: ignore[attr-defined]
     assert step.state == "failed"
@@ -126,7 +127,7 @@ def test_air_gapped_key_from_a_file_url(
     key = tmp_path / "gpgkey"
     key.write_bytes(nvidia_repo.key.armored)
     opts = _opts(nvidia_repo)
-    opts.key_url = f"file://{key}"
+    opts = dataclasses.replace(opts, key_url=f"file://{key}")
     out = plan_and_apply(debroot, opts, tmp_path / "s")
     assert out.error is None, out.error
     assert (debroot / KEYRING).exists()
@@ -139,7 +140,7 @@ def test_repository_gone_between_preview_and_apply_rolls_the_step_back(
     server = RepoServer(nvidia_repo.server.folder)
     server.start()
     opts = _opts(nvidia_repo)
-    opts.repo_url = server.url + "/stable"
+    opts = dataclasses.replace(opts, repo_url=server.url + "/stable")
     host = Host(root=debroot)
     the_plan = wizard.plan(host, opts, steps=our_steps())  # type: ignore[arg-type]
     assert the_plan.step("repository").state == "pending"
@@ -281,8 +282,8 @@ def test_repository_signed_by_another_key_fails_at_update_and_the_step_is_rolled
     that re-signs, a wrong --key-url): apt says NO_PUBKEY, and nothing stays behind."""
     before = snapshot(debroot, ("/etc/apt", "/usr/share/keyrings"))
     opts = _opts(nvidia_repo)
-    opts.key_url = nvidia_repo.server.url + "/other-gpgkey"
-    opts.key_fingerprint = nvidia_repo.other_key.fingerprint
+    opts = dataclasses.replace(opts, key_url=nvidia_repo.server.url + "/other-gpgkey")
+    opts = dataclasses.replace(opts, key_fingerprint=nvidia_repo.other_key.fingerprint)
     out = plan_and_apply(debroot, opts, tmp_path / "state")
     assert out.error is not None
     assert "NO_PUBKEY" in out.error.cause or "not signed" in out.error.cause  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ wrote the .repo file key by key and imported the checked key with `rpm --root â€
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def test_dnf_wrong_fingerprint_writes_nothing(rpm_repo: RpmRepo, tmp_path: Path)
     _need("dnf")
     root = rpm_root(tmp_path, ROCKY)
     opts = _opts(rpm_repo)
-    opts.key_url = rpm_repo.server.url + "/other-gpgkey"
+    opts = dataclasses.replace(opts, key_url=rpm_repo.server.url + "/other-gpgkey")
     out = plan_and_apply(root, opts, tmp_path / "state")
     step = out.plan.step("repository")  # type: ignore[attr-defined]
     assert step.state == "failed" and rpm_repo.other_key.fingerprint in step.reason

@@ -82,7 +82,7 @@ def run_doctor(
             link = dataclasses.replace(link, title=title)
         links.append(link)
         if emit:
-            emit(StepState(step=f"doctor:{name}", state=link.verdict.value, reason=link.summary))
+            emit(StepState(step=f"doctor:{name}", state=link.verdict.progress, reason=link.summary))
     if walk.client is not None:
         engine.close(walk.client)
     return DoctorReport(

@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, Optional
 from gpuwizard import failures
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
+from gpuwizard.states import LinkProgress
 
 
 class Verdict(str, enum.Enum):
@@ -22,6 +23,11 @@ class Verdict(str, enum.Enum):
     SKIPPED = "skipped"
 
     def __str__(self) -> str:
+        return self.value
+
+    @property
+    def progress(self) -> LinkProgress:
+        """The verdict as a doctor link's event says it."""
         return self.value
 
 

@@ -35,8 +35,11 @@ def _comment(text: str, indent: str = "") -> list[str]:
 class Tasks:
     """Task lines at one indentation, one task at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, probes_in_check_mode: bool = True) -> None:
         self.lines: list[str] = []
+        # a task that changes nothing (changed_when false: it reads, or writes only the private
+        # work folder) also runs under --check, so that check mode is a real plan
+        self.probes_in_check_mode = probes_in_check_mode
 
     def comment(self, text: str) -> None:
         self.lines += _comment(text, "    ")
@@ -46,6 +49,12 @@ class Tasks:
         self.lines.append(f"      {module}:")
         for key, value in args.items():
             self.lines += _field(key, value, "        ")
+        if (
+            self.probes_in_check_mode
+            and extra.get("changed_when") == "false"
+            and "check_mode" not in extra
+        ):
+            extra["check_mode"] = False
         for key, value in extra.items():
             if key in CONDITIONS and isinstance(value, Raw):
                 value = value.text  # a Jinja expression: written as a quoted string
@@ -207,7 +216,7 @@ def _vars(r: Recipe) -> dict[str, Any]:
 
 
 def _handlers(r: Recipe) -> list[str]:
-    t = Tasks()
+    t = Tasks(probes_in_check_mode=False)
     restart: dict[str, Any] = {"name": "docker", "state": "restarted"}
     if r.restart_command:
         t.add(
@@ -224,7 +233,10 @@ def _handlers(r: Recipe) -> list[str]:
             listen="gpuwizard restart docker",
             when=Raw(f"{P}docker_unit.rc == 0"),
         )
-    waits = {} if r.restart_command else {"when": f"{P}docker_unit.rc == 0"}
+    waits = {
+        "when": "not ansible_check_mode"
+        + ("" if r.restart_command else f" and {P}docker_unit.rc == 0")
+    }
     t.add(
         "Docker is back and lists the nvidia runtime",
         "ansible.builtin.command",
@@ -262,13 +274,8 @@ def _driver(r: Recipe, t: Tasks) -> None:
 
 def _key(r: Recipe, t: Tasks) -> None:
     """Download, read the fingerprint, assert it, and export that key alone (key.one)."""
-    gpg = ["gpg", "--homedir", J(TMP + " + '/gnupg'"), "--batch", "--quiet", "--no-autostart"]
-    t.add(
-        "repository: gpg's throwaway home",
-        "ansible.builtin.file",
-        {"path": J(TMP + " + '/gnupg'"), "state": "directory", "mode": "0700"},
-        changed_when="false",
-    )
+    # gpg's home: the private work folder (0700), never a keyring anything trusts
+    gpg = ["gpg", "--homedir", J(TMP), "--batch", "--quiet", "--no-autostart"]
     t.add(
         "repository: download the signing key (not trusted yet)",
         "ansible.builtin.get_url",
@@ -418,22 +425,21 @@ def _repository(r: Recipe, t: Tasks) -> None:
             )
     changed = " or ".join(f"{x} is changed" for x in registers)
     if r.family == "apt":
-        t.add(
-            "repository: the machine's architecture",
-            "ansible.builtin.command",
-            {"argv": ["dpkg", "--print-architecture"]},
-            register=P + "arch",
-            changed_when="false",
-        )
+        # apt names the index files after the URL (any architecture's will do)
         prefix = (
-            f"({P}repo_url.rstrip('/') + '/deb/' + {P}arch.stdout) "
+            f"({P}repo_url.rstrip('/') + '/deb/') "
             "| regex_replace('^[A-Za-z][A-Za-z0-9+.-]*://', '') | replace('/', '_')"
         )
         t.add(
             "repository: is this source's package index there?",
             "ansible.builtin.find",
-            {"paths": "/var/lib/apt/lists", "patterns": J(f"{prefix} + '_*Packages*'")},
+            {"paths": "/var/lib/apt/lists", "patterns": J(f"{prefix} + '*_Packages*'")},
             register=P + "index",
+        )
+        t.add(
+            "repository: does the index need a refresh?",
+            "ansible.builtin.set_fact",
+            {P + "refresh": J(f"{changed} or {P}index.matched == 0")},
         )
         t.add(
             "repository: refresh the package index of this source only",
@@ -452,7 +458,7 @@ def _repository(r: Recipe, t: Tasks) -> None:
                 ]
             },
             register=P + "update",
-            when=Raw(f"{changed} or {P}index.matched == 0"),
+            when=f"{P}refresh | bool",
             failed_when=Raw(
                 f"{P}update.rc != 0 or {P}update.stdout is search('(?m)^(W|E):') "
                 f"or {P}update.stderr is search('(?m)^(W|E):')"
@@ -471,10 +477,15 @@ def _repository(r: Recipe, t: Tasks) -> None:
             ]
         )
         t.add(
+            "repository: does the metadata need a refresh?",
+            "ansible.builtin.set_fact",
+            {P + "refresh": J(changed)},
+        )
+        t.add(
             "repository: refresh the metadata of this repository only",
             "ansible.builtin.command",
             {"argv": refresh},
-            when=Raw(changed),
+            when=f"{P}refresh | bool",
         )
 
 
@@ -496,9 +507,9 @@ def _packages(r: Recipe, t: Tasks) -> None:
             "nvidia-container-toolkit",
             "nvidia-container-toolkit",
         ]
+        # zypper lists the newest first: "  | nvidia-container-toolkit | package | 1.18.0-1 | …"
         pick = (
-            f"{P}newest.stdout_lines | map('split', '|') | selectattr(3, 'defined') "
-            "| map(attribute=3) | map('trim') | select('match', '^[0-9]') | first"
+            f"({P}newest.stdout_lines | select('search', ' package ') | first).split('|')[3] | trim"
         )
     else:
         query = [
@@ -513,6 +524,21 @@ def _packages(r: Recipe, t: Tasks) -> None:
             "nvidia-container-toolkit",
         ]
         pick = f"{P}newest.stdout_lines | last"
+    # under --check on a host whose new source has no index yet, apt/dnf cannot know the
+    # packages: said so instead of failing
+    unknown = f"(ansible_check_mode and ({P}refresh | default(false) | bool))"
+    t.add(
+        "packages: check mode before the new source's index is there",
+        "ansible.builtin.debug",
+        {
+            "msg": J(
+                "'a real run refreshes the index of ' + "
+                f"{P}repo_url + ', then installs ' + ({P}packages | join(', ')) + ' pinned to ' "
+                f"+ ({P}toolkit_version or 'the newest it offers')"
+            )
+        },
+        when=unknown,
+    )
     if not r.version:
         t.comment(
             "The plan did not know the version (the repository was not configured yet where it "
@@ -525,13 +551,13 @@ def _packages(r: Recipe, t: Tasks) -> None:
             {"argv": query},
             register=P + "newest",
             changed_when="false",
-            when=Raw(f"not {P}toolkit_version"),
+            when=f"not {P}toolkit_version and not {unknown}",
         )
         t.add(
             "packages: pin the newest",
             "ansible.builtin.set_fact",
             {P + "toolkit_version": J(pick)},
-            when=Raw(f"not {P}toolkit_version"),
+            when=f"not {P}toolkit_version and not {unknown}",
         )
     if r.legacy_packages:
         query = (
@@ -586,6 +612,7 @@ def _packages(r: Recipe, t: Tasks) -> None:
                 "lock_timeout": 300,
             },
             notify="gpuwizard restart docker",
+            when=f"not {unknown}",
         )
     elif r.family == "dnf":
         t.add(
@@ -593,6 +620,7 @@ def _packages(r: Recipe, t: Tasks) -> None:
             "ansible.builtin.dnf",
             {"name": specs, "allow_downgrade": True, "state": "present"},
             notify="gpuwizard restart docker",
+            when=f"not {unknown}",
         )
     else:
         t.add(
@@ -612,10 +640,8 @@ def _packages(r: Recipe, t: Tasks) -> None:
                     f"'--oldpackage'] + ({spec_expr})"
                 )
             },
-            when=Raw(
-                f"{P}packages | map('regex_replace', '$', ' ' + {P}toolkit_version) "
-                f"| difference({P}rpmq.stdout_lines) | length > 0"
-            ),
+            when=f"not {unknown} and ({P}packages | map('regex_replace', '$', ' ' + "
+            f"{P}toolkit_version) | difference({P}rpmq.stdout_lines) | length > 0)",
             notify="gpuwizard restart docker",
         )
 
@@ -701,6 +727,11 @@ CHECK_PY = (
 )
 
 
+def _jinja(value: dict[str, Any]) -> str:
+    """A JSON object as a Jinja literal (true/false/null spelt as Jinja does)."""
+    return json.dumps(value).replace("true", "True").replace("false", "False")
+
+
 def _daemon_config(r: Recipe, t: Tasks) -> None:
     t.comment(
         "daemon.json: read on each host, checked (valid JSON, no key twice, default-runtime "
@@ -737,51 +768,44 @@ def _daemon_config(r: Recipe, t: Tasks) -> None:
         failed_when="false",
     )
     ours = {"args": [], "path": "nvidia-container-runtime"}
+    before = "(_raw.content | b64decode | from_json) if _raw.content is defined else {}"
+    current = f"(({P}dj_before.runtimes | default({{}})).nvidia | default(none))"
+    now = "((_before.runtimes | default({})).nvidia | default(none))"
     t.add(
-        "daemon-config: what it holds",
+        "daemon-config: what it holds, and with gpuwizard's keys",
         "ansible.builtin.set_fact",
         {
-            P + "dj_before": J(
-                f"({P}dj_raw.content | b64decode | from_json) "
-                f"if {P}dj_raw.content is defined else {{}}"
+            P + "dj_before": J("_before"),
+            P + "dj_after": J(
+                "_before | combine("
+                f"{{'runtimes': {{'nvidia': _ours}}}} if ({now} is none or "
+                f"({P}replace_runtime and {now} != _ours)) else {{}}, "
+                f"{{'default-runtime': 'nvidia'}} if {P}set_default_runtime else {{}}, "
+                f"{{'features': {{'cdi': true}}}} if {P}enable_cdi else {{}}, "
+                "recursive=true)"
             ),
-            P + "dj_ours": Raw(s(ours)),
         },
+        vars={"_raw": J(P + "dj_raw"), "_before": J(before), "_ours": Raw(s(ours))},
     )
-    current = f"({P}dj_before.runtimes | default({{}})).nvidia | default(none)"
     equivalent = (
-        f"(({current}).path | default('') | basename) == 'nvidia-container-runtime' and not "
-        f"(({current}).runtimeArgs | default([]) or ({current}).args | default([]))"
+        f"({current}.path | default('') | basename) == 'nvidia-container-runtime' and not "
+        f"({current}.runtimeArgs | default([]) or {current}.args | default([]))"
     )
     t.add(
         "daemon-config: no runtime of another program is named nvidia (else left untouched)",
         "ansible.builtin.assert",
         {
             "that": [
-                f"({current}) is none or ({current}) == {P}dj_ours or {P}replace_runtime "
-                f"or (({current}) is mapping and {equivalent})"
+                f"{current} is none or {current} == {_jinja(ours)} "
+                f"or {P}replace_runtime or ({current} is mapping and {equivalent})"
             ],
             "fail_msg": J(
                 f"{P}daemon_json + ' already defines the runtime nvidia as ' + "
-                f"(({current}) | to_json) + ', not nvidia-container-runtime; it was left "
+                f"({current} | to_json) + ', not nvidia-container-runtime; it was left "
                 "untouched. Keep yours (export without the daemon-config step), or export "
                 "again with --replace-runtime.'"
             ),
             "quiet": True,
-        },
-    )
-    t.add(
-        "daemon-config: gpuwizard's keys",
-        "ansible.builtin.set_fact",
-        {
-            P + "dj_after": J(
-                f"{P}dj_before | combine("
-                f"{{'runtimes': {{'nvidia': {P}dj_ours}}}} if (({current}) is none or "
-                f"({P}replace_runtime and ({current}) != {P}dj_ours)) else {{}}, "
-                f"{{'default-runtime': 'nvidia'}} if {P}set_default_runtime else {{}}, "
-                f"{{'features': {{'cdi': true}}}} if {P}enable_cdi else {{}}, "
-                "recursive=true)"
-            )
         },
     )
     t.add(
@@ -820,6 +844,7 @@ def _gpu_test(r: Recipe, t: Tasks) -> None:
         register=P + "docker_up",
         changed_when="false",
         failed_when="false",
+        when="not ansible_check_mode",  # the test containers need what a real run installs
     )
     passes: list[str] = []
     for n, test in enumerate(r.tests):
@@ -830,7 +855,7 @@ def _gpu_test(r: Recipe, t: Tasks) -> None:
             register=f"{P}test_{n}",
             changed_when="false",
             failed_when="false",
-            when=f"{P}docker_up.rc == 0",
+            when=f"({P}docker_up.rc | default(1)) == 0",
         )
         passes.append(f"{P}test_{n}.rc | default(1) == 0")
         for m, path in enumerate(test.smi_paths):
@@ -841,7 +866,7 @@ def _gpu_test(r: Recipe, t: Tasks) -> None:
                 register=f"{P}test_{n}_{m}",
                 changed_when="false",
                 failed_when="false",
-                when=f"{P}docker_up.rc == 0 and {P}test_{n}.rc != 0",
+                when=f"({P}docker_up.rc | default(1)) == 0 and {P}test_{n}.rc != 0",
             )
             passes.append(f"{P}test_{n}_{m}.rc | default(1) == 0")
     passed = " or ".join(passes)
@@ -854,7 +879,7 @@ def _gpu_test(r: Recipe, t: Tasks) -> None:
             "explains why",
             "quiet": True,
         },
-        when=Raw(f"{P}docker_up.rc == 0"),
+        when=Raw(f"({P}docker_up.rc | default(1)) == 0"),
     )
 
 

@@ -14,8 +14,9 @@ from typing import Any, ClassVar, Optional
 from gpuwizard.actions.base import Action, ApplyContext, Diff
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
+from gpuwizard.states import BLOCKED, DONE, FAILED, PENDING, SKIPPED, StepStatus
 
-DONE, PENDING, BLOCKED, FAILED, SKIPPED = "done", "pending", "blocked", "failed", "skipped"
+__all__ = ["BLOCKED", "DONE", "FAILED", "PENDING", "SKIPPED", "Simulation", "Step", "StepPlan"]
 
 
 @dataclass
@@ -50,7 +51,7 @@ class StepPlan:
 
     step: str
     title: str
-    state: str
+    state: StepStatus
     reason: str = ""
     remedy: str = ""
     actions: list[Action] = field(default_factory=list)
@@ -109,5 +110,5 @@ class Step(ABC):
     def verify(self, ctx: ApplyContext, options: Options, plan: StepPlan) -> None:
         """After the actions ran: check the step's goal is met; raise WizardError if not."""
 
-    def make(self, state: str, **kw: Any) -> StepPlan:
+    def make(self, state: StepStatus, **kw: Any) -> StepPlan:
         return StepPlan(step=self.name, title=self.title, state=state, **kw)

@@ -26,6 +26,7 @@ from gpuwizard import clock
 from gpuwizard.errors import WizardError
 from gpuwizard.events import ActionEvent, LogLine, RunState, StepState
 from gpuwizard.options import STEP_NAMES, Options
+from gpuwizard.states import ENDED
 from gpuwizard.tui.gpu_feed import GpuFeed, GpuHistory, GpuReading
 from gpuwizard.tui.messages import (
     EngineBatch,
@@ -38,8 +39,6 @@ from gpuwizard.tui.messages import (
 )
 
 GPU_PERIOD = 1.0  # seconds between GPU samples while the panel is open
-# a run's states after which nothing more happens (the worker's TERMINAL, and interrupted)
-ENDED = ("finished", "failed", "rolled-back", "auto-reverted", "refused", "interrupted")
 SEEN = "seen"  # a file in a run's folder: a face has shown how the run ended
 KEPT_EVENTS = 5000  # a run's latest events, for a screen opened later and the failure tail
 SLOW_LINK_FPS = 10
