@@ -28,9 +28,11 @@ def probe_repository(walk: Walk) -> Link:
 def _apt_repository(walk: Walk) -> Iterator[Link]:
     """Every finding about NVIDIA's apt lists and key, most basic first."""
     host, options = walk.host, walk.options
-    found = sources.apt_sources(host)
-    entries, unsupported = found.entries, found.unsupported
     base = options.repo_url.rstrip("/")
+    found = sources.apt_sources(host)  # NVIDIA's host: its current list and the old ones
+    entries, unsupported = list(found.entries), found.unsupported
+    if sources.NVIDIA_HOST not in base:  # a mirror or an air-gapped bundle: the plan's source
+        entries += [e for e in sources.apt_sources(host, base).entries if e not in entries]
     current = [e for e in entries if e.uri.startswith(base + "/deb")]
     legacy = [e for e in entries if e not in current]
     facts: dict[str, Any] = {
@@ -159,7 +161,11 @@ def _apt_repository(walk: Walk) -> Iterator[Link]:
 
 def _rpm_repository(walk: Walk) -> Link:
     folder = "/etc/zypp/repos.d" if walk.package_manager == "zypper" else "/etc/yum.repos.d"
+    base = walk.options.repo_url.rstrip("/")
     found, unsupported = sources.repo_sections(walk.host, folder)
+    if sources.NVIDIA_HOST not in base:  # a mirror or an air-gapped bundle: the plan's source
+        more, _ = sources.repo_sections(walk.host, folder, base)
+        found += [f for f in more if f not in found]
     if unsupported:
         return from_failure(
             "repository",
