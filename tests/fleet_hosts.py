@@ -64,7 +64,7 @@ class Fleet:
     host_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra_hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # e.g. a dead one
 
-    def inventory(self, **group_vars: Any) -> Path:
+    def inventory(self, pin: bool = True, **group_vars: Any) -> Path:
         """A YAML inventory (written as JSON, which is YAML): the group gpu, its vars."""
         hosts = {
             h.name: {"ansible_host": "127.0.0.1", "ansible_port": h.port}
@@ -75,19 +75,31 @@ class Fleet:
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(self.key),
             "ansible_python_interpreter": "/usr/bin/python3",
-            "gpuwizard_pyz": str(self.pyz),
-            "gpuwizard_pyz_sha256": self.sha256,
         }
+        if pin:
+            base |= {"gpuwizard_pyz": str(self.pyz), "gpuwizard_pyz_sha256": self.sha256}
         doc = {"all": {"children": {"gpu": {"hosts": hosts, "vars": base | group_vars}}}}
         path = self.folder / "inventory.yml"
         path.write_text(json.dumps(doc, indent=2))
         return path
 
     def playbook(
-        self, name: str, *args: str, results: Optional[Path] = None, **group_vars: Any
+        self,
+        name: str,
+        *args: str,
+        results: Optional[Path] = None,
+        as_a_checkout: bool = False,
+        **group_vars: Any,
     ) -> subprocess.CompletedProcess[str]:
-        """ansible-playbook from this venv with the collection from the checkout."""
-        inventory = self.inventory(**group_vars)
+        """ansible-playbook from this venv with the collection from the checkout. With
+        `as_a_checkout` the play is the checkout's own ansible/ beside a dist/ folder that
+        `build_pyz.py` filled, and the inventory names no build: the role's defaults find it."""
+        inventory = self.inventory(pin=not as_a_checkout, **group_vars)
+        if as_a_checkout:
+            play = self.pyz.parent.parent / "ansible"
+            play.mkdir(exist_ok=True)
+            shutil.copy2(COLLECTIONS / name, play / name)
+            name = str(play / name)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "PYTHON"))}
         env.update(
             ANSIBLE_CONFIG=str(COLLECTIONS / "ansible.cfg"),

@@ -165,7 +165,10 @@ def test_check_mode_shows_gpuwizard_plan_as_the_diff_and_changes_nothing(
 ) -> None:
     _seed(fleet)
     before = {h.name: _whole_root(h.root) for h in fleet.hosts}
-    out = _ok(fleet.playbook("site.yml", "--check", "--diff", **_opts(nvidia_repo)))
+    # as a new user runs it: ansible/ and dist/ of a checkout, the build found by the defaults
+    out = _ok(
+        fleet.playbook("site.yml", "--check", "--diff", as_a_checkout=True, **_opts(nvidia_repo))
+    )
     numbers = recap(out)
     for h in fleet.hosts:
         assert numbers[h.name]["failed"] == 0, out[-4000:]
@@ -188,6 +191,18 @@ def test_a_build_other_than_the_pinned_one_is_refused_before_any_host_is_touched
     assert res.returncode != 0
     assert "not the build you pinned" in res.stdout, res.stdout[-3000:]
     assert "python3 scripts/build_pyz.py" in res.stdout
+    for h in fleet.hosts:
+        assert not (h.root / "usr/local/lib/gpuwizard").exists()
+    # a build with nothing to check it against (no pin, no .sha256 beside it) is refused too
+    sums = fleet.pyz.with_name("gpuwizard.pyz.sha256")
+    kept = sums.read_bytes()
+    sums.unlink()
+    try:
+        res = fleet.playbook("site.yml", as_a_checkout=True, **_opts(nvidia_repo))
+    finally:
+        sums.write_bytes(kept)
+    assert res.returncode != 0
+    assert "has no SHA-256 to be checked against" in res.stdout, res.stdout[-3000:]
     for h in fleet.hosts:
         assert not (h.root / "usr/local/lib/gpuwizard").exists()
 
