@@ -607,3 +607,46 @@ def test_sh_merges_restarts_a_real_dockerd_and_runs_the_gpu_test_then_leaves_it_
     assert "no restart" in second.stdout and dockerd.pid() == pid
     assert "a container reached the GPU" in second.stdout
     assert "nothing changed: every block was already in place" in second.stdout
+
+
+def test_ansible_handler_restarts_a_real_dockerd_and_the_gpu_test_passes(
+    dockerd: Any, tmp_path: Path
+) -> None:
+    """The playbook's handler against a real private dockerd (its restart command), run on
+    this machine through ansible-core's local connection: daemon.json merged, Docker restarted
+    and listing the nvidia runtime, a test container through the stand-in hook."""
+    if not (Path(sys.executable).parent / "ansible-playbook").exists():
+        pytest.skip("ansible-core is not installed (pip install -e '.[test]')")
+    from gpuwizard import wizard
+    from gpuwizard.export import export_plan
+    from gpuwizard.host.system import Host
+    from tests.dockerd import docker_steps, wizard_options
+
+    dockerd.daemon_json.write_text('{\n  "log-level": "warn"\n}\n')
+    options = wizard_options(dockerd, steps=("daemon-config", "restart", "gpu-test"))
+    host = Host()
+    playbook = tmp_path / "gpu-setup.yml"
+    playbook.write_text(
+        export_plan(wizard.plan(host, options, steps=docker_steps()), host, options, "ansible")
+    )
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        f"here ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PIPELINING": "1",
+        "ANSIBLE_INVENTORY": str(inventory),
+    }
+    pid = dockerd.pid()
+    run = _playbook(playbook, env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "RUNNING HANDLER [restart Docker]" in run.stdout
+    assert dockerd.pid() != pid and "nvidia" in dockerd.client().info()["Runtimes"]
+    assert json.loads(dockerd.daemon_json.read_text())["log-level"] == "warn"
+    reached = run.stdout.split("TASK [gpu-test: a container reached the GPU]", 1)[1]
+    assert reached.split("TASK [", 1)[0].strip("* \n").startswith("ok: [here]"), reached[:400]
+    line = next(x for x in run.stdout.splitlines() if x.startswith("here") and "ok=" in x)
+    assert "failed=0" in line

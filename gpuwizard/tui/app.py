@@ -44,12 +44,6 @@ KEPT_EVENTS = 5000  # a run's latest events, for a screen opened later and the f
 SLOW_LINK_FPS = 10
 
 
-def _default_planner(host: Any, options: Options) -> Any:
-    from gpuwizard import wizard
-
-    return wizard.plan(host, options)
-
-
 class GpuWizardApp(App[int]):
     """The wizard. Screens ask it to plan, apply, follow and roll back; it owns the workers."""
 
@@ -99,7 +93,7 @@ class GpuWizardApp(App[int]):
         self.slow_link = slow_link
         self.read_only = False
         self.sudo_requested = False
-        self._planner = planner or _default_planner
+        self._planner = planner  # None: the session's plan (tests hand in their own)
         from gpuwizard.session import Session
 
         # the engine's one API: applies and rollbacks go to the detached, locked worker
@@ -147,6 +141,12 @@ class GpuWizardApp(App[int]):
         self.check_start_up()
 
     # -- probes (read-only, thread workers) -------------------------------------------
+    def plan_now(self, options: Options) -> Any:
+        """Plan (read-only) in this thread: the session's plan, or a test's planner."""
+        if self._planner is not None:
+            return self._planner(self.host, options)
+        return self.session.plan(options)
+
     @work(
         thread=True,
         exclusive=True,
@@ -157,7 +157,7 @@ class GpuWizardApp(App[int]):
     def replan(self, options: Optional[Options] = None) -> Any:
         """Probe the host and plan every step; nothing on the host changes."""
         try:
-            result = self._planner(self.host, options or self.options)
+            result = self.plan_now(options or self.options)
         except WizardError as exc:
             self.post_message(PlanFailed(exc.cause, exc.remedy))
             return None

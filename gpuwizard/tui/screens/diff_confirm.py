@@ -87,7 +87,7 @@ class DiffConfirmScreen(ModalScreen[Result]):
     )
     def preview(self, options: Options) -> None:
         try:
-            plan = self.app._planner(self.app.host, options)  # type: ignore[attr-defined]
+            plan = self.app.plan_now(options)  # type: ignore[attr-defined]
         except WizardError as exc:
             self.app.call_from_thread(self._show_error, exc.cause, exc.remedy)
             return
