@@ -571,9 +571,13 @@ def test_demo_never_writes_in_a_folder_or_through_links_another_user_planted(
     monkeypatch.delenv(ROOT_ENV)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     host = demo_host()
-    assert host.root == runtime / "gpuwizard-demo" / "root"
-    assert stat.S_IMODE((runtime / "gpuwizard-demo").stat().st_mode) == 0o700
-    assert os.environ[ROOT_ENV] == str(runtime / "gpuwizard-demo")  # the worker finds it
+    from gpuwizard.host.demo import folder_name
+
+    mine = runtime / folder_name()  # per user and per install: a pyz never reads a pip's
+    assert folder_name().startswith("gpuwizard-demo-") and len(folder_name()) > 16
+    assert host.root == mine / "root"
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o700
+    assert os.environ[ROOT_ENV] == str(mine)  # the worker finds it
 
 
 def test_masking_hides_secrets_but_never_a_verdict_or_an_image_name() -> None:

@@ -10,8 +10,10 @@ In the spirit of subiquity's dry-run, demo mode swaps the host's seams, never th
 - `nvml_backend` is the recorded H200 backend and `engine_factory` gives recorded Docker facts
   (both from the driver and docker layers, when present).
 
-The demo root lives in one private folder per user — `$XDG_RUNTIME_DIR/gpuwizard-demo`, else
-`~/.cache/gpuwizard-demo`, else a fresh `mkdtemp` folder; `GPUWIZARD_DEMO_ROOT` overrides it
+The demo root lives in one private folder per user and install —
+`$XDG_RUNTIME_DIR/gpuwizard-demo-<install>`, else `~/.cache/gpuwizard-demo-<install>`, else a
+fresh `mkdtemp` folder (`<install>` hashes the install's folder and version, so two installs
+never share a demo machine); `GPUWIZARD_DEMO_ROOT` overrides it
 and is set for the detached worker, a separate process, so it finds the same demo machine.
 Never a predictable name under /tmp: another local user could pre-create it, or plant links
 in it, and make `sudo gpuwizard --demo` write anywhere. Every folder is checked (lstat: a real
@@ -214,8 +216,19 @@ def _base_candidates() -> list[Path]:
     return out
 
 
+def folder_name() -> str:
+    """`gpuwizard-demo-<install>`: one demo machine per user *and* per install, so a pyz and a
+    pip install (or two versions) never read each other's demo state."""
+    import hashlib
+
+    from gpuwizard import __version__
+
+    here = str(Path(__file__).resolve().parent.parent)
+    return "gpuwizard-demo-" + hashlib.sha256(f"{here}\0{__version__}".encode()).hexdigest()[:10]
+
+
 def demo_folder() -> Path:
-    """The demo machine's folder, private to this user (see the module's docstring)."""
+    """The demo machine's folder, private to this user and install (the module's docstring)."""
     explicit = os.environ.get(ROOT_ENV)
     if explicit:
         return _private(Path(os.path.abspath(explicit)))
@@ -225,7 +238,7 @@ def demo_folder() -> Path:
             with contextlib.suppress(OSError):
                 base.mkdir(mode=0o700)
         if _unsafe(base) is None:
-            folder = _private(base / "gpuwizard-demo")
+            folder = _private(base / folder_name())
             break
     if folder is None:
         folder = Path(tempfile.mkdtemp(prefix="gpuwizard-demo-"))  # 0700, a random name
