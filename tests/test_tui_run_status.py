@@ -298,3 +298,21 @@ async def test_the_finish_screen_says_what_changed_the_verdict_and_the_lines(
         # the plan was read again; the test that just passed does not read as pending
         assert app.plan.step("gpu-test").state == "done"
         assert "passed at" in app.plan.step("gpu-test").reason
+
+
+@pilot_test
+async def test_the_overview_shows_the_run_s_step_states_not_the_plan_read_before_it(
+    tmp_path: Path,
+) -> None:
+    app = make_app(tmp_path, engine=Engine())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert "○ pending  Restart Docker" in text_of(app, "#plan-steps")
+        await awaiting(app, pilot)
+        await pilot.press("escape")  # leave the keep dialog: decide later
+        await settle(app, pilot)
+        app.action_overview()
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "OverviewScreen"
+        assert "✓ done     Restart Docker" in text_of(app, "#plan-steps")
+        assert f"in run {RUN}" in text_of(app, "#plan-steps")

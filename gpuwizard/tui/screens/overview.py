@@ -79,12 +79,16 @@ class OverviewScreen(WizardScreen):
         self.query_one("#plan-steps").remove_class("-error")
         self.query_one("#host-gpu", Static).update(Content("\n".join(host_lines(plan))))
         rows = []
+        ran = self._ran_states()
         for sp in plan.steps:
             detail = sp.reason or (f"{len(sp.actions)} change(s)" if sp.actions else "")
+            state = ran.get(sp.step, sp.state)
+            if state != sp.state:
+                detail = f"in run {self.wizard.run_id}" if state != "pending" else detail
             rows.append(
                 Content("").join(
                     [
-                        badge(sp.state, width=10),
+                        badge(state, width=10),
                         Content(" "),
                         Content(TITLES.get(sp.step, sp.title).ljust(20)),
                         Content.styled(detail[:60], "$foreground-muted"),
@@ -92,8 +96,8 @@ class OverviewScreen(WizardScreen):
                 )
             )
         self.query_one("#plan-steps", Static).update(Content("\n").join(rows))
-        pending = [sp for sp in plan.steps if sp.state == "pending"]
-        blocked = [sp for sp in plan.steps if sp.state in ("blocked", "failed")]
+        pending = [sp for sp in plan.steps if ran.get(sp.step, sp.state) == "pending"]
+        blocked = [sp for sp in plan.steps if ran.get(sp.step, sp.state) in ("blocked", "failed")]
         if pending:
             hint = Content.from_markup(
                 "$n step(s) to apply. [b]Enter[/b] walks through them one by one; "
@@ -112,6 +116,19 @@ class OverviewScreen(WizardScreen):
                 "Everything is in place: `docker run --gpus all` works.", "$success"
             )
         self.query_one("#plan-hint", Static).update(hint)
+
+    def _ran_states(self) -> dict[str, str]:
+        """While a run goes on, its steps' states from its events: the plan was read before
+        it and would still say pending for a step the run has just done."""
+        app = self.wizard
+        if not getattr(app, "run_active", False):
+            return {}
+        return {step: state for step, state in app.step_states.items() if state != "planning"}
+
+    def on_engine_batch(self, message: Any) -> None:
+        super().on_engine_batch(message)
+        if self.wizard.plan is not None:
+            self.plan_changed(self.wizard.plan)
 
     def action_next(self) -> None:
         plan = self.wizard.plan
