@@ -31,7 +31,9 @@ class FullLogScreen(ModalScreen[None]):
 
     CSS_PATH = Path(__file__).with_suffix(".tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "search", "Search", key_display="/"),
+        # priority: taken before the keys behind it are handed out, so a query typed (or
+        # pasted) right after "/" lands in the search box, not on the log's bindings
+        Binding("slash", "search", "Search", key_display="/", priority=True),
         Binding("n", "next_match", "Next"),
         Binding("N", "previous_match", "Prev", key_display="N"),
         Binding("w", "wrap", "Wrap"),
@@ -64,9 +66,8 @@ class FullLogScreen(ModalScreen[None]):
         log = TextArea("reading the events…", read_only=True, soft_wrap=False, id="full-log")
         log.show_line_numbers = False
         yield log
-        search = Input(placeholder="search the log (Enter finds, Escape cancels)", id="search")
-        search.display = False
-        yield search
+        # always there (one row), so the keys typed right after "/" land in it
+        yield Input(placeholder="/ searches the log", id="search", compact=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -102,7 +103,8 @@ class FullLogScreen(ModalScreen[None]):
     def _show(self, text: str) -> None:
         log = self.query_one(TextArea)
         log.load_text(text)
-        log.move_cursor(log.document.end)  # the end first: that is where a failure is
+        # the last line first (that is where a failure is), from its first column
+        log.move_cursor((log.document.line_count - 1, 0))
 
     @property
     def text(self) -> str:
@@ -111,19 +113,24 @@ class FullLogScreen(ModalScreen[None]):
     # -- search ---------------------------------------------------------------------------
     def action_search(self) -> None:
         box = self.query_one("#search", Input)
-        box.display = True
-        box.value = self.query_text
-        box.focus()
+        if self.focused is box:
+            box.insert_text_at_cursor("/")  # a slash in the query itself
+            return
+        box.value = ""
+        box.placeholder = "search: Enter finds, Escape cancels"
+        self.set_focus(box)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.query_text = event.value
         self._close_search()
+        event.input.value = f"/{self.query_text}"
         self._find(forward=True, from_start=True)
 
     def _close_search(self) -> None:
-        self.query_one("#search", Input).display = False
-        self.query_one(TextArea).focus()
+        box = self.query_one("#search", Input)
+        box.placeholder = "/ searches the log"
+        self.set_focus(self.query_one(TextArea))
 
     def action_next_match(self) -> None:
         self._find(forward=True)
@@ -210,7 +217,7 @@ class FullLogScreen(ModalScreen[None]):
         )
 
     def action_close(self) -> None:
-        if self.query_one("#search", Input).display:
+        if self.focused is self.query_one("#search", Input):
             self._close_search()
             return
         self.dismiss(None)
