@@ -9,13 +9,28 @@ faces draw, the session decides.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Optional
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Literal, Optional
 
 from gpuwizard import events as ev
 from gpuwizard.errors import JournalError, WizardError
 from gpuwizard.host.system import Host
 from gpuwizard.journal import Journal, Run
 from gpuwizard.options import Options
+from gpuwizard.states import ENDED
+
+SEEN = "seen"  # a file in a run's folder: a face has shown how the run ended
+
+
+@dataclass(frozen=True)
+class AwayNotice:
+    """What happened to a detached run while no face watched it."""
+
+    run_id: str
+    text: str
+    severity: Literal["information", "warning", "error"]
 
 
 def _worker_api() -> Any:
@@ -206,3 +221,61 @@ class Session:
         end = self.journal.read_run(run_id).ended()
         report = end.data.get("report", []) if end is not None else []
         return list(report) if isinstance(report, list) else []
+
+    # -- what happened while nobody watched ----------------------------------------------
+    def ended_unseen(self) -> Optional[AwayNotice]:
+        """The newest detached run, if it ended and no face has shown how: said once, on
+        the next start (an SSH drop, a reboot, an auto-revert at the deadline)."""
+        try:
+            runs = self.journal.runs()
+        except (OSError, WizardError):
+            return None
+        if not runs:
+            return None
+        run = runs[-1]
+        if not (run.folder / "request.json").exists() or (run.folder / SEEN).exists():
+            return None  # not a detached run, or a face already showed how it ended
+        status = run.status()
+        if status not in ENDED:
+            return None
+        try:
+            ended_at = (run.folder / "journal.jsonl").stat().st_mtime
+            when = time.strftime("%H:%M", time.localtime(ended_at))
+        except OSError:
+            when = "?"
+        end = run.ended()
+        if run.meta.get("kind") == "rollback":
+            targets = ", ".join(run.meta.get("targets", [])) or "?"
+            if status == "finished":
+                return AwayNotice(
+                    run.run_id, f"Your rollback of run {targets} finished at {when}.", "information"
+                )
+            return AwayNotice(
+                run.run_id,
+                f"Your rollback of run {targets} ended {status} at {when}: run `gpuwizard "
+                "rollback` again; it takes up where it stopped.",
+                "error" if status == "failed" else "warning",
+            )
+        if status == "auto-reverted":
+            declined = (
+                any(r.type == "confirmed" for r in run.records) or (run.folder / "revert").exists()
+            )
+            why = "it was not kept" if declined else "nobody confirmed it before the deadline"
+            text = f"Your run {run.run_id} was rolled back at {when} because {why}."
+            return AwayNotice(run.run_id, text, "warning")
+        if status == "finished":
+            kept = any(r.type == "confirmed" for r in run.records)
+            text = f"Your run {run.run_id} finished at {when}" + (
+                "; its changes were kept." if kept else "."
+            )
+            return AwayNotice(run.run_id, text, "information")
+        detail = ""
+        if end is not None and isinstance(end.data.get("error"), dict):
+            detail = ": " + str(end.data["error"].get("cause", ""))
+        text = f"Your run {run.run_id} ended {status} at {when}{detail}."
+        return AwayNotice(run.run_id, text, "error" if status == "failed" else "warning")
+
+    def mark_seen(self, run_id: str) -> None:
+        """A face has shown how this run ended: not said again at the next start."""
+        with contextlib.suppress(OSError):  # read-only: the next start says it again
+            (self.journal.runs_dir / run_id / SEEN).write_text(str(time.time()))

@@ -25,7 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+import harness
 import pytest
+from harness import Outcome
+
+from gpuwizard.events import Event
+from gpuwizard.host.system import Host
+from gpuwizard.options import Options
+from gpuwizard.steps.base import Step
+from gpuwizard.wizard import Plan
+
+__all__ = ["Outcome"]
 
 DEBROOT_VERSION = "bookworm-minbase-v1"
 CACHE_DIR = Path(os.environ.get("GPUWIZARD_TEST_CACHE", "/var/tmp/gpuwizard-test-cache"))
@@ -586,22 +596,7 @@ def nvidia_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NvidiaRepo
 # -- driving gpuwizard ---------------------------------------------------------------------
 
 
-@dataclass
-class Outcome:
-    """What one plan + apply left: the plan, the events, and the error if it failed."""
-
-    plan: object
-    events: list[object]
-    error: Optional[BaseException] = None
-
-    def progress(self) -> list[object]:
-        return [e for e in self.events if getattr(e, "kind", "") == "progress"]
-
-    def logs(self) -> list[str]:
-        return [e.text for e in self.events if getattr(e, "kind", "") == "log"]  # type: ignore[attr-defined]
-
-
-def our_steps() -> list[object]:
+def our_steps() -> list[Step]:
     """The two steps under test (the others belong to other parts of the suite)."""
     from gpuwizard.steps.packages import PackagesStep
     from gpuwizard.steps.repository import RepositoryStep
@@ -609,53 +604,19 @@ def our_steps() -> list[object]:
     return [RepositoryStep(), PackagesStep()]
 
 
-def plan_only(root: Path, options: object) -> object:
-    from gpuwizard import wizard
-    from gpuwizard.host.system import Host
-
-    return wizard.plan(Host(root=root), options, steps=our_steps())  # type: ignore[arg-type]
+def plan_only(root: Path, options: Options) -> Plan:
+    return harness.plan_only(Host(root=root), options, our_steps())
 
 
 def plan_and_apply(
-    root: Path, options: object, state: Path, on_event: Optional[Callable[[object], None]] = None
+    root: Path, options: Options, state: Path, on_event: Optional[Callable[[Event], None]] = None
 ) -> Outcome:
     """gpuwizard's own API, as the CLI uses it: plan, then apply in a journaled run."""
-    from gpuwizard import wizard
-    from gpuwizard.errors import WizardError
-    from gpuwizard.host.system import Host
-    from gpuwizard.journal import Journal
-
-    host = Host(root=root)
-    the_plan = wizard.plan(host, options, steps=our_steps())  # type: ignore[arg-type]
-    events: list[object] = []
-    journal = Journal(state)
-    run = journal.start_run(["test"])
-    try:
-
-        def emit(event: object) -> None:
-            events.append(event)
-            if on_event is not None:
-                on_event(event)
-
-        wizard.apply(
-            host,
-            options,
-            the_plan,
-            run,
-            emit=emit,  # type: ignore[arg-type]
-            steps=our_steps(),
-        )
-    except WizardError as exc:
-        return Outcome(the_plan, events, exc)
-    return Outcome(the_plan, events)
+    return harness.plan_and_apply(Host(root=root), options, state, our_steps(), on_event)
 
 
 def rollback_latest(root: Path, state: Path) -> list[dict[str, object]]:
-    from gpuwizard import wizard
-    from gpuwizard.host.system import Host
-    from gpuwizard.journal import Journal
-
-    return wizard.rollback(Host(root=root), Journal(state))
+    return harness.rollback_latest(Host(root=root), state)
 
 
 def snapshot(root: Path, paths: tuple[str, ...]) -> dict[str, Optional[bytes]]:

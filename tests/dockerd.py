@@ -344,17 +344,15 @@ def plan_and_apply(
     options: Any, state_dir: Path, events: Optional[list[Any]] = None
 ) -> tuple[Any, Any]:
     """Plan and apply the selected steps like `gpuwizard apply --yes`; returns (plan, run)."""
-    from gpuwizard import wizard
-    from gpuwizard.host.system import Host
-    from gpuwizard.journal import Journal
+    import harness
 
-    host = Host()
-    the_plan = wizard.plan(host, options, steps=docker_steps())
-    journal = Journal(state_dir)
-    run = journal.start_run(["test"])
-    sink = events.append if events is not None else (lambda e: None)
-    wizard.apply(host, options, the_plan, run, emit=sink, steps=docker_steps())
-    return the_plan, run
+    from gpuwizard.host.system import Host
+
+    sink = events.append if events is not None else None
+    out = harness.plan_and_apply(
+        Host(), options, state_dir, docker_steps(), on_event=sink, raise_errors=True
+    )
+    return out.plan, out.run
 
 
 def docker_steps() -> list[Any]:

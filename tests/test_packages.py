@@ -50,7 +50,7 @@ def test_fresh_host_gets_the_four_packages_pinned_to_the_newest_and_rollback_res
     pristine = dpkg_set(debroot)
     out = plan_and_apply(debroot, _opts(nvidia_repo), tmp_path / "state")
     assert out.error is None, out.error
-    pkg_plan = out.plan.step("packages")  # type: ignore[attr-defined]
+    pkg_plan = out.plan.step("packages")
     # planned against the simulation: the index does not exist yet at plan time
     assert pkg_plan.state == "pending"
     assert "resolved after" in pkg_plan.facts["version"]
@@ -64,14 +64,14 @@ def test_fresh_host_gets_the_four_packages_pinned_to_the_newest_and_rollback_res
     assert (debroot / "usr/bin/nvidia-container-runtime-hook").exists()
     # live output line by line, and a progress bar fed by APT::Status-Fd
     assert any("Unpacking nvidia-container-toolkit" in line for line in out.logs())
-    labels = [p.label for p in out.progress()]  # type: ignore[attr-defined]
+    labels = [p.label for p in out.progress()]
     assert any(lbl.startswith("Installing nvidia-container-toolkit") for lbl in labels)
-    fractions = [p.fraction for p in out.progress() if p.fraction is not None]  # type: ignore[attr-defined]
+    fractions = [p.fraction for p in out.progress() if p.fraction is not None]
     assert fractions and max(fractions) == 1.0
 
     again = plan_only(debroot, _opts(nvidia_repo))
-    assert [again.step(s).state for s in ("repository", "packages")] == ["done", "done"]  # type: ignore[attr-defined]
-    assert again.step("packages").actions == []  # type: ignore[attr-defined]
+    assert [again.step(s).state for s in ("repository", "packages")] == ["done", "done"]
+    assert again.step("packages").actions == []
 
     assert (debroot / CONFIG_TOML.lstrip("/")).exists()
     assert (debroot / "usr/bin/nvidia-container-toolkit").is_symlink()
@@ -95,12 +95,12 @@ def test_pinned_old_version_warns_and_rollback_of_an_upgrade_puts_the_old_versio
     first = plan_and_apply(debroot, _opts(nvidia_repo, toolkit_version="1.17.8"), state)
     assert first.error is None, first.error
     # 1.17.8 is the floor itself: no CVE warning; the preview names the exact version
-    assert not any("CVE" in w for w in first.plan.step("packages").warnings)  # type: ignore[attr-defined]
+    assert not any("CVE" in w for w in first.plan.step("packages").warnings)
     assert _versions(debroot)["nvidia-container-toolkit"] == "1.17.8-1"
     after_first = dpkg_set(debroot)
 
     upgrade_plan = plan_only(debroot, _opts(nvidia_repo))
-    step = upgrade_plan.step("packages")  # type: ignore[attr-defined]
+    step = upgrade_plan.step("packages")
     assert step.state == "pending" and step.facts["version"] == "1.20.1-1"
     assert (
         "change nvidia-container-toolkit 1.17.8-1 -> 1.20.1-1"
@@ -144,7 +144,7 @@ def test_version_below_the_security_floor_is_warned_about(
     assert PackagesStep._version_warnings("1.17.8-1") == []
     # a version the repository does not have is refused at plan time, with the offer
     plan_and_apply(debroot, _opts(nvidia_repo, steps=("repository",)), tmp_path / "s")
-    step = plan_only(debroot, _opts(nvidia_repo, toolkit_version="1.14.3")).step("packages")  # type: ignore[attr-defined]
+    step = plan_only(debroot, _opts(nvidia_repo, toolkit_version="1.14.3")).step("packages")
     assert step.state == "blocked" and "1.14.3-1" in step.reason and "1.20.1-1" in step.reason
 
 
@@ -192,7 +192,7 @@ def test_legacy_nvidia_docker2_is_removed_not_purged_and_daemon_json_survives_an
     assert (
         out.plan.step("repository").facts["legacy"][0]["path"]
         == "/etc/apt/sources.list.d/nvidia-docker.list"
-    )  # type: ignore[attr-defined]
+    )
     status = {ln.split(" ")[0]: ln.split(" ", 2)[2] for ln in dpkg_set(debroot).splitlines()}
     assert status["nvidia-docker2"].startswith("rc")  # removed, config files kept: not purged
     assert daemon_json.read_bytes() == user_bytes
@@ -223,7 +223,7 @@ def test_held_dpkg_lock_is_waited_for_with_a_countdown_naming_the_holder(
         )
     assert out.error is None, out.error
     assert len(seen) >= 3 and seen[2] - seen[0] >= 1.5  # one tick a second
-    waits = [p.label for p in out.progress() if "release" in p.label]  # type: ignore[attr-defined]
+    waits = [p.label for p in out.progress() if "release" in p.label]
     assert len(waits) >= 2
     assert f"pid {holder.pid}" in waits[0] and "flock" in waits[0] and "s left" in waits[0]
     assert _versions(debroot)["nvidia-container-toolkit"] == "1.20.1-1"
@@ -238,8 +238,8 @@ def test_dpkg_lock_held_past_the_deadline_fails_naming_the_holder_and_changes_no
     with lock_held(lock, 60) as holder:
         out = plan_and_apply(debroot, _opts(nvidia_repo, lock_wait=2), tmp_path / "s2")
     assert out.error is not None
-    assert f"pid {holder.pid}" in out.error.cause and "flock" in out.error.cause  # type: ignore[attr-defined]
-    assert "unattended-upgrades" in out.error.remedy  # type: ignore[attr-defined]
+    assert f"pid {holder.pid}" in out.error.cause and "flock" in out.error.cause
+    assert "unattended-upgrades" in out.error.remedy
     assert dpkg_set(debroot) == before
 
 
@@ -253,7 +253,7 @@ def test_vendor_built_toolkit_is_refused_with_its_version(
     )
     plan = plan_only(debroot, _opts(nvidia_repo))
     for name in ("repository", "packages"):
-        step = plan.step(name)  # type: ignore[attr-defined]
+        step = plan.step(name)
         assert step.state == "blocked"
         assert "1.11.0-0lambda0.22.04.1" in step.reason and "not NVIDIA's build" in step.reason
         assert "Lambda" in step.remedy

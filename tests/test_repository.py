@@ -46,7 +46,7 @@ def test_repository_adds_checked_keyring_and_list_then_second_run_changes_nothin
 ) -> None:
     out = plan_and_apply(debroot, _opts(nvidia_repo), tmp_path / "state")
     assert out.error is None, out.error
-    step = out.plan.step("repository")  # type: ignore[attr-defined]
+    step = out.plan.step("repository")
     assert step.facts["fingerprint"] == nvidia_repo.key.fingerprint
     # the preview showed the real keyring bytes, and they are what landed
     keyring = (debroot / KEYRING).read_bytes()
@@ -69,7 +69,7 @@ def test_repository_adds_checked_keyring_and_list_then_second_run_changes_nothin
     # offline later: the key cannot be fetched, but the installed one is the expected key
     offline = _opts(nvidia_repo)
     offline = dataclasses.replace(offline, key_url=f"http://127.0.0.1:{free_port()}/gpgkey")
-    step = plan_only(debroot, offline).step("repository")  # type: ignore[attr-defined]
+    step = plan_only(debroot, offline).step("repository")
     assert step.state == "done" and "expected fingerprint" in step.warnings[0]
 
 
@@ -89,7 +89,7 @@ def test_wrong_fingerprint_writes_nothing_and_names_both_fingerprints(
     opts = _opts(nvidia_repo)
     opts = dataclasses.replace(opts, key_url=nvidia_repo.server.url + "/other-gpgkey")
     out = plan_and_apply(debroot, opts, tmp_path / "state")
-    step = out.plan.step("repository")  # type: ignore[attr-defined]
+    step = out.plan.step("repository")
     assert step.state == "failed"
     assert nvidia_repo.other_key.fingerprint in step.reason
     assert nvidia_repo.key.fingerprint in step.reason
@@ -106,7 +106,7 @@ def test_unreachable_repository_is_a_clear_error_and_changes_nothing(
     opts = _opts(nvidia_repo)
     opts = dataclasses.replace(opts, repo_url=closed + "/stable")
     out = plan_and_apply(debroot, opts, tmp_path / "a")
-    step = out.plan.step("repository")  # type: ignore[attr-defined]
+    step = out.plan.step("repository")
     assert step.state == "failed"
     assert "unreachable" in step.reason and closed in step.reason
     assert "--repo-url" in step.remedy and "--key-url" in step.remedy
@@ -114,7 +114,7 @@ def test_unreachable_repository_is_a_clear_error_and_changes_nothing(
     opts = _opts(nvidia_repo)
     opts = dataclasses.replace(opts, key_url=closed + "/gpgkey")
     out = plan_and_apply(debroot, opts, tmp_path / "b")
-    step = out.plan.step("repository")  # type: ignore[attr-defined]
+    step = out.plan.step("repository")
     assert step.state == "failed"
     assert "Cannot download the NVIDIA signing key" in step.reason
     assert "--key-url" in step.remedy
@@ -230,7 +230,7 @@ def test_legacy_sources_and_apt_key_entry_are_removed_and_rollback_restores_them
 
     out = plan_and_apply(debroot, _opts(nvidia_repo), tmp_path / "state")
     assert out.error is None, out.error
-    legacy = out.plan.step("repository").facts["legacy"]  # type: ignore[attr-defined]
+    legacy = out.plan.step("repository").facts["legacy"]
     assert {x["path"] for x in legacy} == {"/" + p for p in files}
     assert not (debroot / "etc/apt/sources.list.d/nvidia-docker.list").exists()
     assert not (debroot / "etc/apt/sources.list.d/libnvidia-container.list").exists()
@@ -286,6 +286,6 @@ def test_repository_signed_by_another_key_fails_at_update_and_the_step_is_rolled
     opts = dataclasses.replace(opts, key_fingerprint=nvidia_repo.other_key.fingerprint)
     out = plan_and_apply(debroot, opts, tmp_path / "state")
     assert out.error is not None
-    assert "NO_PUBKEY" in out.error.cause or "not signed" in out.error.cause  # type: ignore[attr-defined]
-    assert "--key-fingerprint" in out.error.remedy  # type: ignore[attr-defined]
+    assert "NO_PUBKEY" in out.error.cause or "not signed" in out.error.cause
+    assert "--key-fingerprint" in out.error.remedy
     assert snapshot(debroot, ("/etc/apt", "/usr/share/keyrings")) == before

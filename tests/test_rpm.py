@@ -59,7 +59,7 @@ def test_dnf_installroot_gets_repo_key_and_pinned_packages_and_history_undo_roll
     assert (root / "usr/bin/nvidia-ctk").exists()
 
     again = plan_only(root, _opts(rpm_repo))
-    assert [again.step(s).state for s in ("repository", "packages")] == ["done", "done"]  # type: ignore[attr-defined]
+    assert [again.step(s).state for s in ("repository", "packages")] == ["done", "done"]
 
     report = rollback_latest(root, tmp_path / "state")
     notes = " ".join(report[0]["undone"])  # type: ignore[arg-type]
@@ -117,7 +117,7 @@ def test_dnf_wrong_fingerprint_writes_nothing(rpm_repo: RpmRepo, tmp_path: Path)
     opts = _opts(rpm_repo)
     opts = dataclasses.replace(opts, key_url=rpm_repo.server.url + "/other-gpgkey")
     out = plan_and_apply(root, opts, tmp_path / "state")
-    step = out.plan.step("repository")  # type: ignore[attr-defined]
+    step = out.plan.step("repository")
     assert step.state == "failed" and rpm_repo.other_key.fingerprint in step.reason
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == [
         "etc",
@@ -141,7 +141,7 @@ def test_zypper_root_gets_repo_file_and_checked_key_and_the_packages(
     for name in TOOLKIT:
         assert f"{name} 1.20.1-1" in installed
     again = plan_only(root, _opts(rpm_repo))
-    assert [again.step(s).state for s in ("repository", "packages")] == ["done", "done"]  # type: ignore[attr-defined]
+    assert [again.step(s).state for s in ("repository", "packages")] == ["done", "done"]
 
     rollback_latest(root, tmp_path / "state")
     assert rpm_qa(root) == []
@@ -163,6 +163,6 @@ def test_a_root_whose_rpm_database_this_machines_rpm_would_miss_is_refused(
         pytest.skip("this machine's rpm looks where RHEL's does")
     root = rpm_root(tmp_path, ROCKY)
     (root / "var/lib/rpm").mkdir(parents=True)  # a real RHEL image keeps its database here
-    step = plan_only(root, _opts(rpm_repo)).step("repository")  # type: ignore[attr-defined]
+    step = plan_only(root, _opts(rpm_repo)).step("repository")
     assert step.state == "blocked" and "/var/lib/rpm" in step.reason
     assert "chroot" in step.remedy

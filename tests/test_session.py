@@ -114,3 +114,15 @@ def test_the_cli_rollback_prints_what_it_undid_and_history_names_the_rollback(
     # a second rollback finds nothing: the rollback's own run changed nothing itself
     assert cli.main(["--demo", "rollback", "--yes"]) == 0
     assert "Nothing to roll back" in capsys.readouterr().out
+
+
+def test_a_rollback_that_ended_unseen_is_told_once_as_a_rollback(demo: Session) -> None:
+    target = demo.rollback_targets()[0]
+    op = demo.start_rollback([target.run_id], ["test", "rollback"])
+    _wait_ended(demo, op)
+    notice = demo.ended_unseen()
+    assert notice is not None and notice.run_id == op
+    assert notice.text.startswith(f"Your rollback of run {target.run_id} finished at ")
+    assert notice.severity == "information"
+    demo.mark_seen(op)
+    assert demo.ended_unseen() is None  # said once

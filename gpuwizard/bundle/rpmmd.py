@@ -10,14 +10,13 @@ key, and the metadata and packages through the digests it vouches for.
 from __future__ import annotations
 
 import bz2
-import gzip
 import hashlib
-import lzma
 import xml.etree.ElementTree as ET  # noqa: S405 (signed, digest-checked metadata)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from gpuwizard.bundle import aptrepo
 from gpuwizard.bundle.aptrepo import (
     DebFile,
     RepoCopy,
@@ -77,10 +76,7 @@ def parse_repomd(text: bytes) -> list[MetaFile]:
 
 
 def decompress(name: str, data: bytes) -> bytes:
-    if name.endswith(".gz"):
-        return gzip.decompress(data)
-    if name.endswith(".xz"):
-        return lzma.decompress(data)
+    """apt's compressions (aptrepo.decompress), and the bz2 and zstd createrepo may use."""
     if name.endswith(".bz2"):
         return bz2.decompress(data)
     if name.endswith(".zst"):
@@ -89,7 +85,7 @@ def decompress(name: str, data: bytes) -> bytes:
             "cannot read without a module gpuwizard does not carry",
             "Use a mirror that keeps the .gz metadata createrepo_c writes by default.",
         )
-    return data
+    return aptrepo.decompress(name, data)
 
 
 def toolkit_rpms(primary: bytes, basearch: str, wanted: Optional[str]) -> tuple[str, list[DebFile]]:

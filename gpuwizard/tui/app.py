@@ -7,11 +7,9 @@ kills this app, never the work.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import sys
-import time
 from collections import deque
 from typing import Any, Callable, Iterable, Optional
 
@@ -39,7 +37,6 @@ from gpuwizard.tui.messages import (
 )
 
 GPU_PERIOD = 1.0  # seconds between GPU samples while the panel is open
-SEEN = "seen"  # a file in a run's folder: a face has shown how the run ended
 KEPT_EVENTS = 5000  # a run's latest events, for a screen opened later and the failure tail
 SLOW_LINK_FPS = 10
 
@@ -428,8 +425,7 @@ class GpuWizardApp(App[int]):
             self.replan()
 
     def _mark_seen(self, run_id: str) -> None:
-        with contextlib.suppress(OSError):  # read-only: the next start says it again
-            (self.journal.runs_dir / run_id / SEEN).write_text(str(time.time()))
+        self.session.mark_seen(run_id)
 
     def run_awaiting(self) -> bool:
         return (
@@ -586,52 +582,15 @@ class GpuWizardApp(App[int]):
             active = self.session.active_run()
         except (ImportError, OSError, WizardError):
             active = None  # an unreadable journal (not root) must not stop the start-up
-        notice = None if active is not None else self._while_away()
+        notice = None if active is not None else self.session.ended_unseen()
         if notice is not None:
-            self.call_from_thread(self._tell_while_away, *notice)
+            self.call_from_thread(
+                self._tell_while_away, notice.run_id, notice.text, notice.severity
+            )
         if active is not None:
             self.call_from_thread(self._offer_resume, active)
         elif self._check_root and self.host.facts.euid != 0:
             self.call_from_thread(self._offer_sudo)
-
-    def _while_away(self) -> Optional[tuple[str, str, str]]:
-        """(run id, what happened, severity) for a detached run that ended unseen."""
-        try:
-            runs = self.journal.runs()
-        except (OSError, WizardError):
-            return None
-        if not runs:
-            return None
-        run = runs[-1]
-        if not (run.folder / "request.json").exists() or (run.folder / SEEN).exists():
-            return None  # not a detached run, or a face already showed how it ended
-        status = run.status()
-        if status not in ENDED:
-            return None
-        try:
-            ended_at = (run.folder / "journal.jsonl").stat().st_mtime
-            when = time.strftime("%H:%M", time.localtime(ended_at))
-        except OSError:
-            when = "?"
-        end = run.ended()
-        if status == "auto-reverted":
-            declined = (
-                any(r.type == "confirmed" for r in run.records) or (run.folder / "revert").exists()
-            )
-            why = "it was not kept" if declined else "nobody confirmed it before the deadline"
-            text = f"Your run {run.run_id} was rolled back at {when} because {why}."
-            return run.run_id, text, "warning"
-        if status == "finished":
-            kept = any(r.type == "confirmed" for r in run.records)
-            text = f"Your run {run.run_id} finished at {when}" + (
-                "; its changes were kept." if kept else "."
-            )
-            return run.run_id, text, "information"
-        detail = ""
-        if end is not None and isinstance(end.data.get("error"), dict):
-            detail = ": " + str(end.data["error"].get("cause", ""))
-        text = f"Your run {run.run_id} ended {status} at {when}{detail}."
-        return run.run_id, text, "error" if status == "failed" else "warning"
 
     def _tell_while_away(self, run_id: str, text: str, severity: str) -> None:
         self.away_notice = text
