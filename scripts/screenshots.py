@@ -9,6 +9,7 @@ too), the time zone is UTC, and the GPU panel shows one fixed frame of the recor
 
     python scripts/screenshots.py            # every screen
     python scripts/screenshots.py overview   # some of them
+    GPUWIZARD_SCREENSHOTS_OUT=/tmp/x python scripts/screenshots.py   # elsewhere
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any, Awaitable, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-OUT = REPO / "screenshots"
+# GPUWIZARD_SCREENSHOTS_OUT: another folder (the stability test compares it with this one)
+OUT = Path(os.environ.get("GPUWIZARD_SCREENSHOTS_OUT") or REPO / "screenshots")
 
 from textual.worker import WorkerCancelled  # noqa: E402
 
@@ -262,11 +264,16 @@ def main() -> int:
     os.environ[SCREENSHOT_ENV] = repr(FROZEN_AT)  # inherited by every worker started
     os.environ["TZ"] = "UTC"
     time.tzset()
+    # the same look whoever runs it: full colour, Unicode glyphs (NO_COLOR or TERM=linux in
+    # the caller's environment would change every file)
+    for name in ("NO_COLOR", "GPUWIZARD_ASCII", "TEXTUAL_COLOR_SYSTEM"):
+        os.environ.pop(name, None)
+    os.environ["TERM"] = "xterm-256color"
     OUT.mkdir(exist_ok=True)
     names = sys.argv[1:] or list(SCENES)
     sys.argv[1:] = []  # a run records its argv: the same whichever scenes were asked for
     for name in names:
-        print(asyncio.run(shoot(name)).relative_to(REPO))
+        print(asyncio.run(shoot(name)))
     return 0
 
 

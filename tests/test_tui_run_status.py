@@ -316,3 +316,4 @@ async def test_the_overview_shows_the_run_s_step_states_not_the_plan_read_before
         assert type(app.screen).__name__ == "OverviewScreen"
         assert "✓ done     Restart Docker" in text_of(app, "#plan-steps")
         assert f"in run {RUN}" in text_of(app, "#plan-steps")
+        assert "A run is going on" in text_of(app, "#plan-hint")  # not "everything is in place"

@@ -41,6 +41,9 @@ FOOTNOTE = (
 )
 
 
+# Textual's scrolling bindings, by their descriptions: two rows instead of ten
+_ARROWS = ("Scroll Up", "Scroll Down", "Scroll Left", "Scroll Right")
+_JUMPS = ("Scroll Home", "Scroll End", "Page Up", "Page Down")
 # on every screen, said once under "Everywhere"
 _LISTED_ONCE = {"screen.copy_text", "app.quit"}
 
@@ -78,9 +81,8 @@ def help_sections(app: Any, origin: Optional[type] = None) -> list[Content]:
     """The help page, section by section, from the bindings the app and screens have now."""
     everywhere = {(b.action, b.tooltip or b.description) for b in _all(app)}
     scroll = _rows(ScrollableContainer, app, set())
-    arrows = [k for k, text in scroll if text.startswith("Scroll ") and "Home" not in text]
-    arrows = [k for k in arrows if "End" not in k and k not in ("end",)]
-    jumps = [k for k, text in scroll if k not in arrows and not k.startswith("^")]
+    arrows = [k for k, text in scroll if text in _ARROWS]
+    jumps = [k for k, text in scroll if text in _JUMPS]
     scroll = [
         (" ".join(arrows[:4]), "scroll a list, a log or a dialog"),
         (" ".join(jumps[:4]), "to the top, the end, a page up, a page down"),

@@ -98,7 +98,12 @@ class OverviewScreen(WizardScreen):
         self.query_one("#plan-steps", Static).update(Content("\n").join(rows))
         pending = [sp for sp in plan.steps if ran.get(sp.step, sp.state) == "pending"]
         blocked = [sp for sp in plan.steps if ran.get(sp.step, sp.state) in ("blocked", "failed")]
-        if pending:
+        if ran:
+            hint = Content.styled(
+                "A run is going on: the line at the bottom says where it is (w watches it).",
+                "$foreground-muted",
+            )
+        elif pending:
             hint = Content.from_markup(
                 "$n step(s) to apply. [b]Enter[/b] walks through them one by one; "
                 "[b]a[/b] applies all after one preview.",
@@ -123,7 +128,12 @@ class OverviewScreen(WizardScreen):
         app = self.wizard
         if not getattr(app, "run_active", False):
             return {}
-        return {step: state for step, state in app.step_states.items() if state != "planning"}
+        # skipped: the run had nothing to do there, so the plan's word (done) still holds
+        return {
+            step: state
+            for step, state in app.step_states.items()
+            if state not in ("planning", "skipped")
+        }
 
     def on_engine_batch(self, message: Any) -> None:
         super().on_engine_batch(message)

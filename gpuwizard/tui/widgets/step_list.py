@@ -73,6 +73,8 @@ class StepList(OptionList):
         """Show a step's new state; a no-op (and no redraw) when it did not change."""
         if step not in self.states or self.states[step] == state:
             return
+        if state == "skipped" and self.states[step] == "done":
+            return  # a run had nothing to do there: it is still done
         self.states[step] = state
         self.replace_option_prompt(step, self._prompt(step, state))
 
