@@ -45,7 +45,7 @@ emit(ev.RunState(run_id, "finished"))
 
 
 async def _measure(lines: int) -> dict[str, Any]:
-    from gpuwizard.host.demo import demo_host  # noqa: I001 (the app may not be here yet)
+    from gpuwizard.demo import demo_host  # noqa: I001 (the app may not be here yet)
     from gpuwizard.journal import Journal
     from gpuwizard.options import Options
     from gpuwizard.tui.app import GpuWizardApp

@@ -551,7 +551,7 @@ def options_from(ns: argparse.Namespace) -> Options:
 # -- helpers ----------------------------------------------------------------------------------
 def _host(ns: argparse.Namespace) -> Any:
     if getattr(ns, "demo", False):
-        from gpuwizard.host.demo import demo_host
+        from gpuwizard.demo import demo_host
 
         return demo_host()
     from gpuwizard.host.system import Host
@@ -1205,7 +1205,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             options = with_bundle(ns, options, _host(ns))
         if getattr(ns, "demo", False):
-            from gpuwizard.host.demo import demo_options
+            from gpuwizard.demo import demo_options
 
             options = demo_options(options)
         _revert_expired(ns, options)

@@ -511,7 +511,7 @@ def run_worker(
 def host_from_request(request: dict[str, Any]) -> Host:
     """The host a request names: the demo machine, or the system under its root."""
     if request.get("host") == "demo":
-        from gpuwizard.host.demo import demo_host
+        from gpuwizard.demo import demo_host
 
         return demo_host()
     return Host(Path(request["root"]))

@@ -207,7 +207,7 @@ SCENES: dict[str, Callable[[Any, Any], Awaitable[None]]] = {
 
 
 async def shoot(name: str) -> Path:
-    from gpuwizard.host.demo import demo_host
+    from gpuwizard.demo import demo_host
     from gpuwizard.journal import Journal
     from gpuwizard.options import Options
     from gpuwizard.tui.app import GpuWizardApp

@@ -14,7 +14,7 @@ import pytest
 
 import gpuwizard
 from gpuwizard import cli, clock
-from gpuwizard.host.demo import ROOT_ENV, demo_host
+from gpuwizard.demo import ROOT_ENV, demo_host
 from gpuwizard.journal import new_run_id
 
 INSTALL = str(Path(gpuwizard.__file__).resolve().parent)

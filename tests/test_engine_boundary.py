@@ -41,7 +41,7 @@ def test_the_boundary_check_would_catch_an_import(tmp_path: Path) -> None:
 def test_importing_the_engine_and_the_cli_loads_no_textual() -> None:
     code = (
         "import sys; import gpuwizard.wizard, gpuwizard.worker, gpuwizard.cli, "
-        "gpuwizard.host.demo; print(any(m == 'textual' or m.startswith('textual.') "
+        "gpuwizard.demo; print(any(m == 'textual' or m.startswith('textual.') "
         "for m in sys.modules))"
     )
     out = subprocess.run(

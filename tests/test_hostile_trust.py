@@ -538,8 +538,8 @@ def test_the_lock_and_the_state_dir_are_never_followed_or_foreign(
 def test_demo_never_writes_in_a_folder_or_through_links_another_user_planted(
     open_tmp: Path, other_user: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from gpuwizard.demo import ROOT_ENV, demo_host
     from gpuwizard.errors import WizardError
-    from gpuwizard.host.demo import ROOT_ENV, demo_host
 
     victim = open_tmp / "victim-dir"  # stands for /etc: the demo must never write there
     victim.mkdir()
@@ -571,7 +571,7 @@ def test_demo_never_writes_in_a_folder_or_through_links_another_user_planted(
     monkeypatch.delenv(ROOT_ENV)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     host = demo_host()
-    from gpuwizard.host.demo import folder_name
+    from gpuwizard.demo import folder_name
 
     mine = runtime / folder_name()  # per user and per install: a pyz never reads a pip's
     assert folder_name().startswith("gpuwizard-demo-") and len(folder_name()) > 16

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from gpuwizard import cli
+from gpuwizard.demo import demo_host, demo_options
 from gpuwizard.errors import LockHeld
-from gpuwizard.host.demo import demo_host, demo_options
 from gpuwizard.journal import Journal, Run
 from gpuwizard.options import Options
 from gpuwizard.session import Session

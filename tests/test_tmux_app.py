@@ -88,7 +88,7 @@ def test_demo_walks_to_a_passing_gpu_test_in_a_real_terminal(tmux: Tmux, tmp_pat
 
 
 def test_history_rolls_the_demo_back_from_the_keyboard(tmux: Tmux, tmp_path: Path) -> None:
-    from gpuwizard.host.demo import RECORDED_FILES
+    from gpuwizard.demo import RECORDED_FILES
 
     start_demo(tmux, tmp_path / "demo", "--no-mouse")
     tmux.wait_for("6 step(s) to apply", timeout=60)

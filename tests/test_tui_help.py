@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gpuwizard.host.demo import ROOT_ENV
+from gpuwizard.demo import ROOT_ENV
 from gpuwizard.tui.screens.help import SCREENS, _load, _map
 from tests.test_tui_layout import demo_app, planned
 from tests.test_tui_screens import pilot_test, settle

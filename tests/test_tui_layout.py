@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gpuwizard.host.demo import ROOT_ENV, demo_host
+from gpuwizard.demo import ROOT_ENV, demo_host
 from gpuwizard.journal import Journal
 from gpuwizard.options import Options
 from gpuwizard.tui.app import GpuWizardApp

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from gpuwizard.demo import ROOT_ENV, demo_host
 from gpuwizard.events import LogLine, to_json
-from gpuwizard.host.demo import ROOT_ENV, demo_host
 from gpuwizard.journal import Journal
 from gpuwizard.options import Options
 from gpuwizard.tui.app import GpuWizardApp

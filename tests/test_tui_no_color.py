@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gpuwizard import cli, glyphs
-from gpuwizard.host.demo import ROOT_ENV
+from gpuwizard.demo import ROOT_ENV
 from tests.test_tui_layout import demo_app, planned, screen_text
 from tests.test_tui_screens import pilot_test, settle
 

@@ -81,7 +81,7 @@ class GpuWizardApp(App[int]):
         if demo is None:  # the recorded demo machine is a capability of the host
             demo = bool(getattr(host, "demo", False))
         if demo:
-            from gpuwizard.host.demo import demo_options
+            from gpuwizard.demo import demo_options
 
             options = demo_options(options)
         self.options = options
