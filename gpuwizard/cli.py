@@ -677,6 +677,13 @@ def _print_event(event: ev.Event) -> None:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_status(ns: argparse.Namespace, options: Options) -> int:
+    """What is there and what each step needs, in one probe: the plan and the engines'
+    summary ask the same programs (podman, containerd --version) once, not twice."""
+    with _session(ns, options).host.probing():
+        return _status(ns, options)
+
+
+def _status(ns: argparse.Namespace, options: Options) -> int:
     session = _session(ns, options)
     host, journal = session.host, session.journal
     the_plan = session.plan()
