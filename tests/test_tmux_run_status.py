@@ -73,7 +73,8 @@ def test_leave_the_keep_dialog_come_back_through_the_status_line_and_keep(
     tmux.send("Escape")  # decide later
     time.sleep(0.5)  # an Escape followed at once by a key reads as Alt+key
     tmux.send("o")  # and go elsewhere
-    screen = tmux.wait_for("K keep · R revert · w watch", timeout=30)  # after the toast
+    tmux.wait_for("gpuwizard · overview", timeout=30)
+    screen = tmux.wait_for("K keep · R revert · w watch", timeout=30)  # never under a toast
     print("== the status line during the run\n" + screen)
     fits(screen)
     assert "gpuwizard · overview" in screen.splitlines()[0]

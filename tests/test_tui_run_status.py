@@ -317,3 +317,23 @@ async def test_the_overview_shows_the_run_s_step_states_not_the_plan_read_before
         assert "✓ done     Restart Docker" in text_of(app, "#plan-steps")
         assert f"in run {RUN}" in text_of(app, "#plan-steps")
         assert "A run is going on" in text_of(app, "#plan-hint")  # not "everything is in place"
+
+
+@pilot_test
+async def test_a_notice_never_covers_the_status_line(tmp_path: Path) -> None:
+    from textual.widgets._toast import Toast
+
+    app = make_app(tmp_path, engine=Engine())
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(app, pilot)
+        await awaiting(app, pilot)  # notifies "Docker runs with the new settings…"
+        await pilot.press("escape")  # leave the keep dialog: the status line says it now
+        await settle(app, pilot)
+        app.notify("a second notice, while the first is still up", timeout=10)
+        await pilot.pause(0.3)
+        line: Any = app.screen.query_one("#run-status-line")
+        assert line.display and "awaiting your confirmation" in status_line(app)
+        toasts = list(app.screen.query(Toast))
+        assert toasts, "the notices were not shown"
+        for toast in toasts:
+            assert not toast.region.overlaps(line.region), (toast.region, line.region)
