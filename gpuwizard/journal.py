@@ -503,6 +503,44 @@ class Journal:
         return runs[-1] if runs else None
 
 
+def rollback_targets(
+    journal: Journal,
+    run_id: Optional[str] = None,
+    all_runs: bool = False,
+    steps: Optional[set[str]] = None,
+) -> list[Run]:
+    """The runs a rollback undoes, oldest first: the one rule both the session (what a face
+    shows and starts) and the engine (what the worker undoes) follow.
+
+    One named run; else the newest run that changed something and has changes not yet undone
+    (narrowed to `steps`); else, with `all_runs`, every such run. A run whose journal cannot be
+    trusted is refused with where its backups are: named, or when nothing else is left to
+    undo (so a damaged journal is never "nothing to roll back")."""
+    if run_id:
+        target = journal.read_run(run_id)
+        why = target.damaged()
+        if why:
+            raise JournalError(
+                f"Run {run_id} cannot be rolled back from its journal: {why}",
+                f"The original bytes of every file it changed are in {target.folder}/"
+                "backups (named by content hash); restore them by hand.",
+            )
+        return [target]
+    runs = journal.runs()
+    targets = [r for r in runs if r.changed_something() and r.pending_undo(steps)]
+    if not targets:
+        damaged = [r for r in runs if r.damaged()]
+        if damaged:
+            r = damaged[-1]
+            raise JournalError(
+                f"Nothing can be rolled back from the journal, but {r.damaged()}",
+                f"The original bytes of every file it changed are in {r.folder}/backups "
+                "(named by content hash); compare them with the files and restore by hand.",
+            )
+        return []
+    return targets if all_runs else targets[-1:]
+
+
 def read_records(path: Path) -> tuple[list[Record], list[str]]:
     """Read a journal file. A torn last line (a crash mid-write) is dropped with a warning;
     a corrupt line in the middle means the journal cannot be trusted and is an error."""

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal, Optional
 
 from gpuwizard import events as ev
-from gpuwizard.errors import JournalError, WizardError
+from gpuwizard.errors import WizardError
 from gpuwizard.host.system import Host
-from gpuwizard.journal import Journal, Run
+from gpuwizard.journal import Journal, Run, rollback_targets
 from gpuwizard.options import Options
 from gpuwizard.states import ENDED
 
@@ -128,32 +128,10 @@ class Session:
     def rollback_targets(
         self, run_id: Optional[str] = None, all_runs: bool = False, steps: Optional[set[str]] = None
     ) -> list[Run]:
-        """The runs a rollback undoes, oldest first: one named run, or the newest run with
-        changes not yet undone, or (all_runs) every such run. A run whose journal cannot be
-        trusted is refused with where its backups are."""
-        if run_id:
-            target = self.journal.read_run(run_id)
-            why = target.damaged()
-            if why:
-                raise JournalError(
-                    f"Run {run_id} cannot be rolled back from its journal: {why}",
-                    f"The original bytes of every file it changed are in {target.folder}/"
-                    "backups (named by content hash); restore them by hand.",
-                )
-            return [target]
-        runs = self.journal.runs()
-        targets = [r for r in runs if r.changed_something() and r.pending_undo(steps)]
-        if not targets:
-            damaged = [r for r in runs if r.damaged()]
-            if damaged:
-                r = damaged[-1]
-                raise JournalError(
-                    f"Nothing can be rolled back from the journal, but {r.damaged()}",
-                    f"The original bytes of every file it changed are in {r.folder}/backups "
-                    "(named by content hash); compare them with the files and restore by hand.",
-                )
-            return []
-        return targets if all_runs else targets[-1:]
+        """The runs a rollback undoes, oldest first (`journal.rollback_targets`: the rule the
+        worker follows too). A run whose journal cannot be trusted is refused with where its
+        backups are."""
+        return rollback_targets(self.journal, run_id, all_runs, steps)
 
     def start_rollback(
         self,

@@ -15,7 +15,7 @@ from gpuwizard.actions.base import ApplyContext, action_class
 from gpuwizard.errors import RollbackConflict, WizardError
 from gpuwizard.events import ActionEvent, EventSink, LogLine, StepState, discard
 from gpuwizard.host.system import Host
-from gpuwizard.journal import Journal, Run, RunWriter
+from gpuwizard.journal import Journal, Run, RunWriter, rollback_targets
 from gpuwizard.options import ALL_STEP_NAMES, Options
 from gpuwizard.steps import registry
 from gpuwizard.steps.base import BLOCKED, DONE, FAILED, PENDING, SKIPPED, Simulation, Step, StepPlan
@@ -294,21 +294,15 @@ def rollback(
     emit: EventSink = discard,
     argv: Optional[list[str]] = None,
 ) -> list[dict[str, Any]]:
-    """Roll back the newest run that changed something (or one run, or every run)."""
-    runs = journal.runs()
-    if run_id:
-        targets = [journal.read_run(run_id)]
-    else:
-        candidates = [r for r in runs if r.changed_something() and r.pending_undo(steps)]
-        if not candidates:
-            return []
-        targets = list(reversed(candidates)) if all_runs else [candidates[-1]]
+    """Roll back the newest run that changed something (or one run, or every run), newest
+    first; the targets are `journal.rollback_targets`'s, the session's rule."""
+    targets = list(reversed(rollback_targets(journal, run_id, all_runs, steps)))
     report = []
     for target in targets:
         status = target.status()
-        if status in ("in-progress", "awaiting-confirmation") and target.meta.get(
-            "worker_pid"
-        ) not in (None, _own_pid()):
+        if status in ("in-progress", "awaiting-confirmation") and _other_live_worker(
+            target.meta.get("worker_pid")
+        ):
             raise WizardError(
                 f"Run {target.run_id} is still in progress",
                 "Wait for it (gpuwizard attach), or let its auto-revert timer act.",
@@ -321,7 +315,19 @@ def rollback(
     return report
 
 
-def _own_pid() -> int:
+def _other_live_worker(pid: Any) -> bool:
+    """`pid` is a live process other than this one: a run's worker still at work. A dead
+    worker's pid (or a value that is no pid) does not keep its run from being rolled back."""
     import os
 
-    return os.getpid()
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False  # dead: its run is interrupted, whatever its lock note said
+    except PermissionError:
+        return True  # alive, another user's
+    except OverflowError:
+        return False  # larger than any pid
+    return True
