@@ -15,12 +15,15 @@ import os
 import shlex
 import sys
 import time
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from gpuwizard import __version__, glyphs
 from gpuwizard import events as ev
 from gpuwizard.errors import NeedsRoot, WizardError
 from gpuwizard.options import ALL_STEP_NAMES, Options
+
+if TYPE_CHECKING:
+    from gpuwizard.journal import Run
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -979,6 +982,15 @@ def cmd_rollback(ns: argparse.Namespace, options: Options) -> int:
     return _rollback_result(session, run_id, final, as_json)
 
 
+def _history_entry(run: Run) -> dict[str, Any]:
+    """A run as `history --json` lists it: its summary, its kind ("apply" or "rollback"), and
+    for a rollback the runs it undoes (what plain `history` says as "rollback of …")."""
+    entry: dict[str, Any] = run.summary() | {"kind": run.kind}
+    if run.kind == "rollback":
+        entry["targets"] = run.targets
+    return entry
+
+
 def cmd_history(ns: argparse.Namespace, options: Options) -> int:
     session = _session(ns, options)
     host, journal = session.host, session.journal
@@ -994,7 +1006,7 @@ def cmd_history(ns: argparse.Namespace, options: Options) -> int:
             print(f"{exc.cause}.\n  -> {exc.remedy}")
         return EXIT_OK
     if getattr(ns, "json", False):
-        _print_json({"runs": [r.summary() for r in runs]})
+        _print_json({"runs": [_history_entry(r) for r in runs]})
         return EXIT_OK
     if not runs:
         where = host.system_path(journal.state_dir) if host.stand_in_root else journal.state_dir
@@ -1002,9 +1014,9 @@ def cmd_history(ns: argparse.Namespace, options: Options) -> int:
         return EXIT_OK
     for r in reversed(runs):
         s = r.summary()
-        if r.meta.get("kind") == "rollback":
+        if r.kind == "rollback":
             status = "rolled back" if s["status"] == "finished" else s["status"]
-            print(f"{s['run']}  rollback of {', '.join(r.meta.get('targets', []))}: {status}")
+            print(f"{s['run']}  rollback of {', '.join(r.targets)}: {status}")
             continue
         print(
             f"{s['run']}  {s['status']:<22} {s['changes']:>2} change(s)  "

@@ -159,6 +159,17 @@ class Run:
     def started(self) -> str:
         return str(self.meta.get("started", ""))
 
+    @property
+    def kind(self) -> str:
+        """ "rollback" for a rollback's own run (it undoes other runs), else "apply"."""
+        return "rollback" if self.meta.get("kind") == "rollback" else "apply"
+
+    @property
+    def targets(self) -> list[str]:
+        """The runs a rollback run undoes, in its order; [] for an apply."""
+        named = self.meta.get("targets") if self.kind == "rollback" else None
+        return [str(t) for t in named] if isinstance(named, list) else []
+
     def intents(self) -> list[Record]:
         return [r for r in self.records if r.type == "intent"]
 

@@ -5,6 +5,7 @@ halfway), and the CLI's rollback goes the same way."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from pathlib import Path
@@ -111,6 +112,12 @@ def test_the_cli_rollback_prints_what_it_undid_and_history_names_the_rollback(
     assert cli.main(["--demo", "history"]) == 0
     out = capsys.readouterr().out
     assert f"rollback of {target.run_id}: rolled back" in out
+    # the JSON says the same: which run is the rollback, and of what
+    assert cli.main(["--demo", "history", "--json"]) == 0
+    entries = {e["run"]: e for e in json.loads(capsys.readouterr().out)["runs"]}
+    [op] = [e for e in entries.values() if e["kind"] == "rollback"]
+    assert op["targets"] == [target.run_id] and op["status"] == "finished"
+    assert entries[target.run_id]["kind"] == "apply" and "targets" not in entries[target.run_id]
     # a second rollback finds nothing: the rollback's own run changed nothing itself
     assert cli.main(["--demo", "rollback", "--yes"]) == 0
     assert "Nothing to roll back" in capsys.readouterr().out
@@ -126,3 +133,27 @@ def test_a_rollback_that_ended_unseen_is_told_once_as_a_rollback(demo: Session) 
     assert notice.severity == "information"
     demo.mark_seen(op)
     assert demo.ended_unseen() is None  # said once
+
+
+def test_history_json_names_each_run_s_kind_and_a_rollback_s_targets(
+    tmp_path: Path, capsys: Any
+) -> None:
+    journal = Journal(tmp_path / "state")
+    applied = journal.start_run(["gpuwizard", "apply"], run_id="20260101T000001Z-000001")
+    applied.append("end", {"status": "finished"})
+    meta = {"kind": "rollback", "targets": [applied.run_id]}
+    op = journal.start_run(["gpuwizard", "rollback"], meta, run_id="20260101T000002Z-000002")
+    op.append("end", {"status": "finished", "report": []})
+    odd = journal.start_run(["gpuwizard", "rollback"], {"kind": "rollback", "targets": 7})
+    odd.append("end", {"status": "finished"})
+    args = ["--root", str(tmp_path), "--state-dir", str(journal.state_dir)]
+    assert cli.main(["history", "--json", *args]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [(r["run"], r["kind"], r.get("targets")) for r in runs] == [
+        (applied.run_id, "apply", None),
+        (op.run_id, "rollback", [applied.run_id]),
+        (odd.run_id, "rollback", []),  # a meta.json with no list of targets: none, no traceback
+    ]
+    assert cli.main(["history", *args]) == 0
+    out = capsys.readouterr().out
+    assert f"{op.run_id}  rollback of {applied.run_id}: rolled back" in out
