@@ -340,6 +340,37 @@ def test_the_export_carries_no_credentials(sandbox: Path) -> None:
     assert "user name/password" in text
 
 
+def test_sh_and_ansible_headers_sum_the_steps_up_by_one_function(sandbox: Path) -> None:
+    """One summary of the plan's steps (recipe.summary_lines) in both headers: the same step
+    lines, each format's own wrapping for the notes and what it leaves out."""
+    from gpuwizard import wizard
+    from gpuwizard.export import ansible, recipe, sh
+    from gpuwizard.host.system import Host
+    from gpuwizard.options import Options
+
+    options = Options(
+        repo_url="https://builder:s3cret@mirror.example.invalid/nvidia/stable",
+        steps=("daemon-config",),
+    )
+    host = Host(root=sandbox)
+    r = recipe.build(wizard.plan(host, options), host, options)
+    r.unsupported = ["podman: its CDI hook (the podman step) " + "and more " * 12]
+    assert r.notes, "the left-out login is a note"
+    summaries: dict[str, list[str]] = {}
+    formats: list[tuple[str, Any, str]] = [("sh", sh, "script"), ("ansible", ansible, "playbook")]
+    for fmt, module, artefact in formats:
+        text = module.render(r)
+        lines = recipe.summary_lines(r, artefact, module._comment)
+        first = text.splitlines().index(lines[0])
+        assert text.splitlines()[first : first + len(lines)] == lines, fmt
+        after = text.splitlines()[first + len(lines)]  # the header ends with the summary
+        assert after == "" if fmt == "sh" else after.startswith("- name: "), after
+        assert f"# Not in this {artefact} (run gpuwizard on that host for it): podman:" in text
+        summaries[fmt] = [ln for ln in lines if ln.startswith("#   ")]
+    assert summaries["sh"] == summaries["ansible"]
+    assert [ln.split()[1] for ln in summaries["sh"]] == [b.step for b in r.blocks]
+
+
 def test_sh_export_is_posix_shell_for_every_family(tools_root: Path) -> None:
     """dnf and zypper hosts get their own commands; dash parses each script, YAML each
     playbook. (Only the apt family runs for real here: there is no dnf or zypper root.)"""

@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from gpuwizard import __version__
-from gpuwizard.export.recipe import Block, Recipe
+from gpuwizard.export.recipe import Block, Recipe, summary_lines
 
 P = "gpuwizard_"  # the prefix of every variable the playbook sets
 
@@ -173,16 +173,7 @@ def _header(r: Recipe) -> list[str]:
         "or the packages changed. It needs gpg on the hosts, and python3-apt for the apt module."
     )
     lines.append("#")
-    lines.append("# The steps (state in the plan it was exported from):")
-    for b in r.blocks:
-        lines.append(
-            f"#   {b.step:<14} {b.state:<8} {'exported' if b.exported else 'comment only'}"
-        )
-    for note in r.notes:
-        lines += _comment("Note: " + note)
-    for note in r.unsupported:
-        lines += _comment("Not in this playbook (run gpuwizard on that host for it): " + note)
-    return lines
+    return lines + summary_lines(r, "playbook", _comment)
 
 
 def _block_comment(b: Block, n: int, total: int) -> list[str]:

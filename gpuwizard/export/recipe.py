@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from gpuwizard.errors import WizardError
 from gpuwizard.host.sources import (
@@ -112,6 +112,22 @@ class Recipe:
     @property
     def rpm_short_id(self) -> str:
         return self.fingerprint[-8:].lower()
+
+
+def summary_lines(recipe: Recipe, artefact: str, comment: Callable[[str], list[str]]) -> list[str]:
+    """The artefact's header summary of the plan's steps, the same in every format: each step
+    with its state in the plan and whether the artefact carries it, then the notes and what
+    the artefact leaves out. `artefact` names it ("script", "playbook"); `comment` is the
+    format's own wrapping of a text into "# " lines."""
+    lines = ["# The steps (state in the plan it was exported from):"]
+    for b in recipe.blocks:
+        mark = "exported" if b.exported else "comment only"
+        lines.append(f"#   {b.step:<14} {b.state:<8} {mark}")
+    for note in recipe.notes:
+        lines += comment("Note: " + note)
+    for note in recipe.unsupported:
+        lines += comment(f"Not in this {artefact} (run gpuwizard on that host for it): " + note)
+    return lines
 
 
 def without_credentials(url: str) -> tuple[str, bool]:

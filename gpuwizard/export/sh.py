@@ -15,7 +15,7 @@ from typing import Optional
 
 from gpuwizard import __version__
 from gpuwizard.export.daemon_merge import MERGE_PY
-from gpuwizard.export.recipe import Block, Recipe
+from gpuwizard.export.recipe import Block, Recipe, summary_lines
 
 q = shlex.quote
 
@@ -115,15 +115,7 @@ def _header(r: Recipe) -> list[str]:
         "this script keeps backups instead."
     )
     lines.append("#")
-    lines.append("# The steps (state in the plan it was exported from):")
-    for b in r.blocks:
-        mark = "exported" if b.exported else "comment only"
-        lines.append(f"#   {b.step:<14} {b.state:<8} {mark}")
-    for note in r.notes:
-        lines += _comment("Note: " + note)
-    for note in r.unsupported:
-        lines += _comment("Not in this script (run gpuwizard on that host for it): " + note)
-    return lines
+    return lines + summary_lines(r, "script", _comment)
 
 
 def _block_header(b: Block, n: int, total: int) -> list[str]:
