@@ -174,6 +174,16 @@ def mask_secrets(text: str) -> str:
     return _ASSIGN_SECRET.sub(lambda m: m.group(1) + MASK, text)
 
 
+_URL_LOGIN = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^?#]*@")
+
+
+def mask_login(url: str) -> str:
+    """A URL as it may be shown: all before the last `@` of its authority (a user, a password,
+    a token; a password may hold a `/` or an `@`) is MASK. An `@` in a path is masked too:
+    better a URL shown short than a login shown."""
+    return mask_secrets(_URL_LOGIN.sub(lambda m: f"{m.group(1)}{MASK}@", url))
+
+
 def masked(event: Event) -> Event:
     """An event as it may be stored: the diffs' and log lines' secrets masked."""
     if isinstance(event, DiffReady):

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Optional
 
 from gpuwizard.errors import WizardError
+from gpuwizard.events import mask_login
+from gpuwizard.host.sources import REPO_ID, YUM_REPO
 from gpuwizard.options import Options
 
 PATH_MAX = 4096  # Linux: the longest path a system call takes
@@ -41,20 +43,70 @@ def check_root(root: str) -> Path:
     return Path(root)
 
 
-def check_url(name: str, url: str) -> None:
-    """A repository or key URL: one line, a scheme gpuwizard can fetch from, a host."""
+def check_url(name: str, url: str, bundle: bool = False) -> None:
+    """A repository or key URL: one line, a scheme gpuwizard can fetch from, a host[:port],
+    no login. An error shows the URL with any login masked (events.mask_login)."""
+    shown = mask_login(url)
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
         raise WizardError(
-            f"{name} holds a space, newline or control character: {url!r}",
+            f"{name} holds a space, newline or control character: {shown!r}",
             f"Pass {name} one URL on one line, e.g. https://mirror.example/libnvidia-container"
             "/stable (percent-encode a space as %20).",
         )
-    parts = urllib.parse.urlparse(url)
-    if parts.scheme not in URL_SCHEMES or (parts.scheme != "file" and not parts.netloc):
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # a port that is not a number raises ValueError
+    except ValueError:
         raise WizardError(
-            f"{name} {url!r} is not an http(s) or file URL",
+            f"{name} {shown!r} has no usable host[:port] (a port that is not a number up to "
+            "65535, or a bracket that does not close)",
+            f"Pass {name} a URL such as https://mirror.example:8443/libnvidia-container/stable"
+            "; a login does not go in the URL (" + _LOGIN_ELSEWHERE + ").",
+        ) from None
+    if parts.scheme not in URL_SCHEMES or (parts.scheme != "file" and not parts.hostname):
+        raise WizardError(
+            f"{name} {shown!r} is not an http(s) or file URL",
             f"Pass {name} a URL such as https://nvidia.github.io/libnvidia-container/stable.",
         )
+    if "@" in parts.netloc:
+        raise WizardError(
+            f"{name} {shown!r} holds a login (user:password@ before the host): gpuwizard "
+            "takes no password in a URL (it would show in ps, shell history and logs, and a "
+            "sources file keeps it world-readable)",
+            _login_remedy(name, parts, bundle),
+        )
+
+
+_LOGIN_ELSEWHERE = (
+    "apt reads a mirror's login from /etc/apt/auth.conf.d/, dnf from the .repo file's "
+    "username=/password="
+)
+
+
+def _login_remedy(name: str, parts: urllib.parse.SplitResult, bundle: bool) -> str:
+    """Where the login goes instead; never the login itself (USER, PASSWORD stand for it)."""
+    hostport = parts.netloc.rpartition("@")[2]
+    plain = urllib.parse.urlunsplit(parts._replace(netloc=hostport))
+    if name == "--key-url":
+        return (
+            f"gpuwizard downloads the key with no login: fetch it yourself (curl -fsSL -u USER "
+            f"{plain} -o /root/nvidia-gpgkey) and pass --key-url file:///root/nvidia-gpgkey; "
+            "--key-fingerprint is still checked."
+        )
+    if bundle:
+        return (
+            "`gpuwizard bundle` downloads with no login: copy the repository (its deb/ or "
+            f"rpm/ tree under {plain}) to this machine and pass --repo-url file:///path/to/it, "
+            "or use a mirror this machine reaches without one."
+        )
+    # apt: a machine with no protocol matches https only (apt_auth.conf(5))
+    machine = hostport if parts.scheme == "https" else f"{parts.scheme}://{hostport}"
+    return (
+        f"Pass {name} {plain} and give the login to the package manager. apt: a file "
+        f"/etc/apt/auth.conf.d/nvidia.conf (owned by root, mode 0600) with the line "
+        f"`machine {machine} login USER password PASSWORD`; dnf/yum: username=USER and "
+        f"password=PASSWORD in the [{REPO_ID}] section of {YUM_REPO} (mode 0600)."
+    )
 
 
 def check_system_path(name: str, path: str) -> None:

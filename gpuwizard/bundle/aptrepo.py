@@ -85,7 +85,7 @@ def fetch(url: str, limit: int = INDEX_LIMIT) -> bytes:
     try:
         with _open(url) as fh:
             data = fh.read(limit + 1)
-    except (urllib.error.URLError, OSError) as exc:
+    except download.FAILURES as exc:
         raise _unreachable(url, exc) from exc
     if len(data) > limit:
         raise WizardError(f"{url} is larger than {limit >> 20} MiB", "Check --repo-url.")
@@ -116,7 +116,7 @@ def fetch_to(
                 out.write(chunk)
                 if progress is not None:
                     progress(got)
-    except (urllib.error.URLError, OSError) as exc:
+    except download.FAILURES as exc:
         raise _unreachable(url, exc) from exc
     if got != size or digest.hexdigest() != want:
         dest.unlink(missing_ok=True)

@@ -98,7 +98,10 @@ def add_bundle_parser(sub: Any) -> None:
 def cmd_bundle(ns: argparse.Namespace) -> int:
     from gpuwizard.bundle.make import DEFAULT_TEST_IMAGE, NOT_CARRIED, BundleRequest, make_bundle
     from gpuwizard.bundle.target import parse_target
+    from gpuwizard.inputs import check_url
 
+    check_url("--repo-url", ns.repo_url, bundle=True)
+    check_url("--key-url", ns.key_url, bundle=True)
     req = BundleRequest(
         target=parse_target(ns.target),
         out=Path(ns.output),

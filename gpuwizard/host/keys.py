@@ -123,11 +123,18 @@ def fetch_key(url: str, timeout: float = 30.0, host: Optional[Host] = None) -> b
         with download.urlopen(req, timeout=timeout) as resp:
             data: bytes = resp.read(1 << 20)
     except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise KeyUnavailable(
+                f"The signing key at {url} wants a login (HTTP 401)",
+                "gpuwizard downloads the key with none: fetch it yourself (curl -fsSL -u USER "
+                f"{url} -o /root/nvidia-gpgkey) and pass --key-url file:///root/nvidia-gpgkey; "
+                "--key-fingerprint is still checked.",
+            ) from exc
         raise KeyUnavailable(
             f"Downloading the NVIDIA signing key from {url} failed: HTTP {exc.code} {exc.reason}",
             "Check the URL. " + MIRROR_REMEDY,
         ) from exc
-    except (urllib.error.URLError, OSError) as exc:
+    except download.FAILURES as exc:
         reason = getattr(exc, "reason", exc)
         raise KeyUnavailable(
             f"Cannot download the NVIDIA signing key from {url}: {reason}",

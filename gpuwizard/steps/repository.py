@@ -93,6 +93,17 @@ def _host_of(url: str) -> str:
     return urllib.parse.urlparse(url).netloc
 
 
+class LoginWanted(WizardError):
+    """The repository answered HTTP 401: it is there, and wants a login gpuwizard does not
+    send. apt brings its own (/etc/apt/auth.conf.d), so on apt this is only a warning."""
+
+
+APT_LOGIN = (
+    "apt takes it from /etc/apt/auth.conf.d/NAME.conf (owned by root, mode 0600): "
+    "`machine HOST login USER password PASSWORD`"
+)
+
+
 def probe_repository(url: str, timeout: float = 20.0) -> None:
     """Read-only: is the repository there? (InRelease for apt, repomd.xml for rpm)."""
     if url.startswith("file://"):
@@ -102,12 +113,19 @@ def probe_repository(url: str, timeout: float = 20.0) -> None:
         with download.urlopen(req, timeout=timeout) as resp:
             resp.read(1)
     except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise LoginWanted(
+                f"The repository wants a login (HTTP 401 for {url})",
+                f"gpuwizard sends none: {APT_LOGIN}. dnf, yum and zypper cannot be given a "
+                "login through gpuwizard: use a mirror path this host reaches without one, "
+                "or a bundle (`gpuwizard bundle`, then apply --bundle).",
+            ) from exc
         raise WizardError(
             f"The NVIDIA repository answered HTTP {exc.code} for {url}",
             "Check --repo-url (it should end in /stable, like "
             "https://nvidia.github.io/libnvidia-container/stable). " + MIRROR_REMEDY,
         ) from exc
-    except (urllib.error.URLError, OSError) as exc:
+    except download.FAILURES as exc:
         raise WizardError(
             f"The NVIDIA repository is unreachable: {url}: {getattr(exc, 'reason', exc)}",
             "Check the network and any proxy (https_proxy). " + MIRROR_REMEDY,
@@ -171,7 +189,15 @@ class RepositoryStep(Step):
                 facts=facts,
                 warnings=warnings,
             )
-        probe_repository(probe)
+        try:
+            probe_repository(probe)
+        except LoginWanted:
+            if not isinstance(pm, AptPackages):
+                raise
+            warnings.append(
+                f"the repository wants a login (HTTP 401 for {probe}); gpuwizard sends none, "
+                f"{APT_LOGIN}; the index refresh checks it"
+            )
         sim.marks[PENDING_MARK] = True
         diffs = [d for a in actions for d in a.preview(host)]
         return self.make(
