@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Optional
 
-from gpuwizard.events import ActionEvent, EventSink, LogLine, Progress, discard
+from gpuwizard.events import ActionEvent, EventSink, LogLine, Progress, discard, mask_secrets
 from gpuwizard.host.system import Host
 from gpuwizard.journal import RunWriter, checkpoint
 
@@ -33,16 +33,20 @@ class Diff:
         return self.before != self.after
 
     def unified(self, context: int = 3) -> str:
-        """A unified diff of the text, as the user will see it."""
+        """A unified diff of the text, as the user will see it: secrets masked as in the
+        events file (a .repo's password=, daemon.json's proxy passwords and auths), so a
+        screen, a terminal log or a paste never shows them."""
+        before = mask_secrets(self.before) if self.before is not None else None
+        after = mask_secrets(self.after) if self.after is not None else None
         if self.kind != "file":
             lines = []
-            if self.before:
-                lines += [f"- {x}" for x in self.before.splitlines()]
-            if self.after:
-                lines += [f"+ {x}" for x in self.after.splitlines()]
+            if before:
+                lines += [f"- {x}" for x in before.splitlines()]
+            if after:
+                lines += [f"+ {x}" for x in after.splitlines()]
             return "\n".join(lines)
-        a = (self.before or "").splitlines(keepends=True)
-        b = (self.after or "").splitlines(keepends=True)
+        a = (before or "").splitlines(keepends=True)
+        b = (after or "").splitlines(keepends=True)
         out = difflib.unified_diff(
             a,
             b,
@@ -56,8 +60,12 @@ class Diff:
         return text.rstrip("\n")
 
     def to_json(self) -> dict[str, Any]:
+        """As printed (plan --json) and sent to a face: secrets masked, as in unified()."""
         data = asdict(self)
         data["changed"] = self.changed
+        for key in ("before", "after"):
+            if isinstance(data[key], str):
+                data[key] = mask_secrets(data[key])
         return data
 
 

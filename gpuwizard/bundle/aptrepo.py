@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Callable, Optional
 
 from gpuwizard.errors import WizardError
+from gpuwizard.events import mask_login
 from gpuwizard.host import download
 from gpuwizard.host.keys import CheckedKey, throwaway_gnupghome
 from gpuwizard.host.packages import TOOLKIT_PACKAGES, version_key
@@ -74,7 +75,7 @@ def _unreachable(url: str, exc: BaseException) -> WizardError:
     else:
         why = str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
     return WizardError(
-        f"Cannot download {url}: {why}",
+        f"Cannot download {mask_login(url)}: {why}",
         "`gpuwizard bundle` runs on a machine that reaches the repository: check the network "
         "and any proxy (https_proxy), or pass --repo-url a mirror (file:// works).",
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from gpuwizard.errors import CommandFailed, WizardError
+from gpuwizard.events import mask_login
 from gpuwizard.host import download
 from gpuwizard.host.system import Host
 
@@ -118,6 +119,7 @@ def fetch_key(url: str, timeout: float = 30.0, host: Optional[Host] = None) -> b
             f"The key URL {url!r} is neither http(s) nor file://",
             "Pass --key-url https://… or file:///path/to/gpgkey.",
         )
+    shown = mask_login(url)  # the URL as messages show it (a login never reaches here)
     req = urllib.request.Request(url, headers={"User-Agent": "gpuwizard"})
     try:
         with download.urlopen(req, timeout=timeout) as resp:
@@ -125,23 +127,23 @@ def fetch_key(url: str, timeout: float = 30.0, host: Optional[Host] = None) -> b
     except urllib.error.HTTPError as exc:
         if exc.code == 401:
             raise KeyUnavailable(
-                f"The signing key at {url} wants a login (HTTP 401)",
+                f"The signing key at {shown} wants a login (HTTP 401)",
                 "gpuwizard downloads the key with none: fetch it yourself (curl -fsSL -u USER "
-                f"{url} -o /root/nvidia-gpgkey) and pass --key-url file:///root/nvidia-gpgkey; "
+                f"{shown} -o /root/nvidia-gpgkey) and pass --key-url file:///root/nvidia-gpgkey; "
                 "--key-fingerprint is still checked.",
             ) from exc
         raise KeyUnavailable(
-            f"Downloading the NVIDIA signing key from {url} failed: HTTP {exc.code} {exc.reason}",
+            f"Downloading the NVIDIA signing key from {shown} failed: HTTP {exc.code} {exc.reason}",
             "Check the URL. " + MIRROR_REMEDY,
         ) from exc
     except download.FAILURES as exc:
         reason = getattr(exc, "reason", exc)
         raise KeyUnavailable(
-            f"Cannot download the NVIDIA signing key from {url}: {reason}",
+            f"Cannot download the NVIDIA signing key from {shown}: {reason}",
             "Check the network and any proxy (https_proxy). " + MIRROR_REMEDY,
         ) from exc
     if not data:
-        raise KeyUnavailable(f"The key at {url} is empty", "Check --key-url. " + MIRROR_REMEDY)
+        raise KeyUnavailable(f"The key at {shown} is empty", "Check --key-url. " + MIRROR_REMEDY)
     return data
 
 

@@ -14,6 +14,7 @@ from gpuwizard.actions.base import Action, ApplyContext
 from gpuwizard.actions.files import RemoveFile, WriteFile
 from gpuwizard.actions.packages import ImportRpmKey, RefreshPackageIndex, WriteKeyring
 from gpuwizard.errors import WizardError
+from gpuwizard.events import mask_login
 from gpuwizard.host import download
 from gpuwizard.host.keys import (
     MIRROR_REMEDY,
@@ -47,6 +48,7 @@ from gpuwizard.host.sources import (
     legacy_apt_sources,
     legacy_repo_files,
     own_list_lines,
+    parse_repo,
     render_repo,
     repo_satisfied,
 )
@@ -108,6 +110,7 @@ def probe_repository(url: str, timeout: float = 20.0) -> None:
     """Read-only: is the repository there? (InRelease for apt, repomd.xml for rpm)."""
     if url.startswith("file://"):
         return
+    shown = mask_login(url)  # the URL as messages show it (a login never reaches here)
     req = urllib.request.Request(url, headers={"User-Agent": "gpuwizard"}, method="GET")
     try:
         with download.urlopen(req, timeout=timeout) as resp:
@@ -115,19 +118,20 @@ def probe_repository(url: str, timeout: float = 20.0) -> None:
     except urllib.error.HTTPError as exc:
         if exc.code == 401:
             raise LoginWanted(
-                f"The repository wants a login (HTTP 401 for {url})",
-                f"gpuwizard sends none: {APT_LOGIN}. dnf, yum and zypper cannot be given a "
-                "login through gpuwizard: use a mirror path this host reaches without one, "
-                "or a bundle (`gpuwizard bundle`, then apply --bundle).",
+                f"The repository wants a login (HTTP 401 for {shown})",
+                f"gpuwizard sends none. {APT_LOGIN}. dnf/yum: put username=USER and "
+                f"password=PASSWORD in the [{REPO_ID}] section of {YUM_REPO} (owned by root, "
+                "mode 0600; gpuwizard keeps them when it writes the file). zypper: gpuwizard "
+                "cannot give it a login; use a mirror path this host reaches without one.",
             ) from exc
         raise WizardError(
-            f"The NVIDIA repository answered HTTP {exc.code} for {url}",
+            f"The NVIDIA repository answered HTTP {exc.code} for {shown}",
             "Check --repo-url (it should end in /stable, like "
             "https://nvidia.github.io/libnvidia-container/stable). " + MIRROR_REMEDY,
         ) from exc
     except download.FAILURES as exc:
         raise WizardError(
-            f"The NVIDIA repository is unreachable: {url}: {getattr(exc, 'reason', exc)}",
+            f"The NVIDIA repository is unreachable: {shown}: {getattr(exc, 'reason', exc)}",
             "Check the network and any proxy (https_proxy). " + MIRROR_REMEDY,
         ) from exc
 
@@ -192,11 +196,15 @@ class RepositoryStep(Step):
         try:
             probe_repository(probe)
         except LoginWanted:
-            if not isinstance(pm, AptPackages):
+            if isinstance(pm, AptPackages):
+                where = APT_LOGIN
+            elif dnf_login(host, pm):
+                where = f"dnf takes it from the username=/password= kept in {YUM_REPO}"
+            else:
                 raise
             warnings.append(
                 f"the repository wants a login (HTTP 401 for {probe}); gpuwizard sends none, "
-                f"{APT_LOGIN}; the index refresh checks it"
+                f"{where}; the index refresh checks it"
             )
         sim.marks[PENDING_MARK] = True
         diffs = [d for a in actions for d in a.preview(host)]
@@ -317,12 +325,15 @@ class RepositoryStep(Step):
         wanted = rpm_repo_sections(options, zypper)
         current = host.read_text(repo_path)
         if current is None or not repo_satisfied(current, wanted):
+            login = dnf_login(host, pm)
+            sections = {name: {**keys, **login.get(name, {})} for name, keys in wanted.items()}
             actions.append(
                 WriteFile(
                     repo_path,
-                    render_repo(wanted).encode(),
-                    mode=0o644,
-                    reason=f"add the NVIDIA repository {repo_path}",
+                    render_repo(sections).encode(),
+                    mode=0o600 if login else 0o644,
+                    reason=f"add the NVIDIA repository {repo_path}"
+                    + (", keeping its username/password (mode 0600)" if login else ""),
                 )
             )
         if isinstance(pm, RpmPackages) and not pm.has_key(key.short_id):
@@ -348,6 +359,25 @@ class RepositoryStep(Step):
                 "NVIDIA publishes amd64 and arm64. For a mirror, check that it carries this "
                 "architecture (--repo-url).",
             )
+
+
+LOGIN_KEYS = ("username", "password")
+
+
+def dnf_login(host: Host, pm: PackageManager) -> dict[str, dict[str, str]]:
+    """The username/password a user put in gpuwizard's own .repo file (dnf and yum read them
+    there; a mirror's login never goes in --repo-url), section by section, to keep when the
+    file is written again. zypper reads no login from a .repo: none."""
+    if isinstance(pm, ZypperPackages):
+        return {}
+    sections = parse_repo(host.read_text(YUM_REPO) or "")
+    out: dict[str, dict[str, str]] = {}
+    for name, keys in sections.items():
+        if name.startswith(REPO_ID):
+            login = {k: keys[k] for k in LOGIN_KEYS if keys.get(k)}
+            if login:
+                out[name] = login
+    return out
 
 
 def rpm_repo_sections(options: Options, zypper: bool) -> dict[str, dict[str, str]]:
