@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -492,13 +493,42 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# A mirror that wants a login (Artifactory, Nexus): HTTP Basic, 401 without it. The login
+# comes in the environment, never on the command line.
+_LOGIN_SERVER = r"""
+import base64, functools, http.server, os, sys
+want = "Basic " + base64.b64encode(os.environ["MIRROR_LOGIN"].encode()).decode()
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def _allowed(self):
+        if self.headers.get("Authorization") == want:
+            return True
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="mirror"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return False
+    def do_GET(self):
+        if self._allowed():
+            super().do_GET()
+    def do_HEAD(self):
+        if self._allowed():
+            super().do_HEAD()
+handler = functools.partial(Handler, directory=sys.argv[1])
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), handler).serve_forever()
+"""
+
+
 @dataclass
 class RepoServer:
-    """A folder served on 127.0.0.1 by python -m http.server."""
+    """A folder served on 127.0.0.1 by python -m http.server; with `login` ("user:password")
+    only to a client that sends it (HTTP Basic)."""
 
     folder: Path
     port: int = 0
     proc: Optional[subprocess.Popen[bytes]] = None
+    login: Optional[str] = None
 
     @property
     def url(self) -> str:
@@ -506,9 +536,14 @@ class RepoServer:
 
     def start(self) -> None:
         self.port = free_port()
+        if self.login is None:
+            argv = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(self.port)]
+        else:
+            argv = [sys.executable, "-c", _LOGIN_SERVER, str(self.folder), str(self.port)]
         self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(self.port)],
+            argv,
             cwd=str(self.folder),
+            env={**os.environ, "MIRROR_LOGIN": self.login or ""},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -517,6 +552,8 @@ class RepoServer:
             try:
                 urllib.request.urlopen(self.url + "/", timeout=1).close()  # noqa: S310
                 return
+            except urllib.error.HTTPError:
+                return  # it answers (401: it wants the login)
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("the test repository server did not start")

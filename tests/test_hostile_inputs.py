@@ -5,7 +5,9 @@ changed and no traceback. Future changes keep this module green (issue 13, items
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -507,3 +509,175 @@ def test_folders_gpuwizard_created_are_removed_on_rollback(tmp_path: Path) -> No
     (root / "etc/docker/certs.d").mkdir()
     wizard.rollback(host, journal)
     assert (root / "etc/docker/certs.d").is_dir() and not (root / DAEMON.lstrip("/")).exists()
+
+
+# -- a login in a mirror URL: refused up front, never shown, never a traceback ---------------
+SECRET = "s3cr3t-Pw9"
+MIRROR = "mirror.example.invalid"
+
+
+@pytest.fixture(scope="module")
+def real_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A real armored key and its fingerprint: the plan gets past the key to the probe."""
+    if shutil.which("gpg") is None:
+        pytest.skip("needs gpg")
+    from debroot import make_key
+
+    top = tmp_path_factory.mktemp("urlkey")
+    key = make_key(top / "home", "url test <url@example.invalid>")
+    (top / "gpgkey").write_bytes(key.armored)
+    return top / "gpgkey", key.fingerprint
+
+
+APT_LINE = f"`machine {MIRROR} login USER password PASSWORD`"
+
+
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (  # the reported command: it reached the probe and died in http.client
+            ["--repo-url", f"https://u:{SECRET}@{MIRROR}/nvidia/stable"],
+            [
+                f"--repo-url 'https://********@{MIRROR}/nvidia/stable' holds a login",
+                f"Pass --repo-url https://{MIRROR}/nvidia/stable",
+                "/etc/apt/auth.conf.d/nvidia.conf (owned by root, mode 0600)",
+                APT_LINE,
+                "username=USER and password=PASSWORD in the [nvidia-container-toolkit] "
+                "section of /etc/yum.repos.d/nvidia-container-toolkit.repo",
+            ],
+        ),
+        (  # a token as the user name alone
+            ["--repo-url", f"https://{SECRET}@{MIRROR}/nvidia/stable"],
+            ["holds a login", APT_LINE],
+        ),
+        (  # apt's machine without a protocol matches https only: http needs it spelt out
+            ["--repo-url", f"http://u:{SECRET}@{MIRROR}:8081/nvidia/stable"],
+            [f"`machine http://{MIRROR}:8081 login USER password PASSWORD`"],
+        ),
+        (  # a password with a / in it: urlsplit reads the rest as a port
+            ["--repo-url", f"https://u:{SECRET}/x@{MIRROR}/nvidia/stable"],
+            ["has no usable host[:port]", "a login does not go in the URL"],
+        ),
+        (
+            ["--repo-url", f"https://{MIRROR}:8o80/nvidia/stable"],
+            [f"--repo-url 'https://{MIRROR}:8o80/nvidia/stable' has no usable host[:port]"],
+        ),
+        (
+            ["--key-url", f"https://u:{SECRET}@{MIRROR}/nvidia/gpgkey"],
+            [
+                "--key-url 'https://********@",
+                f"curl -fsSL -u USER https://{MIRROR}/nvidia/gpgkey -o /root/nvidia-gpgkey",
+                "--key-url file:///root/nvidia-gpgkey",
+            ],
+        ),
+        (  # an export would carry it to every host
+            ["--export", "sh", "--repo-url", f"https://u:{SECRET}@{MIRROR}/nvidia/stable"],
+            ["holds a login", APT_LINE],
+        ),
+    ],
+)
+def test_a_login_in_a_url_option_is_refused_by_name_and_never_shown(
+    tmp_path: Path, real_key: tuple[Path, str], args: list[str], expect: list[str]
+) -> None:
+    key, fingerprint = real_key
+    # a Rocky root: dnf is its package manager, so the old code got past the key to the probe
+    root, state = tmp_path / "root", tmp_path / "state"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text('ID=rocky\nVERSION_ID=9.4\nID_LIKE="rhel centos fedora"\n')
+    res = _cli(
+        "plan",
+        "--root",
+        str(root),
+        "--state-dir",
+        str(state),
+        "--step",
+        "repository",
+        "--key-url",
+        f"file://{key}",
+        "--key-fingerprint",
+        fingerprint,
+        *args,
+    )
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr, res.stderr
+    assert SECRET not in res.stdout + res.stderr
+    assert res.stderr.startswith("error: ") and "\n  -> " in res.stderr, res.stderr
+    for text in expect:
+        assert text in res.stderr, res.stderr
+    assert not state.exists() or not any(
+        SECRET.encode() in p.read_bytes() for p in state.rglob("*") if p.is_file()
+    )
+
+
+def test_bundle_refuses_a_login_in_its_urls_before_any_download(tmp_path: Path) -> None:
+    for option, expect in (
+        ("--repo-url", "`gpuwizard bundle` downloads with no login"),
+        ("--key-url", "--key-url file:///root/nvidia-gpgkey"),
+    ):
+        res = _cli(
+            "bundle",
+            "--target",
+            "debian12/amd64",
+            "-o",
+            str(tmp_path / "kit.tar"),
+            "--no-images",
+            "--no-pyz",
+            option,
+            f"https://builder:{SECRET}@{MIRROR}/nvidia/x",
+        )
+        assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+        assert f"{option} 'https://********@{MIRROR}/nvidia/x' holds a login" in res.stderr
+        assert expect in res.stderr and SECRET not in res.stdout + res.stderr
+        assert not (tmp_path / "kit.tar").exists()
+
+
+def test_a_url_urllib_cannot_open_is_a_wizard_error_that_does_not_quote_it() -> None:
+    """Below the option check (Options built by code): http.client's InvalidURL quoted the
+    host part, password included, and was no URLError, so it came out as a traceback."""
+    import urllib.error
+    import urllib.request
+
+    from gpuwizard.errors import WizardError
+    from gpuwizard.host import download
+    from gpuwizard.host.keys import fetch_key
+    from gpuwizard.steps.repository import probe_repository
+
+    for url in (
+        f"https://u:{SECRET}@{MIRROR}/stable/deb/amd64/InRelease",
+        f"https://u:{SECRET}/x@{MIRROR}/stable/deb/amd64/InRelease",
+    ):
+        with pytest.raises(urllib.error.URLError) as raw:
+            download.urlopen(urllib.request.Request(url), timeout=5)
+        assert SECRET not in str(raw.value)
+        for fetch in (probe_repository, fetch_key):
+            with pytest.raises(WizardError) as err:
+                fetch(url, timeout=5)
+            shown = f"{err.value.cause} {err.value.remedy} {err.value.detail or ''}"
+            assert SECRET not in shown and "not a usable URL" in shown, shown
+
+
+def test_diffs_as_shown_and_printed_mask_a_repo_files_password() -> None:
+    from gpuwizard.actions.base import Diff
+
+    before = "[nvidia-container-toolkit]\nusername=builder\npassword=old-" + SECRET + "\n"
+    after = before.replace("old-", "new-") + "baseurl=https://mirror/stable/rpm/$basearch\n"
+    diff = Diff("/etc/yum.repos.d/nvidia-container-toolkit.repo", before, after)
+    text = diff.unified() + json.dumps(diff.to_json())
+    assert SECRET not in text
+    assert "+baseurl=https://mirror/stable/rpm/$basearch" in diff.unified()
+    assert " password=********" in diff.unified()
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        (f"https://u:{SECRET}@{MIRROR}/x", f"https://********@{MIRROR}/x"),
+        (f"https://{SECRET}@{MIRROR}/x", f"https://********@{MIRROR}/x"),
+        (f"https://u:{SECRET}/a@b@{MIRROR}/x?q=1", f"https://********@{MIRROR}/x?q=1"),
+        (f"https://{MIRROR}/x", f"https://{MIRROR}/x"),
+    ],
+)
+def test_mask_login_never_shows_any_part_of_a_login(url: str, shown: str) -> None:
+    from gpuwizard.events import mask_login
+
+    assert mask_login(url) == shown
