@@ -12,7 +12,7 @@ from typing import Optional
 
 from gpuwizard.errors import WizardError
 from gpuwizard.events import mask_login
-from gpuwizard.host.sources import REPO_ID, YUM_REPO
+from gpuwizard.host.sources import login_remedy
 from gpuwizard.options import Options
 
 PATH_MAX = 4096  # Linux: the longest path a system call takes
@@ -85,8 +85,7 @@ _LOGIN_ELSEWHERE = (
 
 def _login_remedy(name: str, parts: urllib.parse.SplitResult, bundle: bool) -> str:
     """Where the login goes instead; never the login itself (USER, PASSWORD stand for it)."""
-    hostport = parts.netloc.rpartition("@")[2]
-    plain = urllib.parse.urlunsplit(parts._replace(netloc=hostport))
+    plain = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     if name == "--key-url":
         return (
             f"gpuwizard downloads the key with no login: fetch it yourself (curl -fsSL -u USER "
@@ -99,14 +98,7 @@ def _login_remedy(name: str, parts: urllib.parse.SplitResult, bundle: bool) -> s
             f"rpm/ tree under {plain}) to this machine and pass --repo-url file:///path/to/it, "
             "or use a mirror this machine reaches without one."
         )
-    # apt: a machine with no protocol matches https only (apt_auth.conf(5))
-    machine = hostport if parts.scheme == "https" else f"{parts.scheme}://{hostport}"
-    return (
-        f"Pass {name} {plain} and give the login to the package manager. apt: a file "
-        f"/etc/apt/auth.conf.d/nvidia.conf (owned by root, mode 0600) with the line "
-        f"`machine {machine} login USER password PASSWORD`; dnf/yum: username=USER and "
-        f"password=PASSWORD in the [{REPO_ID}] section of {YUM_REPO} (mode 0600)."
-    )
+    return f"Pass {name} {plain} and give the login to the package manager. {login_remedy(plain)}."
 
 
 def check_system_path(name: str, path: str) -> None:

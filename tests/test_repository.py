@@ -4,6 +4,7 @@ repository shaped like NVIDIA's (served on 127.0.0.1)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from debroot import (
     snapshot,
 )
 
+from gpuwizard import events as ev
 from gpuwizard import wizard
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
@@ -289,3 +291,55 @@ def test_repository_signed_by_another_key_fails_at_update_and_the_step_is_rolled
     assert "NO_PUBKEY" in out.error.cause or "not signed" in out.error.cause
     assert "--key-fingerprint" in out.error.remedy
     assert snapshot(debroot, ("/etc/apt", "/usr/share/keyrings")) == before
+
+
+def test_a_mirror_that_wants_a_login_works_through_apt_auth_conf_and_nothing_shows_it(
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
+    """What --repo-url's refusal of user:password@ tells the user to do: the login in
+    /etc/apt/auth.conf.d, the URL without it. The probe's 401 is a warning (gpuwizard sends
+    no login; apt does), apt installs from the mirror, and no file gpuwizard wrote, no event
+    and no plan holds the password. Without the login, apt's refusal rolls the step back."""
+    secret = "s3cr3t-Mirror-Pw"
+    server = RepoServer(nvidia_repo.server.folder, login=f"builder:{secret}")
+    server.start()
+    try:
+        key = tmp_path / "gpgkey"  # the key fetched by hand, as the --key-url refusal says
+        key.write_bytes(nvidia_repo.key.armored)
+        opts = dataclasses.replace(
+            _opts(nvidia_repo), repo_url=server.url + "/stable", key_url=f"file://{key}"
+        )
+        before = snapshot(debroot, WATCHED)
+        no_login = plan_and_apply(debroot, opts, tmp_path / "no-login")
+        assert no_login.plan.step("repository").state == "pending"
+        assert no_login.error is not None
+        assert "it wants a login (401 Unauthorized)" in no_login.error.cause
+        machine = f"machine http://127.0.0.1:{server.port} login USER password PASSWORD"
+        assert machine in no_login.error.remedy
+        assert snapshot(debroot, WATCHED) == before
+
+        auth = debroot / "etc/apt/auth.conf.d/nvidia.conf"
+        auth.parent.mkdir(parents=True, exist_ok=True)
+        # apt: a machine with no protocol matches https only
+        auth.write_text(f"machine http://127.0.0.1:{server.port} login builder password {secret}\n")
+        auth.chmod(0o600)
+        state = tmp_path / "state"
+        out = plan_and_apply(debroot, opts, state)
+        assert out.error is None, out.error
+        step = out.plan.step("repository")
+        assert any("HTTP 401" in w and "/etc/apt/auth.conf.d/" in w for w in step.warnings)
+        listing = (debroot / LIST).read_text()
+        assert listing.startswith(f"deb [signed-by=/{KEYRING}] {server.url}/stable/deb/$(ARCH) /")
+        assert "builder" not in listing
+        madison = subprocess.run(
+            ["chroot", str(debroot), "apt-cache", "madison", "nvidia-container-toolkit"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert "1.20.1-1" in madison
+        shown = json.dumps(out.plan.to_json()) + json.dumps([ev.to_json(e) for e in out.events])
+        assert secret not in shown
+        written = [p for p in state.rglob("*") if p.is_file()]
+        assert written and not [p for p in written if secret.encode() in p.read_bytes()]
+    finally:
+        server.stop()

@@ -30,7 +30,7 @@ from gpuwizard.host.packages import (
     package_manager,
     version_key,
 )
-from gpuwizard.host.sources import apt_list_prefix, experimental_url
+from gpuwizard.host.sources import apt_list_prefix, experimental_url, login_remedy, wants_login
 from gpuwizard.host.system import Host
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -660,6 +660,13 @@ class RefreshPackageIndex(Action):
             res = pm.update_source(self.source, on_line=ctx.line_logger())
             problem = apt_update_problem(res.stdout + res.stderr)
             if res.returncode != 0 or problem:
+                if wants_login(res.stdout + res.stderr):
+                    raise WizardError(
+                        f"apt could not read the NVIDIA repository at {self.uri}: it wants a "
+                        "login (401 Unauthorized), and apt has none (or a wrong one) for it",
+                        f"Give apt the mirror's login: {login_remedy(self.uri)}.",
+                        res.tail,
+                    )
                 raise WizardError(
                     f"apt could not read the NVIDIA repository at {self.uri}: "
                     f"{problem or 'apt-get update failed'}",
@@ -671,6 +678,13 @@ class RefreshPackageIndex(Action):
         elif isinstance(pm, (DnfPackages, ZypperPackages)):
             res = pm.refresh(self.source, on_line=ctx.line_logger())
             if res.returncode != 0 or "Failed to download metadata" in res.stdout + res.stderr:
+                if isinstance(pm, DnfPackages) and wants_login(res.stdout + res.stderr):
+                    raise WizardError(
+                        f"{pm.name} could not read the NVIDIA repository at {self.uri}: it "
+                        "wants a login (HTTP 401), and the .repo file has none (or a wrong one)",
+                        f"Give {pm.name} the mirror's login: {login_remedy(self.uri)}.",
+                        res.tail,
+                    )
                 raise WizardError(
                     f"{pm.name} could not read the NVIDIA repository at {self.uri}",
                     "Check the network, or pass --repo-url and --key-url for a mirror.",

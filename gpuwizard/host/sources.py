@@ -244,6 +244,29 @@ def experimental_url(repo_url: str) -> Optional[str]:
     return None
 
 
+APT_AUTH_FILE = "/etc/apt/auth.conf.d/nvidia.conf"
+
+
+def login_remedy(url: str) -> str:
+    """Where a mirror's login goes instead of its URL, for apt and for dnf/yum (USER and
+    PASSWORD stand for it; nothing of a login in `url` is repeated)."""
+    parts = urllib.parse.urlsplit(url)
+    hostport = parts.netloc.rpartition("@")[2]
+    # apt_auth.conf(5): a machine with no protocol matches https only
+    machine = hostport if parts.scheme == "https" else f"{parts.scheme}://{hostport}"
+    return (
+        f"apt: a file {APT_AUTH_FILE} (owned by root, mode 0600) with the line "
+        f"`machine {machine} login USER password PASSWORD`; dnf/yum: username=USER and "
+        f"password=PASSWORD in the [{REPO_ID}] section of {YUM_REPO} (owned by root, mode "
+        "0600; gpuwizard keeps them when it writes the file)"
+    )
+
+
+def wants_login(output: str) -> bool:
+    """apt's `401  Unauthorized`, dnf's `Status code: 401`: the mirror wants a login."""
+    return re.search(r"\b401\s+Unauthori[sz]ed|Status code: 401\b", output) is not None
+
+
 def apt_list_prefix(uri: str) -> str:
     """How apt names the index files of a URI in /var/lib/apt/lists."""
     parts = urllib.parse.urlparse(uri)

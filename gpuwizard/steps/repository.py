@@ -47,6 +47,7 @@ from gpuwizard.host.sources import (
     experimental_url,
     legacy_apt_sources,
     legacy_repo_files,
+    login_remedy,
     own_list_lines,
     parse_repo,
     render_repo,
@@ -100,12 +101,6 @@ class LoginWanted(WizardError):
     send. apt brings its own (/etc/apt/auth.conf.d), so on apt this is only a warning."""
 
 
-APT_LOGIN = (
-    "apt takes it from /etc/apt/auth.conf.d/NAME.conf (owned by root, mode 0600): "
-    "`machine HOST login USER password PASSWORD`"
-)
-
-
 def probe_repository(url: str, timeout: float = 20.0) -> None:
     """Read-only: is the repository there? (InRelease for apt, repomd.xml for rpm)."""
     if url.startswith("file://"):
@@ -119,10 +114,9 @@ def probe_repository(url: str, timeout: float = 20.0) -> None:
         if exc.code == 401:
             raise LoginWanted(
                 f"The repository wants a login (HTTP 401 for {shown})",
-                f"gpuwizard sends none. {APT_LOGIN}. dnf/yum: put username=USER and "
-                f"password=PASSWORD in the [{REPO_ID}] section of {YUM_REPO} (owned by root, "
-                "mode 0600; gpuwizard keeps them when it writes the file). zypper: gpuwizard "
-                "cannot give it a login; use a mirror path this host reaches without one.",
+                f"gpuwizard sends none; the package manager brings it. {login_remedy(url)}. "
+                "zypper: gpuwizard cannot give it one; use a mirror path this host reaches "
+                "without a login.",
             ) from exc
         raise WizardError(
             f"The NVIDIA repository answered HTTP {exc.code} for {shown}",
@@ -197,9 +191,9 @@ class RepositoryStep(Step):
             probe_repository(probe)
         except LoginWanted:
             if isinstance(pm, AptPackages):
-                where = APT_LOGIN
+                where = f"apt takes it from /etc/apt/auth.conf.d/ ({login_remedy(probe)})"
             elif dnf_login(host, pm):
-                where = f"dnf takes it from the username=/password= kept in {YUM_REPO}"
+                where = f"{pm.name} takes it from the username=/password= kept in {YUM_REPO}"
             else:
                 raise
             warnings.append(
