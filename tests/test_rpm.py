@@ -5,13 +5,16 @@ wrote the .repo file key by key and imported the checked key with `rpm --root â€
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
-from debroot import plan_and_apply, plan_only, rollback_latest
+from debroot import RepoServer, plan_and_apply, plan_only, rollback_latest
 from rpmrepo import LEAP, ROCKY, RpmRepo, rpm_qa, rpm_root
 
+from gpuwizard import events as ev
 from gpuwizard.host.packages import DnfPackages
 from gpuwizard.host.sources import parse_repo
 from gpuwizard.host.system import Host
@@ -166,3 +169,55 @@ def test_a_root_whose_rpm_database_this_machines_rpm_would_miss_is_refused(
     step = plan_only(root, _opts(rpm_repo)).step("repository")
     assert step.state == "blocked" and "/var/lib/rpm" in step.reason
     assert "chroot" in step.remedy
+
+
+def test_dnf_keeps_the_login_a_user_put_in_the_repo_file_and_nothing_shows_it(
+    rpm_repo: RpmRepo, tmp_path: Path
+) -> None:
+    """A mirror that wants a login, the dnf way the --repo-url refusal names: username= and
+    password= in the [nvidia-container-toolkit] section of gpuwizard's own .repo file. The
+    file is written again with gpuwizard's keys and the login kept (mode 0600), the probe's
+    401 is a warning, dnf installs through it, and no plan, diff or event shows the password
+    (the run's backup of the file is the file, 0600, for rollback)."""
+    _need("dnf")
+    secret = "s3cr3t-Dnf-Pw"
+    server = RepoServer(rpm_repo.server.folder, login=f"builder:{secret}")
+    server.start()
+    try:
+        root = rpm_root(tmp_path, ROCKY)
+        repo_file = root / "etc/yum.repos.d/nvidia-container-toolkit.repo"
+        repo_file.parent.mkdir(parents=True)
+        original = f"[nvidia-container-toolkit]\nusername=builder\npassword={secret}\n"
+        repo_file.write_text(original)
+        key = tmp_path / "gpgkey"
+        key.write_bytes(rpm_repo.key.armored)
+        opts = dataclasses.replace(
+            _opts(rpm_repo), repo_url=server.url + "/stable", key_url=f"file://{key}"
+        )
+        the_plan = plan_only(root, opts)
+        step = the_plan.step("repository")
+        assert step.state == "pending", (step.reason, step.remedy)
+        assert any("HTTP 401" in w and "username=/password=" in w for w in step.warnings)
+        assert "keeping its username/password (mode 0600)" in " ".join(
+            a.describe() for a in step.actions
+        )
+        shown = "\n".join(d.unified() for d in step.diffs) + json.dumps(the_plan.to_json())
+        assert secret not in shown and " password=********" in shown
+
+        state = tmp_path / "state"
+        out = plan_and_apply(root, opts, state)
+        assert out.error is None, out.error
+        main = parse_repo(repo_file.read_text())["nvidia-container-toolkit"]
+        assert main["username"] == "builder" and main["password"] == secret
+        assert main["baseurl"] == f"{server.url}/stable/rpm/$basearch"
+        assert stat.S_IMODE(repo_file.stat().st_mode) == 0o600
+        assert "nvidia-container-toolkit 1.20.1-1" in rpm_qa(root)
+        assert secret not in json.dumps([ev.to_json(ev.masked(e)) for e in out.events])
+        holding = [p for p in state.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+        assert holding and all(
+            "backups" in p.parts and stat.S_IMODE(p.stat().st_mode) == 0o600 for p in holding
+        )
+        rollback_latest(root, state)  # the user's own file comes back, login and all
+        assert repo_file.read_text() == original
+    finally:
+        server.stop()
