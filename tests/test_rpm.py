@@ -194,6 +194,14 @@ def test_dnf_keeps_the_login_a_user_put_in_the_repo_file_and_nothing_shows_it(
         opts = dataclasses.replace(
             _opts(rpm_repo), repo_url=server.url + "/stable", key_url=f"file://{key}"
         )
+        # a wrong password: dnf's 401 is named, with where the login goes; rolled back
+        repo_file.write_text(original.replace(secret, "not-it"))
+        wrong = plan_and_apply(root, opts, tmp_path / "wrong")
+        assert wrong.error is not None and "it wants a login (HTTP 401)" in wrong.error.cause
+        assert "username=USER and password=PASSWORD" in wrong.error.remedy
+        assert repo_file.read_text() == original.replace(secret, "not-it")
+        repo_file.write_text(original)
+
         the_plan = plan_only(root, opts)
         step = the_plan.step("repository")
         assert step.state == "pending", (step.reason, step.remedy)
