@@ -2,9 +2,10 @@
 
 An SSH drop sends SIGHUP to the app; apt and dpkg must not die half way with it. So the faces
 never apply anything themselves. They ask for a worker — a transient systemd unit where systemd
-runs, otherwise a process in its own session with SIGHUP ignored — which re-plans, refuses if
-the host changed since the preview, applies, writes every event to the run's events file, and
-keeps the auto-revert timer: unless the user confirms (or, with --yes, unless verification
+runs, otherwise a process in its own session with SIGHUP ignored (forked from the CLI, which has
+gpuwizard imported already; a fresh interpreter from a face with threads) — which re-plans,
+refuses if the host changed since the preview, applies, writes every event to the run's events
+file, and keeps the auto-revert timer: unless the user confirms (or, with --yes, unless verification
 passed), the disruptive part is rolled back at the deadline. A face started later replays and
 follows the events; it only draws.
 """
@@ -121,49 +122,12 @@ def launch(
         )
     run_id = write_request(host, options, digest, journal, argv, kind, targets)
     folder = journal.runs_dir / run_id
-    cmd = python_argv("_worker", "--state-dir", os.path.abspath(journal.state_dir), run_id)
-    env = clean_env()
-    log = os.fdopen(  # handed to the child; private like the rest of the run
-        os.open(
-            folder / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
-        ),
-        "ab",
-    )
-    try:
-        if _use_systemd_run(host):
-            unit = f"gpuwizard-{run_id.lower()}"
-            full = [
-                "systemd-run",
-                "--unit",
-                unit,
-                "--collect",
-                "--quiet",
-                f"--working-directory={CHILD_CWD}",
-                *cmd,
-            ]
-            subprocess.run(
-                full,
-                check=True,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-            )
-            (folder / "unit").write_text(unit)
-        else:
-            proc = subprocess.Popen(  # argv list
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-                cwd=CHILD_CWD,
-                start_new_session=True,
-                close_fds=True,
-            )
-            (folder / "spawned-pid").write_text(str(proc.pid))
-    finally:
-        log.close()
+    if _use_systemd_run(host):
+        _start_unit(journal, run_id, folder)
+    elif _can_fork():
+        _start_forked(journal, run_id, folder)
+    else:
+        _start_process(journal, run_id, folder)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         run = journal.read_run(run_id)
@@ -180,6 +144,177 @@ def launch(
         f"Read {folder / 'worker.log'}; the end of it is below.",
         tail,
     )
+
+
+def _worker_log(folder: Path) -> Any:
+    """The worker's stdout and stderr: the run folder's private worker.log."""
+    return os.fdopen(
+        os.open(
+            folder / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
+        ),
+        "ab",
+    )
+
+
+def _worker_cmd(journal: Journal, run_id: str) -> list[str]:
+    return python_argv("_worker", "--state-dir", os.path.abspath(journal.state_dir), run_id)
+
+
+def _start_unit(journal: Journal, run_id: str, folder: Path) -> None:
+    """Where systemd runs: a transient service, outside the SSH session's scope (logind may
+    kill that scope's processes on logout), logged to the journal, collected when done."""
+    unit = f"gpuwizard-{run_id.lower()}"
+    full = [
+        "systemd-run",
+        "--unit",
+        unit,
+        "--collect",
+        "--quiet",
+        f"--working-directory={CHILD_CWD}",
+        *_worker_cmd(journal, run_id),
+    ]
+    with _worker_log(folder) as log:
+        subprocess.run(
+            full, check=True, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=clean_env()
+        )
+    (folder / "unit").write_text(unit)
+
+
+def _start_process(journal: Journal, run_id: str, folder: Path) -> None:
+    """A fresh interpreter in its own session (the face has threads: no fork then)."""
+    with _worker_log(folder) as log:
+        proc = subprocess.Popen(  # argv list
+            _worker_cmd(journal, run_id),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=clean_env(),
+            cwd=CHILD_CWD,
+            start_new_session=True,
+            close_fds=True,
+        )
+    (folder / "spawned-pid").write_text(str(proc.pid))
+
+
+def _can_fork() -> bool:
+    """A face with one thread (the CLI) forks its worker: the worker then starts with
+    gpuwizard already imported, which a fresh interpreter takes 0.2-0.4 s to do. A face with
+    threads (the app) never forks: only the forking thread would live on in the child."""
+    if os.environ.get("GPUWIZARD_WORKER_EXEC") or not hasattr(os, "fork"):
+        return False
+    import threading
+
+    return threading.active_count() == 1
+
+
+def _start_forked(journal: Journal, run_id: str, folder: Path) -> None:
+    """Double fork: the worker is nobody's child (init reaps it), in its own session, with
+    the same isolation a fresh `python -I` worker gets (see `_become_worker`)."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written twice
+        with contextlib.suppress(Exception):
+            stream.flush()
+    state_dir = os.path.abspath(journal.state_dir)
+    first = os.fork()
+    if first == 0:
+        code = 70
+        try:
+            os.setsid()
+            second = os.fork()
+            if second == 0:
+                _become_worker(state_dir, run_id, folder)  # never returns
+            (folder / "spawned-pid").write_text(str(second))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(first, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise WizardError(
+            "The gpuwizard worker could not be started",
+            f"Run again with GPUWIZARD_WORKER_EXEC=1; {folder / 'worker.log'} may say more.",
+        )
+
+
+def _become_worker(state_dir: str, run_id: str, folder: Path) -> None:
+    """In the forked worker: what `python -I` from `/` with a clean environment gives a fresh
+    worker (no cwd or PYTHONPATH on sys.path, no PYTHON* variables, cwd `/`), no descriptor of
+    the face's left open (its terminal, its pipes: an SSH session or a test's pipe stays open
+    until every holder closes it), default signal handlers; then the worker, and _exit."""
+    import sys
+    import traceback
+
+    code = 70
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        log = os.open(
+            folder / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
+        )
+        os.dup2(devnull, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        _blank_inherited_fds(keep={0, 1, 2, devnull, log}, devnull=devnull)
+        _isolate_process()
+        code = worker_main(state_dir, run_id)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # the worker's own log says what broke; the journal says the rest
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
+def _isolate_process() -> None:
+    """cwd `/`, the environment without PYTHON* variables (its children get that one),
+    sys.path as -I gives it, Python's default signal handlers."""
+    _isolate_sys_path(os.environ.get("PYTHONPATH", ""), os.getcwd())
+    os.chdir(CHILD_CWD)
+    env = clean_env()
+    os.environ.clear()
+    os.environ.update(env)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTOU, signal.SIGTTIN):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _blank_inherited_fds(keep: set[int], devnull: int) -> None:
+    """Point every inherited descriptor at /dev/null. Not closed: a Python object of the
+    face's that still holds the number would close whatever the worker opens under it."""
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 256))
+    for fd in fds:
+        if fd in keep:
+            continue
+        with contextlib.suppress(OSError):
+            os.fstat(fd)
+            os.dup2(devnull, fd, inheritable=False)
+
+
+def _isolate_sys_path(pythonpath: str, cwd: str) -> None:
+    """sys.path as `python -I` and the boot line make it: this gpuwizard's own location
+    first; not the face's script folder or working directory (sys.path[0], which -I does not
+    add), nothing relative, nothing from PYTHONPATH. What the face already imported it had
+    imported as the same user, before any of this: the worker adds nothing from those."""
+    import sys
+
+    from gpuwizard.selfexec import package_parent
+
+    entries = list(sys.path)
+    if entries and not (sys.flags.isolated or getattr(sys.flags, "safe_path", False)):
+        entries = entries[1:]
+    banned = {os.path.abspath(p) for p in pythonpath.split(os.pathsep) if p} | {cwd}
+    own = package_parent()
+    keep = [
+        p
+        for p in entries
+        if p and os.path.isabs(p) and os.path.abspath(p) not in banned and p != own
+    ]
+    sys.path[:] = [own, *keep]
 
 
 def _raise_if_refused(folder: Path) -> None:
