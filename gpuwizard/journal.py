@@ -27,6 +27,7 @@ import re
 import secrets
 import signal
 import stat
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -624,8 +625,13 @@ class RunWriter:
         self.events_path = folder / "events.jsonl"
         self._seq = next_seq
         self._events_fd: Optional[int] = None
+        self._lock = threading.Lock()  # checks run together (actions.together) append too
 
     def append(self, rtype: str, data: dict[str, Any]) -> int:
+        with self._lock:
+            return self._append(rtype, data)
+
+    def _append(self, rtype: str, data: dict[str, Any]) -> int:
         seq = self._seq
         line = json.dumps(
             {"seq": seq, "type": rtype, "time": clock.now(), "data": data}, ensure_ascii=False
@@ -691,7 +697,8 @@ class RunWriter:
                 os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
                 0o600,
             )
-        os.write(self._events_fd, (line + "\n").encode("utf-8"))
+        with self._lock:
+            os.write(self._events_fd, (line + "\n").encode("utf-8"))
 
     def close_events(self) -> None:
         if self._events_fd is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from gpuwizard.actions.base import ApplyContext, action_class
+from gpuwizard.actions.together import run_actions
 from gpuwizard.errors import RollbackConflict, WizardError
 from gpuwizard.events import ActionEvent, EventSink, LogLine, StepState, discard
 from gpuwizard.host.system import Host
@@ -200,9 +201,7 @@ def apply(
         emit(StepState(sp.step, "running"))
         ctx = ApplyContext(host, run, sp.step, emit)
         try:
-            for action in sp.actions:
-                action.step = sp.step
-                action.run(ctx)
+            run_actions(sp.actions, ctx)
             by_name[sp.step].verify(ctx, options, sp)
         except WizardError as exc:
             emit(StepState(sp.step, FAILED, exc.cause))

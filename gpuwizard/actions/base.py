@@ -121,6 +121,17 @@ class Action(ABC):
 
     step: str = field(default="", init=False)
 
+    @classmethod
+    def group_facts(cls, host: Host, actions: list[Any]) -> Any:
+        """What starts_now needs, learned once for all of a step's actions of this kind."""
+        return None
+
+    def starts_now(self, facts: Any) -> bool:
+        """True for a check that may run at the same time as its neighbours that also say
+        so (it shares nothing with them and needs nothing first: a test container whose
+        image is here). Changes never do: they run one at a time, in order."""
+        return False
+
     @abstractmethod
     def describe(self) -> str:
         """One line for the plan: what this does, in the user's words."""

@@ -287,6 +287,34 @@ class RunContainer(Action):
     def needed(self, host: Host) -> bool:
         return True
 
+    @classmethod
+    def group_facts(cls, host: Host, actions: list[Any]) -> Any:
+        """The image tags of each engine these containers use, asked once (plain HTTP); None
+        for an engine that does not answer now (its containers run alone and say why)."""
+        from gpuwizard.host.engine_api import EngineAPIError
+
+        out: dict[Optional[str], Optional[set[str]]] = {}
+        for url in {a.docker_host for a in actions}:
+            try:
+                reader = engine.read_engine(host, url)
+                try:
+                    out[url] = set(reader.image_tags())
+                finally:
+                    reader.close()
+            except (WizardError, EngineAPIError, OSError, ValueError):
+                out[url] = None
+        return out
+
+    def starts_now(self, facts: Any) -> bool:
+        """Test containers run together when their image is here already (nothing to pull:
+        a pull shows its progress, and two pulls of one image would both journal it)."""
+        tags = facts.get(self.docker_host) if isinstance(facts, dict) else None
+        if not tags:
+            return False
+        last = self.image.rsplit("/", 1)[-1]
+        bare = ":" not in last and "@" not in last
+        return self.image in tags or (bare and f"{self.image}:latest" in tags)
+
     def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
         client = engine.connect(ctx.host, self.docker_host)
         try:
