@@ -615,6 +615,23 @@ def _disk_error(folder: Path, exc: OSError) -> JournalError:
     )
 
 
+def activity_mark(journal: Journal) -> tuple[Any, ...]:
+    """What a later look can compare to tell whether any run started, wrote or ended since:
+    each run's journal file, its size and modification time (a stat each: cheap)."""
+    out = []
+    try:
+        names = sorted(os.listdir(journal.runs_dir))
+    except OSError:
+        return ()
+    for name in names:
+        try:
+            st = os.stat(journal.runs_dir / name / "journal.jsonl")
+        except OSError:
+            continue
+        out.append((name, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 class RunWriter:
     """Appends fsynced records to one run's journal and stores its backups."""
 

@@ -10,6 +10,7 @@ faces draw, the session decides.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal, Optional
@@ -21,6 +22,9 @@ from gpuwizard.journal import Journal, Run, rollback_targets
 from gpuwizard.options import Options
 from gpuwizard.states import ENDED
 
+# a plan this young, made by this process, is the one its forked worker applies (see
+# Session._fresh_plan); older, the worker probes again
+FRESH_PLAN_S = 2.0
 SEEN = "seen"  # a file in a run's folder: a face has shown how the run ended
 
 
@@ -51,6 +55,7 @@ class Session:
         self.options = options
         self.journal = journal
         self._backend = backend
+        self._last_plan: Optional[tuple[Any, Options, tuple[Any, ...], float]] = None
 
     @classmethod
     def open(cls, host: Host, options: Options) -> Session:
@@ -69,8 +74,28 @@ class Session:
     def plan(self, options: Optional[Options] = None, emit: ev.EventSink = ev.discard) -> Any:
         """Probe every step read-only and plan it. Nothing on the host changes."""
         from gpuwizard import wizard
+        from gpuwizard.journal import activity_mark
 
-        return wizard.plan(self.host, options or self.options, emit=emit)
+        options = options or self.options
+        mark = activity_mark(self.journal)
+        the_plan = wizard.plan(self.host, options, emit=emit)
+        self._last_plan = (the_plan, options, mark, time.monotonic())
+        return the_plan
+
+    def _fresh_plan(self, digest: str, options: Options) -> Optional[tuple[Any, tuple[Any, ...]]]:
+        """The plan this session made a moment ago (FRESH_PLAN_S), for these options and this
+        digest, with the journal's mark taken before it: a worker forked from this process
+        applies it as it is if, under its lock, the journal shows no run since (the worker's
+        own re-plan would find what this one just found, a second probe later). Not after a
+        prompt: a person may read a preview for minutes."""
+        if self._last_plan is None:
+            return None
+        the_plan, planned_with, mark, when = self._last_plan
+        if time.monotonic() - when > FRESH_PLAN_S or the_plan.digest != digest:
+            return None
+        if dataclasses.replace(options, yes=planned_with.yes) != planned_with:
+            return None
+        return the_plan, mark
 
     def active_run(self) -> Optional[Run]:
         """The run a face should show first: in progress, awaiting confirmation, or
@@ -117,7 +142,13 @@ class Session:
         (`apply --no-detach`), under the same lock and journal."""
         options = options or self.options
         if detach:
-            run_id: str = self.backend.launch(self.host, options, digest, self.journal, argv)
+            fresh = self._fresh_plan(digest, options)
+            if fresh is not None:
+                run_id: str = self.backend.launch(
+                    self.host, options, digest, self.journal, argv, fresh=fresh
+                )
+            else:
+                run_id = self.backend.launch(self.host, options, digest, self.journal, argv)
             return run_id
         from gpuwizard import worker
 

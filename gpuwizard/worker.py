@@ -110,8 +110,12 @@ def launch(
     wait: float = 15.0,
     kind: str = APPLY,
     targets: Optional[list[str]] = None,
+    fresh: Optional[tuple[Any, tuple[Any, ...]]] = None,
 ) -> str:
-    """Start a detached worker for this request; return its run id once it has begun."""
+    """Start a detached worker for this request; return its run id once it has begun.
+
+    `fresh` (the plan the caller made a moment ago and the journal's mark from before it) is
+    handed to a forked worker, which applies it if the journal shows no run since."""
     journal.ensure_writable()
     holder = journal.lock_holder()
     if holder:
@@ -125,7 +129,7 @@ def launch(
     if _use_systemd_run(host):
         _start_unit(journal, run_id, folder)
     elif _can_fork():
-        _start_forked(journal, run_id, folder)
+        _start_forked(journal, run_id, folder, fresh if kind == APPLY else None)
     else:
         _start_process(journal, run_id, folder)
     deadline = time.monotonic() + wait
@@ -207,7 +211,9 @@ def _can_fork() -> bool:
     return threading.active_count() == 1
 
 
-def _start_forked(journal: Journal, run_id: str, folder: Path) -> None:
+def _start_forked(
+    journal: Journal, run_id: str, folder: Path, fresh: Optional[tuple[Any, tuple[Any, ...]]]
+) -> None:
     """Double fork: the worker is nobody's child (init reaps it), in its own session, with
     the same isolation a fresh `python -I` worker gets (see `_become_worker`)."""
     import sys
@@ -223,7 +229,7 @@ def _start_forked(journal: Journal, run_id: str, folder: Path) -> None:
             os.setsid()
             second = os.fork()
             if second == 0:
-                _become_worker(state_dir, run_id, folder)  # never returns
+                _become_worker(state_dir, run_id, folder, fresh)  # never returns
             (folder / "spawned-pid").write_text(str(second))
             code = 0
         finally:
@@ -236,7 +242,9 @@ def _start_forked(journal: Journal, run_id: str, folder: Path) -> None:
         )
 
 
-def _become_worker(state_dir: str, run_id: str, folder: Path) -> None:
+def _become_worker(
+    state_dir: str, run_id: str, folder: Path, fresh: Optional[tuple[Any, tuple[Any, ...]]]
+) -> None:
     """In the forked worker: what `python -I` from `/` with a clean environment gives a fresh
     worker (no cwd or PYTHONPATH on sys.path, no PYTHON* variables, cwd `/`), no descriptor of
     the face's left open (its terminal, its pipes: an SSH session or a test's pipe stays open
@@ -255,7 +263,7 @@ def _become_worker(state_dir: str, run_id: str, folder: Path) -> None:
         os.dup2(log, 2)
         _blank_inherited_fds(keep={0, 1, 2, devnull, log}, devnull=devnull)
         _isolate_process()
-        code = worker_main(state_dir, run_id)
+        code = worker_main(state_dir, run_id, fresh)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # the worker's own log says what broke; the journal says the rest
@@ -608,7 +616,11 @@ class _EventWriter:
 
 
 def run_worker(
-    journal: Journal, run_id: str, also: ev.EventSink = ev.discard, host: Optional[Host] = None
+    journal: Journal,
+    run_id: str,
+    also: ev.EventSink = ev.discard,
+    host: Optional[Host] = None,
+    fresh: Optional[tuple[Any, tuple[Any, ...]]] = None,
 ) -> int:
     """Apply one requested run. Exit status 0 when it finished and was kept."""
     from gpuwizard import wizard
@@ -638,7 +650,7 @@ def run_worker(
         emit(ev.RunState(run_id, "running"))
         if kind == ROLLBACK:
             return _roll_back(host, journal, writer, options, request, emit, wizard)
-        return _apply_and_keep(host, journal, writer, options, request, emit, wizard)
+        return _apply_and_keep(host, journal, writer, options, request, emit, wizard, fresh)
     finally:
         journal.release()
 
@@ -701,10 +713,11 @@ def _apply_and_keep(
     request: dict[str, Any],
     emit: ev.EventSink,
     wizard: Any,
+    fresh: Optional[tuple[Any, tuple[Any, ...]]] = None,
 ) -> int:
     run_id = writer.run_id
     try:
-        the_plan = wizard.plan(host, options, emit=emit)
+        the_plan = _fresh_or_new_plan(host, journal, run_id, options, emit, wizard, fresh)
         if the_plan.digest != request.get("digest") and not options.force:
             raise PlanChanged(
                 "The host changed since the preview you approved",
@@ -725,6 +738,33 @@ def _apply_and_keep(
     writer.append("end", {"status": "finished"})
     emit(ev.RunState(run_id, "finished"))
     return 0
+
+
+def _fresh_or_new_plan(
+    host: Host,
+    journal: Journal,
+    run_id: str,
+    options: Options,
+    emit: ev.EventSink,
+    wizard: Any,
+    fresh: Optional[tuple[Any, tuple[Any, ...]]],
+) -> Any:
+    """The plan to apply, made under the journal's lock. A forked worker may bring the plan
+    its face made a moment ago: it is that plan if, now that this worker holds the lock, the
+    journal shows no run started, written or ended since it was made (another gpuwizard
+    changing the host is what the lock orders; this worker's own run is not counted). Else,
+    and always for a fresh interpreter, the host is probed again."""
+    from gpuwizard.journal import activity_mark
+
+    if fresh is not None:
+        the_plan, mark = fresh
+        own = str(run_id)
+        if tuple(m for m in activity_mark(journal) if m[0] != own) == mark:
+            for sp in the_plan.steps:
+                emit(ev.StepState(sp.step, sp.state, sp.reason))
+            return the_plan
+        emit(ev.LogLine("", "another run wrote to the journal since the preview: probing again"))
+    return wizard.plan(host, options, emit=emit)
 
 
 def _await_confirmation(
@@ -802,13 +842,16 @@ def _await_confirmation(
     return 0  # the worker did its job: an auto-revert is not a failed unit
 
 
-def worker_main(state_dir: str, run_id: str) -> int:
-    """Entry point of `gpuwizard _worker`: detach from the terminal for good."""
+def worker_main(
+    state_dir: str, run_id: str, fresh: Optional[tuple[Any, tuple[Any, ...]]] = None
+) -> int:
+    """Entry point of `gpuwizard _worker` (and of the forked worker, which may bring the
+    plan its face just made): detach from the terminal for good."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if os.getsid(0) != os.getpid():
         with contextlib.suppress(OSError):
             os.setsid()
-    return run_worker(Journal(Path(state_dir)), run_id, also=_say)
+    return run_worker(Journal(Path(state_dir)), run_id, also=_say, fresh=fresh)
 
 
 def _say(event: ev.Event) -> None:

@@ -177,6 +177,7 @@ class LaunchRecorder:
         journal: Any,
         argv: list[str],
         demo: bool = False,
+        fresh: Any = None,
     ) -> str:
         self.launched.append((options, digest))
         return "20260101T000000Z-abcdef"

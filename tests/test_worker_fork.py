@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 FACE = r"""
 import json, os, sys, time
@@ -153,3 +154,77 @@ def test_the_forked_worker_s_process_is_what_a_fresh_worker_gets(tmp_path: Path)
     assert str(hostile) not in seen["path"] and "" not in seen["path"]
     assert seen["path"][0] == repo  # this gpuwizard (here the source tree), first
     assert seen["term"]
+
+
+def _demo_session(tmp_path: Path, monkeypatch: Any) -> Any:
+    from gpuwizard.demo import demo_host, demo_options
+    from gpuwizard.journal import Journal
+    from gpuwizard.options import Options
+    from gpuwizard.session import Session
+    from gpuwizard.worker import state_dir_for
+
+    monkeypatch.setenv("GPUWIZARD_DEMO_ROOT", str(tmp_path / "demo"))
+    host = demo_host()
+    options = demo_options(Options(yes=True, auto_revert=0, steps=("repository",)))
+    session = Session(host, options, Journal(state_dir_for(host, options)))
+    session.journal.ensure_writable()
+    return session
+
+
+def test_the_forked_worker_applies_the_plan_just_made_without_probing_again(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """One probe per run: the plan the CLI made a moment ago, no run in the journal since."""
+    from gpuwizard import wizard, worker
+
+    session = _demo_session(tmp_path, monkeypatch)
+    the_plan = session.plan()
+    fresh = session._fresh_plan(the_plan.digest, session.options)
+    assert fresh is not None and fresh[0] is the_plan
+    run_id = worker.write_request(
+        session.host, session.options, the_plan.digest, session.journal, ["gpuwizard"]
+    )
+
+    def no_second_probe(*a: Any, **k: Any) -> Any:
+        raise AssertionError("the worker probed the host again")
+
+    monkeypatch.setattr(wizard, "plan", no_second_probe)
+    assert worker.run_worker(session.journal, run_id, host=session.host, fresh=fresh) == 0
+    assert session.run(run_id).status() == "finished"
+
+
+def test_a_run_in_between_makes_the_worker_probe_again_and_refuse(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Another gpuwizard run between the preview and this worker's lock: the fresh plan is not
+    trusted; the host is probed again, and the changed host refused (PlanChanged)."""
+    from gpuwizard import worker
+
+    session = _demo_session(tmp_path, monkeypatch)
+    the_plan = session.plan()
+    fresh = session._fresh_plan(the_plan.digest, session.options)
+    assert fresh is not None
+    other = session.start_apply(the_plan.digest, ["gpuwizard", "apply"], detach=False)
+    assert session.run(other).status() == "finished"  # it set up the repository
+    run_id = worker.write_request(
+        session.host, session.options, the_plan.digest, session.journal, ["gpuwizard"]
+    )
+    assert worker.run_worker(session.journal, run_id, host=session.host, fresh=fresh) == 1
+    end = session.run(run_id).ended()
+    assert end is not None and "changed since the preview" in json.dumps(end.data)
+
+
+def test_a_plan_that_is_old_or_for_other_options_is_not_fresh(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import dataclasses
+
+    from gpuwizard import session as session_mod
+
+    session = _demo_session(tmp_path, monkeypatch)
+    the_plan = session.plan()
+    other = dataclasses.replace(session.options, enable_cdi=not session.options.enable_cdi)
+    assert session._fresh_plan(the_plan.digest, other) is None
+    assert session._fresh_plan("0" * 64, session.options) is None
+    monkeypatch.setattr(session_mod, "FRESH_PLAN_S", -1.0)
+    assert session._fresh_plan(the_plan.digest, session.options) is None
