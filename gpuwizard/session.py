@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Optional
 
 from gpuwizard import events as ev
 from gpuwizard.errors import WizardError
@@ -21,6 +21,9 @@ from gpuwizard.host.system import Host
 from gpuwizard.journal import Journal, Run, rollback_targets
 from gpuwizard.options import Options
 from gpuwizard.states import ENDED
+
+if TYPE_CHECKING:
+    from gpuwizard.worker import FreshPlan
 
 # a plan this young, made by this process, is the one its forked worker applies (see
 # Session._fresh_plan); older, the worker probes again
@@ -82,7 +85,7 @@ class Session:
         self._last_plan = (the_plan, options, mark, time.monotonic())
         return the_plan
 
-    def _fresh_plan(self, digest: str, options: Options) -> Optional[tuple[Any, tuple[Any, ...]]]:
+    def _fresh_plan(self, digest: str, options: Options) -> Optional[FreshPlan]:
         """The plan this session made a moment ago (FRESH_PLAN_S), for these options and this
         digest, with the journal's mark taken before it: a worker forked from this process
         applies it as it is if, under its lock, the journal shows no run since (the worker's

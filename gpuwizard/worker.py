@@ -20,7 +20,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, BinaryIO, Callable, Iterator, Optional
 
 from gpuwizard import clock
 from gpuwizard import events as ev
@@ -43,6 +43,9 @@ REVERT_TIMER = "revert-timer"  # the run folder's file naming its systemd timer 
 # asks the journal whether the worker is still alive every IDLE_CHECK_EVERY empty reads
 FOLLOW_POLL = 0.03
 IDLE_CHECK_EVERY = 30
+# a plan the face made a moment ago and the journal's activity mark from before it
+# (session.Session._fresh_plan); a forked worker applies it if the journal shows no run since
+FreshPlan = tuple[Any, tuple[Any, ...]]
 # the timer fires this long after the deadline, so that a live worker reverts first
 REVERT_GRACE = 3
 
@@ -110,7 +113,7 @@ def launch(
     wait: float = 15.0,
     kind: str = APPLY,
     targets: Optional[list[str]] = None,
-    fresh: Optional[tuple[Any, tuple[Any, ...]]] = None,
+    fresh: Optional[FreshPlan] = None,
 ) -> str:
     """Start a detached worker for this request; return its run id once it has begun.
 
@@ -150,14 +153,15 @@ def launch(
     )
 
 
-def _worker_log(folder: Path) -> Any:
+def _worker_log_fd(folder: Path) -> int:
     """The worker's stdout and stderr: the run folder's private worker.log."""
-    return os.fdopen(
-        os.open(
-            folder / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
-        ),
-        "ab",
+    return os.open(
+        folder / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
     )
+
+
+def _worker_log(folder: Path) -> BinaryIO:
+    return os.fdopen(_worker_log_fd(folder), "ab")
 
 
 def _worker_cmd(journal: Journal, run_id: str) -> list[str]:
@@ -211,9 +215,7 @@ def _can_fork() -> bool:
     return threading.active_count() == 1
 
 
-def _start_forked(
-    journal: Journal, run_id: str, folder: Path, fresh: Optional[tuple[Any, tuple[Any, ...]]]
-) -> None:
+def _start_forked(journal: Journal, run_id: str, folder: Path, fresh: Optional[FreshPlan]) -> None:
     """Double fork: the worker is nobody's child (init reaps it), in its own session, with
     the same isolation a fresh `python -I` worker gets (see `_become_worker`)."""
     import sys
@@ -242,9 +244,7 @@ def _start_forked(
         )
 
 
-def _become_worker(
-    state_dir: str, run_id: str, folder: Path, fresh: Optional[tuple[Any, tuple[Any, ...]]]
-) -> None:
+def _become_worker(state_dir: str, run_id: str, folder: Path, fresh: Optional[FreshPlan]) -> None:
     """In the forked worker: what `python -I` from `/` with a clean environment gives a fresh
     worker (no cwd or PYTHONPATH on sys.path, no PYTHON* variables, cwd `/`), no descriptor of
     the face's left open (its terminal, its pipes: an SSH session or a test's pipe stays open
@@ -255,9 +255,7 @@ def _become_worker(
     code = 70
     try:
         devnull = os.open(os.devnull, os.O_RDWR)
-        log = os.open(
-            folder / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
-        )
+        log = _worker_log_fd(folder)
         os.dup2(devnull, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
@@ -620,7 +618,7 @@ def run_worker(
     run_id: str,
     also: ev.EventSink = ev.discard,
     host: Optional[Host] = None,
-    fresh: Optional[tuple[Any, tuple[Any, ...]]] = None,
+    fresh: Optional[FreshPlan] = None,
 ) -> int:
     """Apply one requested run. Exit status 0 when it finished and was kept."""
     from gpuwizard import wizard
@@ -713,7 +711,7 @@ def _apply_and_keep(
     request: dict[str, Any],
     emit: ev.EventSink,
     wizard: Any,
-    fresh: Optional[tuple[Any, tuple[Any, ...]]] = None,
+    fresh: Optional[FreshPlan] = None,
 ) -> int:
     run_id = writer.run_id
     try:
@@ -747,7 +745,7 @@ def _fresh_or_new_plan(
     options: Options,
     emit: ev.EventSink,
     wizard: Any,
-    fresh: Optional[tuple[Any, tuple[Any, ...]]],
+    fresh: Optional[FreshPlan],
 ) -> Any:
     """The plan to apply, made under the journal's lock. A forked worker may bring the plan
     its face made a moment ago: it is that plan if, now that this worker holds the lock, the
@@ -758,8 +756,7 @@ def _fresh_or_new_plan(
 
     if fresh is not None:
         the_plan, mark = fresh
-        own = str(run_id)
-        if tuple(m for m in activity_mark(journal) if m[0] != own) == mark:
+        if tuple(m for m in activity_mark(journal) if m[0] != run_id) == mark:
             for sp in the_plan.steps:
                 emit(ev.StepState(sp.step, sp.state, sp.reason))
             return the_plan
@@ -842,9 +839,7 @@ def _await_confirmation(
     return 0  # the worker did its job: an auto-revert is not a failed unit
 
 
-def worker_main(
-    state_dir: str, run_id: str, fresh: Optional[tuple[Any, tuple[Any, ...]]] = None
-) -> int:
+def worker_main(state_dir: str, run_id: str, fresh: Optional[FreshPlan] = None) -> int:
     """Entry point of `gpuwizard _worker` (and of the forked worker, which may bring the
     plan its face just made): detach from the terminal for good."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
