@@ -18,7 +18,7 @@ from gpuwizard.events import ActionEvent, EventSink, LogLine, StepState, discard
 from gpuwizard.host.system import Host
 from gpuwizard.journal import Journal, Run, RunWriter, rollback_targets
 from gpuwizard.options import ALL_STEP_NAMES, Options
-from gpuwizard.steps import registry
+from gpuwizard.steps import probes, registry
 from gpuwizard.steps.base import BLOCKED, DONE, FAILED, PENDING, SKIPPED, Simulation, Step, StepPlan
 
 
@@ -105,75 +105,93 @@ def _plan(host: Host, options: Options, steps: Optional[Sequence[Step]], emit: E
     out: list[StepPlan] = []
     warnings: list[str] = []
     blocks: list[StepPlan] = []  # the selected steps found blocked or failed, in order
-    for step in steps if steps is not None else default_steps():
-        if not step.applies(host, sim):
-            continue  # e.g. the podman step where there is no Podman
-        try:
-            sp = step.plan(
-                host,
-                options,
-                sim
-                if step.name in selected
-                else Simulation(
-                    files=dict(sim.files),
-                    packages=dict(sim.packages),
-                    marks=dict(sim.marks),
-                    facts=sim.facts,
-                ),
-            )
-        except WizardError as exc:
-            sp = step.make(
-                FAILED,
-                reason=exc.cause,
-                remedy=exc.remedy,
-                facts={"detail": exc.detail} if exc.detail else {},
-            )
-        except PermissionError as exc:
-            # a probe that met "permission denied" (a normal user): this step's state is
-            # unknown, the others are still planned
-            what = f"{step.name}: cannot read {exc.filename or 'a file'} (permission denied)"
-            host.note_unknown(what)
-            sp = step.make(
-                BLOCKED,
-                reason=f"unknown without root: {exc.filename or 'a file'} is not readable",
-                remedy="Run it as root (sudo gpuwizard …) to know this step's state.",
-                facts={"unknown": [what]},
-            )
-        if step.name in selected:
-            for action in sp.actions:
-                action.step = step.name
-                if sp.state == PENDING:
-                    action.simulate(sim)
-            # a step waits for the first blocked step it depends on (all earlier ones, unless
-            # it names them: Podman does not wait for Docker's daemon.json)
-            first_block = next(
-                (b for b in blocks if step.waits_for is None or b.step in step.waits_for), None
-            )
-            if first_block is not None and not explicit and sp.state == PENDING:
-                sp.state = BLOCKED
-                sp.reason = f"waits for {first_block.step}: {first_block.reason}"
-                sp.remedy = ""
-            if sp.state in (BLOCKED, FAILED):
-                blocks.append(sp)
-        else:
-            if sp.state in (BLOCKED, FAILED, PENDING):
-                warnings.append(
-                    f"{sp.step} is {sp.state} (not selected)"
-                    + (f": {sp.reason}" if sp.reason else "")
-                )
-            sp = StepPlan(
-                sp.step,
-                sp.title,
-                SKIPPED,
-                reason=f"not selected ({sp.state})",
-                remedy=sp.remedy,
-                diffs=sp.diffs,
-                facts=sp.facts,
-                warnings=sp.warnings,
-            )
-        emit(StepState(sp.step, sp.state, sp.reason))
-        out.append(sp)
+    with probes.started(host, options, sim):
+        for step in steps if steps is not None else default_steps():
+            sp = _plan_step(step, host, options, sim, selected, explicit, blocks, warnings)
+            if sp is None:
+                continue
+            emit(StepState(sp.step, sp.state, sp.reason))
+            out.append(sp)
     return Plan(out, selected, warnings, list(host.unknown))
+
+
+def _plan_step(
+    step: Step,
+    host: Host,
+    options: Options,
+    sim: Simulation,
+    selected: tuple[str, ...],
+    explicit: bool,
+    blocks: list[StepPlan],
+    warnings: list[str],
+) -> Optional[StepPlan]:
+    """One step's plan against the simulation so far (None: the step does not apply here)."""
+    if not step.applies(host, sim):
+        return None  # e.g. the podman step where there is no Podman
+    try:
+        sp = step.plan(
+            host,
+            options,
+            sim
+            if step.name in selected
+            else Simulation(
+                files=dict(sim.files),
+                packages=dict(sim.packages),
+                marks=dict(sim.marks),
+                facts=sim.facts,
+                offline=True,
+            ),
+        )
+    except WizardError as exc:
+        sp = step.make(
+            FAILED,
+            reason=exc.cause,
+            remedy=exc.remedy,
+            facts={"detail": exc.detail} if exc.detail else {},
+        )
+    except PermissionError as exc:
+        # a probe that met "permission denied" (a normal user): this step's state is
+        # unknown, the others are still planned
+        what = f"{step.name}: cannot read {exc.filename or 'a file'} (permission denied)"
+        host.note_unknown(what)
+        sp = step.make(
+            BLOCKED,
+            reason=f"unknown without root: {exc.filename or 'a file'} is not readable",
+            remedy="Run it as root (sudo gpuwizard …) to know this step's state.",
+            facts={"unknown": [what]},
+        )
+    if step.name in selected:
+        for action in sp.actions:
+            action.step = step.name
+            if sp.state == PENDING:
+                action.simulate(sim)
+        # a step waits for the first blocked step it depends on (all earlier ones, unless
+        # it names them: Podman does not wait for Docker's daemon.json)
+        first_block = next(
+            (b for b in blocks if step.waits_for is None or b.step in step.waits_for), None
+        )
+        if first_block is not None and not explicit and sp.state == PENDING:
+            sp.state = BLOCKED
+            sp.reason = f"waits for {first_block.step}: {first_block.reason}"
+            sp.remedy = ""
+        if sp.state in (BLOCKED, FAILED):
+            blocks.append(sp)
+    else:
+        if sp.state in (BLOCKED, FAILED, PENDING):
+            warnings.append(
+                f"{sp.step} is {sp.state} (not selected)" + (f": {sp.reason}" if sp.reason else "")
+            )
+        sp = StepPlan(
+            sp.step,
+            sp.title,
+            SKIPPED,
+            reason=f"not selected ({sp.state})",
+            remedy=sp.remedy,
+            diffs=sp.diffs,
+            facts=sp.facts,
+            warnings=sp.warnings,
+        )
+    return sp
 
 
 def apply(

@@ -145,3 +145,102 @@ def test_the_gpus_probe_leaves_no_container_behind_when_the_hook_fails(dockerd: 
         hook.write_bytes(saved)
         hook.chmod(0o755)
         client.close()
+
+
+def _restarted(d: Dockerd) -> tuple[int, float]:
+    """Restart a test daemon; (its new pid, a moment before the restart began)."""
+    import subprocess
+    import time
+
+    began = time.time()
+    subprocess.run(d.restart_command(), check=True, capture_output=True)
+    pid = d.pid()
+    assert pid is not None
+    return pid, began
+
+
+def test_what_dockerd_found_at_start_is_what_the_engine_answers(
+    dockerd: Dockerd, bare_dockerd: Dockerd
+) -> None:
+    """The restart vouches for `--gpus` from /proc (the PATH and root dockerd started with,
+    its start time against the hook's ctime) only where the engine's own answer, a `--gpus
+    all` container, agrees: with the hook on dockerd's PATH, and without it."""
+    from gpuwizard.actions.services import gpu_probe
+    from gpuwizard.host import docker as engine
+
+    for d, has_hook in ((dockerd, True), (bare_dockerd, False)):
+        pid, began = _restarted(d)
+        found = engine.hook_found_at_start(pid, began)
+        refused = gpu_probe(Host(), d.docker_host, IMAGE)
+        assert (found is not None) is has_hook, (d.base, found)
+        assert (refused is None) is has_hook, refused
+        if has_hook:
+            assert found == f"{d.bin}/nvidia-container-runtime-hook"
+
+
+def test_a_hook_newer_than_the_daemon_or_a_daemon_older_than_the_restart_is_not_vouched_for(
+    dockerd: Dockerd,
+) -> None:
+    from gpuwizard.host import docker as engine
+
+    pid = dockerd.pid()
+    assert pid is not None
+    started = engine.process_start_time(pid)
+    assert started is not None
+    hook = dockerd.bin / "nvidia-container-runtime-hook"
+    assert engine.hook_found_at_start(pid, started) == str(hook)  # there before it started
+    # not the restarted daemon: it started before the restart began
+    assert engine.hook_found_at_start(pid, started + 5.0) is None
+    hook.chmod(0o755)  # the file changed now (its ctime), after dockerd looked for it
+    assert engine.hook_found_at_start(pid, started) is None
+
+
+def test_the_restart_vouches_for_gpus_without_a_container_where_proc_shows_it(
+    dockerd: Dockerd, tmp_path: Path
+) -> None:
+    import time
+
+    t0 = int(time.time())
+    events: list = []
+    opts = wizard_options(dockerd, steps=("daemon-config", "restart"))
+    plan_and_apply(opts, tmp_path / "state", events)
+    said = [e.text for e in events if isinstance(e, LogLine) and "device driver" in e.text]
+    assert said and "found" in said[0] and "on its PATH when it started" in said[0], said
+    created = dockerd.docker(
+        "events",
+        "--since",
+        str(t0),
+        "--until",
+        str(int(time.time()) + 1),
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=create",
+        "--format",
+        "{{.Actor.ID}}",
+    )
+    assert created.stdout.strip() == "", created.stdout
+
+
+def test_where_proc_cannot_vouch_the_engine_is_asked_and_its_refusal_fails_the_restart(
+    bare_dockerd: Dockerd, tmp_path: Path
+) -> None:
+    """No hook on the restarted dockerd's PATH: the `--gpus` container runs, the engine
+    refuses it, and the restart step fails with the engine's words."""
+    from gpuwizard.actions.base import ApplyContext
+    from gpuwizard.actions.services import RestartDocker
+
+    action = RestartDocker(
+        method="command",
+        command=bare_dockerd.restart_command(),
+        docker_host=bare_dockerd.docker_host,
+        wait=20.0,
+        gpu_probe_image=IMAGE,
+    )
+    run = Journal(tmp_path / "state").start_run(["test"])
+    ctx = ApplyContext(Host(), run, "restart")
+    action.apply(ctx)
+    with pytest.raises(WizardError) as err:
+        action.verify(ctx)
+    assert "registered no NVIDIA device driver" in err.value.cause
+    assert "could not select device driver" in err.value.detail

@@ -154,6 +154,10 @@ class InstallPackages(Action):
         return version
 
     def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
+        with ctx.host.probing():  # read-only until the intent: ask apt each question once
+            return self._prepare(ctx)
+
+    def _prepare(self, ctx: ApplyContext) -> dict[str, Any]:
         pm = _manager(ctx.host)
         version = self._resolve(ctx, pm)
         self.version = version

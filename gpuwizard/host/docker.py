@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -502,19 +503,19 @@ def wait_for_engine(
 
 
 def process_start_time(pid: int, proc: Path = Path("/proc")) -> Optional[float]:
-    """When a process started, in seconds since the epoch (from /proc/PID/stat and btime).
-    The engine is a process of the running kernel even when a root folder is looked at, so
-    this is always this machine's /proc."""
+    """When a process started, in seconds since the epoch, to about 10 ms: its start tick
+    (/proc/PID/stat) after boot, and boot as now minus /proc/uptime (btime in /proc/stat is
+    whole seconds). The engine is a process of the running kernel even when a root folder is
+    looked at, so this is always this machine's /proc."""
     try:
-        stat = (proc / str(pid) / "stat").read_text()
-        boot = (proc / "stat").read_text()
-    except OSError:
+        line = (proc / str(pid) / "stat").read_text()
+        uptime = float((proc / "uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
-    m = re.search(r"^btime (\d+)", boot, re.M)
-    fields = stat.rsplit(")", 1)[-1].split()
-    if not m or len(fields) < 20:
+    fields = line.rsplit(")", 1)[-1].split()
+    if len(fields) < 20 or not fields[19].isdigit():
         return None
-    return int(m.group(1)) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return time.time() - uptime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def process_path(pid: int, proc: Path = Path("/proc")) -> Optional[list[str]]:
@@ -544,3 +545,40 @@ def pidfile_pid(pidfile: str) -> Optional[int]:
     except OSError:
         return None
     return int(text) if text.isdigit() and Path(f"/proc/{text}").exists() else None
+
+
+def hook_found_at_start(pid: int, before: float, proc: Path = Path("/proc")) -> Optional[str]:
+    """Where dockerd `pid` found the NVIDIA hook when it started, or None when that cannot be
+    vouched for from here.
+
+    dockerd registers its NVIDIA device driver (what `--gpus` needs) in its Go init, once, by
+    `exec.LookPath("nvidia-container-runtime-hook")` on its own PATH, in its own mount
+    namespace: in every release from 19.03 to 29. This reads the same facts: the PATH it was
+    started with (/proc/PID/environ), each absolute entry resolved under its root
+    (/proc/PID/root, so a snap's or rootless daemon's view), the first match that is an
+    executable file (LookPath's rule). The hook must predate `before` (a moment before the
+    restart, on the same clock as the file's ctime, which a package install cannot backdate as
+    it does mtime) and the process must have started after it: a daemon older than `before` is
+    not the restarted one. None where any of that is unreadable, or no hook is found; the
+    caller then asks the engine itself."""
+    started = process_start_time(pid, proc)
+    if started is None or started < before - 0.05:  # 10 ms ticks: a margin, not a guess
+        return None
+    dirs = process_path(pid, proc)
+    if not dirs:
+        return None
+    from gpuwizard.host.toolkit import HOOK
+
+    root = proc / str(pid) / "root"
+    for d in dirs:
+        if not d.startswith("/"):
+            continue  # LookPath refuses relative results (Go 1.19, Docker 23 on)
+        candidate = root / d.lstrip("/") / HOOK
+        try:
+            st = candidate.stat()
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+            continue
+        return f"{d.rstrip('/')}/{HOOK}" if st.st_ctime < before else None
+    return None

@@ -67,7 +67,7 @@ def _is_query(argv: Sequence[str]) -> bool:
     if not argv:
         return False
     name = os.path.basename(str(argv[0]))
-    if name == "dpkg-query":
+    if name in ("dpkg-query", "apt-cache"):
         return True
     if name == "rpm" and len(argv) > 1 and str(argv[1]).startswith("-q"):
         return True

@@ -29,6 +29,10 @@ class Simulation:
     # what probes found (the GpuReport, the engine's facts): true whatever steps are selected,
     # so a step run alone with --step still sees what earlier steps' probes learnt
     facts: dict[str, Any] = field(default_factory=dict)
+    # planning a step that is not selected (--step): from what is on this machine only. It
+    # is shown, never applied, so it must not wait on the network (a key download that
+    # times out after 30 s on a firewalled host, for `--step restart`)
+    offline: bool = False
 
     def read(self, host: Host, path: str) -> Optional[bytes]:
         """A file's bytes as they will be (None: absent)."""

@@ -19,6 +19,7 @@ from gpuwizard.errors import WizardError
 from gpuwizard.host import docker as engine
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
+from gpuwizard.steps import probes
 from gpuwizard.steps.base import BLOCKED, DONE, FAILED, PENDING, Simulation, Step, StepPlan
 
 MARK_PATH = "daemon-json-path"  # sim.facts: the daemon.json this run configures
@@ -26,12 +27,12 @@ MARK_PATH = "daemon-json-path"  # sim.facts: the daemon.json this run configures
 
 def engine_facts(host: Host, options: Options, sim: Simulation) -> engine.EngineFacts:
     """Probe the engine once per plan (three steps ask)."""
-    cached = sim.facts.get("_engine_facts")
-    if isinstance(cached, engine.EngineFacts):
-        return cached
-    facts = engine.probe_engine(host, options.docker_host, options.daemon_json)
-    sim.facts["_engine_facts"] = facts
-    return facts
+    return probes.answer(
+        sim,
+        probes.ENGINE_FACTS,
+        engine.EngineFacts,
+        lambda: engine.probe_engine(host, options.docker_host, options.daemon_json),
+    )
 
 
 def dockerd_flags(host: Host, facts: engine.EngineFacts) -> dict[str, str]:

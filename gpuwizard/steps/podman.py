@@ -17,6 +17,7 @@ from gpuwizard.actions.engines import DEFAULT_IMAGE, PodmanGpuTest
 from gpuwizard.host import engines as eng
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
+from gpuwizard.steps import probes
 from gpuwizard.steps.base import BLOCKED, PENDING, SKIPPED, Simulation, Step, StepPlan
 
 KIND = "nvidia.com/gpu"
@@ -48,12 +49,7 @@ def compose_snippet(device: str) -> str:
 
 def engines_of(host: Host, sim: Simulation) -> eng.Engines:
     """Probe the engines once per plan (several steps ask)."""
-    cached = sim.facts.get("_engines")
-    if isinstance(cached, eng.Engines):
-        return cached
-    found = eng.probe_engines(host)
-    sim.facts["_engines"] = found
-    return found
+    return probes.answer(sim, probes.ENGINES, eng.Engines, lambda: eng.probe_engines(host))
 
 
 def _newer(a: str, b: str) -> bool:

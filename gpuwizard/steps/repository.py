@@ -141,6 +141,8 @@ class RepositoryStep(Step):
         if refused is not None:
             return refused
         assert pm is not None
+        if sim.offline:
+            return self._offline_plan(host, options, pm)
         try:
             key = checked_key(host, options.key_url, options.key_fingerprint)
         except KeyUnavailable as exc:
@@ -209,6 +211,21 @@ class RepositoryStep(Step):
             diffs=diffs,
             facts=facts,
             warnings=warnings,
+        )
+
+    def _offline_plan(self, host: Host, options: Options, pm: PackageManager) -> StepPlan:
+        """Not selected: what the machine shows, without downloading the key."""
+        done = self._in_place_offline(host, options, pm)
+        if done is not None:
+            return self.make(DONE, reason=done)
+        seen = (
+            "the NVIDIA key and source are not both in place"
+            if isinstance(pm, AptPackages)
+            else "the NVIDIA repository is not checked"
+        )
+        return self.make(
+            PENDING,
+            reason=f"{seen} (its key is downloaded and checked only when this step is selected)",
         )
 
     def _in_place_offline(self, host: Host, options: Options, pm: PackageManager) -> Optional[str]:

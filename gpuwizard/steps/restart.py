@@ -8,7 +8,6 @@ brings daemon.json back with it (rollback_with) and starts Docker once on the ol
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Optional
 
 from gpuwizard.actions.services import RestartDocker, detect_method
@@ -22,20 +21,6 @@ from gpuwizard.steps.base import BLOCKED, DONE, PENDING, SKIPPED, Simulation, St
 from gpuwizard.steps.daemon_config import MARK_PATH, engine_facts, planned_daemon_json
 
 
-def process_start_time(pid: int) -> Optional[float]:
-    """When a process started, in seconds since the epoch (from /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        ticks = int(fields[19])
-        with open("/proc/uptime") as fh:
-            uptime = float(fh.read().split()[0])
-        # from uptime (1/100 s), not /proc/stat's btime (whole seconds)
-        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def hook_newer_than_daemon(host: Host, facts: engine.EngineFacts) -> Optional[str]:
     """The toolkit's hook appeared after dockerd started: dockerd cannot have seen it."""
     if facts.dockerd_pid is None:
@@ -43,7 +28,7 @@ def hook_newer_than_daemon(host: Host, facts: engine.EngineFacts) -> Optional[st
     path = _hook_on_dockerd_path(host, facts)
     if not path:
         return None
-    started = process_start_time(facts.dockerd_pid)
+    started = engine.process_start_time(facts.dockerd_pid)
     try:
         mtime = os.stat(path).st_mtime
     except OSError:
