@@ -343,3 +343,43 @@ def test_a_mirror_that_wants_a_login_works_through_apt_auth_conf_and_nothing_sho
         assert written and not [p for p in written if secret.encode() in p.read_bytes()]
     finally:
         server.stop()
+
+
+def test_a_step_not_selected_never_contacts_the_repository(debroot: Path) -> None:
+    """`--step packages` shows the repository step as not selected, judged from the disk: its
+    key download (30 s of timeout on a firewalled host) and index probe wait for a run that
+    selects it. The same plan with the step selected does ask the server."""
+    import http.server
+    import threading
+
+    asked: list[str] = []
+
+    class Counting(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the handler's protocol)
+            asked.append(self.path)
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Counting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        opts = Options(
+            repo_url=f"{base}/stable",
+            key_url=f"{base}/gpgkey",
+            key_fingerprint="0" * 40,
+            steps=("packages",),
+        )
+        plan = plan_only(debroot, opts)
+        step = plan.step("repository")
+        assert asked == [], asked
+        assert step.state == "skipped" and step.reason == "not selected (pending)"
+        assert any("only when this step is selected" in w for w in plan.warnings), plan.warnings
+        selected = plan_only(debroot, dataclasses.replace(opts, steps=("repository",)))
+        assert asked == ["/gpgkey"], asked
+        assert selected.step("repository").state == "failed"
+    finally:
+        server.shutdown()
+        server.server_close()
