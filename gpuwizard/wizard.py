@@ -105,8 +105,9 @@ def _plan(host: Host, options: Options, steps: Optional[Sequence[Step]], emit: E
     out: list[StepPlan] = []
     warnings: list[str] = []
     blocks: list[StepPlan] = []  # the selected steps found blocked or failed, in order
-    with probes.started(host, options, sim):
-        for step in steps if steps is not None else default_steps():
+    planned = list(steps) if steps is not None else default_steps()
+    with probes.started(host, options, sim, planned):
+        for step in planned:
             sp = _plan_step(step, host, options, sim, selected, explicit, blocks, warnings)
             if sp is None:
                 continue

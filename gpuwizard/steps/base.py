@@ -90,6 +90,9 @@ class Step(ABC):
     rollback_with: ClassVar[tuple[str, ...]] = ()
     # the earlier steps whose block this one waits for; None: every earlier step
     waits_for: ClassVar[Optional[tuple[str, ...]]] = None
+    # the plan's shared probes this step reads (steps/probes.py): started when a plan begins,
+    # only those that some planned step asks for
+    asks: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)

@@ -31,7 +31,7 @@ from gpuwizard.errors import WizardError
 from gpuwizard.host import cdi as cdi_probe
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
-from gpuwizard.steps import daemon_config
+from gpuwizard.steps import daemon_config, probes
 from gpuwizard.steps.base import BLOCKED, DONE, PENDING, SKIPPED, Simulation, Step, StepPlan
 
 __all__ = ["ALL_DEVICES", "RUNTIME_CONFIG", "CdiStep", "GenerateCdiSpec", "SetRuntimeMode"]
@@ -52,6 +52,7 @@ def _toolkit_planned(host: Host, sim: Simulation) -> bool:
 
 class CdiStep(Step):
     name = "cdi"
+    asks = (probes.ENGINE_FACTS,)
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         report = _report(sim)

@@ -21,6 +21,7 @@ from gpuwizard.actions.files import WriteFile
 from gpuwizard.host import engines as eng
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
+from gpuwizard.steps import probes
 from gpuwizard.steps.base import BLOCKED, DONE, PENDING, SKIPPED, Simulation, Step, StepPlan
 from gpuwizard.steps.podman import engines_of
 
@@ -221,6 +222,7 @@ def in_use(host: Host, options: Options, t: Target) -> tuple[bool, str]:
 
 class ContainerdStep(Step):
     name = "containerd"
+    asks = (probes.ENGINES,)
     waits_for = ("driver", "cdi")  # without the toolkit it still gets CDI
 
     def applies(self, host: Host, sim: Simulation) -> bool:
@@ -341,6 +343,7 @@ class ContainerdStep(Step):
 
 class ContainerdRestartStep(Step):
     name = "containerd-restart"
+    asks = (probes.ENGINES,)
     waits_for = ("driver", "cdi", "containerd")
 
     def applies(self, host: Host, sim: Simulation) -> bool:

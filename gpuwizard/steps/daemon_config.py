@@ -56,6 +56,7 @@ def engine_unit_argv(host: Host) -> list[str]:
 
 class DaemonConfigStep(Step):
     name = "daemon-config"
+    asks = (probes.ENGINE_FACTS,)
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         facts = engine_facts(host, options, sim)

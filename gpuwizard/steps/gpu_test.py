@@ -21,6 +21,7 @@ from gpuwizard.errors import WizardError
 from gpuwizard.host import docker as engine
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
+from gpuwizard.steps import probes
 from gpuwizard.steps.base import BLOCKED, PENDING, SKIPPED, Simulation, Step, StepPlan
 from gpuwizard.steps.daemon_config import engine_facts, planned_daemon_json
 
@@ -139,6 +140,7 @@ def framework_check(options: Options, gpus: str) -> Optional[RunContainer]:
 
 class GpuTestStep(Step):
     name = "gpu-test"
+    asks = (probes.ENGINE_FACTS,)
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         facts = engine_facts(host, options, sim)

@@ -22,6 +22,7 @@ from gpuwizard.host.packages import (
 )
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
+from gpuwizard.steps import probes
 from gpuwizard.steps.base import BLOCKED, DONE, PENDING, Simulation, Step, StepPlan
 from gpuwizard.steps.repository import PENDING_MARK, refusal_plan
 
@@ -50,6 +51,7 @@ class PackagesStep(Step):
     """Installs the pinned toolkit packages and retires the legacy ones."""
 
     name = "packages"
+    asks = (probes.ENGINE_FACTS,)
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         pm = package_manager(host)

@@ -58,6 +58,7 @@ def _newer(a: str, b: str) -> bool:
 
 class PodmanStep(Step):
     name = "podman"
+    asks = (probes.ENGINES,)
     waits_for = ("driver", "cdi")  # not Docker's steps: Podman has no daemon.json
 
     def applies(self, host: Host, sim: Simulation) -> bool:

@@ -1,4 +1,5 @@
-"""The plan's two slow read-only probes, started together when a plan begins.
+"""The plan's two slow read-only probes, started together when a plan begins (those that
+the planned steps ask for: `Step.asks`).
 
 Every plan asks what the container engines are (each one's `--version`: a Go binary that
 takes 20-30 ms to answer) and what Docker says over its socket; the steps ask late (the
@@ -13,13 +14,13 @@ from __future__ import annotations
 
 import contextlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from gpuwizard.host import docker as engine
 from gpuwizard.host import engines as eng
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
-from gpuwizard.steps.base import Simulation
+from gpuwizard.steps.base import Simulation, Step
 
 ENGINES = "_engines"  # sim.facts: eng.Engines (or its Future while it is probed)
 ENGINE_FACTS = "_engine_facts"  # sim.facts: engine.EngineFacts (or its Future)
@@ -28,13 +29,20 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def started(host: Host, options: Options, sim: Simulation) -> Iterator[None]:
-    """Start both probes; on leaving, wait for them (no probe outlives its plan)."""
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gpuwizard-probe") as pool:
-        sim.facts[ENGINES] = pool.submit(eng.probe_engines, host)
-        sim.facts[ENGINE_FACTS] = pool.submit(
-            engine.probe_engine, host, options.docker_host, options.daemon_json
-        )
+def started(host: Host, options: Options, sim: Simulation, steps: Sequence[Step]) -> Iterator[None]:
+    """Start the probes these steps ask for; on leaving, wait for them (no probe outlives its
+    plan)."""
+    wanted = {key for step in steps for key in step.asks}
+    if not wanted:
+        yield
+        return
+    with ThreadPoolExecutor(max_workers=len(wanted), thread_name_prefix="gpuwizard-probe") as pool:
+        if ENGINES in wanted:
+            sim.facts[ENGINES] = pool.submit(eng.probe_engines, host)
+        if ENGINE_FACTS in wanted:
+            sim.facts[ENGINE_FACTS] = pool.submit(
+                engine.probe_engine, host, options.docker_host, options.daemon_json
+            )
         try:
             yield
         finally:

@@ -17,6 +17,7 @@ from gpuwizard.host.systemd import describe_unit_state, unit_state
 from gpuwizard.host.toolkit import HOOK
 from gpuwizard.host.toolkit import HOOK_PACKAGES as TOOLKIT_PACKAGES  # the two with the hook
 from gpuwizard.options import Options
+from gpuwizard.steps import probes
 from gpuwizard.steps.base import BLOCKED, DONE, PENDING, SKIPPED, Simulation, Step, StepPlan
 from gpuwizard.steps.daemon_config import MARK_PATH, engine_facts, planned_daemon_json
 
@@ -56,6 +57,7 @@ def _hook_on_dockerd_path(host: Host, facts: engine.EngineFacts) -> Optional[str
 
 class RestartStep(Step):
     name = "restart"
+    asks = (probes.ENGINE_FACTS,)
 
     def plan(self, host: Host, options: Options, sim: Simulation) -> StepPlan:
         facts = engine_facts(host, options, sim)
