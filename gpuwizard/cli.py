@@ -1203,6 +1203,13 @@ COMMANDS = {
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The `gpuwizard` command. On the Linux console all it prints to the terminal, --help
+    and errors included, goes through the console's character set (glyphs.console_output)."""
+    with glyphs.console_output():
+        return _main(argv)
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     if ns.command == "_worker":

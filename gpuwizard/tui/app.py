@@ -11,7 +11,7 @@ import dataclasses
 import os
 import sys
 from collections import deque
-from typing import Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -20,11 +20,12 @@ from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from gpuwizard import clock
+from gpuwizard import clock, glyphs
 from gpuwizard.errors import WizardError
 from gpuwizard.events import ActionEvent, LogLine, RunState, StepState
 from gpuwizard.options import STEP_NAMES, Options
 from gpuwizard.states import ENDED
+from gpuwizard.tui.console import ConsoleGlyphs, key_display
 from gpuwizard.tui.gpu_feed import GpuFeed, GpuHistory, GpuReading
 from gpuwizard.tui.messages import (
     EngineBatch,
@@ -35,6 +36,9 @@ from gpuwizard.tui.messages import (
     PlanFailed,
     PlanReady,
 )
+
+if TYPE_CHECKING:
+    from textual.filter import LineFilter
 
 GPU_PERIOD = 1.0  # seconds between GPU samples while the panel is open
 KEPT_EVENTS = 5000  # a run's latest events, for a screen opened later and the failure tail
@@ -77,6 +81,8 @@ class GpuWizardApp(App[int]):
         slow_link: bool = False,
     ) -> None:
         super().__init__(ansi_color=False)
+        # TERM=linux: every line drawn through the console's character set (tui/console.py)
+        self.console_glyphs = ConsoleGlyphs() if glyphs.ascii_only() else None
         self.host = host
         if demo is None:  # the recorded demo machine is a capability of the host
             demo = bool(getattr(host, "demo", False))
@@ -125,12 +131,23 @@ class GpuWizardApp(App[int]):
         if slow_link:
             self.animation_level = "none"
 
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        """Textual's filters (NO_COLOR's among them), then, on the console, its characters."""
+        filters = super().get_line_filters()
+        if self.console_glyphs is None or not self.console_glyphs.enabled:
+            return filters
+        return [*filters, self.console_glyphs]
+
+    def get_key_display(self, binding: Binding) -> str:
+        """On the console `enter`, `up` for Textual's ⏎ ↑: one cell of `<` would not say it."""
+        shown = super().get_key_display(binding)
+        return shown if self.console_glyphs is None else key_display(shown)
+
     # -- the engine ------------------------------------------------------------------
     def on_mount(self) -> None:
-        from gpuwizard import glyphs
         from gpuwizard.tui.screens.overview import OverviewScreen
 
-        if glyphs.ascii_only():
+        if self.console_glyphs is not None:
             self.add_class("-ascii")  # TERM=linux: ASCII glyphs, plain borders (app.tcss)
         self.push_screen(OverviewScreen())
         self.probe_host()
