@@ -209,8 +209,9 @@ async def shoot(app: Any, scene: Scene, size: tuple[int, int]) -> tuple[list[Any
     async with app.run_test(size=size) as pilot:
         await scene(app, pilot)
         drawn = strips(app)
-        console = app.console_glyphs
-        assert console is not None, "no console filter under TERM=linux"
+        console = getattr(app, "console_glyphs", None)
+        if console is None:  # no filter to turn off: check_console_frame says what is drawn
+            return drawn, drawn
         console.enabled = False
         try:
             unfiltered = strips(app)
@@ -396,6 +397,22 @@ def test_the_cli_on_the_linux_console_prints_only_console_characters(
 def test_off_the_console_or_off_a_terminal_the_cli_prints_what_it_always_did(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # the one place the CLI's output goes through: a terminal's stream on the console only
+    terminal, pipe = Terminal(), io.StringIO()
+    for env, wrapped in (({"TERM": "xterm-256color"}, False), ({"TERM": "linux"}, True)):
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = terminal, pipe
+        try:
+            with glyphs.console_output(env):
+                seen = sys.stdout, sys.stderr
+                print("a · b", end="")
+        finally:
+            sys.stdout, sys.stderr = saved
+        assert isinstance(seen[0], glyphs.ConsoleStream) is wrapped and seen[1] is pipe, env
+        assert terminal.getvalue() == ("a . b" if wrapped else "a · b"), env
+        terminal.seek(0)
+        terminal.truncate()
+
     monkeypatch.setenv("TERM", "xterm-256color")
     _, text = on_a_terminal("--demo", "doctor")
     assert "\x1b[32m✓\x1b[0m hardware" in text, text
