@@ -110,7 +110,7 @@ CONSOLE: dict[str, str] = {
     **_pairs("┵┴ ┶┴ ┷┴ ┸┴ ┹┴ ┺┴ ┻┴ ┽┼ ┾┼ ┿┼ ╀┼ ╁┼ ╂┼ ╃┼ ╄┼ ╅┼ ╆┼ ╇┼ ╈┼ ╉┼ ╊┼ ╋┼"),
     # partial blocks (scroll bars, tall borders, the footer's separator, sparklines): the
     # nearest whole or half block, or a line where an eighth of a cell is one
-    **_pairs("▁_ ▂_ ▃▄ ▅▄ ▆█ ▇█ ▔▀ ▏| ▎| ▍▌ ▋▌ ▊█ ▉█ ▕|"),
+    **_pairs("▁_ ▂_ ▃▄ ▅▄ ▆█ ▇█ ▔▀ ▏| ▎| ▍▌ ▋▌ ▊▌ ▉█ ▕|"),
     **_pairs("▖▄ ▗▄ ▘▀ ▝▀ ▙█ ▛█ ▜█ ▟█ ▚▒ ▞▒"),
     # spaces of another width than one cell's are still one cell in a terminal
     **{space: " " for space in "\u00a0\u2002\u2003\u2007\u2009\u200a\u202f"},

@@ -159,18 +159,31 @@ async def rollback_preview(app: Any, pilot: Any) -> None:
     await settle(app, pilot)
 
 
-PINNED: dict[str, tuple[Scene, dict[str, Any]]] = {
-    "overview": (overview, {}),
-    "step": (step_daemon_json, {}),
-    "confirm-diff": (confirm_diff, {}),
-    "help": (help_screen, {}),
-    "command-palette": (command_palette, {}),
-    "gpu-panel": (gpu_panel, {"feed": tui_plans.ReadingsFeed([[BUSY]])}),
-    "run-output": (run_output, {"engine": LaunchRecorder()}),
-    "failure": (failure, {"engine": LaunchRecorder()}),
-    "history": (history, {}),
-    "rollback-preview": (rollback_preview, {}),
-    "not-root": (overview, {"euid": 1000}),
+async def full_log(app: Any, pilot: Any) -> None:
+    await history(app, pilot)
+    await pilot.press("l")
+    await settle(app, pilot)
+    assert type(app.screen).__name__ == "FullLogScreen"
+
+
+def no_kw() -> dict[str, Any]:
+    return {}
+
+
+# name: (the way there, make_app's keywords, made fresh for each test)
+PINNED: dict[str, tuple[Scene, Callable[[], dict[str, Any]]]] = {
+    "overview": (overview, no_kw),
+    "step": (step_daemon_json, no_kw),
+    "confirm-diff": (confirm_diff, no_kw),
+    "help": (help_screen, no_kw),
+    "command-palette": (command_palette, no_kw),
+    "gpu-panel": (gpu_panel, lambda: {"feed": tui_plans.ReadingsFeed([[BUSY]])}),
+    "run-output": (run_output, lambda: {"engine": LaunchRecorder()}),
+    "failure": (failure, lambda: {"engine": LaunchRecorder()}),
+    "history": (history, no_kw),
+    "rollback-preview": (rollback_preview, no_kw),
+    "full-log": (full_log, no_kw),
+    "not-root": (overview, lambda: {"euid": 1000}),
 }
 
 
@@ -245,7 +258,7 @@ async def test_each_screen_on_the_linux_console_draws_only_console_characters_in
 ) -> None:
     monkeypatch.setenv("TERM", "linux")
     scene, kw = PINNED[name]
-    drawn, unfiltered = await shoot(make_app(tmp_path, **kw), scene, (80, 24))
+    drawn, unfiltered = await shoot(make_app(tmp_path, **kw()), scene, (80, 24))
     check_console_frame(name, (80, 24), drawn, unfiltered)
 
 
