@@ -34,9 +34,11 @@ def available() -> bool:
     return shutil.which("busctl") is not None
 
 
-def enter(unit: str, description: str, wait: float = 5.0) -> Optional[str]:
+def enter(unit: str, description: str, wait: float = 3.0) -> Optional[str]:
     """Move this process into a new transient scope `unit`; None once /proc/self/cgroup shows
-    it there, else why not (for the worker's log)."""
+    it there, else why not (for the worker's log). Bounded (5 s for the bus, `wait` for the
+    move) well inside the 15 s the face waits for the worker's first record, so a fallback
+    to systemd-run still starts in time."""
     busctl = shutil.which("busctl")
     if busctl is None:
         return "busctl is not installed"
@@ -56,7 +58,7 @@ def enter(unit: str, description: str, wait: float = 5.0) -> Optional[str]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            timeout=15,
+            timeout=5,
             env=clean_env(),
             check=False,
         )
