@@ -20,6 +20,7 @@ MODULES = [
     "probe",
     "memory",
     "overhead",
+    "systemd_overhead",
     "sampler_cost",
     "pyz",
 ]

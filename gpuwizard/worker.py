@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, Optional
 
-from gpuwizard import clock
+from gpuwizard import clock, scope
 from gpuwizard import events as ev
 from gpuwizard.errors import LockHeld, PlanChanged, WizardError
 from gpuwizard.host.system import Host
@@ -39,6 +39,9 @@ CONFIRM = "confirm"
 REVERT = "revert"
 REFUSED = "refused"  # the worker could not take the locks: why, for the face that launched it
 REVERT_TIMER = "revert-timer"  # the run folder's file naming its systemd timer unit
+# the run folder's mark: the forked worker could not enter its scope and started a
+# systemd-run unit to be the worker instead
+HANDED_TO_UNIT = "handed-to-unit"
 # a face reads a run's events this often while none come (a stat of one file: cheap, about
 # 30 µs: 0.3 % of a core; the face learns a run ended 5 ms later on average, not 15), and
 # asks the journal whether the worker is still alive every IDLE_CHECK_EVERY empty reads (~1 s)
@@ -131,7 +134,12 @@ def launch(
     run_id = write_request(host, options, digest, journal, argv, kind, targets)
     folder = journal.runs_dir / run_id
     if _use_systemd_run(host):
-        _start_unit(journal, run_id, folder)
+        if _can_fork() and scope.available():
+            unit = scope.scope_name(run_id)
+            (folder / "unit").write_text(unit)
+            _start_forked(journal, run_id, folder, fresh if kind == APPLY else None, unit)
+        else:
+            _start_unit(journal, run_id, folder)
     elif _can_fork():
         _start_forked(journal, run_id, folder, fresh if kind == APPLY else None)
     else:
@@ -216,9 +224,16 @@ def _can_fork() -> bool:
     return threading.active_count() == 1
 
 
-def _start_forked(journal: Journal, run_id: str, folder: Path, fresh: Optional[FreshPlan]) -> None:
+def _start_forked(
+    journal: Journal,
+    run_id: str,
+    folder: Path,
+    fresh: Optional[FreshPlan],
+    unit: Optional[str] = None,
+) -> None:
     """Double fork: the worker is nobody's child (init reaps it), in its own session, with
-    the same isolation a fresh `python -I` worker gets (see `_become_worker`)."""
+    the same isolation a fresh `python -I` worker gets (see `_become_worker`); under systemd,
+    in the transient scope `unit` (gpuwizard/scope.py)."""
     import sys
 
     for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written twice
@@ -232,7 +247,7 @@ def _start_forked(journal: Journal, run_id: str, folder: Path, fresh: Optional[F
             os.setsid()
             second = os.fork()
             if second == 0:
-                _become_worker(state_dir, run_id, folder, fresh)  # never returns
+                _become_worker(state_dir, run_id, folder, fresh, unit)  # never returns
             (folder / "spawned-pid").write_text(str(second))
             code = 0
         finally:
@@ -245,11 +260,18 @@ def _start_forked(journal: Journal, run_id: str, folder: Path, fresh: Optional[F
         )
 
 
-def _become_worker(state_dir: str, run_id: str, folder: Path, fresh: Optional[FreshPlan]) -> None:
+def _become_worker(
+    state_dir: str,
+    run_id: str,
+    folder: Path,
+    fresh: Optional[FreshPlan],
+    unit: Optional[str] = None,
+) -> None:
     """In the forked worker: what `python -I` from `/` with a clean environment gives a fresh
     worker (no cwd or PYTHONPATH on sys.path, no PYTHON* variables, cwd `/`), no descriptor of
     the face's left open (its terminal, its pipes: an SSH session or a test's pipe stays open
-    until every holder closes it), default signal handlers; then the worker, and _exit."""
+    until every holder closes it), default signal handlers; under systemd, its own scope and
+    the journal for output; then the worker, and _exit."""
     import sys
     import traceback
 
@@ -262,6 +284,11 @@ def _become_worker(state_dir: str, run_id: str, folder: Path, fresh: Optional[Fr
         os.dup2(log, 2)
         _blank_inherited_fds(keep={0, 1, 2, devnull, log}, devnull=devnull)
         _isolate_process()
+        if unit is not None and not _in_own_scope(unit, run_id):
+            # no scope: never run inside the SSH session's; a systemd-run unit runs it instead
+            (folder / HANDED_TO_UNIT).write_text("")
+            _start_unit(Journal(Path(state_dir)), run_id, folder)
+            os._exit(0)
         code = worker_main(state_dir, run_id, fresh)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
@@ -272,6 +299,24 @@ def _become_worker(state_dir: str, run_id: str, folder: Path, fresh: Optional[Fr
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+def _in_own_scope(unit: str, run_id: str) -> bool:
+    """Enter the transient scope; once in it, stdout and stderr go to the journal (as a
+    service's do), else they stay on worker.log. False (and why, in worker.log) when systemd
+    did not take this process into the scope."""
+    why = scope.enter(unit, f"gpuwizard run {run_id}")
+    if why is not None:
+        print(
+            f"gpuwizard: no scope {unit} ({why}); starting the worker with systemd-run", flush=True
+        )
+        return False
+    stream = scope.journal_stream("gpuwizard")
+    if stream is not None:
+        os.dup2(stream, 1)
+        os.dup2(stream, 2)
+        os.close(stream)
+    return True
 
 
 def _isolate_process() -> None:
@@ -345,6 +390,8 @@ def _use_systemd_run(host: Host) -> bool:
 
 
 def _worker_exited(folder: Path) -> bool:
+    if (folder / HANDED_TO_UNIT).exists():
+        return False  # the forked worker left; the unit it started is the worker now
     try:
         pid = int((folder / "spawned-pid").read_text())
     except (OSError, ValueError):

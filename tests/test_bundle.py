@@ -522,3 +522,124 @@ def test_rpm_bundle_applied_in_an_empty_root_offline_and_rolled_back(
     assert back.returncode == 0, back.stdout + back.stderr
     assert rpm_qa(root) == []
     assert not (root / f"etc/{repo_file}").exists() and not (root / "etc/pki").exists()
+
+
+def test_an_rpm_mirror_with_zstd_metadata_makes_a_kit(rpm_repo: Any, tmp_path: Path) -> None:
+    """createrepo_c writes zstd when asked (and some distributions' tools do by default);
+    Python's standard library cannot read it before 3.14: the `zstd` program does, on the
+    digest-checked bytes. It used to be refused."""
+    import platform
+    import shutil
+
+    if shutil.which("zstd") is None:
+        pytest.skip("needs the zstd program")
+    www = tmp_path / "www"
+    shutil.copytree(rpm_repo.server.folder, www)
+    repo = www / "stable/rpm" / platform.machine()
+    _primary_as_zstd(repo / "repodata")
+    assert any(p.name.endswith("primary.xml.zst") for p in (repo / "repodata").iterdir())
+    rpm_repo.key.sign_detached(repo / "repodata/repomd.xml", repo / "repodata/repomd.xml.asc")
+    server = RepoServer(www)
+    server.start()
+    out = tmp_path / "zkit.tar"
+    try:
+        made = gw(
+            "bundle",
+            "--target",
+            f"rhel9/{platform.machine()}",
+            "-o",
+            str(out),
+            "--repo-url",
+            server.url + "/stable",
+            "--key-url",
+            server.url + "/gpgkey",
+            "--key-fingerprint",
+            rpm_repo.key.fingerprint,
+            "--toolkit-version",
+            "1.17.8",
+            "--no-images",
+            "--no-pyz",
+        )
+    finally:
+        server.stop()
+    assert made.returncode == 0, made.stdout + made.stderr
+    manifest = read_archive(out).manifest
+    assert sorted(p["name"] for p in manifest["toolkit"]["packages"]) == sorted(TOOLKIT)
+
+
+def _primary_as_zstd(repodata: Path) -> None:
+    """What createrepo_c --general-compress-type=zstd writes for primary (Debian's build of
+    createrepo_c lacks zstd): the same XML, zstd-compressed, and repomd.xml naming it with
+    its checksum and size (the open-checksum of the XML is unchanged)."""
+    import gzip
+    import hashlib
+    import xml.etree.ElementTree as ET
+
+    ns = "http://linux.duke.edu/metadata/repo"
+    ET.register_namespace("", ns)
+    ET.register_namespace("rpm", "http://linux.duke.edu/metadata/rpm")
+    tree = ET.parse(repodata / "repomd.xml")
+    data = next(d for d in tree.getroot().iter(f"{{{ns}}}data") if d.get("type") == "primary")
+    location = data.find(f"{{{ns}}}location")
+    assert location is not None
+    old = repodata.parent / location.get("href", "")
+    xml = gzip.decompress(old.read_bytes())
+    packed = subprocess.run(["zstd", "-q", "-c"], input=xml, capture_output=True, check=True).stdout
+    new = old.with_name(old.name.replace(".xml.gz", ".xml.zst"))
+    new.write_bytes(packed)
+    old.unlink()
+    location.set("href", f"repodata/{new.name}")
+    checksum = data.find(f"{{{ns}}}checksum")
+    assert checksum is not None and checksum.get("type") == "sha256"
+    checksum.text = hashlib.sha256(packed).hexdigest()
+    size = data.find(f"{{{ns}}}size")
+    if size is not None:
+        size.text = str(len(packed))
+    tree.write(repodata / "repomd.xml", xml_declaration=True, encoding="UTF-8")
+
+
+def test_with_source_date_epoch_the_same_inputs_make_the_same_kit_byte_for_byte(
+    nvidia_repo: NvidiaRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import time
+
+    server = RepoServer(nvidia_repo.server.folder)
+    server.start()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    kits = []
+    try:
+        for n in (1, 2):
+            out = tmp_path / f"kit{n}.tar"
+            made = gw(
+                "bundle", "--target", "debian12/amd64", "-o", str(out),
+                "--repo-url", server.url + "/stable", "--key-url", server.url + "/gpgkey",
+                "--key-fingerprint", nvidia_repo.key.fingerprint, "--toolkit-version", "1.17.8",
+                "--no-images", "--no-pyz",
+            )  # fmt: skip
+            assert made.returncode == 0, made.stdout + made.stderr
+            kits.append(out)
+            time.sleep(1.1)  # a clock second apart: `created` would differ without it
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+        bad = gw(
+            "bundle",
+            "--target",
+            "debian12/amd64",
+            "-o",
+            str(tmp_path / "bad.tar"),
+            "--repo-url",
+            server.url + "/stable",
+            "--key-url",
+            server.url + "/gpgkey",
+            "--key-fingerprint",
+            nvidia_repo.key.fingerprint,
+            "--no-images",
+            "--no-pyz",
+        )
+    finally:
+        server.stop()
+    assert read_archive(kits[0]).manifest["created"] == "2023-11-14T22:13:20Z"
+    digests = {hashlib.sha256(k.read_bytes()).hexdigest() for k in kits}
+    assert len(digests) == 1
+    assert bad.returncode != 0 and "SOURCE_DATE_EPOCH is 'yesterday'" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr

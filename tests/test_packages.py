@@ -257,3 +257,25 @@ def test_vendor_built_toolkit_is_refused_with_its_version(
         assert step.state == "blocked"
         assert "1.11.0-0lambda0.22.04.1" in step.reason and "not NVIDIA's build" in step.reason
         assert "Lambda" in step.remedy
+
+
+def test_a_root_whose_apt_lists_are_empty_is_answered_without_apt_cache(debroot: Path) -> None:
+    """An image whose lists were cleaned (`rm -rf /var/lib/apt/lists/*`, as container images
+    and the systemd bed are): apt has no index, so no NVIDIA version; apt-config says this is
+    apt's lists folder, and `apt-cache madison` (0.1 s over the installed packages alone, per
+    plan) is never run."""
+    from gpuwizard.actions.packages import newest_from
+    from gpuwizard.host.packages import package_manager
+    from gpuwizard.host.system import Host
+
+    lists = debroot / "var/lib/apt/lists"
+    for p in lists.iterdir():
+        if p.is_file():
+            p.unlink()
+    host = Host(root=debroot)
+    pm = package_manager(host)
+    assert pm is not None
+    assert newest_from(pm, "nvidia-container-toolkit", "http://127.0.0.1:9/stable") is None
+    ran = [" ".join(argv) for argv in host.runner.history]  # type: ignore[attr-defined]
+    assert not [a for a in ran if "apt-cache" in a], ran
+    assert [a for a in ran if "apt-config" in a], ran

@@ -32,7 +32,7 @@ def _fresh(bed: Bed, daemon_json: bytes = SOMEONES) -> None:
     for pid in _gpuwizard_pids(bed):
         bed.sh(f"kill -9 {pid}; true")
     bed.sh(
-        "systemctl stop 'gpuwizard-*.timer' 'gpuwizard-*.service' 2>/dev/null;"
+        "systemctl stop 'gpuwizard-*.timer' 'gpuwizard-*.service' 'gpuwizard-*.scope' 2>/dev/null;"
         f"rm -rf {STATE} /etc/default/docker /etc/systemd/system/docker.service.d;"
         "systemctl daemon-reload; systemctl reset-failed; true"
     )
@@ -191,7 +191,7 @@ def test_any_command_after_the_deadline_reverts_and_a_late_confirm_is_refused(
     run_id, cli = _apply_until_awaiting(bed, auto_revert=5)
     cli.kill()  # type: ignore[attr-defined]
     cli.wait()  # type: ignore[attr-defined]
-    bed.sh("systemctl stop 'gpuwizard-revert-*.timer' 'gpuwizard-*.service'")
+    bed.sh("systemctl stop 'gpuwizard-revert-*.timer' 'gpuwizard-*.service' 'gpuwizard-*.scope'")
     time.sleep(6)
     late = bed.gpuwizard("confirm", run_id)
     print(late.stdout + late.stderr)
@@ -208,7 +208,7 @@ def test_status_after_the_deadline_reverts(systemd_bed: Bed) -> None:
     run_id, cli = _apply_until_awaiting(bed, auto_revert=5)
     cli.kill()  # type: ignore[attr-defined]
     cli.wait()  # type: ignore[attr-defined]
-    bed.sh("systemctl stop 'gpuwizard-revert-*.timer' 'gpuwizard-*.service'")
+    bed.sh("systemctl stop 'gpuwizard-revert-*.timer' 'gpuwizard-*.service' 'gpuwizard-*.scope'")
     time.sleep(6)
     res = bed.gpuwizard("status")
     print(res.stdout + res.stderr)
@@ -388,3 +388,55 @@ def test_a_dropped_terminal_leaves_the_worker_unit_to_revert_at_the_deadline(
     print(log)
     assert f"gpuwizard run {run_id}: auto-reverted" in log
     assert "Failed with result" not in log and "status=2" not in log
+
+
+def test_the_worker_is_the_forked_cli_in_a_scope_of_its_own(systemd_bed: Bed) -> None:
+    """On systemd the CLI forks its worker (gpuwizard imported, the plan in hand: no second
+    interpreter, no second probe) and the worker moves into `gpuwizard-RUN.scope`, outside
+    the SSH session's scope; its lines go to that unit's journal, as a service's did."""
+    bed = systemd_bed
+    _fresh(bed)
+    run_id, cli = _apply_until_awaiting(bed, auto_revert=30)
+    folder = f"{STATE}/runs/{run_id}"
+    unit = bed.path(f"{folder}/unit").read_text().strip()
+    assert unit == f"gpuwizard-{run_id.lower()}.scope"
+    pid = bed.path(f"{folder}/spawned-pid").read_text().strip()
+    assert f"/{unit}" in bed.sh(f"cat /proc/{pid}/cgroup")
+    assert bed.run(["systemctl", "is-active", "--quiet", unit]).returncode == 0
+    cmdline = bed.sh(f"tr '\\0' ' ' < /proc/{pid}/cmdline")
+    assert "_worker" not in cmdline and " apply " in f" {cmdline} ", cmdline  # the CLI, forked
+    res = bed.gpuwizard("confirm")
+    assert res.returncode == 0, res.stdout + res.stderr
+    _wait(lambda: unit not in _units(bed), 20, f"{unit} to end and be collected")
+    log = bed.sh(f"journalctl -u {unit} --no-pager -q; true")
+    print(log)
+    assert f"gpuwizard run {run_id}: awaiting-confirmation" in log
+    assert f"gpuwizard run {run_id}: finished" in log
+    cli.kill()  # type: ignore[attr-defined]  # it still waits at its question
+    cli.wait()  # type: ignore[attr-defined]
+
+
+def test_a_worker_systemd_will_not_take_into_a_scope_hands_over_to_a_service(
+    systemd_bed: Bed,
+) -> None:
+    """busctl fails (here: one that always refuses, first on PATH): the forked worker never
+    runs inside the session's scope; it starts the systemd-run service as before and leaves,
+    and the CLI follows that unit's run to the end."""
+    bed = systemd_bed
+    _fresh(bed)
+    fake = bed.path("/usr/local/sbin/busctl")
+    fake.write_text("#!/bin/sh\necho 'Access denied (stand-in busctl)' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    try:
+        res = bed.gpuwizard(*APPLY, "--no-auto-revert")
+        print(res.stdout + res.stderr)
+        assert res.returncode == 0, res.stdout + res.stderr
+        run = _history(bed)[-1]
+        assert run["status"] == "finished"
+        folder = f"{STATE}/runs/{run['run']}"
+        unit = bed.path(f"{folder}/unit").read_text().strip()
+        assert unit.startswith("gpuwizard-") and not unit.endswith(".scope"), unit
+        log = bed.path(f"{folder}/worker.log").read_text()
+        assert "no scope" in log and "stand-in busctl" in log, log
+    finally:
+        fake.unlink()

@@ -75,16 +75,35 @@ def parse_gpus(spec: str) -> dict[str, Any]:
     return out
 
 
-def device_requests(gpus: Optional[str], cdi: Optional[list[str]] = None) -> list[Any]:
-    """Docker SDK DeviceRequests for `--gpus` and for CDI names (`--device nvidia.com/gpu=all`)."""
-    import docker
-
+def request_fields(gpus: Optional[str], cdi: Optional[list[str]] = None) -> list[dict[str, Any]]:
+    """DeviceRequest fields for `--gpus` and for CDI names (`--device nvidia.com/gpu=all`)."""
     out = []
     if gpus:
-        out.append(docker.types.DeviceRequest(**parse_gpus(gpus)))
+        out.append(parse_gpus(gpus))
     if cdi:
-        out.append(docker.types.DeviceRequest(driver="cdi", device_ids=list(cdi)))
+        out.append({"driver": "cdi", "device_ids": list(cdi)})
     return out
+
+
+def device_requests(gpus: Optional[str], cdi: Optional[list[str]] = None) -> list[Any]:
+    """The same as Docker SDK DeviceRequests."""
+    import docker
+
+    return [docker.types.DeviceRequest(**fields) for fields in request_fields(gpus, cdi)]
+
+
+def plain_run(host: Host, docker_host: Optional[str], timeout: float) -> Optional[Any]:
+    """Test containers over plain HTTP (host/engine_run.py) where the engine's URL allows it
+    and no stand-in engine is set; None: the SDK runs them."""
+    import os
+
+    from gpuwizard.host.engine_api import PlainEngine, speaks_plainly
+    from gpuwizard.host.engine_run import PlainRun
+
+    url = docker_host or os.environ.get("DOCKER_HOST") or f"unix://{engine.DEFAULT_SOCKET}"
+    if host.engine_factory is not None or not speaks_plainly(url):
+        return None
+    return PlainRun(PlainEngine(url, timeout=min(timeout, 60.0)))
 
 
 def cli_args(
@@ -316,11 +335,15 @@ class RunContainer(Action):
         return self.image in tags or (bare and f"{self.image}:latest" in tags)
 
     def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
-        client = engine.connect(ctx.host, self.docker_host)
-        try:
-            present = image_present(client, self.image)
-        finally:
-            client.close()
+        plain = plain_run(ctx.host, self.docker_host, self.timeout)
+        if plain is not None:
+            present = plain.image_present(self.image)
+        else:
+            client = engine.connect(ctx.host, self.docker_host)
+            try:
+                present = image_present(client, self.image)
+            finally:
+                client.close()
         name = f"gpuwizard-test-{secrets.token_hex(4)}"
         self._name = name
         return {
@@ -331,29 +354,24 @@ class RunContainer(Action):
         }
 
     def apply(self, ctx: ApplyContext) -> dict[str, Any]:
-        client = engine.connect(ctx.host, self.docker_host, timeout=self.timeout)
-        try:
-            pulled = False
-            if not image_present(client, self.image):
-                self.image = self._pull_first(ctx, client)
-                pulled = True
-            ctx.log("$ " + self.cli())
-            code, lines, runtime = self._run_once(ctx, client, list(self.command))
-            text = "\n".join(lines)
-            if (
-                code != 0
-                and _smi_not_found(text, "nvidia-smi")
-                and self.command[:1] == ["nvidia-smi"]
-            ):
-                for path in self.nvidia_smi_paths:
-                    ctx.log(f"nvidia-smi is not on the container's PATH; trying {path}")
-                    code, lines, runtime = self._run_once(ctx, client, [path, *self.command[1:]])
-                    text = "\n".join(lines)
-                    self._ran_command = [path, *self.command[1:]]
-                    if code == 0 or not _smi_not_found(text, path):
-                        break
-        finally:
-            client.close()
+        pulled = False
+        plain = plain_run(ctx.host, self.docker_host, self.timeout)
+        if plain is not None and plain.image_present(self.image):
+            code, lines, runtime = self._run_retrying(
+                ctx, lambda command: self._run_once_plain(ctx, plain, command)
+            )
+        else:
+            client = engine.connect(ctx.host, self.docker_host, timeout=self.timeout)
+            try:
+                if not image_present(client, self.image):
+                    self.image = self._pull_first(ctx, client)
+                    pulled = True
+                code, lines, runtime = self._run_retrying(
+                    ctx, lambda command: self._run_once(ctx, client, command)
+                )
+            finally:
+                client.close()
+        text = "\n".join(lines)
         verdict = self.judge(code, text, runtime)
         self._verdict = verdict
         return {
@@ -365,6 +383,59 @@ class RunContainer(Action):
             "route": self.route,
             "tail": lines[-20:],
         }
+
+    def _run_retrying(
+        self, ctx: ApplyContext, run: Callable[[list[str]], tuple[int, list[str], str]]
+    ) -> tuple[int, list[str], str]:
+        """Run it; where nvidia-smi is on no PATH of the container, again with each path the
+        driver may have put it at."""
+        ctx.log("$ " + self.cli())
+        code, lines, runtime = run(list(self.command))
+        text = "\n".join(lines)
+        if code != 0 and _smi_not_found(text, "nvidia-smi") and self.command[:1] == ["nvidia-smi"]:
+            for path in self.nvidia_smi_paths:
+                ctx.log(f"nvidia-smi is not on the container's PATH; trying {path}")
+                code, lines, runtime = run([path, *self.command[1:]])
+                text = "\n".join(lines)
+                self._ran_command = [path, *self.command[1:]]
+                if code == 0 or not _smi_not_found(text, path):
+                    break
+        return code, lines, runtime
+
+    def _run_once_plain(
+        self, ctx: ApplyContext, plain: Any, command: list[str]
+    ) -> tuple[int, list[str], str]:
+        """`_run_once` over plain HTTP: the same container, output and exits."""
+        from gpuwizard.host.engine_run import device_requests_json
+
+        lines: list[str] = []
+
+        def sink(stream: str, text: str) -> None:
+            lines.append(text)
+            ctx.log(text, stream)
+
+        name = getattr(self, "_name", None) or f"gpuwizard-test-{secrets.token_hex(4)}"
+        host_config: dict[str, Any] = {}
+        requests = device_requests_json(request_fields(self.gpus, self.cdi_devices))
+        if requests:
+            host_config["DeviceRequests"] = requests
+        if self.runtime:
+            host_config["Runtime"] = self.runtime
+        config = {
+            "Image": self.image,
+            "Cmd": command,
+            "Env": [f"{k}={v}" for k, v in self.env.items()],
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "Tty": False,
+            "HostConfig": host_config,
+        }
+        splitter = LineSplitter(sink)
+        code, runtime, refused = plain.run(name, config, splitter.feed, self.timeout)
+        splitter.close()
+        if refused is not None:
+            sink("err", refused)
+        return code, lines, runtime
 
     def _pull_first(self, ctx: ApplyContext, client: Any) -> str:
         """Pull the image, or the first alternative whose tag still exists (NVIDIA deletes
@@ -415,7 +486,7 @@ class RunContainer(Action):
         try:
             runtime = str(container.attrs.get("HostConfig", {}).get("Runtime", ""))
             stream = client.api.attach(
-                container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+                container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True
             )
             splitter = LineSplitter(sink)
             try:

@@ -65,6 +65,24 @@ class BundleRequest:
     notes: list[str] = field(default_factory=list)
 
 
+def created_stamp() -> str:
+    """The manifest's time: SOURCE_DATE_EPOCH where it is set (the reproducible-builds rule,
+    so the same inputs give the same kit, byte for byte: members already carry a fixed mtime),
+    else now."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if raw:
+        if not raw.isdigit():
+            raise WizardError(
+                f"SOURCE_DATE_EPOCH is {raw!r}, not a whole number of seconds since 1970",
+                "Unset it, or set it to a time such as the last commit's: "
+                "SOURCE_DATE_EPOCH=$(git log -1 --format=%ct).",
+            )
+        when = datetime.datetime.fromtimestamp(int(raw), datetime.timezone.utc)
+    else:
+        when = datetime.datetime.now(datetime.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _checkout() -> Optional[Path]:
     """The source checkout gpuwizard runs from, when it is one (scripts/build_pyz.py there)."""
     top = Path(__file__).resolve().parent.parent.parent
@@ -163,7 +181,7 @@ def make_bundle(req: BundleRequest, say: Callable[[str], None]) -> dict[str, Any
         members = {f: sha256_file(tree / f) for f in files}
         manifest: dict[str, Any] = {
             "format": FORMAT,
-            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created": created_stamp(),
             "target": req.target.to_json(),
             "gpuwizard": {"version": __version__, "pyz": PYZ if pyz is not None else None},
             "key": {

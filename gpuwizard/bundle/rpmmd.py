@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import bz2
 import hashlib
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET  # noqa: S405 (signed, digest-checked metadata)
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,12 +82,35 @@ def decompress(name: str, data: bytes) -> bytes:
     if name.endswith(".bz2"):
         return bz2.decompress(data)
     if name.endswith(".zst"):
-        raise WizardError(
-            f"The repository's primary metadata is zstd-compressed ({name}), which Python "
-            "cannot read without a module gpuwizard does not carry",
-            "Use a mirror that keeps the .gz metadata createrepo_c writes by default.",
-        )
+        return _unzstd(name, data)
     return aptrepo.decompress(name, data)
+
+
+def _unzstd(name: str, data: bytes) -> bytes:
+    """zstd, which Python's standard library reads only from 3.14: through the `zstd` program
+    (Debian's, RHEL's and SUSE's zstd package), fed the digest-checked bytes on stdin."""
+    tool = shutil.which("zstd")
+    if tool is None:
+        raise WizardError(
+            f"The repository's primary metadata is zstd-compressed ({name}) and this machine "
+            "has no zstd program to read it",
+            "Install zstd on the machine that makes the kit (apt-get install zstd, dnf install "
+            "zstd, zypper install zstd), or use a mirror with .gz metadata.",
+        )
+    try:
+        res = subprocess.run(  # noqa: S603 (an argv list, no shell)
+            [tool, "-d", "-c", "-q"], input=data, capture_output=True, timeout=120, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise WizardError(f"zstd could not read {name}: {exc}", "Check the zstd program.") from exc
+    if res.returncode != 0:
+        raise WizardError(
+            f"zstd could not read {name} (exit {res.returncode})",
+            "The file matched repomd.xml's checksum, so the mirror serves it that way: check "
+            "the zstd program, or use a mirror with .gz metadata.",
+            res.stderr.decode(errors="replace")[-500:],
+        )
+    return res.stdout
 
 
 def toolkit_rpms(primary: bytes, basearch: str, wanted: Optional[str]) -> tuple[str, list[DebFile]]:

@@ -20,7 +20,13 @@ from urllib.parse import quote, urlsplit
 
 
 class EngineAPIError(Exception):
-    """The engine did not answer, or answered with an error status."""
+    """The engine did not answer, or answered with an error status (`status`, and its own
+    words in `message`, as the SDK's `explanation` gives them)."""
+
+    def __init__(self, text: str, status: int = 0, message: str = "") -> None:
+        super().__init__(text)
+        self.status = status
+        self.message = message or text
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -91,8 +97,27 @@ class PlainEngine:
                 message = json.loads(payload).get("message", "")
             except (ValueError, AttributeError):
                 message = payload[:200].decode(errors="replace")
-            raise EngineAPIError(f"{resp.status} from the engine for {path}: {message}")
+            raise EngineAPIError(
+                f"{resp.status} from the engine for {path}: {message}", resp.status, message
+            )
         return payload
+
+    def raw_socket(self, timeout: float) -> socket.socket:
+        """A connected socket to the engine, for a call whose answer is a stream (attach)."""
+        conn = self._connection()
+        conn.timeout = timeout
+        try:
+            conn.connect()
+        except OSError as exc:
+            raise EngineAPIError(f"Cannot reach Docker at {self.url}: {exc}") from exc
+        sock = conn.sock
+        assert sock is not None
+        conn.sock = None  # the socket is the caller's now
+        return sock
+
+    def inspect(self, container: str) -> dict[str, Any]:
+        data = self._json(f"/containers/{container}/json")
+        return data if isinstance(data, dict) else {}
 
     def _json(self, path: str) -> Any:
         try:
