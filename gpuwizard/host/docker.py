@@ -553,7 +553,7 @@ def hook_found_at_start(pid: int, before: float, proc: Path = Path("/proc")) -> 
 
     dockerd registers its NVIDIA device driver (what `--gpus` needs) in its Go init, once, by
     `exec.LookPath("nvidia-container-runtime-hook")` on its own PATH, in its own mount
-    namespace: in every release from 19.03 to 29. This reads the same facts: the PATH it was
+    namespace: in every release from 20.10 to 29. This reads the same facts: the PATH it was
     started with (/proc/PID/environ), each absolute entry resolved under its root
     (/proc/PID/root, so a snap's or rootless daemon's view), the first match that is an
     executable file (LookPath's rule). The hook must predate `before` (a moment before the
