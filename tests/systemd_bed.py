@@ -343,12 +343,13 @@ def booted(base: Path, where: Path, log: Path) -> Iterator[Bed]:
         with open(log, "wb") as out:
             proc = subprocess.Popen(  # noqa: S603 S607
                 [
-                    "systemd-nspawn", "-q", "-D", str(root), "-b", "-M", name,
+                    "systemd-nspawn", "-D", str(root), "-b", "-M", name,
                     "--register=no", "--keep-unit", "--private-network", "--console=pipe",
                     "--capability=all", "--system-call-filter=@keyring bpf",
                 ],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 preexec_fn=enter_cgroups, start_new_session=True,
+                env={**os.environ, "SYSTEMD_LOG_LEVEL": "debug"},  # why, when it ends early
             )  # fmt: skip
         bed = Bed(root=root, machine=name, proc=proc, cgroups=groups)
         try:
@@ -399,7 +400,7 @@ def systemd_bed_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def systemd_bed(systemd_bed_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     """A trixie root booted with systemd 257 as PID 1 (Docker 28.5, Podman 5.4, gpuwizard from
     this checkout), for one test module; powered off afterwards."""
-    for attempt in (1, 2):
+    for attempt in (1, 2, 3):
         where = tmp_path_factory.mktemp("bed")
         try:
             with booted(systemd_bed_base, where, where / "console.log") as bed:
@@ -408,6 +409,7 @@ def systemd_bed(systemd_bed_base: Path, tmp_path_factory: pytest.TempPathFactory
         except BedDidNotStart as exc:
             # seen once on these VMs: nspawn gone within seconds, nothing said; a second boot
             # of a fresh overlay came up. Twice is a real failure.
-            if attempt == 2:
+            if attempt == 3:
                 raise
-            print(f"the bed did not start, booting it again: {exc}")
+            print(f"the bed did not start, booting it again in 5 s: {exc}")
+            time.sleep(5)
