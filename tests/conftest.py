@@ -46,3 +46,19 @@ def gpuwizard_cmd() -> list[str]:
 def _no_crash_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GPUWIZARD_CRASH_AT", raising=False)
     os.environ.setdefault("NO_COLOR", "1")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the gpg-agents this run's test keys started (each holds an inotify instance of
+    root's 128; runs after runs, they outlived their folders)."""
+    import subprocess
+
+    base = str(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ours = any(a.startswith(base.encode()) for a in args)
+        if args and args[0].endswith(b"gpg-agent") and ours:
+            subprocess.run(["kill", proc.name], check=False, capture_output=True)

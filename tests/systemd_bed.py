@@ -315,6 +315,27 @@ def _leader(nspawn_pid: int, seconds: float = 30) -> int:
     raise RuntimeError("systemd-nspawn started no container")
 
 
+INOTIFY_MAX = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def _inotify_room(spare: int = 64) -> None:
+    """systemd in the container needs inotify instances, counted against root's limit on the
+    host (128 by default), and a whole suite's gpg-agents (one per test key, zypper's own),
+    daemons and apps use them up: the container's PID 1 then exits with status 255 before it
+    says anything (seen in CI). Make room, as the cgroup remounts above make theirs."""
+    try:
+        limit = int(INOTIFY_MAX.read_text())
+    except (OSError, ValueError):
+        return
+    used = 0
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            used += sum(1 for fd in fd_dir.iterdir() if os.readlink(fd) == "anon_inode:inotify")
+    if used + spare > limit:
+        with contextlib.suppress(OSError):
+            INOTIFY_MAX.write_text(str(max(1024, used + spare)))
+
+
 class BedDidNotStart(RuntimeError):
     """systemd-nspawn ended, or showed no systemd, before the container booted."""
 
@@ -322,6 +343,7 @@ class BedDidNotStart(RuntimeError):
 @contextlib.contextmanager
 def booted(base: Path, where: Path, log: Path) -> Iterator[Bed]:
     """Boot an overlay copy of the base root; power it off and clean up afterwards."""
+    _inotify_room()
     root, upper, work = where / "root", where / "upper", where / "work"
     for d in (root, upper, work):
         d.mkdir(parents=True, exist_ok=True)

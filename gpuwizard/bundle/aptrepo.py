@@ -152,7 +152,7 @@ def _signed_by(host: Host, key: CheckedKey, home: Path, args: list[str], url: st
     VALIDSIG names that key as the signer's primary key."""
     key_file = home / "key"
     key_file.write_bytes(key.armored)
-    base = ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
+    base = ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--no-autostart"]
     host.run([*base, "--import", str(key_file)], inside=False, timeout=60)
     res = host.run([*base, "--status-fd", "1", *args], inside=False, timeout=60, check=False)
     signers = [

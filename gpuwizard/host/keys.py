@@ -149,7 +149,9 @@ def fetch_key(url: str, timeout: float = 30.0, host: Optional[Host] = None) -> b
 
 @contextlib.contextmanager
 def throwaway_gnupghome() -> Iterator[Path]:
-    """A private GNUPGHOME, removed (and its agent stopped, if one started) afterwards."""
+    """A private GNUPGHOME, removed (and its agent stopped, if one started) afterwards. Every
+    gpg run in it passes --no-autostart: public keys need no agent, and gpg 2.2 keeps an
+    agent's sockets under /run/user, where the clean-up below does not look."""
     home = Path(tempfile.mkdtemp(prefix="gpuwizard-gpg-"))
     home.chmod(0o700)
     try:
@@ -169,7 +171,7 @@ def throwaway_gnupghome() -> Iterator[Path]:
 def _gpg(host: Host, home: Path, args: list[str], data: Optional[bytes] = None) -> str:
     try:
         res = host.run(
-            ["gpg", "--homedir", str(home), "--batch", *args],
+            ["gpg", "--homedir", str(home), "--batch", "--no-autostart", *args],
             inside=False,
             input=data,
             timeout=60,
@@ -308,6 +310,7 @@ def keyring_fingerprints(host: Host, keyring: Path) -> list[tuple[str, str]]:
                     "--homedir",
                     str(home),
                     "--batch",
+                    "--no-autostart",
                     "--no-default-keyring",
                     "--keyring",
                     f"gnupg-ring:{keyring}",
@@ -347,6 +350,7 @@ def keyring_without(host: Host, keyring: Path, fingerprints: list[str]) -> bytes
                 "--homedir",
                 str(home),
                 "--batch",
+                "--no-autostart",
                 "--yes",
                 "--no-default-keyring",
                 "--keyring",
