@@ -92,6 +92,17 @@ def device_requests(gpus: Optional[str], cdi: Optional[list[str]] = None) -> lis
     return [docker.types.DeviceRequest(**fields) for fields in request_fields(gpus, cdi)]
 
 
+def _collector(ctx: ApplyContext) -> tuple[list[str], Callable[[str, str], None]]:
+    """A container's output lines, kept for the verdict and shown live."""
+    lines: list[str] = []
+
+    def sink(stream: str, text: str) -> None:
+        lines.append(text)
+        ctx.log(text, stream)
+
+    return lines, sink
+
+
 def plain_run(host: Host, docker_host: Optional[str], timeout: float) -> Optional[Any]:
     """Test containers over plain HTTP (host/engine_run.py) where the engine's URL allows it
     and no stand-in engine is set; None: the SDK runs them."""
@@ -408,13 +419,8 @@ class RunContainer(Action):
         """`_run_once` over plain HTTP: the same container, output and exits."""
         from gpuwizard.host.engine_run import device_requests_json
 
-        lines: list[str] = []
-
-        def sink(stream: str, text: str) -> None:
-            lines.append(text)
-            ctx.log(text, stream)
-
-        name = getattr(self, "_name", None) or f"gpuwizard-test-{secrets.token_hex(4)}"
+        lines, sink = _collector(ctx)
+        name = self._container_name()
         host_config: dict[str, Any] = {}
         requests = device_requests_json(request_fields(self.gpus, self.cdi_devices))
         if requests:
@@ -436,6 +442,10 @@ class RunContainer(Action):
         if refused is not None:
             sink("err", refused)
         return code, lines, runtime
+
+    def _container_name(self) -> str:
+        """The name prepare() journaled (so a rollback finds it), else a fresh one."""
+        return getattr(self, "_name", None) or f"gpuwizard-test-{secrets.token_hex(4)}"
 
     def _pull_first(self, ctx: ApplyContext, client: Any) -> str:
         """Pull the image, or the first alternative whose tag still exists (NVIDIA deletes
@@ -459,13 +469,8 @@ class RunContainer(Action):
         """Create, attach, start, stream, wait, remove. Returns (exit, lines, runtime)."""
         import docker
 
-        lines: list[str] = []
-
-        def sink(stream: str, text: str) -> None:
-            lines.append(text)
-            ctx.log(text, stream)
-
-        name = getattr(self, "_name", None) or f"gpuwizard-test-{secrets.token_hex(4)}"
+        lines, sink = _collector(ctx)
+        name = self._container_name()
         kwargs: dict[str, Any] = {
             "environment": dict(self.env),
             "name": name,
