@@ -575,12 +575,20 @@ def _session(ns: argparse.Namespace, options: Options) -> Any:
     cached = getattr(ns, "_session", None)
     if cached is not None and cached.options is options:
         return cached
-    from gpuwizard.session import Session
-
     host = getattr(ns, "_host", None) or _host(ns)
     ns._host = host
+    from gpuwizard.session import Session
+
     ns._session = Session(host, options, _journal(host, options))
     return ns._session
+
+
+def _prefetch(host: Any, options: Options) -> None:
+    """Start the plan's engine probes (host/early_probes.py) while the steps are imported;
+    called after `_revert_expired` and the recovery, which may change what they find."""
+    from gpuwizard.host import early_probes
+
+    early_probes.prefetch(host, options)
 
 
 def _print_json(data: Any) -> None:
@@ -682,7 +690,9 @@ def _print_event(event: ev.Event) -> None:
 def cmd_status(ns: argparse.Namespace, options: Options) -> int:
     """What is there and what each step needs, in one probe: the plan and the engines'
     summary ask the same programs (podman, containerd --version) once, not twice."""
-    with _session(ns, options).host.probing():
+    session = _session(ns, options)
+    _prefetch(session.host, options)
+    with session.host.probing():
         return _status(ns, options)
 
 
@@ -753,6 +763,7 @@ def _engines_json(host: Any) -> Any:
 
 def cmd_plan(ns: argparse.Namespace, options: Options) -> int:
     session = _session(ns, options)
+    _prefetch(session.host, options)
     host = session.host
     the_plan = session.plan()
     if getattr(ns, "output", None) and not getattr(ns, "export", None):
@@ -818,6 +829,7 @@ def cmd_apply(ns: argparse.Namespace, options: Options) -> int:
     _require_root(host, "apply")
     session.journal.ensure_writable()
     session.recover(emit=_print_event)
+    _prefetch(host, options)  # after the recovery, which may have changed the engines' state
     as_json = getattr(ns, "json", False)
     active = session.check_can_start()
     if active is not None and not as_json:

@@ -1,9 +1,10 @@
 """pytest plugin: a real systemd as PID 1, with Docker 28.5 and Podman 5.4 inside.
 
 A Debian trixie root (systemd 257, trixie's podman 5.4, sid's docker.io 28.5 pinned in, the
-system python3 with python3-docker and python3-distro) is built once with debootstrap and cached
-as a tarball under /var/tmp/gpuwizard-test-cache, keyed by the recipe below (change the recipe
-and the key changes). Each test module boots its own overlay copy with `systemd-nspawn` and
+system python3 with python3-docker and python3-distro, curl for the guide typed by hand in
+benchmarks/systemd_overhead.py) is built once with debootstrap and cached as a tarball under
+/var/tmp/gpuwizard-test-cache, keyed by the recipe below (change the recipe and the key
+changes). Each test module boots its own overlay copy with `systemd-nspawn` and
 powers it off at the end; gpuwizard is copied in from this checkout at every boot (the package
 folder under /usr/local/lib/python3/dist-packages and a `gpuwizard` script), so the bed always
 runs the code under test.
@@ -53,7 +54,7 @@ PATH_INSIDE = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SUITE = "trixie"
 INCLUDE = (
     "systemd,systemd-sysv,dbus,iproute2,docker.io,docker-cli,podman,python3,"
-    "python3-docker,python3-distro,ca-certificates"
+    "python3-docker,python3-distro,ca-certificates,curl"
 )
 SID_LIST = f"deb {MIRROR} sid main\n"
 SID_PIN = "Package: *\nPin: release n=sid\nPin-Priority: 100\n"
