@@ -1,5 +1,5 @@
 """Allow `python -m gpuwizard`."""
 
-from gpuwizard.cli import main
+from gpuwizard.cli import run
 
-raise SystemExit(main())
+run()

@@ -16,10 +16,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 # The child's first statement: put the running gpuwizard's own location first, then run it.
-_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-    "from gpuwizard.cli import main; raise SystemExit(main())"
-)
+_BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); from gpuwizard.cli import run; run()"
 
 CHILD_CWD = "/"
 

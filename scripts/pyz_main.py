@@ -123,9 +123,9 @@ def main():
         )
     sys.path[:] = [folder] + [p for p in sys.path if os.path.abspath(p or ".") != archive]
     os.environ["GPUWIZARD_PYZ"] = archive
-    from gpuwizard.cli import main as cli_main
+    from gpuwizard.cli import run
 
-    raise SystemExit(cli_main())
+    run()
 
 
 main()

@@ -287,7 +287,7 @@ class Bed:
         )
         script = self.path("/usr/local/bin/gpuwizard")
         script.write_text(
-            "#!/usr/bin/python3\nimport sys\nfrom gpuwizard.cli import main\nsys.exit(main())\n"
+            "#!/usr/bin/python3\nfrom gpuwizard.cli import run\nrun()\n"
         )
         script.chmod(0o755)
 

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from gpuwizard.host import docker as engine
-from gpuwizard.host import early_probes
 from gpuwizard.host import engines as eng
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
@@ -92,92 +91,3 @@ def test_without_a_started_probe_the_step_probes_itself(
     monkeypatch.setattr(eng, "probe_engines", lambda host: "probed now")
     monkeypatch.setattr(eng, "Engines", str)
     assert engines_of(Host(tmp_path), Simulation()) == "probed now"
-
-
-# -- started before the plan (host/early_probes.py) -----------------------------------------
-
-
-def _early_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "gpuwizard-early-probe"]
-
-
-def test_probes_started_before_the_plan_are_its_answers_and_end_with_it(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The CLI starts both probes before it imports the steps; the plan takes those answers
-    (nothing is probed twice) and, when it ends, no probe thread is left (a worker forked
-    after the plan must start single-threaded)."""
-    calls: list[str] = []
-    release = threading.Event()
-
-    def engines(host: Host) -> str:
-        calls.append("engines")
-        release.wait(10)
-        return "early engines"
-
-    def facts(host: Host, docker_host: Any, daemon_json: Any) -> str:
-        calls.append("engine")
-        release.wait(10)
-        return "early engine"
-
-    monkeypatch.setattr(eng, "probe_engines", engines)
-    monkeypatch.setattr(engine, "probe_engine", facts)
-    host, options, sim = Host(tmp_path), Options(), Simulation()
-    early_probes.prefetch(host, options)
-    assert len(_early_threads()) == 2  # running while the caller goes on
-    with probes.started(host, options, sim, [DaemonConfigStep(), PodmanStep()]):
-        release.set()
-        assert probes.answer(sim, probes.ENGINES, str, lambda: "asked late") == "early engines"
-        assert probes.answer(sim, probes.ENGINE_FACTS, str, lambda: "late") == "early engine"
-    assert sorted(calls) == ["engine", "engines"]
-    assert _early_threads() == []
-    assert host.early_probes == {}  # the next plan probes afresh
-
-
-def test_a_plan_with_other_options_asks_again_and_still_waits_for_the_early_probes(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    asked: list[Any] = []
-
-    def facts(host: Host, docker_host: Any, daemon_json: Any) -> str:
-        asked.append(docker_host)
-        return f"engine at {docker_host}"
-
-    monkeypatch.setattr(eng, "probe_engines", lambda host: "engines")
-    monkeypatch.setattr(engine, "probe_engine", facts)
-    host, sim = Host(tmp_path), Simulation()
-    early_probes.prefetch(host, Options(docker_host="unix:///run/one.sock"))
-    other = Options(docker_host="unix:///run/other.sock")
-    with probes.started(host, other, sim, [DaemonConfigStep()]):
-        got = probes.answer(sim, probes.ENGINE_FACTS, str, lambda: "late")
-    assert got == "engine at unix:///run/other.sock"
-    assert sorted(asked) == ["unix:///run/one.sock", "unix:///run/other.sock"]
-    assert _early_threads() == []
-
-
-def test_the_cli_starts_the_engine_probes_before_it_imports_the_steps(tmp_path: Path) -> None:
-    """In a fresh interpreter, as a user runs it: when `gpuwizard plan` first asks what the
-    engines are, the steps and actions (0.1 s of imports) are not imported yet, so the
-    engines answer while they are. Fails where the probes start inside the plan."""
-    script = (
-        "import sys\n"
-        "from gpuwizard.host import engines as eng\n"
-        "real = eng.probe_engines\n"
-        "seen = []\n"
-        "def probe(host):\n"
-        "    seen.append(sorted(m for m in ('gpuwizard.wizard', 'gpuwizard.actions') "
-        "if m in sys.modules))\n"
-        "    return real(host)\n"
-        "eng.probe_engines = probe\n"
-        "from gpuwizard import cli\n"
-        f"code = cli.main(['plan', '--root', {str(tmp_path)!r}, '--state-dir', "
-        f"{str(tmp_path / 'state')!r}])\n"
-        "print('SEEN', seen, code)\n"
-    )
-    import subprocess
-    import sys
-
-    res = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
-    )
-    assert "SEEN [[]]" in res.stdout, res.stdout[-2000:] + res.stderr[-2000:]

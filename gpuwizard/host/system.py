@@ -100,8 +100,6 @@ class Host:
     # for it rebuilds the demo host (and nothing on the real machine changes); faces read it
     # to say so
     demo: bool = False
-    # probes a command started before its first plan (steps/probes.prefetch), by key
-    early_probes: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     # within one read-only probe (a plan): the answers of query programs, by argv
     _answers: Optional[dict[tuple[str, ...], CommandResult]] = field(
         default=None, init=False, repr=False, compare=False

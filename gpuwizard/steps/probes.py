@@ -8,9 +8,6 @@ and one after the other. Started at once on two threads, the answers are ready w
 steps ask, while the earlier steps do their own probing. The probes only read; each is run
 once per plan, as before, and a probe's exception reaches the step that asks for it, at the
 moment it asks, as if the step had run the probe itself.
-
-A command that plans can start them sooner still (`host/early_probes.py`); the first plan on
-that host takes those answers and waits for the threads to end.
 """
 
 from __future__ import annotations
@@ -21,12 +18,12 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from gpuwizard.host import docker as engine
 from gpuwizard.host import engines as eng
-from gpuwizard.host.early_probes import ENGINE_FACTS, ENGINES, join, take
 from gpuwizard.host.system import Host
 from gpuwizard.options import Options
 from gpuwizard.steps.base import Simulation, Step
 
-__all__ = ["ENGINES", "ENGINE_FACTS", "answer", "started"]  # the keys live with the early probes
+ENGINES = "_engines"  # sim.facts: eng.Engines (or its Future while it is probed)
+ENGINE_FACTS = "_engine_facts"  # sim.facts: engine.EngineFacts (or its Future)
 
 T = TypeVar("T")
 
@@ -36,32 +33,26 @@ def started(host: Host, options: Options, sim: Simulation, steps: Sequence[Step]
     """Start the probes these steps ask for; on leaving, wait for them (no probe outlives its
     plan)."""
     wanted = {key for step in steps for key in step.asks}
-    usable, early = take(host, options)
-    try:
-        if not wanted:
+    if not wanted:
+        yield
+        return
+    with ThreadPoolExecutor(max_workers=len(wanted), thread_name_prefix="gpuwizard-probe") as pool:
+        if ENGINES in wanted:
+            sim.facts[ENGINES] = pool.submit(eng.probe_engines, host)
+        if ENGINE_FACTS in wanted:
+            sim.facts[ENGINE_FACTS] = pool.submit(
+                engine.probe_engine, host, options.docker_host, options.daemon_json
+            )
+        try:
             yield
-            return
-        with ThreadPoolExecutor(
-            max_workers=len(wanted), thread_name_prefix="gpuwizard-probe"
-        ) as pool:
-            if ENGINES in wanted:
-                sim.facts[ENGINES] = usable.get(ENGINES) or pool.submit(eng.probe_engines, host)
-            if ENGINE_FACTS in wanted:
-                sim.facts[ENGINE_FACTS] = usable.get(ENGINE_FACTS) or pool.submit(
-                    engine.probe_engine, host, options.docker_host, options.daemon_json
-                )
-            try:
-                yield
-            finally:
-                for key in (ENGINES, ENGINE_FACTS):
-                    pending = sim.facts.get(key)
-                    if isinstance(pending, Future):
-                        # nobody asked (a step list without the engine steps): forget it,
-                        # and never let its error escape the plan
-                        pending.cancel()
-                        sim.facts.pop(key, None)
-    finally:
-        join(early)
+        finally:
+            for key in (ENGINES, ENGINE_FACTS):
+                pending = sim.facts.get(key)
+                if isinstance(pending, Future):
+                    # nobody asked (a step list without the engine steps): forget it, and
+                    # never let its error escape the plan
+                    pending.cancel()
+                    sim.facts.pop(key, None)
 
 
 def answer(sim: Simulation, key: str, kind: type[T], probe: Callable[[], T]) -> T:
