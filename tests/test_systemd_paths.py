@@ -440,3 +440,89 @@ def test_a_worker_systemd_will_not_take_into_a_scope_hands_over_to_a_service(
         assert "no scope" in log and "stand-in busctl" in log, log
     finally:
         fake.unlink()
+
+
+# -- the CDI refresh units, as a plan reads them ----------------------------------------------
+
+UNITS_READ = r"""
+import json, subprocess
+from gpuwizard.host import cdi
+from gpuwizard.host.system import Host
+
+host = Host()
+calls = []
+real = host.runner.run
+def counting(argv, **kw):
+    calls.append(list(argv))
+    return real(argv, **kw)
+host.runner.run = counting
+got = cdi.unit_states(host)
+
+# systemd's own words, unit by unit: is-enabled, is-active, and a failed unit's Result
+def systemctl(*args):
+    return subprocess.run(["systemctl", *args], capture_output=True, text=True)
+want = {}
+for unit in cdi.REFRESH_UNITS:
+    enabled = systemctl("is-enabled", unit)
+    if enabled.returncode != 0 and "not-found" in enabled.stdout + enabled.stderr:
+        continue
+    active = systemctl("is-active", unit).stdout.strip() or "unknown"
+    if active == "failed":
+        result = systemctl("show", unit, "-p", "Result").stdout.strip()
+        active = "failed:" + result.partition("=")[2]
+    want[unit] = (enabled.stdout.strip() or "unknown") + "/" + active
+print(json.dumps({"got": got, "want": want, "programs": [c[0] for c in calls]}))
+"""
+REFRESH_SERVICE = "[Unit]\nDescription=stand-in\n[Service]\nType=oneshot\nExecStart=/bin/false\n"
+REFRESH_PATH = (
+    "[Unit]\nDescription=stand-in\n[Path]\nPathChanged=/run/gw-cdi-trigger\n"
+    "[Install]\nWantedBy=multi-user.target\n"
+)
+
+
+def _refresh_units(bed: Bed) -> dict:
+    res = bed.run(["python3", "-c", UNITS_READ], check=True)
+    return dict(json.loads(res.stdout))
+
+
+def test_the_refresh_units_are_read_in_one_systemctl_as_systemd_words_them(
+    systemd_bed: Bed,
+) -> None:
+    """The plan's view of nvidia-cdi-refresh.path/.service, against `systemctl is-enabled`
+    and `is-active` asked unit by unit: absent; the path enabled and the service failed; the
+    path disabled and the service masked.
+    One `systemctl show` answers it all (unit by unit it was two to six programs)."""
+    lib = systemd_bed.path("/usr/lib/systemd/system")  # where the toolkit's package puts them
+    try:
+        seen = _refresh_units(systemd_bed)
+        assert seen["got"] == seen["want"] == {}
+        assert seen["programs"] == ["systemctl"]
+
+        (lib / "nvidia-cdi-refresh.service").write_text(REFRESH_SERVICE)
+        (lib / "nvidia-cdi-refresh.path").write_text(REFRESH_PATH)
+        systemd_bed.sh(
+            "systemctl daemon-reload; systemctl enable --now nvidia-cdi-refresh.path;"
+            "systemctl start nvidia-cdi-refresh.service; true"
+        )
+        seen = _refresh_units(systemd_bed)
+        assert seen["want"] == {
+            "nvidia-cdi-refresh.path": "enabled/active",
+            "nvidia-cdi-refresh.service": "static/failed:exit-code",
+        }
+        assert seen["got"] == seen["want"]
+        assert seen["programs"] == ["systemctl"]
+
+        systemd_bed.sh(
+            "systemctl disable --now nvidia-cdi-refresh.path; systemctl reset-failed;"
+            "systemctl mask nvidia-cdi-refresh.service"
+        )
+        seen = _refresh_units(systemd_bed)
+        assert seen["want"]["nvidia-cdi-refresh.service"].startswith("masked/")
+        assert seen["want"]["nvidia-cdi-refresh.path"] == "disabled/inactive"
+        assert seen["got"] == seen["want"]
+    finally:
+        systemd_bed.sh(
+            "systemctl unmask nvidia-cdi-refresh.service; systemctl disable --now "
+            "nvidia-cdi-refresh.path; rm -f /usr/lib/systemd/system/nvidia-cdi-refresh.*;"
+            "systemctl daemon-reload; systemctl reset-failed; true"
+        )
