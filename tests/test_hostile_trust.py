@@ -47,7 +47,7 @@ class User:
     ) -> subprocess.CompletedProcess[str]:
         boot = (
             "import sys; sys.path[:0] = [sys.argv.pop(1), sys.argv.pop(1)]; "
-            "from gpuwizard.cli import main; raise SystemExit(main(sys.argv[1:]))"
+            "from gpuwizard.cli import run; run(sys.argv[1:])"
         )
         argv = [
             "setpriv",
