@@ -286,9 +286,7 @@ class Bed:
             REPO / "gpuwizard", site / "gpuwizard", ignore=shutil.ignore_patterns("__pycache__")
         )
         script = self.path("/usr/local/bin/gpuwizard")
-        script.write_text(
-            "#!/usr/bin/python3\nfrom gpuwizard.cli import run\nrun()\n"
-        )
+        script.write_text("#!/usr/bin/python3\nfrom gpuwizard.cli import run\nrun()\n")
         script.chmod(0o755)
 
     def poweroff(self) -> None:

@@ -56,9 +56,7 @@ def test_a_commands_failure_status_and_output_reach_a_file(tmp_path: Path) -> No
     """Output to a file is block-buffered: without the flush it would be lost."""
     out = tmp_path / "out.json"
     with open(out, "w") as fh:
-        res = _run(
-            "--demo", "plan", "--json", "--state-dir", str(tmp_path / "state"), stdout=fh
-        )
+        res = _run("--demo", "plan", "--json", "--state-dir", str(tmp_path / "state"), stdout=fh)
     assert res.returncode == 0, res.stderr
     text = out.read_text()
     assert text.rstrip().endswith("}") and '"steps"' in text
