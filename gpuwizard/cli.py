@@ -1209,7 +1209,8 @@ def run(argv: Optional[Sequence[str]] = None) -> NoReturn:
     one, the steps' and actions' included) takes 0.03-0.05 s of the user's wait and changes
     nothing: the process ends anyway. What an exit must do still happens: the output is
     flushed and the atexit handlers run (a bundle's temporary key folder is removed there).
-    Where the interpreter lacks the hook, it exits the ordinary way."""
+    Where another thread is still alive (the ordinary exit waits for it) or the interpreter
+    lacks the hook, it exits the ordinary way."""
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse: --help, a usage error
@@ -1229,9 +1230,10 @@ def _exit_status(code: object) -> int:
 
 def _quick_exit(code: int) -> NoReturn:
     import atexit
+    import threading
 
     run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
-    if run_exitfuncs is None:
+    if run_exitfuncs is None or threading.active_count() > 1:
         raise SystemExit(code)
     run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

@@ -11,12 +11,19 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 from gpuwizard import __version__
 
-# an object freed only by the interpreter's teardown, and an atexit handler
+# an object freed only by the interpreter's teardown, an atexit handler, and (LINGER=1) a
+# thread still running when the command ends
 PROBE = (
-    "import atexit, sys\n"
+    "import atexit, os, sys, threading, time\n"
+    "if os.environ.get('LINGER'):\n"
+    "    def linger():\n"
+    "        time.sleep(0.3)\n"
+    "        sys.stderr.write('THREAD DONE\\n')\n"
+    "    threading.Thread(target=linger).start()\n"
     "class Freed:\n"
     "    def __del__(self):\n"
     "        sys.stderr.write('TORN DOWN\\n')\n"
@@ -27,9 +34,12 @@ PROBE = (
 )
 
 
-def _run(*args: str, stdout: object = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, stdout: object = subprocess.PIPE, env: Optional[dict[str, str]] = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603
         [sys.executable, "-c", PROBE, *args],
+        env={**os.environ, **(env or {})},
         stdout=stdout,  # type: ignore[arg-type]
         stderr=subprocess.PIPE,
         text=True,
@@ -43,6 +53,12 @@ def test_the_command_exits_without_the_teardown_but_runs_the_atexit_handlers() -
     assert res.stdout.strip() == f"gpuwizard {__version__}"
     assert "ATEXIT" in res.stderr
     assert "TORN DOWN" not in res.stderr  # the ordinary exit frees it, and says so
+
+
+def test_a_thread_still_running_gets_the_ordinary_exit_which_waits_for_it() -> None:
+    res = _run("--version", env={"LINGER": "1"})
+    assert res.returncode == 0, res.stderr
+    assert "THREAD DONE" in res.stderr and "TORN DOWN" in res.stderr
 
 
 def test_a_usage_error_keeps_its_status_and_its_words() -> None:
