@@ -511,9 +511,9 @@ def test_rpm_bundle_applied_in_an_empty_root_offline_and_rolled_back(
     )
     assert applied.returncode == 0, applied.stdout + applied.stderr
     repo = (root / f"etc/{repo_file}/nvidia-container-toolkit.repo").read_text()
-    # dnf --installroot and zypper --root open file:// URLs on this machine: the folder as it
-    # is seen here
-    assert f"baseurl=file://{root}/{BUNDLES}/{sha}/repo/rpm/$basearch" in repo
+    # the folder as the target system sees it (the image, once it boots); dnf --installroot
+    # and zypper --root, which open file:// URLs on this machine, were told where it is here
+    assert f"baseurl=file:///{BUNDLES}/{sha}/repo/rpm/$basearch" in repo
     assert "repo_gpgcheck=1" in repo and "http" not in repo
     installed = rpm_qa(root)
     for name in TOOLKIT:

@@ -168,15 +168,6 @@ def check_fits(host: Host, verified: Verified, options: Options) -> list[str]:
     return notes
 
 
-def repo_folder(host: Host, verified: Verified, folder: Path) -> str:
-    """How the package manager names the unpacked folder: apt runs inside the root (chroot),
-    so by its path there; dnf and zypper read a root from outside (--installroot, --root) and
-    open file:// URLs on this machine, so by its path here (the same at /)."""
-    if verified.manifest["target"].get("family") == "rpm":
-        return str(folder)
-    return bundle_dir(verified.sha256)
-
-
 def bundle_options(
     host: Host, archive: Path, options: Options, unpack_now: bool
 ) -> tuple[Options, Verified, list[str]]:
@@ -206,7 +197,10 @@ def bundle_options(
     smoke = next((i for i in images if i.get("role") == "smoke"), None)
     cuda = next((i for i in images if i.get("role") == "cuda"), None)
     changes: dict[str, object] = {
-        "repo_url": f"file://{repo_folder(host, verified, folder)}/{REPO_DIR}",
+        # named as the target system sees it, so a --root image finds it once it boots; dnf
+        # and zypper, which open file:// URLs on the machine they run on, are told where it is
+        # here (host/packages.root_file_url); apt runs inside the root
+        "repo_url": f"file://{bundle_dir(verified.sha256)}/{REPO_DIR}",
         "key_url": f"file://{key_path}",
         "toolkit_version": verified.version,
         "bundle": str(folder),

@@ -11,12 +11,13 @@ be used on a target that is not running.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar, Mapping, Optional, Sequence
+from typing import Callable, ClassVar, Iterator, Mapping, Optional, Sequence
 
 from gpuwizard.errors import WizardError
 from gpuwizard.host.runner import CommandResult, LineCallback
@@ -700,6 +701,71 @@ class RpmPackages(PackageManager):
         return [res.stdout.strip()] if res.returncode == 0 and res.stdout.strip() else []
 
 
+def root_file_url(host: Host, url: str) -> Optional[str]:
+    """A file:// URL of the target system, as the machine we run on reaches it, or None.
+
+    dnf --installroot and zypper --root read the root's .repo files but open file:// URLs on
+    the machine they run on. A .repo written for the target (a bundle unpacked under the
+    root) names its folder as the booted system will see it, so for these tools it is told
+    where that folder is here. Only a folder that is there under the root is rebased (the
+    part before a $variable such as $basearch is what is checked); anything else is left as
+    it is."""
+    if host.at_slash or not url.startswith("file:///"):
+        return None
+    path = url[len("file://") :]
+    fixed = path.split("$", 1)[0].rstrip("/") or "/"
+    if fixed == "/" or not host.path(fixed).is_dir():
+        return None
+    return f"file://{host.root}{path}"
+
+
+def _root_repo_urls(host: Host, repo_file: str) -> dict[str, str]:
+    """section -> its baseurl as this machine reaches it, for the sections of one of the
+    root's .repo files whose file:// baseurl names a folder under the root."""
+    from gpuwizard.host.sources import parse_repo
+
+    try:
+        text = host.path(repo_file).read_text(errors="replace")
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for section, keys in parse_repo(text).items():
+        here = root_file_url(host, keys.get("baseurl", "").strip())
+        if here:
+            out[section] = here
+    return out
+
+
+@contextlib.contextmanager
+def repos_as_seen_here(host: Host, repo_file: str) -> Iterator[Optional[Path]]:
+    """Neither tool overrides a repository's URL per command in a way that keeps its
+    variables ($basearch): where the root's NVIDIA .repo names a folder under the root
+    (root_file_url), they read a copy of the root's repository folder, that URL rebased, for
+    one command. None: nothing to rebase (the root's own folder serves)."""
+    from gpuwizard.host.sources import parse_repo, render_repo
+
+    rebased = _root_repo_urls(host, repo_file)
+    if not rebased:
+        yield None
+        return
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="gpuwizard-repos-"))
+    try:
+        for f in sorted(host.path(os.path.dirname(repo_file)).glob("*.repo")):
+            text = f.read_text(errors="replace")
+            if f.name == os.path.basename(repo_file):
+                sections = parse_repo(text)
+                for section, here in rebased.items():
+                    sections[section]["baseurl"] = here
+                text = render_repo(sections)
+            (folder / f.name).write_text(text)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class DnfPackages(RpmPackages):
     """dnf (4 and 5) and yum; `--installroot` for a root folder."""
 
@@ -733,8 +799,19 @@ class DnfPackages(RpmPackages):
         return args
 
     def dnf(self, args: list[str], **kw: object) -> CommandResult:
-        argv = [self.binary, *self.root_args(), *self.extra, *args]
-        return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
+        from gpuwizard.host.sources import YUM_REPO
+
+        root = self.root_args()
+        with contextlib.ExitStack() as stack:
+            if root:
+                here = stack.enter_context(repos_as_seen_here(self.host, YUM_REPO))
+                if here is not None:  # the root's repositories, a bundle's folder rebased
+                    root = [
+                        f"--setopt=reposdir={here}" if a.startswith("--setopt=reposdir=") else a
+                        for a in root
+                    ]
+            argv = [self.binary, *root, *self.extra, *args]
+            return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
 
     def available(self, name: str) -> list[str]:
         from gpuwizard.host.sources import YUM_REPO
@@ -826,13 +903,14 @@ class ZypperPackages(RpmPackages):
     name = "zypper"
 
     def zypper(self, args: list[str], **kw: object) -> CommandResult:
-        argv = [
-            "zypper",
-            "--non-interactive",
-            *([] if self.host.at_slash else ["--root", str(self.host.root)]),
-            *args,
-        ]
-        return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
+        from gpuwizard.host.sources import ZYPP_REPO
+
+        root = [] if self.host.at_slash else ["--root", str(self.host.root)]
+        with contextlib.ExitStack() as stack:
+            here = stack.enter_context(repos_as_seen_here(self.host, ZYPP_REPO)) if root else None
+            reposd = ["--reposd-dir", str(here)] if here is not None else []
+            argv = ["zypper", "--non-interactive", *root, *reposd, *args]
+            return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
 
     def available(self, name: str) -> list[str]:
         from gpuwizard.host.sources import ZYPP_REPO
