@@ -229,3 +229,61 @@ def test_dnf_keeps_the_login_a_user_put_in_the_repo_file_and_nothing_shows_it(
         assert repo_file.read_text() == original
     finally:
         server.stop()
+
+
+# -- a root's file:// repository, as dnf and zypper on this machine reach it -----------------
+
+KIT = "/var/lib/gpuwizard-bundles/abc/repo/rpm"
+
+
+def _root_with_repos(tmp_path: Path, baseurl: str) -> tuple[Host, Path]:
+    root = tmp_path / "root"
+    repos = root / "etc/yum.repos.d"
+    repos.mkdir(parents=True)
+    (root / KIT.lstrip("/")).mkdir(parents=True)
+    (repos / "nvidia-container-toolkit.repo").write_text(
+        f"[nvidia-container-toolkit]\nname=NVIDIA\nbaseurl={baseurl}\nenabled=1\n"
+    )
+    (repos / "other.repo").write_text("[other]\nbaseurl=https://mirror.example/el9\n")
+    return Host(root), repos
+
+
+def test_a_kit_under_the_root_is_read_from_a_copy_with_its_url_rebased(tmp_path: Path) -> None:
+    """The root's .repo names the kit as the booted system will see it; the copy the tools
+    read for one command names it as this machine reaches it, $basearch left for dnf; the
+    other .repo files come along as they are, and what is not a plain file is left out (a
+    FIFO would block the copy forever)."""
+    import os
+
+    from gpuwizard.host.packages import repos_as_seen_here
+
+    host, repos = _root_with_repos(tmp_path, f"file://{KIT}/$basearch")
+    os.mkfifo(repos / "stuck.repo")
+    (repos / "folder.repo").mkdir()
+    with repos_as_seen_here(host, "/etc/yum.repos.d/nvidia-container-toolkit.repo") as here:
+        assert here is not None
+        copied = sorted(p.name for p in here.iterdir())
+        ours = parse_repo((here / "nvidia-container-toolkit.repo").read_text())
+        other = (here / "other.repo").read_text()
+    assert copied == ["nvidia-container-toolkit.repo", "other.repo"]
+    assert ours["nvidia-container-toolkit"]["baseurl"] == f"file://{host.root}{KIT}/$basearch"
+    assert other == (repos / "other.repo").read_text()
+    assert not here.exists()  # one command's copy
+    # the root's own file still names the target's path
+    assert (
+        f"baseurl=file://{KIT}/$basearch" in (repos / "nvidia-container-toolkit.repo").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    "baseurl", ["file:///srv/not-in-the-root/$basearch", "https://nvidia.github.io/x/rpm"]
+)
+def test_anything_else_is_left_as_it_is(tmp_path: Path, baseurl: str) -> None:
+    from gpuwizard.host.packages import repos_as_seen_here
+
+    host, _ = _root_with_repos(tmp_path, baseurl)
+    with repos_as_seen_here(host, "/etc/yum.repos.d/nvidia-container-toolkit.repo") as here:
+        assert here is None
+    assert (
+        "--setopt=reposdir=" + str(host.root) + "/etc/yum.repos.d" in DnfPackages(host).root_args()
+    )

@@ -724,8 +724,9 @@ def _root_repo_urls(host: Host, repo_file: str) -> dict[str, str]:
     root's .repo files whose file:// baseurl names a folder under the root."""
     from gpuwizard.host.sources import parse_repo
 
+    path = host.path(repo_file)
     try:
-        text = host.path(repo_file).read_text(errors="replace")
+        text = path.read_text(errors="replace") if path.is_file() else ""
     except OSError:
         return {}
     out: dict[str, str] = {}
@@ -754,7 +755,12 @@ def repos_as_seen_here(host: Host, repo_file: str) -> Iterator[Optional[Path]]:
     folder = Path(tempfile.mkdtemp(prefix="gpuwizard-repos-"))
     try:
         for f in sorted(host.path(os.path.dirname(repo_file)).glob("*.repo")):
-            text = f.read_text(errors="replace")
+            try:  # a plain file, as the tool reads one (never a FIFO left to block on)
+                text = f.read_text(errors="replace") if f.is_file() else None
+            except OSError:
+                text = None
+            if text is None:
+                continue
             if f.name == os.path.basename(repo_file):
                 sections = parse_repo(text)
                 for section, here in rebased.items():
