@@ -80,10 +80,16 @@ def nvidia_repo() -> Any:
 
 
 def shutdown() -> None:
-    """Stop the repository server and drop the unpacked root."""
+    """Stop the repository server and its keys' gpg-agents, and drop the repository and the
+    unpacked root."""
     global _BASE, _REPO
     if _REPO is not None:
+        import debroot
+
         _REPO.server.stop()
+        top = _REPO.server.folder.parent
+        debroot.stop_gpg_agents(str(top))
+        shutil.rmtree(top, ignore_errors=True)
         _REPO = None
     if _BASE is not None:
         shutil.rmtree(_BASE.parent, ignore_errors=True)

@@ -133,6 +133,7 @@ def run(pairs: int = 5) -> list[Figure]:
             half = _docker_half(bed, pairs)
             full = _full_apply(bed, repo, pairs)
     finally:
+        debroot.stop_gpg_agents(str(top))
         subprocess.run(["rm", "-rf", str(top)], check=False)  # noqa: S603 S607
     return [half, full]
 

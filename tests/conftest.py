@@ -51,14 +51,6 @@ def _no_crash_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Stop the gpg-agents this run's test keys started (each holds an inotify instance of
     root's 128; runs after runs, they outlived their folders)."""
-    import subprocess
+    from debroot import stop_gpg_agents
 
-    base = str(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ours = any(a.startswith(base.encode()) for a in args)
-        if args and args[0].endswith(b"gpg-agent") and ours:
-            subprocess.run(["kill", proc.name], check=False, capture_output=True)
+    stop_gpg_agents(str(session.config._tmp_path_factory.getbasetemp()))  # type: ignore[attr-defined]

@@ -270,6 +270,20 @@ def dpkg_set(root: Path) -> str:
 # -- the signed repository -----------------------------------------------------------------
 
 
+def stop_gpg_agents(under: str) -> None:
+    """Stop the gpg-agents whose command line names a folder under `under` (the test keys'
+    homes: signing starts one per key, and each holds one of root's 128 inotify instances
+    long after its folder is gone; systemd then fails to boot in the test bed)."""
+    prefix = under.encode()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"gpg-agent") and any(a.startswith(prefix) for a in args):
+            subprocess.run(["kill", proc.name], check=False, capture_output=True)  # noqa: S603 S607
+
+
 @dataclass
 class TestKey:
     home: Path
