@@ -742,7 +742,7 @@ def repos_as_seen_here(host: Host, repo_file: str) -> Iterator[Optional[Path]]:
     """Neither tool overrides a repository's URL per command in a way that keeps its
     variables ($basearch): where the root's NVIDIA .repo names a folder under the root
     (root_file_url), they read a copy of the root's repository folder, that URL rebased, for
-    one command. None: nothing to rebase (the root's own folder serves)."""
+    one command. None: nothing to rebase (the root's own folder serves; always at /)."""
     from gpuwizard.host.sources import parse_repo, render_repo
 
     rebased = _root_repo_urls(host, repo_file)
@@ -786,13 +786,18 @@ class DnfPackages(RpmPackages):
                 break
         self.extra = list(extra)
 
-    def root_args(self) -> list[str]:
+    def root_args(self, reposdir: Optional[Path] = None) -> list[str]:
+        """`reposdir`: the root's repositories as this machine reaches them (a copy), when
+        they differ from the root's own folder."""
         if self.host.at_slash:
             return []
         root = str(self.host.root)
         # reposdir is not prefixed with the installroot (cachedir is): name the root's own,
         # or dnf would fall back to this machine's repositories
-        args = [f"--installroot={root}", f"--setopt=reposdir={root}/etc/yum.repos.d"]
+        args = [
+            f"--installroot={root}",
+            f"--setopt=reposdir={reposdir or root + '/etc/yum.repos.d'}",
+        ]
         release = self.host.facts.distro_version or "9"
         args.append(f"--releasever={release}")
         # the .repo names the key by its system path; dnf reads gpgkey files from the
@@ -807,16 +812,8 @@ class DnfPackages(RpmPackages):
     def dnf(self, args: list[str], **kw: object) -> CommandResult:
         from gpuwizard.host.sources import YUM_REPO
 
-        root = self.root_args()
-        with contextlib.ExitStack() as stack:
-            if root:
-                here = stack.enter_context(repos_as_seen_here(self.host, YUM_REPO))
-                if here is not None:  # the root's repositories, a bundle's folder rebased
-                    root = [
-                        f"--setopt=reposdir={here}" if a.startswith("--setopt=reposdir=") else a
-                        for a in root
-                    ]
-            argv = [self.binary, *root, *self.extra, *args]
+        with repos_as_seen_here(self.host, YUM_REPO) as here:
+            argv = [self.binary, *self.root_args(here), *self.extra, *args]
             return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
 
     def available(self, name: str) -> list[str]:
@@ -912,8 +909,7 @@ class ZypperPackages(RpmPackages):
         from gpuwizard.host.sources import ZYPP_REPO
 
         root = [] if self.host.at_slash else ["--root", str(self.host.root)]
-        with contextlib.ExitStack() as stack:
-            here = stack.enter_context(repos_as_seen_here(self.host, ZYPP_REPO)) if root else None
+        with repos_as_seen_here(self.host, ZYPP_REPO) as here:
             reposd = ["--reposd-dir", str(here)] if here is not None else []
             argv = ["zypper", "--non-interactive", *root, *reposd, *args]
             return self.host.run(argv, inside=False, **kw)  # type: ignore[arg-type]
