@@ -25,15 +25,11 @@ import time
 from typing import Any
 
 from benchmarks.common import REPO, Figure, compile_tree, emit
+from gpuwizard.host import sources
+from gpuwizard.host.toolkit import TOOLKIT_PACKAGES
 
-KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
-LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
-PACKAGES = (
-    "nvidia-container-toolkit",
-    "nvidia-container-toolkit-base",
-    "libnvidia-container-tools",
-    "libnvidia-container1",
-)
+# the guide's paths and packages are gpuwizard's own facts (one place for each)
+KEYRING, LIST, PACKAGES = sources.KEYRING, sources.APT_LIST, TOOLKIT_PACKAGES
 CTK_EDIT = (
     "import json,sys\n"
     "p=sys.argv[1]\n"

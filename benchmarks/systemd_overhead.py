@@ -31,16 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO, Figure, emit, load_note
+from gpuwizard.host import sources
+from gpuwizard.host.toolkit import TOOLKIT_PACKAGES
 
 DAEMON_JSON = "/etc/docker/daemon.json"
-KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
-LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
-PACKAGES = (
-    "nvidia-container-toolkit",
-    "nvidia-container-toolkit-base",
-    "libnvidia-container-tools",
-    "libnvidia-container1",
-)
+# the guide's paths and packages are gpuwizard's own facts (one place for each)
+KEYRING, LIST, PACKAGES = sources.KEYRING, sources.APT_LIST, TOOLKIT_PACKAGES
 PORT = 8765  # the bed's own loopback: nothing outside it is reached
 SOMEONES = b'{\n    "log-driver": "json-file"\n}\n'
 APPLY = ("apply", "--step", "daemon-config", "--step", "restart", "--yes", "--no-auto-revert")
@@ -138,6 +134,15 @@ def run(pairs: int = 5) -> list[Figure]:
     return [half, full]
 
 
+def _summary(
+    times: dict[str, list[float]], ours: str
+) -> tuple[dict[str, float], dict[str, str], float]:
+    """Each side's median and runs as shown, and our median over the hand's."""
+    med = {k: statistics.median(v) for k, v in times.items()}
+    runs = {k: ", ".join(f"{x:.2f}" for x in v) for k, v in times.items()}
+    return med, runs, med[ours] / med["hand"]
+
+
 def _docker_half(bed: Any, pairs: int) -> Figure:
     times: dict[str, list[float]] = {"scope": [], "service": [], "hand": []}
     for _ in range(pairs):
@@ -150,9 +155,7 @@ def _docker_half(bed: Any, pairs: int) -> Figure:
                 env = {"GPUWIZARD_WORKER_EXEC": "1"} if side == "service" else {}
                 took = _timed(bed, ["gpuwizard", *APPLY, "--docker-wait", "30"], env)
             times[side].append(took)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    ratio = med["scope"] / med["hand"]
-    runs = {k: ", ".join(f"{x:.2f}" for x in v) for k, v in times.items()}
+    med, runs, ratio = _summary(times, "scope")
     return Figure(
         DOCKER_HALF,
         ratio,
@@ -201,9 +204,7 @@ def _full_apply(bed: Any, repo: Any, pairs: int) -> Figure:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    ratio = med["wizard"] / med["hand"]
-    runs = {k: ", ".join(f"{x:.2f}" for x in v) for k, v in times.items()}
+    med, runs, ratio = _summary(times, "wizard")
     return Figure(
         FULL,
         ratio,
