@@ -86,15 +86,19 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def new_run_id(runs_dir: Optional[Path] = None) -> str:
-    """A sortable, unique id: the UTC time and a random tail. In screenshot mode (the clock
-    frozen) the tail is the first free number in `runs_dir`, so screenshots read the same."""
-    now = _dt.datetime.fromtimestamp(clock.now(), _dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    """A sortable, unique id: the UTC time to the second, then a tail of the microseconds
+    (five hex digits, so two runs begun in one second still sort in the order they began:
+    rollback takes the newest) and one random digit. In screenshot mode (the clock frozen)
+    the tail is the first free number in `runs_dir`, so screenshots read the same."""
+    stamp = clock.now()
+    now = _dt.datetime.fromtimestamp(stamp, _dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     if clock.frozen_at() is not None:
         n = 1
         while runs_dir is not None and (runs_dir / f"{now}-{n:06x}").exists():
             n += 1
         return f"{now}-{n:06x}"
-    return f"{now}-{secrets.token_hex(3)}"
+    micro = min(int((stamp % 1) * 1_000_000), 999_999)
+    return f"{now}-{micro:05x}{secrets.randbelow(16):x}"
 
 
 def _local_iso() -> str:
@@ -423,7 +427,14 @@ class Journal:
     ) -> RunWriter:
         """Create a run folder and its first record."""
         self.ensure_writable()
-        run_id = run_id or new_run_id(self.runs_dir)
+        if run_id is None:
+            while True:  # a fresh id is never another run's folder
+                run_id = new_run_id(self.runs_dir)
+                try:
+                    (self.runs_dir / run_id).mkdir(mode=0o700)
+                    break
+                except FileExistsError:
+                    continue
         folder = self.runs_dir / run_id
         folder.mkdir(mode=0o700, exist_ok=True)
         (folder / "backups").mkdir(mode=0o700, exist_ok=True)

@@ -165,3 +165,26 @@ def test_our_own_pid_and_another_user_s_live_process() -> None:
 
     assert not wizard._other_live_worker(os.getpid())  # the run's own worker rolls it back
     assert wizard._other_live_worker(1)  # init: alive (PermissionError for a normal user)
+
+
+def test_runs_begun_within_one_second_keep_their_order_and_rollback_undoes_the_newest(
+    tmp_path: Path,
+) -> None:
+    """Two applies a moment apart (a script, a fleet, a fast host: the packages step now takes
+    a third of a second): the run ids' seconds are equal, and a random tail used to decide
+    which was "newest", so a rollback could undo the earlier run under the later one."""
+    host, journal = _setup(tmp_path)
+    made = []
+    for n in range(12):  # a few milliseconds in all: most ids share their second
+        run = journal.start_run(["test"])
+        made.append(run.run_id)
+        action = WriteFile(path=f"/etc/run{n}.conf", content=b"x\n")
+        action.step = "daemon-config"
+        action.run(ApplyContext(host, run, "daemon-config"))
+        run.append("end", {"status": "finished"})
+    assert [r.run_id for r in journal.runs()] == made
+    assert len(set(made)) == len(made)
+    report = wizard.rollback(host, journal)
+    assert [r["run"] for r in report] == [made[-1]]
+    assert not (host.path("/etc/run11.conf")).exists()
+    assert (host.path("/etc/run10.conf")).exists()
