@@ -279,3 +279,140 @@ def test_a_root_whose_apt_lists_are_empty_is_answered_without_apt_cache(debroot:
     ran = [" ".join(argv) for argv in host.runner.history]  # type: ignore[attr-defined]
     assert not [a for a in ran if "apt-cache" in a], ran
     assert [a for a in ran if "apt-config" in a], ran
+
+
+def _impostor_repo(root: Path, genuine: list[Path], work: Path) -> None:
+    """The same four names and versions, rebuilt with a marker file and another
+    Installed-Size (so apt counts them as other builds), in an unsigned file: repository
+    inside the root whose origin apt is told to prefer (Pin-Priority 1001): what a stale or
+    hostile third-party source offering the toolkit looks like to apt."""
+    repo = root / "srv/impostor"
+    repo.mkdir(parents=True)
+    for deb in genuine:
+        tree = work / f"impostor-{deb.stem}"
+        subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
+        name = deb.name.split("_")[0]
+        marker = tree / f"usr/share/doc/{name}/impostor"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("not from the NVIDIA repository\n")
+        control = tree / "DEBIAN/control"
+        control.write_text(control.read_text() + "Installed-Size: 4242\n")
+        subprocess.run(["dpkg-deb", "-b", str(tree), str(repo / deb.name)], check=True)
+    packages = subprocess.run(
+        ["apt-ftparchive", "packages", "."], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
+    (repo / "Packages").write_text(packages)
+    release = subprocess.run(
+        ["apt-ftparchive", "-o", "APT::FTPArchive::Release::Origin=impostor", "release", "."],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    (repo / "Release").write_text(release)
+    (root / "etc/apt/sources.list.d/impostor.list").write_text(
+        "deb [trusted=yes] file:/srv/impostor ./\n"
+    )
+    (root / "etc/apt/preferences.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/apt/preferences.d/impostor").write_text(
+        "Package: *\nPin: release o=impostor\nPin-Priority: 1001\n"
+    )
+    subprocess.run(
+        [
+            "chroot",
+            str(root),
+            "apt-get",
+            "update",
+            "-q",
+            "-o",
+            "Dir::Etc::sourcelist=sources.list.d/impostor.list",
+            "-o",
+            "Dir::Etc::sourceparts=-",
+            "-o",
+            "APT::Get::List-Cleanup=0",
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_the_packages_come_from_the_checked_repository_even_where_another_source_is_preferred(
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
+    """Another source offers the same four versions and apt's pinning prefers it: the guide's
+    plain `apt-get install` takes that source's builds. gpuwizard's install reads the NVIDIA
+    list alone once the simulation has shown nothing else is needed, so the packages come from
+    the repository whose key it checked, and apt rebuilds no cache of every source."""
+    version = nvidia_repo.versions[-1]
+    _impostor_repo(debroot, nvidia_repo.debs[version], tmp_path)
+    out = plan_and_apply(debroot, _opts(nvidia_repo), tmp_path / "state")
+    assert out.error is None, out.error
+    assert {n: _versions(debroot).get(n) for n in TOOLKIT} == {n: version for n in TOOLKIT}
+    assert not list((debroot / "usr/share/doc").glob("*/impostor"))
+    assert any("from the NVIDIA repository alone" in line for line in out.logs())
+    # the same install by hand, as the guide types it, takes the preferred builds: the test
+    # above is not passing by accident
+    subprocess.run(
+        ["chroot", str(debroot), "dpkg", "--purge", *TOOLKIT], check=True, capture_output=True
+    )
+    subprocess.run(
+        ["chroot", str(debroot), "apt-get", "install", "-y", *(f"{n}={version}" for n in TOOLKIT)],
+        check=True,
+        capture_output=True,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    assert len(list((debroot / "usr/share/doc").glob("*/impostor"))) == len(TOOLKIT)
+
+
+def test_a_recommended_package_outside_the_list_makes_apt_read_every_source(
+    debroot: Path, nvidia_repo: NvidiaRepo, tmp_path: Path
+) -> None:
+    """A toolkit build that recommends a package the NVIDIA list does not carry: an install
+    from that list alone would leave it out where the guide's install brings it from the
+    distribution, so gpuwizard does not take the one-list shortcut there."""
+    from gpuwizard.host.packages import AptPackages
+    from gpuwizard.host.sources import APT_LIST, KEYRING
+    from gpuwizard.host.system import Host
+
+    version = nvidia_repo.versions[-1]
+    specs = {n: version for n in TOOLKIT}
+    keyring = debroot / KEYRING.lstrip("/")
+    keyring.write_bytes(
+        subprocess.run(
+            ["gpg", "--dearmor"], input=nvidia_repo.key.armored, check=True, capture_output=True
+        ).stdout
+    )
+    (debroot / APT_LIST.lstrip("/")).write_text(
+        f"deb [signed-by={KEYRING}] {nvidia_repo.repo_url}/deb/$(ARCH) /\n"
+    )
+    apt = AptPackages(Host(root=debroot))
+    assert apt.update_source(APT_LIST).returncode == 0
+    changes, alone = apt.resolve_install(specs)
+    assert alone and sorted(c.name for c in changes) == sorted(TOOLKIT)
+
+    # the same list, now carrying a build of the toolkit that recommends `hello`
+    www = tmp_path / "www"
+    debs = [
+        d for d in nvidia_repo.debs[version] if not d.name.startswith("nvidia-container-toolkit_")
+    ]
+    debs.append(
+        build_deb(
+            tmp_path,
+            "nvidia-container-toolkit",
+            version,
+            depends=f"nvidia-container-toolkit-base (= {version})",
+            extra="Recommends: hello\n",
+        )
+    )
+    from debroot import flat_repo
+
+    flat_repo(www / "deb/amd64", debs, nvidia_repo.key)
+    (debroot / "srv/rec").mkdir(parents=True)
+    subprocess.run(["cp", "-a", f"{www}/deb", str(debroot / "srv/rec")], check=True)
+    (debroot / APT_LIST.lstrip("/")).write_text(
+        f"deb [signed-by={KEYRING}] file:/srv/rec/deb/$(ARCH) /\n"
+    )
+    assert apt.update_source(APT_LIST).returncode == 0
+    changes, alone = apt.resolve_install(specs)
+    assert not alone
+    assert "nvidia-container-toolkit" in {c.name for c in changes}

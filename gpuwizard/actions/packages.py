@@ -99,6 +99,8 @@ class InstallPackages(Action):
     repo_url: str = ""  # where "newest" is looked for
     changes: list[Change] = field(default_factory=list)  # planned, when known at plan time
     lock_wait: float = 300.0
+    # set by prepare: the toolkit's repository serves the whole install by itself
+    alone: bool = field(default=False, compare=False)
 
     def describe(self) -> str:
         what = (
@@ -174,7 +176,7 @@ class InstallPackages(Action):
                 "Pick one of those with --toolkit-version, or leave it out for the newest.",
             )
         specs = {n: version for n in self.names}
-        changes = pm.simulate_install(specs)
+        changes, self.alone = pm.resolve_install(specs)
         installed = pm.installed()
         before: dict[str, Optional[str]] = {n: installed.get(n) for n in self.names}
         for c in changes:
@@ -191,6 +193,7 @@ class InstallPackages(Action):
                 - set(pm.config_only([n for n, v in before.items() if v is None]))
             ),
             "planned": [c.describe() for c in changes],
+            "alone": self.alone,
             "lock_wait": self.lock_wait,
             "absent_paths": _absent_paths(ctx.host),
         }
@@ -205,9 +208,18 @@ class InstallPackages(Action):
         installed = pm.installed(self.names)
         downgrade = any(v and version_key(v) > version_key(version) for v in installed.values())
         wait_for_lock(ctx, pm, self.lock_wait)
-        ctx.log("installing " + " ".join(f"{n}={version}" for n in self.names))
+        alone = self.alone and self.version == version
+        ctx.log(
+            "installing "
+            + " ".join(f"{n}={version}" for n in self.names)
+            + (" from the NVIDIA repository alone (nothing else is needed)" if alone else "")
+        )
         pm.install(
-            specs, on_line=ctx.line_logger(), status=_status(ctx), allow_downgrades=downgrade
+            specs,
+            on_line=ctx.line_logger(),
+            status=_status(ctx),
+            allow_downgrades=downgrade,
+            alone=alone,
         )
         ctx.progress(1.0, "installed")
         result: dict[str, Any] = {"after": pm.installed(self.names), "version": version}
