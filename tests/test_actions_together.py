@@ -146,3 +146,33 @@ def test_an_engine_that_does_not_answer_runs_each_container_alone(tmp_path: Path
     facts = RunContainer.group_facts(Host(Path("/")), boxes)
     assert facts == {gone: None}
     assert not boxes[0].starts_now(facts)
+
+
+@dataclass
+class SlowToPrepare(Check):
+    """A check whose prepare takes a moment (an image lookup, a device list)."""
+
+    def prepare(self, ctx: ApplyContext) -> dict[str, Any]:
+        import time
+
+        time.sleep(0.2)
+        return {}
+
+
+def test_the_journal_lists_checks_run_together_in_plan_order(tmp_path: Path) -> None:
+    """The history (and a rollback's list) is drawn from the journal's order: it used to be
+    the order the threads reached their intents, so the same apply read differently from run
+    to run (the screenshots' history scene swapped the GPU test's two routes under load)."""
+    events: list[Event] = []
+    ctx = _ctx(tmp_path, events)
+    barrier = threading.Barrier(3)
+    checks = [
+        SlowToPrepare(name="a", barrier=barrier),
+        Check(name="b", barrier=barrier),
+        Check(name="c", barrier=barrier),
+    ]
+    run_actions(checks, ctx)
+    records = Journal(tmp_path / "state").read_run(ctx.run.run_id).records
+    intents = [r.data["describe"] for r in records if r.type == "intent"]
+    assert intents == ["check a", "check b", "check c"]
+    assert [r.type for r in records].count("done") == 3

@@ -169,6 +169,12 @@ class Action(ABC):
 
     def run(self, ctx: ApplyContext) -> dict[str, Any]:
         """Journal, apply, verify: the write-ahead protocol every action follows."""
+        return self.finish(ctx, self.begin(ctx))
+
+    def begin(self, ctx: ApplyContext) -> int:
+        """Prepare and journal the intent (the first half of `run`); its record number.
+        Actions run together begin one by one in plan order, so a run's journal (and the
+        history drawn from it) reads the same every time."""
         undo = self.prepare(ctx)
         seq = ctx.run.append(
             "intent",
@@ -181,6 +187,10 @@ class Action(ABC):
             },
         )
         ctx.emit(ActionEvent(ctx.step, self.kind, "start", self.describe()))
+        return seq
+
+    def finish(self, ctx: ApplyContext, seq: int) -> dict[str, Any]:
+        """Apply and verify after `begin`, journaling done or failed against its record."""
         try:
             result = self.apply(ctx)
             checkpoint()

@@ -73,15 +73,26 @@ def run_actions(actions: Sequence[Action], ctx: ApplyContext) -> None:
 
 
 def run_together(actions: Sequence[Action], ctx: ApplyContext) -> None:
-    """Run these actions at once; events in order; the first failure (in order) re-raised."""
+    """Run these actions at once; events in order; the first failure (in order) re-raised.
+    Their intents are journaled first, one by one in plan order (a check's prepare is
+    quick), so the journal's order does not depend on which thread is scheduled first."""
     order = InOrder(ctx.emit, len(actions))
     errors: list[Optional[BaseException]] = [None] * len(actions)
-
-    def one(index: int) -> None:
-        action = actions[index]
+    contexts = [
+        ApplyContext(ctx.host, ctx.run, ctx.step, order.sink(i)) for i in range(len(actions))
+    ]
+    begun: dict[int, int] = {}
+    for index, action in enumerate(actions):
         action.step = ctx.step
         try:
-            action.run(ApplyContext(ctx.host, ctx.run, ctx.step, order.sink(index)))
+            begun[index] = action.begin(contexts[index])
+        except BaseException as failure:  # re-raised below, in plan order
+            errors[index] = failure
+
+    def one(index: int) -> None:
+        try:
+            if index in begun:
+                actions[index].finish(contexts[index], begun[index])
         except BaseException as exc:  # re-raised below, in plan order
             errors[index] = exc
         finally:
