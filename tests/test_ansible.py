@@ -287,7 +287,11 @@ def test_a_bad_daemon_json_fails_only_its_host_with_gpuwizard_cause_and_remedy(
     assert by["host1"]["steps"]["daemon-config"] == "done"
     assert by["host2"]["result"] == "failed" and by["host2"]["steps"]["daemon-config"] == "failed"
     assert doc["counts"] == {"changed": 2, "failed": 1, "unreachable": 1}
-    assert "port" in by["host4"]["msg"]  # ssh's own words for a host that is down
+    # ssh's own words for a host that is down ("… port N: Connection refused"), or, when
+    # ansible was already writing to the ssh that had just exited (a loaded machine: seen in
+    # CI), its own: "Data could not be sent … Make sure this host can be reached over SSH"
+    msg = by["host4"]["msg"]
+    assert "port" in msg or "can be reached over SSH" in msg, msg
 
 
 def _demo_journal(fleet: Fleet, name: str) -> list[dict[str, Any]]:
