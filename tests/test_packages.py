@@ -148,11 +148,8 @@ def test_version_below_the_security_floor_is_warned_about(
     assert step.state == "blocked" and "1.14.3-1" in step.reason and "1.20.1-1" in step.reason
 
 
-def _install_legacy_nvidia_docker2(root: Path, repo: NvidiaRepo) -> None:
-    """As the 2021 guides left hosts: the per-distro list and nvidia-docker2 from it."""
-    (root / "etc/apt/sources.list.d/nvidia-docker.list").write_text(
-        f"deb [trusted=yes] {repo.server.url}/nvidia-docker/ubuntu18.04/$(ARCH) /\n"
-    )
+def _update_one_list(root: Path, name: str) -> None:
+    """`apt-get update` in the root of one list under sources.list.d, the others kept."""
     subprocess.run(
         [
             "chroot",
@@ -161,13 +158,23 @@ def _install_legacy_nvidia_docker2(root: Path, repo: NvidiaRepo) -> None:
             "update",
             "-q",
             "-o",
-            "Dir::Etc::sourcelist=sources.list.d/nvidia-docker.list",
+            f"Dir::Etc::sourcelist=sources.list.d/{name}",
             "-o",
             "Dir::Etc::sourceparts=-",
+            "-o",
+            "APT::Get::List-Cleanup=0",
         ],
         check=True,
         capture_output=True,
     )
+
+
+def _install_legacy_nvidia_docker2(root: Path, repo: NvidiaRepo) -> None:
+    """As the 2021 guides left hosts: the per-distro list and nvidia-docker2 from it."""
+    (root / "etc/apt/sources.list.d/nvidia-docker.list").write_text(
+        f"deb [trusted=yes] {repo.server.url}/nvidia-docker/ubuntu18.04/$(ARCH) /\n"
+    )
+    _update_one_list(root, "nvidia-docker.list")
     subprocess.run(
         ["chroot", str(root), "apt-get", "install", "-y", "-q", "nvidia-docker2"],
         check=True,
@@ -317,23 +324,7 @@ def _impostor_repo(root: Path, genuine: list[Path], work: Path) -> None:
     (root / "etc/apt/preferences.d/impostor").write_text(
         "Package: *\nPin: release o=impostor\nPin-Priority: 1001\n"
     )
-    subprocess.run(
-        [
-            "chroot",
-            str(root),
-            "apt-get",
-            "update",
-            "-q",
-            "-o",
-            "Dir::Etc::sourcelist=sources.list.d/impostor.list",
-            "-o",
-            "Dir::Etc::sourceparts=-",
-            "-o",
-            "APT::Get::List-Cleanup=0",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    _update_one_list(root, "impostor.list")
 
 
 def test_the_packages_come_from_the_checked_repository_even_where_another_source_is_preferred(
